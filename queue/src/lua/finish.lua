@@ -1,0 +1,42 @@
+-- Record the outcomes of a batch of attempts. ARGV groups of 6:
+-- id, lease token, outcome (succeeded|cancelled|retry|dead), text (result JSON
+-- or error), delay_ms (retry only), attempt number.
+-- An outcome whose lease token no longer matches is stale (the lease expired
+-- and the job was handed to another worker) and is ignored, so a job records
+-- exactly one success however many times it ran.
+-- Returns 1 (recorded) or 0 (stale) per entry.
+local now = now_ms()
+local out, released, done, dead, scheduled = {}, {}, {}, {}, {}
+for o = 1, #ARGV, 6 do
+  local id, token, outcome, text, attempt = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 5]
+  local jk = job_key(id)
+  local f = redis.call('HMGET', jk, 'lease', 'errors')
+  if f[1] ~= token then
+    table.insert(out, 0)
+  else
+    table.insert(released, id)
+    if outcome == 'succeeded' or outcome == 'cancelled' then
+      redis.call('HSET', jk, 'state', outcome, 'attempts', attempt, 'result', text,
+        'lease', '', 'finished_at', now, 'updated_at', now)
+      table.insert(done, now)
+      table.insert(done, id)
+    elseif outcome == 'retry' then
+      local at = now + tonumber(ARGV[o + 4])
+      redis.call('HSET', jk, 'state', 'retrying', 'attempts', attempt, 'last_error', text,
+        'errors', push_error(f[2], attempt, text, now), 'run_at', at, 'lease', '', 'updated_at', now)
+      table.insert(scheduled, at)
+      table.insert(scheduled, id)
+    else
+      redis.call('HSET', jk, 'state', 'dead', 'attempts', attempt, 'last_error', text,
+        'errors', push_error(f[2], attempt, text, now), 'lease', '', 'finished_at', now, 'updated_at', now)
+      table.insert(dead, now)
+      table.insert(dead, id)
+    end
+    table.insert(out, 1)
+  end
+end
+chunked('ZREM', base .. ':leases', {}, released, 1)
+chunked('ZADD', base .. ':done', {}, done, 2)
+chunked('ZADD', base .. ':dead', {}, dead, 2)
+chunked('ZADD', base .. ':scheduled', {}, scheduled, 2)
+return out

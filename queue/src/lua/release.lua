@@ -1,0 +1,27 @@
+-- Give back jobs this worker holds but will not finish (shutdown). ARGV[1] =
+-- '1' if they never started (the delivery is not counted), then pairs of id,
+-- lease token. They go to the front of the ready list in their original order.
+-- Returns how many were released.
+local now = now_ms()
+local ids = {}
+for o = 2, #ARGV, 2 do
+  local id, token = ARGV[o], ARGV[o + 1]
+  local jk = job_key(id)
+  local f = redis.call('HMGET', jk, 'lease', 'deliveries')
+  if f[1] == token then
+    local deliveries = tonumber(f[2])
+    if ARGV[1] == '1' then
+      deliveries = deliveries - 1
+    end
+    redis.call('HSET', jk, 'state', 'queued', 'lease', '', 'deliveries', deliveries, 'updated_at', now)
+    table.insert(ids, id)
+  end
+end
+chunked('ZREM', base .. ':leases', {}, ids, 1)
+for i = #ids, 1, -1 do
+  redis.call('LPUSH', base .. ':ready', ids[i])
+end
+if #ids > 0 then
+  wake()
+end
+return #ids

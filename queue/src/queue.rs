@@ -1,0 +1,503 @@
+//! `Queue`: the client side of one queue. Enqueue, read live state, cancel,
+//! manage the dead set and run the bounded maintenance steps. Cheap to clone.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::{Value, aio::ConnectionManager};
+
+use crate::{
+    connection::RedisSettings,
+    error::{QueueError, Result},
+    job::{CancelOutcome, Enqueued, JobState, JobStatus, NewJob, QueueCounts, epoch_ms},
+    keys::{QueueKeys, QueueName},
+    retry::RetryPolicies,
+    scripts,
+};
+
+/// How many jobs one script call handles at most. Bounded steps keep every
+/// script short (Redis runs one script at a time) and every unpack small.
+pub const STEP: usize = 1000;
+
+/// Jobs per EVALSHA in a pipelined batch enqueue.
+const ENQUEUE_CHUNK: usize = 500;
+
+/// Default max crashed deliveries before a job is quarantined in dead.
+pub const DEFAULT_MAX_CRASHES: u32 = 3;
+
+/// Client for one queue.
+#[derive(Clone)]
+pub struct Queue {
+    conn: ConnectionManager,
+    name: QueueName,
+    keys: QueueKeys,
+    prefix: Arc<str>,
+    settings: RedisSettings,
+    policies: Arc<RetryPolicies>,
+    idempotency_ttl: Duration,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("key", &self.keys.base()).finish()
+    }
+}
+
+/// A job as a worker claimed it.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    /// Attempts with an outcome before this one.
+    pub attempts: u32,
+    pub deliveries: u32,
+    pub token: String,
+    pub max_attempts: u32,
+}
+
+/// One attempt's outcome, as the worker sends it to Redis.
+#[derive(Debug, Clone)]
+pub(crate) struct Finished {
+    pub id: String,
+    pub token: String,
+    pub outcome: Outcome,
+    /// This attempt's number (1-based).
+    pub attempt: u32,
+}
+
+/// What happened to an attempt.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    Succeeded { result: String },
+    Cancelled,
+    Retry { error: String, delay: Duration },
+    Dead { error: String },
+}
+
+/// What one reaper pass found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReapReport {
+    /// Leases that had expired.
+    pub expired: u64,
+    /// Jobs put back in the ready list.
+    pub requeued: u64,
+    /// Jobs that reached their crash limit and went to dead.
+    pub dead: u64,
+}
+
+/// A page of the dead set, newest first.
+#[derive(Debug, Clone)]
+pub struct DeadPage {
+    /// Dead jobs in all.
+    pub total: u64,
+    /// This page.
+    pub jobs: Vec<JobState>,
+}
+
+impl Queue {
+    /// Connects to `settings` and opens queue `name` under `prefix`.
+    pub async fn connect(settings: &RedisSettings, prefix: &str, name: &str) -> Result<Self> {
+        let conn = settings.connect().await?;
+        Self::with_connection(conn, settings.clone(), prefix, name)
+    }
+
+    /// Opens queue `name` over an existing connection (shared by several queues).
+    pub fn with_connection(
+        conn: ConnectionManager,
+        settings: RedisSettings,
+        prefix: &str,
+        name: &str,
+    ) -> Result<Self> {
+        let name = QueueName::new(name)?;
+        let keys = QueueKeys::new(prefix, &name)?;
+        Ok(Self {
+            conn,
+            name,
+            keys,
+            prefix: prefix.into(),
+            settings,
+            policies: Arc::default(),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+        })
+    }
+
+    /// Sets the retry policies used for jobs that do not set max attempts.
+    #[must_use]
+    pub fn with_policies(mut self, policies: RetryPolicies) -> Self {
+        self.policies = Arc::new(policies);
+        self
+    }
+
+    /// Sets how long an idempotency key is remembered (default 24 h).
+    #[must_use]
+    pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
+        self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &QueueName {
+        &self.name
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The queue's keys.
+    pub fn keys(&self) -> &QueueKeys {
+        &self.keys
+    }
+
+    /// The retry policies.
+    pub fn policies(&self) -> &RetryPolicies {
+        &self.policies
+    }
+
+    /// How to reach Redis.
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    /// The same queue over a new connection of its own.
+    pub async fn reconnect(&self) -> Result<Self> {
+        let mut q = self.clone();
+        q.conn = self.settings.connect().await?;
+        Ok(q)
+    }
+
+    /// Enqueues one job.
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued> {
+        let mut out = self.enqueue_batch(vec![job]).await?;
+        out.pop()
+            .ok_or_else(|| QueueError::Protocol("enqueue returned nothing".into()))
+    }
+
+    /// Enqueues many jobs in one round trip (a pipeline of script calls of at
+    /// most 500 jobs each). Results are in input order.
+    pub async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        for job in &jobs {
+            job.validate()?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ttl = self.idempotency_ttl.as_millis().max(1) as u64;
+        let mut calls = Vec::with_capacity(jobs.len().div_ceil(ENQUEUE_CHUNK));
+        for chunk in jobs.chunks(ENQUEUE_CHUNK) {
+            let mut args: Vec<String> = Vec::with_capacity(1 + chunk.len() * 7);
+            args.push(ttl.to_string());
+            for job in chunk {
+                let max_attempts = job
+                    .max_attempts
+                    .unwrap_or_else(|| self.policies.for_kind(&job.kind).max_attempts);
+                args.push(job.id.to_string());
+                args.push(job.kind.clone());
+                args.push(serde_json::to_string(&job.payload)?);
+                args.push(job.run_at.map(epoch_ms).unwrap_or(0).to_string());
+                args.push(job.idempotency_key.clone().unwrap_or_default());
+                args.push(max_attempts.to_string());
+                args.push(job.max_crashes.unwrap_or(DEFAULT_MAX_CRASHES).to_string());
+            }
+            calls.push(args);
+        }
+        let replies = self.eval_pipeline(&scripts::ENQUEUE, calls).await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for reply in replies {
+            let flat: Vec<String> = redis::from_redis_value(reply)
+                .map_err(|e| QueueError::Protocol(format!("enqueue reply: {e}")))?;
+            for pair in flat.chunks(2) {
+                out.push(Enqueued {
+                    id: pair[0].clone(),
+                    duplicate: pair.get(1).map(String::as_str) == Some("1"),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `script` once per argument list, all in one pipeline (one round
+    /// trip). If Redis lost its script cache (restart), loads it and retries.
+    async fn eval_pipeline(&self, script: &redis::Script, calls: Vec<Vec<String>>) -> Result<Vec<Value>> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for args in &calls {
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(1)
+                .arg(self.keys.base())
+                .arg(args);
+        }
+        match pipe.query_async::<Vec<Value>>(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                script.prepare_invoke().load_async(&mut conn).await?;
+                Ok(pipe.query_async(&mut conn).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn invoke<T: redis::FromRedisValue>(&self, script: &redis::Script, args: &[String]) -> Result<T> {
+        let mut conn = self.conn.clone();
+        let mut inv = script.key(self.keys.base());
+        for a in args {
+            inv.arg(a);
+        }
+        Ok(inv.invoke_async(&mut conn).await?)
+    }
+
+    /// Live state of job `id`, or `None` if unknown (never enqueued or trimmed).
+    pub async fn state(&self, id: &str) -> Result<Option<JobState>> {
+        let mut conn = self.conn.clone();
+        let h: std::collections::HashMap<String, String> =
+            redis::cmd("HGETALL").arg(self.keys.job(id)).query_async(&mut conn).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        JobState::from_hash(h).map(Some)
+    }
+
+    /// Cancels job `id`: at once if it has not started, by request if it runs.
+    pub async fn cancel(&self, id: &str) -> Result<CancelOutcome> {
+        let reply: String = self.invoke(&scripts::CANCEL, &[id.to_owned()]).await?;
+        Ok(match reply.as_str() {
+            "cancelled" => CancelOutcome::Cancelled,
+            "cancel_requested" => CancelOutcome::CancelRequested,
+            "not_found" => CancelOutcome::NotFound,
+            other => {
+                let state = other.trim_start_matches("already_");
+                let status = match state {
+                    "succeeded" => JobStatus::Succeeded,
+                    "cancelled" => JobStatus::Cancelled,
+                    "dead" => JobStatus::Dead,
+                    _ => return Err(QueueError::Protocol(format!("cancel replied {other:?}"))),
+                };
+                CancelOutcome::AlreadyFinished(status)
+            }
+        })
+    }
+
+    /// Sizes of the queue's parts.
+    pub async fn counts(&self) -> Result<QueueCounts> {
+        let mut conn = self.conn.clone();
+        let k = &self.keys;
+        let (ready, scheduled, running, done, dead): (u64, u64, u64, u64, u64) = redis::pipe()
+            .llen(k.part("ready"))
+            .zcard(k.part("scheduled"))
+            .zcard(k.part("leases"))
+            .zcard(k.part("done"))
+            .zcard(k.part("dead"))
+            .query_async(&mut conn)
+            .await?;
+        Ok(QueueCounts {
+            ready,
+            scheduled,
+            running,
+            done,
+            dead,
+        })
+    }
+
+    /// A page of dead jobs, newest first.
+    pub async fn dead(&self, offset: u64, limit: u64) -> Result<DeadPage> {
+        let mut conn = self.conn.clone();
+        let limit = limit.clamp(1, STEP as u64);
+        let (total, ids): (u64, Vec<String>) = redis::pipe()
+            .zcard(self.keys.part("dead"))
+            .zrevrange(self.keys.part("dead"), offset as isize, (offset + limit - 1) as isize)
+            .query_async(&mut conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.keys.job(id));
+        }
+        let hashes: Vec<std::collections::HashMap<String, String>> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut conn).await?
+        };
+        let jobs = hashes
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .map(JobState::from_hash)
+            .collect::<Result<_>>()?;
+        Ok(DeadPage { total, jobs })
+    }
+
+    /// Requeues dead job `id` with a fresh attempt budget. False if it is not dead.
+    pub async fn requeue_dead(&self, id: &str) -> Result<bool> {
+        let n: u64 = self
+            .invoke(&scripts::REQUEUE_DEAD, &[STEP.to_string(), id.to_owned()])
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Requeues every dead job, 1,000 per script call. Returns how many.
+    pub async fn requeue_all_dead(&self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n: u64 = self.invoke(&scripts::REQUEUE_DEAD, &[STEP.to_string()]).await?;
+            total += n;
+            if n < STEP as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes dead job `id` for good. False if it is not dead.
+    pub async fn delete_dead(&self, id: &str) -> Result<bool> {
+        let n: u64 = self.invoke(&scripts::DELETE_DEAD, &[id.to_owned()]).await?;
+        Ok(n == 1)
+    }
+
+    /// Promotes every due delayed or retrying job, 1,000 per script call.
+    /// Returns how many, and how long until the next one is due.
+    pub async fn promote_due(&self) -> Result<(u64, Option<Duration>)> {
+        let mut total = 0;
+        loop {
+            let (n, next): (u64, i64) = self.invoke(&scripts::PROMOTE, &[STEP.to_string()]).await?;
+            total += n;
+            if n < STEP as u64 {
+                let next = (next >= 0).then(|| Duration::from_millis(next as u64));
+                return Ok((total, next));
+            }
+        }
+    }
+
+    /// Takes back every job whose lease expired, 1,000 per script call.
+    pub async fn reap_expired(&self) -> Result<ReapReport> {
+        let mut report = ReapReport::default();
+        loop {
+            let (expired, requeued, dead): (u64, u64, u64) =
+                self.invoke(&scripts::REAP, &[STEP.to_string()]).await?;
+            report.expired += expired;
+            report.requeued += requeued;
+            report.dead += dead;
+            if expired < STEP as u64 {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Deletes finished jobs beyond `max_age` or `max_count` from `set`
+    /// ("done" or "dead"), 1,000 per script call. Returns how many.
+    pub(crate) async fn trim_set(&self, set: &str, max_age: Duration, max_count: u64) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let args = [
+                set.to_owned(),
+                max_age.as_millis().to_string(),
+                max_count.to_string(),
+                STEP.to_string(),
+            ];
+            let n: u64 = self.invoke(&scripts::TRIM, &args).await?;
+            total += n;
+            if n < STEP as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Applies `retention` to succeeded/cancelled and to dead jobs.
+    pub async fn trim(&self, retention: &crate::options::Retention) -> Result<u64> {
+        let done = self
+            .trim_set("done", retention.done_max_age, retention.done_max_count)
+            .await?;
+        let dead = self
+            .trim_set("dead", retention.dead_max_age, retention.dead_max_count)
+            .await?;
+        Ok(done + dead)
+    }
+
+    /// Claims up to `max` ready jobs for `worker`.
+    pub(crate) async fn fetch(&self, worker: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>> {
+        let args = [worker.to_owned(), max.to_string(), lease.as_millis().to_string()];
+        let flat: Vec<String> = self.invoke(&scripts::FETCH, &args).await?;
+        let num = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| QueueError::Protocol(format!("fetch: not a number: {s:?}")))
+        };
+        flat.chunks(7)
+            .map(|c| {
+                if c.len() != 7 {
+                    return Err(QueueError::Protocol("fetch: short record".into()));
+                }
+                Ok(Claimed {
+                    id: c[0].clone(),
+                    kind: c[1].clone(),
+                    payload: c[2].clone(),
+                    attempts: num(&c[3])?,
+                    deliveries: num(&c[4])?,
+                    token: c[5].clone(),
+                    max_attempts: num(&c[6])?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a batch of outcomes; returns for each whether it was recorded
+    /// (false: stale, the lease had moved on).
+    pub(crate) async fn finish(&self, batch: &[Finished]) -> Result<Vec<bool>> {
+        let mut args = Vec::with_capacity(batch.len() * 6);
+        for f in batch {
+            let (outcome, text, delay) = match &f.outcome {
+                Outcome::Succeeded { result } => ("succeeded", result.clone(), 0),
+                Outcome::Cancelled => ("cancelled", String::new(), 0),
+                Outcome::Retry { error, delay } => ("retry", error.clone(), delay.as_millis() as u64),
+                Outcome::Dead { error } => ("dead", error.clone(), 0),
+            };
+            args.extend([
+                f.id.clone(),
+                f.token.clone(),
+                outcome.to_owned(),
+                text,
+                delay.to_string(),
+                f.attempt.to_string(),
+            ]);
+        }
+        let flags: Vec<u8> = self.invoke(&scripts::FINISH, &args).await?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Extends leases; returns (lost ids, ids with a cancellation request).
+    pub(crate) async fn renew(&self, lease: Duration, held: &[(String, String)]) -> Result<(Vec<String>, Vec<String>)> {
+        let mut args = Vec::with_capacity(1 + held.len() * 2);
+        args.push(lease.as_millis().to_string());
+        for (id, token) in held {
+            args.push(id.clone());
+            args.push(token.clone());
+        }
+        Ok(self.invoke(&scripts::RENEW, &args).await?)
+    }
+
+    /// Gives jobs back to the front of the queue. `unstarted`: their delivery
+    /// does not count.
+    pub(crate) async fn release(&self, held: &[(String, String)], unstarted: bool) -> Result<u64> {
+        let mut args = Vec::with_capacity(1 + held.len() * 2);
+        args.push(if unstarted { "1" } else { "0" }.to_owned());
+        for (id, token) in held {
+            args.push(id.clone());
+            args.push(token.clone());
+        }
+        self.invoke(&scripts::RELEASE, &args).await
+    }
+
+    /// Stores progress if the lease is still held.
+    pub(crate) async fn set_progress(&self, id: &str, token: &str, progress: &serde_json::Value) -> Result<bool> {
+        let args = [id.to_owned(), token.to_owned(), serde_json::to_string(progress)?];
+        let n: u8 = self.invoke(&scripts::PROGRESS, &args).await?;
+        Ok(n == 1)
+    }
+
+    /// Blocks up to `timeout` for a wake-up signal on a connection opened for
+    /// blocking. True if one came.
+    pub(crate) async fn wait_for_wake(&self, blocking: &mut ConnectionManager, timeout: Duration) -> Result<bool> {
+        let got: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg(self.keys.part("wake"))
+            .arg(timeout.as_secs_f64())
+            .query_async(blocking)
+            .await?;
+        Ok(got.is_some())
+    }
+}

@@ -1,0 +1,270 @@
+//! The background loops of a worker: fetch, record outcomes, maintenance.
+//! Each survives Redis failures by retrying with capped exponential backoff.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::run::{Held, Run, WorkerStats};
+use crate::{
+    error::QueueError,
+    identity::WorkerId,
+    options::WorkerOptions,
+    queue::{Finished, Outcome, Queue},
+};
+
+/// Delays after consecutive Redis failures: 50 ms doubling to 5 s, jittered, forever.
+pub(crate) fn redis_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Tracks one loop's run of Redis failures.
+pub(crate) struct Outage {
+    since: Option<Instant>,
+    delays: Box<dyn Iterator<Item = Duration> + Send>,
+    what: &'static str,
+}
+
+impl Outage {
+    pub fn new(what: &'static str) -> Self {
+        Self {
+            since: None,
+            delays: Box::new(redis_backoff()),
+            what,
+        }
+    }
+
+    /// Records a failure; returns how long to wait and for how long Redis has been failing.
+    pub fn failed(&mut self, err: &QueueError, stats: &WorkerStats) -> (Duration, Duration) {
+        WorkerStats::add(&stats.redis_errors, 1);
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let wait = self.delays.next().unwrap_or(Duration::from_secs(5));
+        tracing::warn!(error = %err, loop = self.what, retry_in = ?wait, failing_for = ?since.elapsed(),
+            "redis operation failed; retrying");
+        (wait, since.elapsed())
+    }
+
+    pub fn recovered(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(loop = self.what, outage = ?since.elapsed(), "redis reachable again");
+            self.delays = Box::new(redis_backoff());
+        }
+    }
+}
+
+/// A claimed delivery on its way to the apalis worker, or the reason fetching stopped.
+pub(crate) type Delivery = Result<Arc<Run>, QueueError>;
+
+/// Everything the fetch loop needs.
+pub(crate) struct Fetcher {
+    pub queue: Queue,
+    pub options: WorkerOptions,
+    pub worker: WorkerId,
+    pub slots: Arc<Semaphore>,
+    pub held: Arc<Held>,
+    pub stats: Arc<WorkerStats>,
+    pub tx: mpsc::Sender<Delivery>,
+    pub stop: CancellationToken,
+}
+
+impl Fetcher {
+    /// Claims jobs whenever a slot is free; sleeps in BLPOP on the wake list
+    /// when the queue is empty, so an idle worker starts a new job at once.
+    pub async fn run(self) {
+        let mut blocking = None;
+        let mut outage = Outage::new("fetch");
+        loop {
+            let first = tokio::select! {
+                p = self.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                () = self.stop.cancelled() => return,
+            };
+            let mut permits = vec![first];
+            while permits.len() < self.options.fetch_batch {
+                match self.slots.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            let claimed = self
+                .queue
+                .fetch(self.worker.as_str(), permits.len(), self.options.lease)
+                .await;
+            let claimed = match claimed {
+                Ok(c) => {
+                    outage.recovered();
+                    c
+                }
+                Err(e) => {
+                    drop(permits);
+                    if self.wait_after_failure(&mut outage, &e).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                drop(permits);
+                if self.wait_for_work(&mut blocking, &mut outage).await {
+                    return;
+                }
+                continue;
+            }
+            WorkerStats::add(&self.stats.fetched, claimed.len() as u64);
+            for (job, permit) in claimed.into_iter().zip(permits) {
+                let run = Arc::new(Run::new(job, permit));
+                self.held.insert(run.clone());
+                if self.tx.send(Ok(run.clone())).await.is_err() {
+                    // The worker is gone: give the job straight back.
+                    self.held.remove(&run.claimed.id);
+                    let lease = [(run.claimed.id.clone(), run.claimed.token.clone())];
+                    let _ = self.queue.release(&lease, true).await;
+                }
+            }
+        }
+    }
+
+    /// Blocks on the wake list. Returns true if the worker is stopping.
+    async fn wait_for_work(
+        &self,
+        blocking: &mut Option<redis::aio::ConnectionManager>,
+        outage: &mut Outage,
+    ) -> bool {
+        if blocking.is_none() {
+            // BLPOP holds its connection: a dedicated one, with a timeout longer than the block.
+            let timeout = self.options.idle_wait + self.queue.settings().response_timeout;
+            match self.queue.settings().connect_with_timeout(timeout).await {
+                Ok(c) => *blocking = Some(c),
+                Err(e) => return self.wait_after_failure(outage, &e).await,
+            }
+        }
+        let Some(conn) = blocking.as_mut() else { return false };
+        tokio::select! {
+            r = self.queue.wait_for_wake(conn, self.options.idle_wait) => match r {
+                Ok(_) => { outage.recovered(); false }
+                Err(e) => self.wait_after_failure(outage, &e).await,
+            },
+            () = self.stop.cancelled() => true,
+        }
+    }
+
+    /// Sleeps after a failure; gives up (returns true) when stopping or when
+    /// the outage limit is reached, telling the worker why.
+    async fn wait_after_failure(&self, outage: &mut Outage, err: &QueueError) -> bool {
+        let (wait, failing_for) = outage.failed(err, &self.stats);
+        if let Some(limit) = self.options.outage_limit
+            && failing_for >= limit
+        {
+            tracing::error!(?limit, "redis unreachable past the outage limit; stopping the worker");
+            let _ = self.tx.send(Err(QueueError::OutageLimit(limit))).await;
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            () = self.stop.cancelled() => true,
+        }
+    }
+}
+
+/// Records outcomes in batches: one script call for up to `ack_batch` jobs.
+/// A failed write is retried (the outcomes stay in memory); if the process
+/// dies first, the leases expire and the jobs run again (at-least-once).
+pub(crate) async fn record_outcomes(
+    queue: Queue,
+    mut rx: mpsc::UnboundedReceiver<Finished>,
+    batch_max: usize,
+    stats: Arc<WorkerStats>,
+    give_up: CancellationToken,
+) {
+    let mut outage = Outage::new("ack");
+    let mut batch = Vec::with_capacity(batch_max);
+    while rx.recv_many(&mut batch, batch_max).await > 0 {
+        loop {
+            match queue.finish(&batch).await {
+                Ok(recorded) => {
+                    outage.recovered();
+                    count_outcomes(&batch, &recorded, &stats);
+                    break;
+                }
+                Err(e) => {
+                    let (wait, _) = outage.failed(&e, &stats);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = give_up.cancelled() => {
+                            tracing::error!(unrecorded = batch.len(),
+                                "shutting down with outcomes Redis did not take; those jobs will run again when their leases expire");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+fn count_outcomes(batch: &[Finished], recorded: &[bool], stats: &WorkerStats) {
+    for (f, ok) in batch.iter().zip(recorded) {
+        if !ok {
+            WorkerStats::add(&stats.stale_outcomes, 1);
+            tracing::warn!(job.id = %f.id, "outcome ignored: the lease had expired and the job was handed on");
+            continue;
+        }
+        let counter = match f.outcome {
+            Outcome::Succeeded { .. } => &stats.succeeded,
+            Outcome::Cancelled => &stats.cancelled,
+            Outcome::Retry { .. } => &stats.retried,
+            Outcome::Dead { .. } => &stats.dead,
+        };
+        WorkerStats::add(counter, 1);
+    }
+}
+
+/// Promotes due jobs, reaps expired leases and applies retention, in bounded
+/// steps. Every worker runs this; the scripts are atomic, so replicas can overlap.
+pub(crate) async fn maintain(queue: Queue, options: WorkerOptions, stats: Arc<WorkerStats>, stop: CancellationToken) {
+    let mut outage = Outage::new("maintenance");
+    let mut last_trim: Option<Instant> = None;
+    loop {
+        let mut pause = options.maintenance_interval;
+        let step = async {
+            let (promoted, next_due) = queue.promote_due().await?;
+            let reaped = queue.reap_expired().await?;
+            let trim_due = last_trim.is_none_or(|t| t.elapsed() >= options.retention.every);
+            let trimmed = if trim_due { Some(queue.trim(&options.retention).await?) } else { None };
+            Ok::<_, QueueError>((promoted, next_due, reaped, trimmed))
+        };
+        match step.await {
+            Ok((promoted, next_due, reaped, trimmed)) => {
+                outage.recovered();
+                WorkerStats::add(&stats.promoted, promoted);
+                WorkerStats::add(&stats.reaped, reaped.expired);
+                if reaped.expired > 0 {
+                    tracing::warn!(queue = %queue.name(), requeued = reaped.requeued, dead = reaped.dead,
+                        "took back jobs whose worker stopped renewing their lease");
+                }
+                if let Some(n) = trimmed {
+                    last_trim = Some(Instant::now());
+                    WorkerStats::add(&stats.trimmed, n);
+                }
+                if let Some(next) = next_due {
+                    pause = pause.min(next.max(Duration::from_millis(1)));
+                }
+            }
+            Err(e) => pause = outage.failed(&e, &stats).0,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
