@@ -176,18 +176,40 @@ impl Fetcher {
 }
 
 /// Records outcomes in batches: one script call for up to `ack_batch` jobs.
-/// A failed write is retried (the outcomes stay in memory); if the process
-/// dies first, the leases expire and the jobs run again (at-least-once).
+/// A failed write is retried (the outcomes stay in memory). When `closing`
+/// fires (apalis closes the backend only after every handler returned, so
+/// every outcome is already queued) it flushes what is left, retrying for at
+/// most `close_deadline`; if Redis stays away, those leases expire and the
+/// jobs run again (at-least-once, nothing lost).
 pub(crate) async fn record_outcomes(
     queue: Queue,
     mut rx: mpsc::UnboundedReceiver<Finished>,
     batch_max: usize,
     stats: Arc<WorkerStats>,
-    give_up: CancellationToken,
+    closing: CancellationToken,
+    close_deadline: Duration,
 ) {
     let mut outage = Outage::new("ack");
     let mut batch = Vec::with_capacity(batch_max);
-    while rx.recv_many(&mut batch, batch_max).await > 0 {
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if deadline.is_none() {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, batch_max) => if n == 0 { return },
+                () = closing.cancelled() => deadline = Some(Instant::now() + close_deadline),
+            }
+        }
+        if deadline.is_some() {
+            while batch.len() < batch_max {
+                match rx.try_recv() {
+                    Ok(f) => batch.push(f),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                return;
+            }
+        }
         loop {
             match queue.finish(&batch).await {
                 Ok(recorded) => {
@@ -197,13 +219,16 @@ pub(crate) async fn record_outcomes(
                 }
                 Err(e) => {
                     let (wait, _) = outage.failed(&e, &stats);
+                    if let Some(d) = deadline
+                        && Instant::now() + wait > d
+                    {
+                        tracing::error!(unrecorded = batch.len() + rx.len(),
+                            "closing with outcomes Redis did not take; those jobs will run again when their leases expire");
+                        return;
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
-                        () = give_up.cancelled() => {
-                            tracing::error!(unrecorded = batch.len(),
-                                "shutting down with outcomes Redis did not take; those jobs will run again when their leases expire");
-                            return;
-                        }
+                        () = closing.cancelled(), if deadline.is_none() => deadline = Some(Instant::now() + close_deadline),
                     }
                 }
             }

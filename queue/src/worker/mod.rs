@@ -188,13 +188,13 @@ impl<Args> HangarBackend<Args> {
             self.stop.clone(),
         )));
         if let Some(outcomes_rx) = self.outcomes_rx.take() {
-            // Not tied to `stop`: it drains until every sender is gone.
             self.tasks.push(tokio::spawn(loops::record_outcomes(
                 self.queue.clone(),
                 outcomes_rx,
                 self.options.ack_batch,
                 self.stats.clone(),
-                self.stop.child_token(),
+                self.stop.clone(),
+                CLOSE_DEADLINE,
             )));
         }
         let renewer = lease::spawn_renewer(
@@ -260,12 +260,8 @@ impl<Args> HangarBackend<Args> {
         let renewer = self.renewer.take();
         let queue = self.queue.clone();
         let held = self.held.clone();
-        // Dropping our sender lets the recorder finish once in-flight acks are sent.
-        let (dummy, _) = mpsc::unbounded_channel();
-        let outcomes = std::mem::replace(&mut self.outcomes, dummy);
         let worker = self.worker.clone();
         Box::pin(async move {
-            drop(outcomes);
             // Jobs fetched but never handed to a handler go back, uncounted.
             let mut unstarted = Vec::new();
             if let Some(mut rx) = rx {
@@ -289,7 +285,7 @@ impl<Args> HangarBackend<Args> {
                     let _ = t.await;
                 }
             };
-            if tokio::time::timeout(CLOSE_DEADLINE, drain).await.is_err() {
+            if tokio::time::timeout(CLOSE_DEADLINE + Duration::from_secs(1), drain).await.is_err() {
                 tracing::error!("background loops did not stop within {CLOSE_DEADLINE:?}");
             }
             if let Some(r) = renewer {

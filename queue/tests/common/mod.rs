@@ -1,0 +1,194 @@
+//! Shared test fixtures: a fresh key prefix per test against a real Redis,
+//! short worker timings, a spawned apalis worker, and polling helpers.
+#![allow(dead_code, missing_docs)]
+
+use std::{
+    future::Future,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use apalis_core::error::WorkerError;
+use hangar_queue::{BackendHandle, Queue, RedisSettings, WorkerOptions};
+
+/// The shared Redis the suite talks to (never flushed, never stopped).
+pub fn redis_url() -> String {
+    std::env::var("HANGAR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A queue under a prefix no other test uses; its keys are deleted on drop.
+pub struct TestQueue {
+    pub queue: Queue,
+    pub prefix: String,
+    url: String,
+}
+
+impl TestQueue {
+    pub async fn new(name: &str) -> Self {
+        Self::on(&redis_url(), name).await
+    }
+
+    pub async fn on(url: &str, name: &str) -> Self {
+        let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let settings = RedisSettings::new(url);
+        let queue = Queue::connect(&settings, &prefix, name).await.expect("connect to redis");
+        Self { queue, prefix, url: url.to_owned() }
+    }
+
+    /// Another queue under the same prefix.
+    pub async fn sibling(&self, name: &str) -> Queue {
+        Queue::connect(&RedisSettings::new(&self.url), &self.prefix, name).await.unwrap()
+    }
+
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(self.url.as_str()) else { return };
+        let Ok(mut conn) = client.get_connection() else { return };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut conn)
+            .unwrap_or_default();
+        for chunk in keys.chunks(1000) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        }
+    }
+}
+
+/// Timings short enough for tests.
+pub fn fast_options() -> WorkerOptions {
+    WorkerOptions {
+        concurrency: 4,
+        lease: Duration::from_millis(1500),
+        heartbeat: Duration::from_millis(200),
+        maintenance_interval: Duration::from_millis(50),
+        idle_wait: Duration::from_secs(1),
+        ..WorkerOptions::default()
+    }
+}
+
+/// A worker running in the background.
+pub struct Running {
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub join: tokio::task::JoinHandle<Result<(), WorkerError>>,
+    pub handle: BackendHandle,
+}
+
+impl Running {
+    /// Asks the worker to stop and waits for it (running jobs finish first).
+    pub async fn stop(mut self) -> Result<(), WorkerError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.join)
+            .await
+            .expect("worker stops within 30 s")
+            .expect("worker task did not panic")
+    }
+}
+
+/// Spawns an apalis worker over `$backend` running `$handler`.
+#[macro_export]
+macro_rules! spawn_worker {
+    ($backend:expr, $handler:expr) => {{
+        let backend = $backend;
+        let handle = backend.handle();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let worker = apalis_core::worker::builder::WorkerBuilder::new("test")
+            .backend(backend)
+            .build($handler);
+        let join = tokio::spawn(worker.run_until(async move {
+            let _ = rx.await;
+            Ok::<(), apalis_core::error::WorkerError>(())
+        }));
+        common::Running { stop: Some(tx), join, handle }
+    }};
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private redis-server (for tests that stop or restart Redis), with AOF
+/// fsync'd on every write so a restart keeps every acknowledged write.
+pub struct OwnRedis {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("hangar-redis-{port}-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = Self { port, dir, child: None };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and data directory.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "own redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it (SIGKILL, by PID) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
