@@ -3,7 +3,8 @@
 //! `FIXTURE_REDIS_URL`, `FIXTURE_PREFIX`, `FIXTURE_QUEUE`, `FIXTURE_LEASE_MS`.
 //!
 //! Job kinds (payload `{"ms": N}` where relevant):
-//! - `fixture.sleep`: records the run in `<prefix>:fixture:runs:<id>`, sleeps N ms, succeeds;
+//! - `fixture.sleep`: records the run in `<prefix>:fixture:runs:<id>`, sleeps N ms,
+//!   records `<prefix>:fixture:finished:<id>`, succeeds;
 //! - `fixture.abort`: records the run, then aborts the whole process.
 
 use std::time::Duration;
@@ -30,6 +31,11 @@ async fn handle(args: serde_json::Value, job: JobContext) -> Result<serde_json::
         _ => {
             let ms = args.get("ms").and_then(serde_json::Value::as_u64).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;
+            redis::cmd("RPUSH")
+                .arg(format!("{}:fixture:finished:{}", env("FIXTURE_PREFIX"), job.id()))
+                .arg(job.worker().as_str())
+                .query_async::<()>(&mut conn)
+                .await?;
             Ok(serde_json::json!({ "worker": job.worker().as_str() }))
         }
     }
