@@ -75,6 +75,8 @@ pub(crate) struct Fetcher {
     pub stats: Arc<WorkerStats>,
     pub tx: mpsc::Sender<Delivery>,
     pub stop: CancellationToken,
+    /// The apalis worker: once it is shutting down, nothing new is claimed.
+    pub apalis: apalis_core::worker::context::WorkerContext,
 }
 
 impl Fetcher {
@@ -88,6 +90,11 @@ impl Fetcher {
                 p = self.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
                 () = self.stop.cancelled() => return,
             };
+            if self.apalis.is_shutting_down() {
+                tracing::debug!("worker draining; no more fetches");
+                self.stop.cancelled().await;
+                return;
+            }
             let mut permits = vec![first];
             while permits.len() < self.options.fetch_batch {
                 match self.slots.clone().try_acquire_owned() {

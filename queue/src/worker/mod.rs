@@ -166,7 +166,7 @@ impl<Args> HangarBackend<Args> {
         }
     }
 
-    fn start(&mut self) -> Result<()> {
+    fn start(&mut self, apalis: &WorkerContext) -> Result<()> {
         let slots = Arc::new(Semaphore::new(self.options.concurrency));
         let (tx, rx) = mpsc::channel(self.options.concurrency);
         self.rx = Some(rx);
@@ -179,6 +179,7 @@ impl<Args> HangarBackend<Args> {
             stats: self.stats.clone(),
             tx,
             stop: self.stop.clone(),
+            apalis: apalis.clone(),
         };
         self.tasks.push(tokio::spawn(fetcher.run()));
         self.tasks.push(tokio::spawn(loops::maintain(
@@ -301,9 +302,9 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for HangarBackend<Args> {
     type Task = Task<Args>;
     type Error = QueueError;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Result<()>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<()>> {
         if self.rx.is_none() && self.closing.is_none() {
-            self.start()?;
+            self.start(worker)?;
         }
         Poll::Ready(Ok(()))
     }
