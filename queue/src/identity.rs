@@ -11,7 +11,9 @@ impl WorkerId {
     /// A fresh identity for this process.
     pub fn generate() -> Self {
         let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let suffix: String = (0..6).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
+        let suffix: String = (0..6)
+            .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
+            .collect();
         Self(format!("{host}:{}:{suffix}", std::process::id()))
     }
 

@@ -250,7 +250,9 @@ impl JobState {
 
 /// Milliseconds since the Unix epoch for `t` (0 for times before it).
 pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Sizes of a queue's parts.

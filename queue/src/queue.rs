@@ -250,8 +250,10 @@ impl Queue {
     /// Live state of job `id`, or `None` if unknown (never enqueued or trimmed).
     pub async fn state(&self, id: &str) -> Result<Option<JobState>> {
         let mut conn = self.conn.clone();
-        let h: std::collections::HashMap<String, String> =
-            redis::cmd("HGETALL").arg(self.keys.job(id)).query_async(&mut conn).await?;
+        let h: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.job(id))
+            .query_async(&mut conn)
+            .await?;
         if h.is_empty() {
             return Ok(None);
         }
@@ -305,7 +307,11 @@ impl Queue {
         let limit = limit.clamp(1, STEP as u64);
         let (total, ids): (u64, Vec<String>) = redis::pipe()
             .zcard(self.keys.part("dead"))
-            .zrevrange(self.keys.part("dead"), offset as isize, (offset + limit - 1) as isize)
+            .zrevrange(
+                self.keys.part("dead"),
+                offset as isize,
+                (offset + limit - 1) as isize,
+            )
             .query_async(&mut conn)
             .await?;
         let mut pipe = redis::pipe();
@@ -461,14 +467,18 @@ impl Queue {
     }
 
     /// Extends leases; returns (lost ids, ids with a cancellation request).
-    pub(crate) async fn renew(&self, lease: Duration, held: &[(String, String)]) -> Result<(Vec<String>, Vec<String>)> {
+    pub(crate) async fn renew(
+        &self,
+        lease: Duration,
+        held: &[(String, String)],
+    ) -> Result<(Vec<String>, Vec<String>)> {
         let mut args = Vec::with_capacity(1 + held.len() * 2);
         args.push(lease.as_millis().to_string());
         for (id, token) in held {
             args.push(id.clone());
             args.push(token.clone());
         }
-        Ok(self.invoke(&scripts::RENEW, &args).await?)
+        self.invoke(&scripts::RENEW, &args).await
     }
 
     /// Gives jobs back to the front of the queue. `unstarted`: their delivery
@@ -484,7 +494,12 @@ impl Queue {
     }
 
     /// Stores progress if the lease is still held.
-    pub(crate) async fn set_progress(&self, id: &str, token: &str, progress: &serde_json::Value) -> Result<bool> {
+    pub(crate) async fn set_progress(
+        &self,
+        id: &str,
+        token: &str,
+        progress: &serde_json::Value,
+    ) -> Result<bool> {
         let args = [id.to_owned(), token.to_owned(), serde_json::to_string(progress)?];
         let n: u8 = self.invoke(&scripts::PROGRESS, &args).await?;
         Ok(n == 1)
@@ -492,7 +507,11 @@ impl Queue {
 
     /// Blocks up to `timeout` for a wake-up signal on a connection opened for
     /// blocking. True if one came.
-    pub(crate) async fn wait_for_wake(&self, blocking: &mut ConnectionManager, timeout: Duration) -> Result<bool> {
+    pub(crate) async fn wait_for_wake(
+        &self,
+        blocking: &mut ConnectionManager,
+        timeout: Duration,
+    ) -> Result<bool> {
         let got: Option<(String, String)> = redis::cmd("BLPOP")
             .arg(self.keys.part("wake"))
             .arg(timeout.as_secs_f64())

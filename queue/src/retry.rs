@@ -90,7 +90,11 @@ mod tests {
         let p = policy();
         let ceilings: Vec<u128> = (1..=5).map(|a| p.ceiling(a).as_millis()).collect();
         assert_eq!(ceilings, vec![100, 200, 400, 500, 500]);
-        assert_eq!(p.ceiling(1000), Duration::from_millis(500), "no overflow on huge attempts");
+        assert_eq!(
+            p.ceiling(1000),
+            Duration::from_millis(500),
+            "no overflow on huge attempts"
+        );
     }
 
     #[test]

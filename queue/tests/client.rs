@@ -42,7 +42,10 @@ async fn a_duplicate_idempotency_key_returns_the_first_job() {
         .await
         .unwrap();
     assert!(!first.duplicate);
-    assert!(second.duplicate, "second enqueue with the same key is reported as a duplicate");
+    assert!(
+        second.duplicate,
+        "second enqueue with the same key is reported as a duplicate"
+    );
     assert_eq!(second.id, first.id);
     assert_eq!(t.queue.counts().await.unwrap().ready, 1, "nothing was added");
 
@@ -58,7 +61,9 @@ async fn a_duplicate_idempotency_key_returns_the_first_job() {
 #[tokio::test]
 async fn a_batch_is_enqueued_in_order_with_duplicates_flagged() {
     let t = TestQueue::new("reports").await;
-    let mut jobs: Vec<NewJob> = (0..1200).map(|i| NewJob::new("system.noop", json!({"i": i}))).collect();
+    let mut jobs: Vec<NewJob> = (0..1200)
+        .map(|i| NewJob::new("system.noop", json!({"i": i})))
+        .collect();
     jobs.push(NewJob::new("system.noop", json!({})).idempotency_key("k"));
     jobs.push(NewJob::new("system.noop", json!({})).idempotency_key("k"));
     let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
@@ -88,7 +93,10 @@ async fn run_at_is_kept_to_the_millisecond_and_the_job_waits_until_due() {
     assert_eq!(t.queue.promote_due().await.unwrap().0, 0, "not due yet");
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(t.queue.promote_due().await.unwrap().0, 1);
-    assert_eq!(t.queue.state(&id).await.unwrap().unwrap().status, JobStatus::Queued);
+    assert_eq!(
+        t.queue.state(&id).await.unwrap().unwrap().status,
+        JobStatus::Queued
+    );
 }
 
 #[tokio::test]
@@ -105,7 +113,10 @@ async fn cancelling_a_waiting_job_is_immediate_and_final() {
         t.queue.cancel(&qid).await.unwrap(),
         CancelOutcome::AlreadyFinished(JobStatus::Cancelled)
     );
-    assert_eq!(t.queue.cancel("01UNKNOWN").await.unwrap(), CancelOutcome::NotFound);
+    assert_eq!(
+        t.queue.cancel("01UNKNOWN").await.unwrap(),
+        CancelOutcome::NotFound
+    );
     let counts = t.queue.counts().await.unwrap();
     assert_eq!((counts.scheduled, counts.done), (0, 2));
     let state = t.queue.state(&qid).await.unwrap().unwrap();
@@ -117,16 +128,23 @@ async fn cancelling_a_waiting_job_is_immediate_and_final() {
 async fn invalid_jobs_and_queue_names_are_refused_with_the_reason() {
     let t = TestQueue::new("sync").await;
     let err = t.queue.enqueue(NewJob::new("", json!({}))).await.unwrap_err();
-    assert!(matches!(err, QueueError::InvalidJob(ref m) if m.contains("kind")), "{err}");
+    assert!(
+        matches!(err, QueueError::InvalidJob(ref m) if m.contains("kind")),
+        "{err}"
+    );
     let err = t
         .queue
         .enqueue(NewJob::new("k", json!({})).max_attempts(0))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("max_attempts"), "{err}");
-    let err = hangar_queue::Queue::connect(&hangar_queue::RedisSettings::new(common::redis_url()), "hangar", "Bad Name")
-        .await
-        .unwrap_err();
+    let err = hangar_queue::Queue::connect(
+        &hangar_queue::RedisSettings::new(common::redis_url()),
+        "hangar",
+        "Bad Name",
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("Bad Name"), "{err}");
     assert_eq!(t.queue.counts().await.unwrap().ready, 0, "nothing was written");
 }

@@ -46,9 +46,11 @@ async fn fixture_log(t: &TestQueue, log: &str, id: &str) -> Vec<String> {
 }
 
 async fn wait_status(q: &Queue, id: &str, status: JobStatus) -> hangar_queue::JobState {
-    eventually(Duration::from_secs(20), &format!("job {id} reaches {status:?}"), || async {
-        q.state(id).await.unwrap().filter(|s| s.status == status)
-    })
+    eventually(
+        Duration::from_secs(20),
+        &format!("job {id} reaches {status:?}"),
+        || async { q.state(id).await.unwrap().filter(|s| s.status == status) },
+    )
     .await
 }
 
@@ -72,19 +74,36 @@ async fn a_job_whose_worker_is_killed_with_sigkill_completes_on_another_once() {
     let mut victim = fixture_worker(&t);
     let running = wait_status(&t.queue, &id, JobStatus::Running).await;
     let victim_identity = running.worker.clone().unwrap();
-    assert!(victim_identity.contains(&format!(":{}:", victim.id())), "the fixture process holds it");
+    assert!(
+        victim_identity.contains(&format!(":{}:", victim.id())),
+        "the fixture process holds it"
+    );
     victim.kill().unwrap(); // SIGKILL
     victim.wait().unwrap();
 
-    let options = WorkerOptions { lease: Duration::from_millis(LEASE_MS), ..fast_options() };
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(), report_worker);
+    let options = WorkerOptions {
+        lease: Duration::from_millis(LEASE_MS),
+        ..fast_options()
+    };
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(),
+        report_worker
+    );
     let done = wait_status(&t.queue, &id, JobStatus::Succeeded).await;
     let rescuer = w.handle.worker_id().as_str().to_owned();
     assert_eq!(done.result, Some(json!({"worker": rescuer})));
     assert_eq!(done.attempts, 1, "exactly one outcome recorded");
     assert_eq!((done.deliveries, done.crashes), (2, 1));
-    assert!(done.errors[0].error.contains(&victim_identity), "{:?}", done.errors);
-    assert_eq!(runs_of(&t, &id).await, vec![victim_identity], "the victim ran it once before dying");
+    assert!(
+        done.errors[0].error.contains(&victim_identity),
+        "{:?}",
+        done.errors
+    );
+    assert_eq!(
+        runs_of(&t, &id).await,
+        vec![victim_identity],
+        "the victim ran it once before dying"
+    );
     assert_eq!(w.handle.stats().succeeded.load(Ordering::Relaxed), 1);
     w.stop().await.unwrap();
 }
@@ -97,10 +116,16 @@ async fn a_job_that_aborts_its_worker_every_time_ends_in_dead() {
     t.queue.enqueue(job).await.unwrap();
     for round in 1..=3u32 {
         let mut child = fixture_worker(&t);
-        let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
         assert!(!status.success(), "round {round}: the worker aborted");
         // The crashed delivery's lease expires; reaping puts it back (or in dead).
-        let expect = if round < 3 { JobStatus::Queued } else { JobStatus::Dead };
+        let expect = if round < 3 {
+            JobStatus::Queued
+        } else {
+            JobStatus::Dead
+        };
         eventually(Duration::from_secs(10), "lease expiry handled", || async {
             t.queue.reap_expired().await.unwrap();
             t.queue.state(&id).await.unwrap().filter(|s| s.status == expect)
@@ -153,7 +178,10 @@ fn a_blocked_worker_thread_keeps_its_lease_and_no_one_else_runs_the_job() {
         .map(|i| {
             let (queue, options, overlap) = (t.queue.clone(), options.clone(), overlap.clone());
             std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async move {
                     let queue = queue.reconnect().await.unwrap();
                     let backend = HangarBackend::<Value>::new(queue, options).unwrap();
@@ -175,7 +203,11 @@ fn a_blocked_worker_thread_keeps_its_lease_and_no_one_else_runs_the_job() {
         w.join().unwrap();
     }
     assert_eq!(overlap.max.load(Ordering::SeqCst), 1, "never two at once");
-    assert_eq!(overlap.runs.load(Ordering::SeqCst), 1, "the lease never lapsed, so nobody ran it again");
+    assert_eq!(
+        overlap.runs.load(Ordering::SeqCst),
+        1,
+        "the lease never lapsed, so nobody ran it again"
+    );
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let queue = t.queue.reconnect().await.unwrap();
         let state = queue.state(&id).await.unwrap().unwrap();
@@ -193,22 +225,34 @@ async fn a_frozen_worker_that_wakes_late_cannot_record_a_second_outcome() {
     let mut frozen = fixture_worker(&t);
     wait_status(&t.queue, &id, JobStatus::Running).await;
     let stop = |sig: &str, pid: u32| {
-        let ok = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill {sig} {pid}");
     };
     stop("-STOP", frozen.id());
 
-    let options = WorkerOptions { lease: Duration::from_millis(LEASE_MS), ..fast_options() };
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(), sleep_and_report);
+    let options = WorkerOptions {
+        lease: Duration::from_millis(LEASE_MS),
+        ..fast_options()
+    };
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(),
+        sleep_and_report
+    );
     let done = wait_status(&t.queue, &id, JobStatus::Succeeded).await;
     let rescuer = json!({"worker": w.handle.worker_id().as_str()});
     assert_eq!(done.result, Some(rescuer.clone()));
 
     // Thaw the first worker: its handler finishes and tries to record success.
     stop("-CONT", frozen.id());
-    eventually(Duration::from_secs(10), "the thawed worker's handler returned", || async {
-        (fixture_log(&t, "finished", &id).await.len() == 1).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the thawed worker's handler returned",
+        || async { (fixture_log(&t, "finished", &id).await.len() == 1).then_some(()) },
+    )
     .await;
     // Its outcome goes to Redis right after the handler returns.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -238,7 +282,14 @@ async fn redis_restarting_mid_run_loses_no_job_and_the_worker_resumes() {
     t.queue.enqueue_batch(first).await.unwrap();
 
     let counter = Count::default();
-    let backend = HangarBackend::<Value>::new(t.queue.clone(), WorkerOptions { concurrency: 2, ..fast_options() }).unwrap();
+    let backend = HangarBackend::<Value>::new(
+        t.queue.clone(),
+        WorkerOptions {
+            concurrency: 2,
+            ..fast_options()
+        },
+    )
+    .unwrap();
     let handle = backend.handle();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let worker = apalis_core::worker::builder::WorkerBuilder::new("t")
@@ -276,7 +327,14 @@ async fn redis_restarting_mid_run_loses_no_job_and_the_worker_resumes() {
         let s = t.queue.state(id).await.unwrap().expect("no job lost");
         assert_eq!(s.status, JobStatus::Succeeded, "{id}");
     }
-    assert!(handle.stats().redis_errors.load(Ordering::Relaxed) > 0, "the outage was seen and survived");
+    assert!(
+        handle.stats().redis_errors.load(Ordering::Relaxed) > 0,
+        "the outage was seen and survived"
+    );
     let _ = tx.send(());
-    tokio::time::timeout(Duration::from_secs(20), join).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), join)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

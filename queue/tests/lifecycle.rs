@@ -30,11 +30,20 @@ async fn one_hundred_thousand_jobs_due_at_once_drain_without_error() {
         t.queue.enqueue_batch(jobs).await.unwrap();
     }
     assert_eq!(t.queue.counts().await.unwrap().scheduled, 100_000);
-    let until_due = due.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    let until_due = due
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
     tokio::time::sleep(until_due + Duration::from_millis(100)).await;
 
-    let options = WorkerOptions { concurrency: 100, fetch_batch: 100, ..fast_options() };
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(), noop);
+    let options = WorkerOptions {
+        concurrency: 100,
+        fetch_batch: 100,
+        ..fast_options()
+    };
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(),
+        noop
+    );
     eventually(Duration::from_secs(120), "100k jobs done", || async {
         let c = t.queue.counts().await.unwrap();
         (c.done == 100_000).then_some(())
@@ -57,7 +66,10 @@ async fn dead_jobs_can_be_listed_inspected_requeued_and_deleted() {
     let jobs: Vec<NewJob> = (0..5).map(|i| NewJob::new("k", json!({"i": i}))).collect();
     let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
     t.queue.enqueue_batch(jobs).await.unwrap();
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(), fail_permanently);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(),
+        fail_permanently
+    );
     eventually(Duration::from_secs(10), "5 dead", || async {
         (t.queue.counts().await.unwrap().dead == 5).then_some(())
     })
@@ -78,14 +90,20 @@ async fn dead_jobs_can_be_listed_inspected_requeued_and_deleted() {
 
     assert!(t.queue.delete_dead(&ids[1]).await.unwrap());
     assert!(t.queue.state(&ids[1]).await.unwrap().is_none());
-    assert!(!t.queue.delete_dead(&ids[0]).await.unwrap(), "only dead jobs can be deleted");
+    assert!(
+        !t.queue.delete_dead(&ids[0]).await.unwrap(),
+        "only dead jobs can be deleted"
+    );
 
     assert_eq!(t.queue.requeue_all_dead().await.unwrap(), 3);
     let c = t.queue.counts().await.unwrap();
     assert_eq!((c.dead, c.ready), (0, 4));
 
     // They run again, now successfully.
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(), noop);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(),
+        noop
+    );
     eventually(Duration::from_secs(10), "requeued jobs succeed", || async {
         (t.queue.counts().await.unwrap().done == 4).then_some(())
     })
@@ -100,7 +118,14 @@ async fn retention_trims_finished_jobs_by_count_and_age_in_bounded_steps() {
     let first = jobs[0].id.to_string();
     t.queue.enqueue_batch(jobs).await.unwrap();
     let w = spawn_worker!(
-        HangarBackend::<Value>::new(t.queue.clone(), WorkerOptions { concurrency: 50, ..fast_options() }).unwrap(),
+        HangarBackend::<Value>::new(
+            t.queue.clone(),
+            WorkerOptions {
+                concurrency: 50,
+                ..fast_options()
+            }
+        )
+        .unwrap(),
         noop
     );
     eventually(Duration::from_secs(20), "2500 done", || async {
@@ -109,13 +134,22 @@ async fn retention_trims_finished_jobs_by_count_and_age_in_bounded_steps() {
     .await;
     w.stop().await.unwrap();
 
-    let by_count = Retention { done_max_count: 1000, ..Retention::default() };
+    let by_count = Retention {
+        done_max_count: 1000,
+        ..Retention::default()
+    };
     assert_eq!(t.queue.trim(&by_count).await.unwrap(), 1500, "two bounded steps");
     assert_eq!(t.queue.counts().await.unwrap().done, 1000);
-    assert!(t.queue.state(&first).await.unwrap().is_none(), "oldest trimmed first");
+    assert!(
+        t.queue.state(&first).await.unwrap().is_none(),
+        "oldest trimmed first"
+    );
 
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let by_age = Retention { done_max_age: Duration::from_millis(10), ..Retention::default() };
+    let by_age = Retention {
+        done_max_age: Duration::from_millis(10),
+        ..Retention::default()
+    };
     assert_eq!(t.queue.trim(&by_age).await.unwrap(), 1000);
     let mut conn = t.conn().await;
     let left: Vec<String> = redis::cmd("KEYS")
@@ -141,7 +175,10 @@ async fn workers_apply_retention_on_their_own() {
         },
         ..fast_options()
     };
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(), noop);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(),
+        noop
+    );
     eventually(Duration::from_secs(10), "done trimmed to 10", || async {
         let c = t.queue.counts().await.unwrap();
         (c.done == 10 && c.ready == 0).then_some(())
@@ -168,7 +205,14 @@ async fn graceful_shutdown_finishes_running_jobs_and_returns_unstarted_ones() {
     let started = Started::default();
     // The backend claims 4 at a time, but a user concurrency layer of 1 lets
     // only one start: the other three are fetched but unstarted.
-    let backend = HangarBackend::<Value>::new(t.queue.clone(), WorkerOptions { concurrency: 4, ..fast_options() }).unwrap();
+    let backend = HangarBackend::<Value>::new(
+        t.queue.clone(),
+        WorkerOptions {
+            concurrency: 4,
+            ..fast_options()
+        },
+    )
+    .unwrap();
     let handle = backend.handle();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let worker = apalis_core::worker::builder::WorkerBuilder::new("t")
@@ -185,16 +229,33 @@ async fn graceful_shutdown_finishes_running_jobs_and_returns_unstarted_ones() {
     })
     .await;
     let _ = tx.send(());
-    tokio::time::timeout(Duration::from_secs(10), join).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), join)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 
     let c = t.queue.counts().await.unwrap();
-    assert_eq!(started.0.load(Ordering::SeqCst), 1, "no new job started after the stop");
-    assert_eq!((c.done, c.running, c.ready), (1, 0, 9), "the running job finished; the rest wait");
+    assert_eq!(
+        started.0.load(Ordering::SeqCst),
+        1,
+        "no new job started after the stop"
+    );
+    assert_eq!(
+        (c.done, c.running, c.ready),
+        (1, 0, 9),
+        "the running job finished; the rest wait"
+    );
     assert_eq!(handle.held(), 0);
     // Unstarted jobs were given back without counting a delivery.
     let mut conn = t.conn().await;
-    let ids: Vec<String> = redis::cmd("LRANGE").arg(t.queue.keys().part("ready")).arg(0).arg(-1)
-        .query_async(&mut conn).await.unwrap();
+    let ids: Vec<String> = redis::cmd("LRANGE")
+        .arg(t.queue.keys().part("ready"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     for id in ids {
         let s = t.queue.state(&id).await.unwrap().unwrap();
         assert_eq!((s.status, s.deliveries), (JobStatus::Queued, 0), "{id}");
@@ -212,9 +273,16 @@ async fn past_the_drain_deadline_held_jobs_are_released_for_other_workers() {
     let job = NewJob::new("k", json!({}));
     let id = job.id.to_string();
     t.queue.enqueue(job).await.unwrap();
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(), forever);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(),
+        forever
+    );
     eventually(Duration::from_secs(5), "running", || async {
-        t.queue.state(&id).await.unwrap().filter(|s| s.status == JobStatus::Running)
+        t.queue
+            .state(&id)
+            .await
+            .unwrap()
+            .filter(|s| s.status == JobStatus::Running)
     })
     .await;
     // Stop: the worker stops fetching and waits for its running job...
@@ -226,7 +294,11 @@ async fn past_the_drain_deadline_held_jobs_are_released_for_other_workers() {
     assert_eq!(w.handle.release_held().await.unwrap(), 1);
     let s = t.queue.state(&id).await.unwrap().unwrap();
     assert_eq!((s.status, s.deliveries, s.crashes), (JobStatus::Queued, 1, 0));
-    tokio::time::timeout(Duration::from_secs(10), w.join).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), w.join)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     // The interrupted handler's late outcome is stale and changes nothing.
     let s = t.queue.state(&id).await.unwrap().unwrap();
     assert_eq!((s.status, s.attempts), (JobStatus::Queued, 0));

@@ -24,9 +24,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 async fn wait_status(q: &Queue, id: &str, status: JobStatus) -> hangar_queue::JobState {
-    eventually(Duration::from_secs(15), &format!("job {id} reaches {status:?}"), || async {
-        q.state(id).await.unwrap().filter(|s| s.status == status)
-    })
+    eventually(
+        Duration::from_secs(15),
+        &format!("job {id} reaches {status:?}"),
+        || async { q.state(id).await.unwrap().filter(|s| s.status == status) },
+    )
     .await
 }
 
@@ -47,7 +49,10 @@ async fn a_typed_handler_runs_and_its_result_and_progress_are_recorded() {
     let job = NewJob::new("math.add", json!({"a": 2, "b": 40}));
     let id = job.id.to_string();
     t.queue.enqueue(job).await.unwrap();
-    let w = spawn_worker!(HangarBackend::<Add>::new(t.queue.clone(), fast_options()).unwrap(), add);
+    let w = spawn_worker!(
+        HangarBackend::<Add>::new(t.queue.clone(), fast_options()).unwrap(),
+        add
+    );
     let state = wait_status(&t.queue, &id, JobStatus::Succeeded).await;
     assert_eq!(state.result, Some(json!({"sum": 42, "attempt": 1})));
     assert_eq!(state.progress, Some(json!({"step": "adding"})));
@@ -71,7 +76,10 @@ async fn an_idle_worker_is_woken_by_an_enqueue_not_by_polling() {
         maintenance_interval: Duration::from_secs(20),
         ..fast_options()
     };
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(), noop);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(),
+        noop
+    );
     tokio::time::sleep(Duration::from_millis(300)).await; // let it go idle in BLPOP
     for _ in 0..3 {
         let job = NewJob::new("system.noop", json!({}));
@@ -79,7 +87,11 @@ async fn an_idle_worker_is_woken_by_an_enqueue_not_by_polling() {
         let start = Instant::now();
         t.queue.enqueue(job).await.unwrap();
         wait_status(&t.queue, &id, JobStatus::Succeeded).await;
-        assert!(start.elapsed() < Duration::from_secs(5), "picked up by wake-up, took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "picked up by wake-up, took {:?}",
+            start.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     w.stop().await.unwrap();
@@ -101,7 +113,10 @@ async fn retries_follow_the_kind_policy_then_the_job_goes_dead() {
         cap: Duration::from_millis(500),
     };
     let t = TestQueue::new("sync").await;
-    let queue = t.queue.clone().with_policies(RetryPolicies::default().with("flaky", policy));
+    let queue = t
+        .queue
+        .clone()
+        .with_policies(RetryPolicies::default().with("flaky", policy));
     let job = NewJob::new("flaky", json!({}));
     let id = job.id.to_string();
     queue.enqueue(job).await.unwrap();
@@ -117,13 +132,29 @@ async fn retries_follow_the_kind_policy_then_the_job_goes_dead() {
         let _ = rx.await;
         Ok::<(), apalis_core::error::WorkerError>(())
     }));
-    let w = common::Running { stop: Some(tx), join, handle };
+    let w = common::Running {
+        stop: Some(tx),
+        join,
+        handle,
+    };
 
     let state = wait_status(&queue, &id, JobStatus::Dead).await;
     assert_eq!(state.attempts, 4, "max_attempts honoured");
-    assert_eq!(state.last_error.as_deref(), Some("failed after 4 attempts: upstream said 503"));
-    assert_eq!(state.errors.len(), 4, "each retry and the move to dead are recorded");
-    assert!(state.errors.iter().all(|e| e.error.contains("upstream said 503") && e.at > 0));
+    assert_eq!(
+        state.last_error.as_deref(),
+        Some("failed after 4 attempts: upstream said 503")
+    );
+    assert_eq!(
+        state.errors.len(),
+        4,
+        "each retry and the move to dead are recorded"
+    );
+    assert!(
+        state
+            .errors
+            .iter()
+            .all(|e| e.error.contains("upstream said 503") && e.at > 0)
+    );
     let times = seen.0.lock().unwrap().clone();
     assert_eq!(times.len(), 4, "the handler ran exactly max_attempts times");
     // Full jitter: wait n is in [0, min(cap, base * 2^(n-1))]; allow the
@@ -132,7 +163,11 @@ async fn retries_follow_the_kind_policy_then_the_job_goes_dead() {
     for (n, pair) in times.windows(2).enumerate() {
         let gap = pair[1] - pair[0];
         let ceiling = policy.ceiling(n as u32 + 1);
-        assert!(gap <= ceiling + slack, "wait {} was {gap:?}, ceiling {ceiling:?}", n + 1);
+        assert!(
+            gap <= ceiling + slack,
+            "wait {} was {gap:?}, ceiling {ceiling:?}",
+            n + 1
+        );
     }
     assert_eq!(w.handle.stats().retried.load(Ordering::Relaxed), 3);
     assert_eq!(w.handle.stats().dead.load(Ordering::Relaxed), 1);
@@ -149,7 +184,10 @@ async fn a_permanent_error_skips_retries() {
     let job = NewJob::new("sync.workspaces", json!({})).max_attempts(5);
     let id = job.id.to_string();
     t.queue.enqueue(job).await.unwrap();
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(), bad_credentials);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(),
+        bad_credentials
+    );
     let state = wait_status(&t.queue, &id, JobStatus::Dead).await;
     assert_eq!(state.attempts, 1);
     assert_eq!(
@@ -172,7 +210,10 @@ async fn a_retry_after_error_sets_the_wait() {
     let job = NewJob::new("k", json!({}));
     let id = job.id.to_string();
     t.queue.enqueue(job).await.unwrap();
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(), retry_after);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(),
+        retry_after
+    );
     let retrying = wait_status(&t.queue, &id, JobStatus::Retrying).await;
     let run_at = retrying.run_at.unwrap();
     let failed_at = retrying.errors[0].at;
@@ -189,7 +230,10 @@ async fn an_undecodable_payload_goes_to_dead_and_the_worker_carries_on() {
     let good = NewJob::new("math.add", json!({"a": 1, "b": 1}));
     let (bad_id, good_id) = (bad.id.to_string(), good.id.to_string());
     t.queue.enqueue_batch(vec![bad, good]).await.unwrap();
-    let w = spawn_worker!(HangarBackend::<Add>::new(t.queue.clone(), fast_options()).unwrap(), add);
+    let w = spawn_worker!(
+        HangarBackend::<Add>::new(t.queue.clone(), fast_options()).unwrap(),
+        add
+    );
     let dead = wait_status(&t.queue, &bad_id, JobStatus::Dead).await;
     assert!(dead.last_error.unwrap().contains("payload does not decode"));
     wait_status(&t.queue, &good_id, JobStatus::Succeeded).await;
@@ -207,14 +251,27 @@ async fn a_panicking_handler_fails_the_attempt_not_the_worker() {
     let job = NewJob::new("k", json!({}));
     let id = job.id.to_string();
     let queue = t.queue.clone().with_policies(RetryPolicies {
-        default: RetryPolicy { max_attempts: 3, base: Duration::from_millis(10), cap: Duration::from_millis(10) },
+        default: RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(10),
+        },
         ..RetryPolicies::default()
     });
     queue.enqueue(job).await.unwrap();
-    let w = spawn_worker!(HangarBackend::<Value>::new(queue.clone(), fast_options()).unwrap(), panics_once);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(queue.clone(), fast_options()).unwrap(),
+        panics_once
+    );
     let state = wait_status(&queue, &id, JobStatus::Succeeded).await;
     assert_eq!(state.attempts, 2);
-    assert!(state.errors[0].error.contains("handler panicked: first attempt blows up"), "{:?}", state.errors);
+    assert!(
+        state.errors[0]
+            .error
+            .contains("handler panicked: first attempt blows up"),
+        "{:?}",
+        state.errors
+    );
     assert_eq!(w.handle.stats().panics.load(Ordering::Relaxed), 1);
     w.stop().await.unwrap();
 }
@@ -232,9 +289,15 @@ async fn a_running_job_observes_a_cancellation_request() {
     let job = NewJob::new("k", json!({}));
     let id = job.id.to_string();
     t.queue.enqueue(job).await.unwrap();
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(), until_cancelled);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(),
+        until_cancelled
+    );
     wait_status(&t.queue, &id, JobStatus::Running).await;
-    assert_eq!(t.queue.cancel(&id).await.unwrap(), hangar_queue::CancelOutcome::CancelRequested);
+    assert_eq!(
+        t.queue.cancel(&id).await.unwrap(),
+        hangar_queue::CancelOutcome::CancelRequested
+    );
     let state = wait_status(&t.queue, &id, JobStatus::Cancelled).await;
     assert!(state.cancel_requested);
     assert_eq!(state.attempts, 1);
@@ -261,19 +324,46 @@ async fn measured(_: Value, g: Data<Gauge>) -> Result<(), BoxDynError> {
 /// factory again only to restart a worker, which these tests never ask for).
 fn once(backend: HangarBackend<Value>) -> impl Fn() -> HangarBackend<Value> + Send + Sync + 'static {
     let slot = Mutex::new(Some(backend));
-    move || slot.lock().unwrap().take().expect("worker restarted unexpectedly")
+    move || {
+        slot.lock()
+            .unwrap()
+            .take()
+            .expect("worker restarted unexpectedly")
+    }
 }
 
 #[tokio::test]
 async fn one_process_serves_several_queues_each_with_its_own_concurrency() {
     let t = TestQueue::new("sync").await;
     let reports = t.sibling("reports").await;
-    let jobs = |n| (0..n).map(|_| NewJob::new("system.noop", json!({}))).collect::<Vec<_>>();
+    let jobs = |n| {
+        (0..n)
+            .map(|_| NewJob::new("system.noop", json!({})))
+            .collect::<Vec<_>>()
+    };
     t.queue.enqueue_batch(jobs(40)).await.unwrap();
     reports.enqueue_batch(jobs(40)).await.unwrap();
     let (g_sync, g_reports) = (Gauge::default(), Gauge::default());
-    let sync_backend = once(HangarBackend::new(t.queue.clone(), WorkerOptions { concurrency: 3, ..fast_options() }).unwrap());
-    let reports_backend = once(HangarBackend::new(reports.clone(), WorkerOptions { concurrency: 7, ..fast_options() }).unwrap());
+    let sync_backend = once(
+        HangarBackend::new(
+            t.queue.clone(),
+            WorkerOptions {
+                concurrency: 3,
+                ..fast_options()
+            },
+        )
+        .unwrap(),
+    );
+    let reports_backend = once(
+        HangarBackend::new(
+            reports.clone(),
+            WorkerOptions {
+                concurrency: 7,
+                ..fast_options()
+            },
+        )
+        .unwrap(),
+    );
     let (gs, gr) = (g_sync.clone(), g_reports.clone());
     let monitor = apalis_core::monitor::Monitor::new()
         .register(move |_| {
@@ -294,11 +384,24 @@ async fn one_process_serves_several_queues_each_with_its_own_concurrency() {
         Ok(())
     }));
     eventually(Duration::from_secs(20), "80 jobs done", || async {
-        (g_sync.done.load(Ordering::SeqCst) == 40 && g_reports.done.load(Ordering::SeqCst) == 40).then_some(())
+        (g_sync.done.load(Ordering::SeqCst) == 40 && g_reports.done.load(Ordering::SeqCst) == 40)
+            .then_some(())
     })
     .await;
-    assert_eq!(g_sync.max.load(Ordering::SeqCst), 3, "sync ran at its concurrency, never above");
-    assert_eq!(g_reports.max.load(Ordering::SeqCst), 7, "reports ran at its concurrency, never above");
+    assert_eq!(
+        g_sync.max.load(Ordering::SeqCst),
+        3,
+        "sync ran at its concurrency, never above"
+    );
+    assert_eq!(
+        g_reports.max.load(Ordering::SeqCst),
+        7,
+        "reports ran at its concurrency, never above"
+    );
     let _ = tx.send(());
-    tokio::time::timeout(Duration::from_secs(20), run).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

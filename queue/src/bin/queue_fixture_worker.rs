@@ -54,6 +54,10 @@ async fn main() -> Result<(), BoxDynError> {
         ..WorkerOptions::default()
     };
     let backend = HangarBackend::<serde_json::Value>::new(queue, options)?;
-    WorkerBuilder::new("fixture").backend(backend).build(handle).run().await?;
+    WorkerBuilder::new("fixture")
+        .backend(backend)
+        .build(handle)
+        .run()
+        .await?;
     Ok(())
 }

@@ -110,7 +110,10 @@ where
         Box::pin(async move {
             // If this future is dropped before the attempt ends (worker torn
             // down), stop renewing: the lease lapses and the job runs again.
-            let guard = DropGuard { run: Some(run.clone()), held: shared.held.clone() };
+            let guard = DropGuard {
+                run: Some(run.clone()),
+                held: shared.held.clone(),
+            };
             let span = tracing::info_span!("job", job.id = %run.claimed.id, job.kind = %run.claimed.kind,
                 job.attempt = run.attempt());
             let result = tracing::Instrument::instrument(AssertUnwindSafe(fut).catch_unwind(), span).await;
@@ -174,10 +177,14 @@ fn decide<R: serde::Serialize>(shared: &AckShared, run: &Run, result: &Result<R,
             let out_of_attempts = attempt >= run.claimed.max_attempts;
             if err.downcast_ref::<AbortError>().is_some() {
                 tracing::warn!(job.id = %run.claimed.id, error = %text, "permanent failure; moving to dead");
-                Outcome::Dead { error: format!("permanent failure: {text}") }
+                Outcome::Dead {
+                    error: format!("permanent failure: {text}"),
+                }
             } else if out_of_attempts {
                 tracing::warn!(job.id = %run.claimed.id, error = %text, attempt, "out of attempts; moving to dead");
-                Outcome::Dead { error: format!("failed after {attempt} attempts: {text}") }
+                Outcome::Dead {
+                    error: format!("failed after {attempt} attempts: {text}"),
+                }
             } else {
                 let delay = match err.downcast_ref::<RetryAfterError>() {
                     Some(r) => r.get_duration(),
@@ -187,7 +194,10 @@ fn decide<R: serde::Serialize>(shared: &AckShared, run: &Run, result: &Result<R,
                     }
                 };
                 tracing::info!(job.id = %run.claimed.id, error = %text, attempt, retry_in = ?delay, "attempt failed; will retry");
-                Outcome::Retry { error: text, delay: delay.min(Duration::from_secs(30 * 24 * 3600)) }
+                Outcome::Retry {
+                    error: text,
+                    delay: delay.min(Duration::from_secs(30 * 24 * 3600)),
+                }
             }
         }
     }

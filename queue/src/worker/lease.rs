@@ -38,7 +38,13 @@ pub(crate) fn spawn_renewer(
         })
 }
 
-async fn renew_loop(queue: Queue, options: WorkerOptions, held: Arc<Held>, stats: Arc<WorkerStats>, stop: CancellationToken) {
+async fn renew_loop(
+    queue: Queue,
+    options: WorkerOptions,
+    held: Arc<Held>,
+    stats: Arc<WorkerStats>,
+    stop: CancellationToken,
+) {
     let mut outage = Outage::new("lease");
     // A connection owned by this runtime: the shared one is driven by the worker's.
     let queue = loop {

@@ -154,7 +154,9 @@ impl Fetcher {
                 Err(e) => return self.wait_after_failure(outage, &e).await,
             }
         }
-        let Some(conn) = blocking.as_mut() else { return false };
+        let Some(conn) = blocking.as_mut() else {
+            return false;
+        };
         tokio::select! {
             r = self.queue.wait_for_wake(conn, self.options.idle_wait) => match r {
                 Ok(_) => { outage.recovered(); false }
@@ -171,7 +173,10 @@ impl Fetcher {
         if let Some(limit) = self.options.outage_limit
             && failing_for >= limit
         {
-            tracing::error!(?limit, "redis unreachable past the outage limit; stopping the worker");
+            tracing::error!(
+                ?limit,
+                "redis unreachable past the outage limit; stopping the worker"
+            );
             let _ = self.tx.send(Err(QueueError::OutageLimit(limit))).await;
             return true;
         }
@@ -229,8 +234,10 @@ pub(crate) async fn record_outcomes(
                     if let Some(d) = deadline
                         && Instant::now() + wait > d
                     {
-                        tracing::error!(unrecorded = batch.len() + rx.len(),
-                            "closing with outcomes Redis did not take; those jobs will run again when their leases expire");
+                        tracing::error!(
+                            unrecorded = batch.len() + rx.len(),
+                            "closing with outcomes Redis did not take; those jobs will run again when their leases expire"
+                        );
                         return;
                     }
                     tokio::select! {
@@ -263,7 +270,12 @@ fn count_outcomes(batch: &[Finished], recorded: &[bool], stats: &WorkerStats) {
 
 /// Promotes due jobs, reaps expired leases and applies retention, in bounded
 /// steps. Every worker runs this; the scripts are atomic, so replicas can overlap.
-pub(crate) async fn maintain(queue: Queue, options: WorkerOptions, stats: Arc<WorkerStats>, stop: CancellationToken) {
+pub(crate) async fn maintain(
+    queue: Queue,
+    options: WorkerOptions,
+    stats: Arc<WorkerStats>,
+    stop: CancellationToken,
+) {
     let mut outage = Outage::new("maintenance");
     let mut last_trim: Option<Instant> = None;
     loop {
@@ -272,7 +284,11 @@ pub(crate) async fn maintain(queue: Queue, options: WorkerOptions, stats: Arc<Wo
             let (promoted, next_due) = queue.promote_due().await?;
             let reaped = queue.reap_expired().await?;
             let trim_due = last_trim.is_none_or(|t| t.elapsed() >= options.retention.every);
-            let trimmed = if trim_due { Some(queue.trim(&options.retention).await?) } else { None };
+            let trimmed = if trim_due {
+                Some(queue.trim(&options.retention).await?)
+            } else {
+                None
+            };
             Ok::<_, QueueError>((promoted, next_due, reaped, trimmed))
         };
         match step.await {

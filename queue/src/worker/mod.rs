@@ -214,7 +214,7 @@ impl<Args> HangarBackend<Args> {
 
     /// Turns a delivery into an apalis task, or records it as dead if its
     /// payload cannot be decoded.
-    fn into_task(&self, run: Arc<Run>) -> Option<Task<Args>>
+    fn task_for(&self, run: &Arc<Run>) -> Option<Task<Args>>
     where
         Args: DeserializeOwned,
     {
@@ -286,7 +286,10 @@ impl<Args> HangarBackend<Args> {
                     let _ = t.await;
                 }
             };
-            if tokio::time::timeout(CLOSE_DEADLINE + Duration::from_secs(1), drain).await.is_err() {
+            if tokio::time::timeout(CLOSE_DEADLINE + Duration::from_secs(1), drain)
+                .await
+                .is_err()
+            {
                 tracing::error!("background loops did not stop within {CLOSE_DEADLINE:?}");
             }
             if let Some(r) = renewer {
@@ -309,14 +312,18 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for HangarBackend<Args> {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Option<Result<Task<Args>>>> {
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Option<Result<Task<Args>>>> {
         loop {
             let Some(rx) = self.rx.as_mut() else {
                 return Poll::Ready(None);
             };
             match rx.poll_recv(cx) {
                 Poll::Ready(Some(Ok(run))) => {
-                    if let Some(task) = self.into_task(run) {
+                    if let Some(task) = self.task_for(&run) {
                         return Poll::Ready(Some(Ok(task)));
                     }
                 }

@@ -33,13 +33,21 @@ impl TestQueue {
     pub async fn on(url: &str, name: &str) -> Self {
         let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
         let settings = RedisSettings::new(url);
-        let queue = Queue::connect(&settings, &prefix, name).await.expect("connect to redis");
-        Self { queue, prefix, url: url.to_owned() }
+        let queue = Queue::connect(&settings, &prefix, name)
+            .await
+            .expect("connect to redis");
+        Self {
+            queue,
+            prefix,
+            url: url.to_owned(),
+        }
     }
 
     /// Another queue under the same prefix.
     pub async fn sibling(&self, name: &str) -> Queue {
-        Queue::connect(&RedisSettings::new(&self.url), &self.prefix, name).await.unwrap()
+        Queue::connect(&RedisSettings::new(&self.url), &self.prefix, name)
+            .await
+            .unwrap()
     }
 
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
@@ -53,8 +61,12 @@ impl TestQueue {
 
 impl Drop for TestQueue {
     fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(self.url.as_str()) else { return };
-        let Ok(mut conn) = client.get_connection() else { return };
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}:*", self.prefix))
             .query(&mut conn)
@@ -111,7 +123,11 @@ macro_rules! spawn_worker {
             let _ = rx.await;
             Ok::<(), apalis_core::error::WorkerError>(())
         }));
-        common::Running { stop: Some(tx), join, handle }
+        common::Running {
+            stop: Some(tx),
+            join,
+            handle,
+        }
     }};
 }
 
@@ -126,14 +142,21 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A private redis-server (for tests that stop or restart Redis), with AOF
@@ -149,7 +172,11 @@ impl OwnRedis {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("hangar-redis-{port}-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Self { port, dir, child: None };
+        let mut r = Self {
+            port,
+            dir,
+            child: None,
+        };
         r.restart();
         r
     }
@@ -172,7 +199,10 @@ impl OwnRedis {
         self.child = Some(child);
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "own redis-server did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "own redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
