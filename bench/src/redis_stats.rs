@@ -64,7 +64,7 @@ impl Commands {
             .map(|(k, v)| (k.clone(), v - self.start.get(k).copied().unwrap_or(0)))
             .filter(|(_, d)| *d > 0)
             .collect();
-        rows.sort_by(|a, b| b.1.cmp(&a.1));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
         let jobs = 2 * jobs_per_phase;
         let text: Vec<String> = rows
             .iter()
