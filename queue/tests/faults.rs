@@ -343,8 +343,14 @@ async fn redis_restarting_mid_run_loses_no_job_and_the_worker_resumes() {
 async fn past_its_outage_limit_a_worker_stops_with_an_error_instead_of_dying_silently() {
     let mut redis = OwnRedis::start();
     let t = TestQueue::on(&redis.url(), "sync").await;
-    let options = WorkerOptions { outage_limit: Some(Duration::from_secs(1)), ..fast_options() };
-    let w = spawn_worker!(HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(), report_worker);
+    let options = WorkerOptions {
+        outage_limit: Some(Duration::from_secs(1)),
+        ..fast_options()
+    };
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(),
+        report_worker
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.kill();
     let result = tokio::time::timeout(Duration::from_secs(20), w.join)
