@@ -416,9 +416,22 @@ impl Queue {
         Ok(done + dead)
     }
 
-    /// Claims up to `max` ready jobs for `worker`.
-    pub(crate) async fn fetch(&self, worker: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>> {
-        let args = [worker.to_owned(), max.to_string(), lease.as_millis().to_string()];
+    /// Claims up to `max` ready jobs for `worker`. `nonce` must be unique per
+    /// call: it makes the lease tokens unique and lets [`release_claim`](Self::release_claim)
+    /// give the jobs back if the reply is lost.
+    pub(crate) async fn fetch(
+        &self,
+        worker: &str,
+        nonce: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>> {
+        let args = [
+            worker.to_owned(),
+            max.to_string(),
+            lease.as_millis().to_string(),
+            nonce.to_owned(),
+        ];
         let flat: Vec<String> = self.invoke(&scripts::FETCH, &args).await?;
         let num = |s: &str| {
             s.parse::<u32>()
@@ -493,6 +506,12 @@ impl Queue {
         self.invoke(&scripts::RELEASE, &args).await
     }
 
+    /// Gives back, uncounted, the jobs a fetch with `nonce` claimed but whose
+    /// reply never arrived.
+    pub(crate) async fn release_claim(&self, nonce: &str) -> Result<u64> {
+        self.invoke(&scripts::RELEASE_CLAIM, &[nonce.to_owned()]).await
+    }
+
     /// Stores progress if the lease is still held.
     pub(crate) async fn set_progress(
         &self,
@@ -518,5 +537,107 @@ impl Queue {
             .query_async(blocking)
             .await?;
         Ok(got.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Crate-internal operations against a real Redis (fresh prefix, cleaned up).
+    use super::*;
+
+    async fn queue() -> Queue {
+        let url = std::env::var("HANGAR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
+        Queue::connect(&RedisSettings::new(url), &prefix, "unit")
+            .await
+            .unwrap()
+    }
+
+    async fn cleanup(q: &Queue) {
+        let mut conn = q.conn.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", q.prefix()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fetch_whose_reply_was_lost_can_be_given_back_uncounted() {
+        let q = queue().await;
+        let job = NewJob::new("k", serde_json::json!({}));
+        let id = job.id.to_string();
+        q.enqueue(job).await.unwrap();
+        let claimed = q.fetch("w", "w#1", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].token, "w#1/1");
+        // Pretend the reply never arrived: release by the fetch's nonce.
+        assert_eq!(q.release_claim("w#1").await.unwrap(), 1);
+        let s = q.state(&id).await.unwrap().unwrap();
+        assert_eq!((s.status, s.deliveries), (JobStatus::Queued, 0));
+        assert_eq!(q.counts().await.unwrap().running, 0);
+        // The next delivery gets a token that was never used before.
+        let again = q.fetch("w", "w#2", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(again[0].token, "w#2/1");
+        assert_eq!(
+            q.release_claim("w#1").await.unwrap(),
+            0,
+            "nothing left under the old nonce"
+        );
+        cleanup(&q).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_of_a_job_with_a_cancel_request_ends_cancelled() {
+        let q = queue().await;
+        let job = NewJob::new("k", serde_json::json!({}));
+        let id = job.id.to_string();
+        q.enqueue(job).await.unwrap();
+        let c = q
+            .fetch("w", "w#1", 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(q.cancel(&id).await.unwrap(), CancelOutcome::CancelRequested);
+        // The handler failed before its heartbeat saw the request.
+        let retry = Finished {
+            id: id.clone(),
+            token: c.token.clone(),
+            attempt: 1,
+            outcome: Outcome::Retry {
+                error: "boom".into(),
+                delay: Duration::ZERO,
+            },
+        };
+        assert_eq!(q.finish(&[retry]).await.unwrap(), vec![true]);
+        let s = q.state(&id).await.unwrap().unwrap();
+        assert_eq!(s.status, JobStatus::Cancelled);
+        assert_eq!(q.counts().await.unwrap().scheduled, 0, "not retried");
+        cleanup(&q).await;
+    }
+
+    #[tokio::test]
+    async fn a_released_job_with_a_cancel_request_ends_cancelled() {
+        let q = queue().await;
+        let job = NewJob::new("k", serde_json::json!({}));
+        let id = job.id.to_string();
+        q.enqueue(job).await.unwrap();
+        let c = q
+            .fetch("w", "w#1", 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .remove(0);
+        q.cancel(&id).await.unwrap();
+        assert_eq!(
+            q.release(&[(id.clone(), c.token)], true).await.unwrap(),
+            0,
+            "not requeued"
+        );
+        assert_eq!(q.state(&id).await.unwrap().unwrap().status, JobStatus::Cancelled);
+        assert_eq!(q.counts().await.unwrap().ready, 0);
+        cleanup(&q).await;
     }
 }

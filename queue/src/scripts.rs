@@ -30,3 +30,4 @@ pub(crate) static DELETE_DEAD: LazyLock<Script> = script!("delete_dead.lua");
 pub(crate) static TRIM: LazyLock<Script> = script!("trim.lua");
 pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
 pub(crate) static PROGRESS: LazyLock<Script> = script!("progress.lua");
+pub(crate) static RELEASE_CLAIM: LazyLock<Script> = script!("release_claim.lua");

@@ -4,17 +4,23 @@
 -- An outcome whose lease token no longer matches is stale (the lease expired
 -- and the job was handed to another worker) and is ignored, so a job records
 -- exactly one success however many times it ran.
+-- A failure of a job whose cancellation was requested ends it cancelled.
 -- Returns 1 (recorded) or 0 (stale) per entry.
 local now = now_ms()
 local out, released, done, dead, scheduled = {}, {}, {}, {}, {}
 for o = 1, #ARGV, 6 do
   local id, token, outcome, text, attempt = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 5]
   local jk = job_key(id)
-  local f = redis.call('HMGET', jk, 'lease', 'errors')
+  local f = redis.call('HMGET', jk, 'lease', 'errors', 'cancel')
   if f[1] ~= token then
     table.insert(out, 0)
   else
     table.insert(released, id)
+    if outcome == 'retry' and f[3] == '1' then
+      -- Cancellation was requested: a failed attempt is not retried.
+      outcome = 'cancelled'
+      text = ''
+    end
     if outcome == 'succeeded' or outcome == 'cancelled' then
       redis.call('HSET', jk, 'state', outcome, 'attempts', attempt, 'result', text,
         'lease', '', 'finished_at', now, 'updated_at', now)

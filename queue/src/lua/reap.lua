@@ -11,14 +11,14 @@ for _, id in ipairs(ids) do
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'state', 'crashes', 'max_crashes', 'worker', 'errors', 'cancel', 'attempts')
   if f[1] == 'running' then
-    local crashes = tonumber(f[2]) + 1
+    local crashes = (tonumber(f[2]) or 0) + 1
     local worker = f[4] or '?'
     if f[6] == '1' then
       redis.call('HSET', jk, 'state', 'cancelled', 'crashes', crashes, 'lease', '',
         'finished_at', now, 'updated_at', now)
       table.insert(done, now)
       table.insert(done, id)
-    elseif crashes >= tonumber(f[3]) then
+    elseif crashes >= (tonumber(f[3]) or 1) then
       local reason = 'crashed its worker ' .. crashes .. ' times'
       redis.call('HSET', jk, 'state', 'dead', 'crashes', crashes, 'last_error', reason,
         'errors', push_error(f[5], f[7], reason .. ' (last lease held by ' .. worker .. ')', now),

@@ -25,12 +25,9 @@ use tower_service::Service;
 
 use super::{
     JobContext,
-    run::{Held, Run, WorkerStats},
+    run::{Held, Pending, Run, WorkerStats},
 };
-use crate::{
-    queue::{Finished, Outcome},
-    retry::RetryPolicies,
-};
+use crate::{queue::Outcome, retry::RetryPolicies};
 
 /// Marks an error as permanent: the job goes to dead without further attempts
 /// (bad credentials, invalid arguments). Same as apalis's `AbortError`.
@@ -41,7 +38,7 @@ pub fn permanent<E: Into<BoxDynError>>(err: E) -> AbortError {
 /// Shared by the layer and its services.
 #[derive(Clone)]
 pub(crate) struct AckShared {
-    pub outcomes: mpsc::UnboundedSender<Finished>,
+    pub outcomes: mpsc::UnboundedSender<Pending>,
     pub held: Arc<Held>,
     pub policies: RetryPolicies,
     pub stats: Arc<WorkerStats>,
@@ -139,14 +136,10 @@ struct DropGuard {
 impl DropGuard {
     fn finish(mut self, shared: &AckShared, outcome: Outcome) {
         if let Some(run) = self.run.take() {
-            shared.held.remove(&run.claimed.id);
+            run.finished.store(true, Ordering::Relaxed);
             run.release_slot();
-            let _ = shared.outcomes.send(Finished {
-                id: run.claimed.id.clone(),
-                token: run.claimed.token.clone(),
-                attempt: run.attempt(),
-                outcome,
-            });
+            // Still held (and renewed) until the recorder has written the outcome.
+            let _ = shared.outcomes.send(Pending::new(run, outcome));
         }
     }
 }
@@ -154,7 +147,7 @@ impl DropGuard {
 impl Drop for DropGuard {
     fn drop(&mut self) {
         if let Some(run) = self.run.take() {
-            self.held.remove(&run.claimed.id);
+            self.held.remove_run(&run);
             run.release_slot();
         }
     }

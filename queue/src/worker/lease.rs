@@ -48,7 +48,8 @@ async fn renew_loop(
     let mut outage = Outage::new("lease");
     // A connection owned by this runtime: the shared one is driven by the worker's.
     let queue = loop {
-        match queue.reconnect().await {
+        let attempt = tokio::select! { r = queue.reconnect() => r, () = stop.cancelled() => return };
+        match attempt {
             Ok(q) => break q,
             Err(e) => {
                 let (wait, _) = outage.failed(&e, &stats);
@@ -65,11 +66,19 @@ async fn renew_loop(
         if leases.is_empty() {
             continue;
         }
-        match queue.renew(options.lease, &leases).await {
+        let renewed =
+            tokio::select! { r = queue.renew(options.lease, &leases) => r, () = stop.cancelled() => return };
+        // Replies name job ids; act only on the delivery whose lease was renewed.
+        let sent: std::collections::HashMap<&str, &str> = leases
+            .iter()
+            .map(|(id, token)| (id.as_str(), token.as_str()))
+            .collect();
+        let delivery = |id: &str| sent.get(id).and_then(|token| held.get_delivery(id, token));
+        match renewed {
             Ok((lost, cancel)) => {
                 outage.recovered();
                 for id in lost {
-                    if let Some(run) = held.get(&id) {
+                    if let Some(run) = delivery(&id) {
                         WorkerStats::add(&stats.leases_lost, 1);
                         tracing::warn!(job.id = %id, "lease lost: the job was handed to another worker; asking the handler to stop");
                         run.lease_lost.store(true, Ordering::Relaxed);
@@ -77,7 +86,7 @@ async fn renew_loop(
                     }
                 }
                 for id in cancel {
-                    if let Some(run) = held.get(&id)
+                    if let Some(run) = delivery(&id)
                         && !run.cancel_requested.swap(true, Ordering::Relaxed)
                     {
                         tracing::info!(job.id = %id, "cancellation requested; signalling the handler");

@@ -10,12 +10,12 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::run::{Held, Run, WorkerStats};
+use super::run::{Held, Pending, Run, WorkerStats};
 use crate::{
     error::QueueError,
     identity::WorkerId,
     options::WorkerOptions,
-    queue::{Finished, Outcome, Queue},
+    queue::{Claimed, Outcome, Queue},
 };
 
 /// Delays after consecutive Redis failures: 50 ms doubling to 5 s, jittered, forever.
@@ -85,6 +85,7 @@ impl Fetcher {
     pub async fn run(self) {
         let mut blocking = None;
         let mut outage = Outage::new("fetch");
+        let mut seq: u64 = 0;
         loop {
             let first = tokio::select! {
                 p = self.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -102,9 +103,11 @@ impl Fetcher {
                     Err(_) => break,
                 }
             }
+            seq += 1;
+            let nonce = format!("{}#{seq}", self.worker);
             let claimed = self
                 .queue
-                .fetch(self.worker.as_str(), permits.len(), self.options.lease)
+                .fetch(self.worker.as_str(), &nonce, permits.len(), self.options.lease)
                 .await;
             let claimed = match claimed {
                 Ok(c) => {
@@ -113,6 +116,14 @@ impl Fetcher {
                 }
                 Err(e) => {
                     drop(permits);
+                    // The script may have run with its reply lost: give back
+                    // whatever it claimed rather than let those leases lapse
+                    // and count as crashes.
+                    if let Ok(n) = self.queue.release_claim(&nonce).await
+                        && n > 0
+                    {
+                        tracing::warn!(released = n, "fetch reply lost; gave its jobs back");
+                    }
                     if self.wait_after_failure(&mut outage, &e).await {
                         return;
                     }
@@ -127,16 +138,25 @@ impl Fetcher {
                 continue;
             }
             WorkerStats::add(&self.stats.fetched, claimed.len() as u64);
-            for (job, permit) in claimed.into_iter().zip(permits) {
+            let mut claimed = claimed.into_iter();
+            for (job, permit) in claimed.by_ref().zip(permits) {
                 let run = Arc::new(Run::new(job, permit));
                 self.held.insert(run.clone());
                 if self.tx.send(Ok(run.clone())).await.is_err() {
-                    // The worker is gone: give the job straight back.
-                    self.held.remove(&run.claimed.id);
-                    let lease = [(run.claimed.id.clone(), run.claimed.token.clone())];
-                    let _ = self.queue.release(&lease, true).await;
+                    // The worker is gone: give this and the rest straight back.
+                    self.held.remove_run(&run);
+                    self.give_back(std::iter::once(run.claimed.clone()).chain(claimed))
+                        .await;
+                    return;
                 }
             }
+        }
+    }
+
+    async fn give_back(&self, jobs: impl Iterator<Item = Claimed>) {
+        let leases: Vec<(String, String)> = jobs.map(|c| (c.id, c.token)).collect();
+        if let Err(e) = self.queue.release(&leases, true).await {
+            tracing::warn!(error = %e, jobs = leases.len(), "could not give back claimed jobs; their leases will lapse");
         }
     }
 
@@ -195,7 +215,8 @@ impl Fetcher {
 /// jobs run again (at-least-once, nothing lost).
 pub(crate) async fn record_outcomes(
     queue: Queue,
-    mut rx: mpsc::UnboundedReceiver<Finished>,
+    held: Arc<Held>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
     batch_max: usize,
     stats: Arc<WorkerStats>,
     closing: CancellationToken,
@@ -222,11 +243,15 @@ pub(crate) async fn record_outcomes(
                 return;
             }
         }
+        let finished: Vec<_> = batch.iter().map(|p| p.finished.clone()).collect();
         loop {
-            match queue.finish(&batch).await {
+            match queue.finish(&finished).await {
                 Ok(recorded) => {
                     outage.recovered();
                     count_outcomes(&batch, &recorded, &stats);
+                    for p in &batch {
+                        held.remove_run(&p.run);
+                    }
                     break;
                 }
                 Err(e) => {
@@ -251,8 +276,9 @@ pub(crate) async fn record_outcomes(
     }
 }
 
-fn count_outcomes(batch: &[Finished], recorded: &[bool], stats: &WorkerStats) {
-    for (f, ok) in batch.iter().zip(recorded) {
+fn count_outcomes(batch: &[Pending], recorded: &[bool], stats: &WorkerStats) {
+    for (p, ok) in batch.iter().zip(recorded) {
+        let f = &p.finished;
         if !ok {
             WorkerStats::add(&stats.stale_outcomes, 1);
             tracing::warn!(job.id = %f.id, "outcome ignored: the lease had expired and the job was handed on");

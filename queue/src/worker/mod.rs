@@ -44,13 +44,13 @@ pub use run::WorkerStats;
 use self::{
     ack::AckShared,
     loops::{Delivery, Fetcher},
-    run::{Held, Run},
+    run::{Held, Pending, Run},
 };
 use crate::{
     error::{QueueError, Result},
     identity::WorkerId,
     options::WorkerOptions,
-    queue::{Finished, Outcome, Queue},
+    queue::{Outcome, Queue},
 };
 
 /// How long closing waits for Redis to take the last outcomes.
@@ -66,8 +66,8 @@ pub struct HangarBackend<Args> {
     held: Arc<Held>,
     stats: Arc<WorkerStats>,
     stop: CancellationToken,
-    outcomes: mpsc::UnboundedSender<Finished>,
-    outcomes_rx: Option<mpsc::UnboundedReceiver<Finished>>,
+    outcomes: mpsc::UnboundedSender<Pending>,
+    outcomes_rx: Option<mpsc::UnboundedReceiver<Pending>>,
     rx: Option<mpsc::Receiver<Delivery>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     renewer: Option<std::thread::JoinHandle<()>>,
@@ -110,11 +110,12 @@ impl BackendHandle {
         self.held.len()
     }
 
-    /// Gives back every job still held, for when a drain deadline passes:
-    /// started jobs keep their delivery count, unstarted ones do not. Their
-    /// handlers are told to stop. Returns how many were released.
+    /// Gives back every job still held whose handler has not returned, for
+    /// when a drain deadline passes: started jobs keep their delivery count,
+    /// unstarted ones do not. Their handlers are told to stop. Returns how
+    /// many were released.
     pub async fn release_held(&self) -> Result<u64> {
-        let runs = self.held.drain();
+        let runs = self.held.take_unfinished();
         let mut released = 0;
         for unstarted in [true, false] {
             let leases: Vec<(String, String)> = runs
@@ -191,6 +192,7 @@ impl<Args> HangarBackend<Args> {
         if let Some(outcomes_rx) = self.outcomes_rx.take() {
             self.tasks.push(tokio::spawn(loops::record_outcomes(
                 self.queue.clone(),
+                self.held.clone(),
                 outcomes_rx,
                 self.options.ack_batch,
                 self.stats.clone(),
@@ -218,6 +220,11 @@ impl<Args> HangarBackend<Args> {
     where
         Args: DeserializeOwned,
     {
+        if !self.held.holds(run) {
+            // Released (drain deadline) or superseded while it waited: not ours to run.
+            run.release_slot();
+            return None;
+        }
         match serde_json::from_str::<Args>(&run.claimed.payload) {
             Ok(args) => {
                 let ctx = JobContext {
@@ -241,14 +248,10 @@ impl<Args> HangarBackend<Args> {
                     std::any::type_name::<Args>()
                 );
                 tracing::error!(job.id = %run.claimed.id, job.kind = %run.claimed.kind, %error, "moving to dead");
-                self.held.remove(&run.claimed.id);
                 run.release_slot();
-                let _ = self.outcomes.send(Finished {
-                    id: run.claimed.id.clone(),
-                    token: run.claimed.token.clone(),
-                    attempt: run.attempt(),
-                    outcome: Outcome::Dead { error },
-                });
+                let _ = self
+                    .outcomes
+                    .send(Pending::new(run.clone(), Outcome::Dead { error }));
                 None
             }
         }
@@ -269,7 +272,7 @@ impl<Args> HangarBackend<Args> {
                 rx.close();
                 while let Some(d) = rx.recv().await {
                     if let Ok(run) = d {
-                        held.remove(&run.claimed.id);
+                        held.remove_run(&run);
                         unstarted.push((run.claimed.id.clone(), run.claimed.token.clone()));
                     }
                 }
@@ -293,11 +296,43 @@ impl<Args> HangarBackend<Args> {
                 tracing::error!("background loops did not stop within {CLOSE_DEADLINE:?}");
             }
             if let Some(r) = renewer {
-                let _ = tokio::task::spawn_blocking(move || r.join()).await;
+                let join = tokio::task::spawn_blocking(move || r.join());
+                if tokio::time::timeout(CLOSE_DEADLINE, join).await.is_err() {
+                    tracing::error!("lease thread did not stop within {CLOSE_DEADLINE:?}");
+                }
             }
             tracing::info!(worker = %worker, "worker stopped");
             result
         })
+    }
+}
+
+/// Dropped without being closed (apalis ends a worker on a backend error
+/// without calling `poll_close`; a supervisor may drop a worker future):
+/// stop every loop and give back the jobs still held, so nothing keeps
+/// renewing leases for jobs no handler will finish.
+impl<Args> Drop for HangarBackend<Args> {
+    fn drop(&mut self) {
+        if self.rx.is_none() || self.closing.is_some() {
+            return; // never started, or closed properly
+        }
+        self.stop.cancel();
+        let handle = self.handle();
+        let runs = self.held.len();
+        if runs == 0 {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    match handle.release_held().await {
+                        Ok(n) => tracing::warn!(released = n, "backend dropped without closing; gave its jobs back"),
+                        Err(e) => tracing::warn!(error = %e, "backend dropped; could not give jobs back, their leases will lapse"),
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(runs, "backend dropped outside a runtime; held leases will lapse"),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::{
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::Claimed;
+use crate::queue::{Claimed, Finished};
 
 /// One claimed delivery of a job.
 #[derive(Debug)]
@@ -24,6 +24,8 @@ pub(crate) struct Run {
     pub lease_lost: AtomicBool,
     /// Set once the handler was called; unstarted runs are released uncounted.
     pub started: AtomicBool,
+    /// Set once the handler returned; its outcome is on its way to Redis.
+    pub finished: AtomicBool,
     /// This run's concurrency slot; dropped when the handler returns.
     pub permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
@@ -36,6 +38,7 @@ impl Run {
             cancel_requested: AtomicBool::new(false),
             lease_lost: AtomicBool::new(false),
             started: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             permit: Mutex::new(Some(permit)),
         }
     }
@@ -52,6 +55,27 @@ impl Run {
     }
 }
 
+/// An outcome on its way to Redis. The run stays held (its lease renewed)
+/// until Redis has taken the outcome, so a slow write never lets the lease
+/// of a finished job lapse.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub finished: Finished,
+    pub run: Arc<Run>,
+}
+
+impl Pending {
+    pub fn new(run: Arc<Run>, outcome: crate::queue::Outcome) -> Self {
+        let finished = Finished {
+            id: run.claimed.id.clone(),
+            token: run.claimed.token.clone(),
+            attempt: run.attempt(),
+            outcome,
+        };
+        Self { finished, run }
+    }
+}
+
 /// Runs this worker holds a lease for, by job id.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
@@ -59,16 +83,38 @@ pub(crate) struct Held {
 }
 
 impl Held {
+    /// Holds `run`. If this process still held an older delivery of the same
+    /// job, that one's lease was lost (the job was reaped and handed out
+    /// again): its handler is told to stop.
     pub fn insert(&self, run: Arc<Run>) {
-        self.lock().insert(run.claimed.id.clone(), run);
+        let previous = self.lock().insert(run.claimed.id.clone(), run);
+        if let Some(old) = previous {
+            old.lease_lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            old.cancel.cancel();
+        }
     }
 
-    pub fn remove(&self, id: &str) -> Option<Arc<Run>> {
-        self.lock().remove(id)
+    /// Stops holding `run`, unless a newer delivery of the job replaced it.
+    pub fn remove_run(&self, run: &Arc<Run>) {
+        let mut map = self.lock();
+        if map
+            .get(&run.claimed.id)
+            .is_some_and(|held| Arc::ptr_eq(held, run))
+        {
+            map.remove(&run.claimed.id);
+        }
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Run>> {
-        self.lock().get(id).cloned()
+    /// The held run of job `id` if it is the delivery with lease `token`.
+    pub fn get_delivery(&self, id: &str, token: &str) -> Option<Arc<Run>> {
+        self.lock().get(id).filter(|r| r.claimed.token == token).cloned()
+    }
+
+    /// True if `run` is still held (not released or replaced).
+    pub fn holds(&self, run: &Arc<Run>) -> bool {
+        self.lock()
+            .get(&run.claimed.id)
+            .is_some_and(|held| Arc::ptr_eq(held, run))
     }
 
     /// (id, lease token) of every held run.
@@ -79,9 +125,15 @@ impl Held {
             .collect()
     }
 
-    /// Removes and returns every held run.
-    pub fn drain(&self) -> Vec<Arc<Run>> {
-        self.lock().drain().map(|(_, r)| r).collect()
+    /// Removes and returns every held run whose handler has not returned.
+    pub fn take_unfinished(&self) -> Vec<Arc<Run>> {
+        let mut map = self.lock();
+        let ids: Vec<String> = map
+            .iter()
+            .filter(|(_, r)| !r.finished.load(Ordering::Relaxed))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.iter().filter_map(|id| map.remove(id)).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -126,5 +178,60 @@ pub struct WorkerStats {
 impl WorkerStats {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    fn run(token: &str) -> Arc<Run> {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let claimed = Claimed {
+            id: "01J".into(),
+            kind: "k".into(),
+            payload: "{}".into(),
+            attempts: 0,
+            deliveries: 1,
+            token: token.into(),
+            max_attempts: 3,
+        };
+        Arc::new(Run::new(claimed, permit))
+    }
+
+    #[test]
+    fn a_second_delivery_of_a_job_supersedes_the_first_and_survives_its_removal() {
+        let held = Held::default();
+        let (old, new) = (run("w#1/1"), run("w#2/2"));
+        held.insert(old.clone());
+        held.insert(new.clone());
+        assert!(old.cancel.is_cancelled() && old.lease_lost.load(Ordering::Relaxed));
+        assert!(!new.cancel.is_cancelled());
+        held.remove_run(&old);
+        assert!(held.holds(&new), "removing the stale run leaves the new one held");
+        assert!(held.get_delivery("01J", "w#1/1").is_none());
+        assert!(held.get_delivery("01J", "w#2/2").is_some());
+    }
+
+    #[test]
+    fn release_takes_only_runs_whose_handler_has_not_returned() {
+        let held = Held::default();
+        let done = run("a/1");
+        done.finished.store(true, Ordering::Relaxed);
+        held.insert(done.clone());
+        let mut other = run("b/1");
+        Arc::get_mut(&mut other).unwrap().claimed.id = "01K".into();
+        held.insert(other.clone());
+        let taken = held.take_unfinished();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].claimed.token, "b/1");
+        assert!(
+            held.holds(&done),
+            "a finished run stays held until its outcome is written"
+        );
     }
 }
