@@ -640,4 +640,48 @@ mod tests {
         assert_eq!(q.counts().await.unwrap().ready, 0);
         cleanup(&q).await;
     }
+
+    #[tokio::test]
+    async fn a_corrupted_error_history_does_not_break_outcomes_or_the_reaper() {
+        let q = queue().await;
+        let jobs: Vec<NewJob> = (0..2)
+            .map(|_| NewJob::new("k", serde_json::json!({})).max_crashes(5))
+            .collect();
+        let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
+        q.enqueue_batch(jobs).await.unwrap();
+        let mut conn = q.conn.clone();
+        for id in &ids {
+            let _: () = redis::cmd("HSET")
+                .arg(q.keys.job(id))
+                .arg("errors")
+                .arg("{not json")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        let claimed = q.fetch("w", "w#1", 2, Duration::from_millis(1)).await.unwrap();
+        // One fails (history appended), the other's lease lapses (reaper appends).
+        let retry = Finished {
+            id: claimed[0].id.clone(),
+            token: claimed[0].token.clone(),
+            attempt: 1,
+            outcome: Outcome::Retry {
+                error: "boom".into(),
+                delay: Duration::ZERO,
+            },
+        };
+        assert_eq!(q.finish(&[retry]).await.unwrap(), vec![true]);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(q.reap_expired().await.unwrap().requeued, 1);
+        for id in &ids {
+            let s = q.state(id).await.unwrap().unwrap();
+            assert_eq!(
+                s.errors.len(),
+                1,
+                "history restarted with the new entry: {:?}",
+                s.errors
+            );
+        }
+        cleanup(&q).await;
+    }
 }

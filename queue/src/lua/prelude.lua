@@ -37,12 +37,17 @@ local function wake()
 end
 
 -- Appends to the job's error history (JSON array, newest last, at most 20).
+-- A history that does not parse (a foreign writer) is started afresh rather
+-- than failing the script, which would stall every job in its batch.
 local function push_error(errors_json, attempt, message, at)
   local list = {}
   if errors_json and errors_json ~= '' then
-    list = cjson.decode(errors_json)
+    local ok, decoded = pcall(cjson.decode, errors_json)
+    if ok and type(decoded) == 'table' then
+      list = decoded
+    end
   end
-  table.insert(list, { attempt = tonumber(attempt), error = message, at = at })
+  table.insert(list, { attempt = tonumber(attempt) or 0, error = message, at = at })
   while #list > 20 do
     table.remove(list, 1)
   end

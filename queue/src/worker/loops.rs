@@ -245,7 +245,16 @@ pub(crate) async fn record_outcomes(
         }
         let finished: Vec<_> = batch.iter().map(|p| p.finished.clone()).collect();
         loop {
-            match queue.finish(&finished).await {
+            let result = queue.finish(&finished).await;
+            if let Err(e) = &result
+                && is_script_error(e)
+            {
+                // Retrying cannot help: record the outcomes one by one so a
+                // single poison entry does not hold back the rest.
+                record_one_by_one(&queue, &held, &batch, &stats, e).await;
+                break;
+            }
+            match result {
                 Ok(recorded) => {
                     outage.recovered();
                     count_outcomes(&batch, &recorded, &stats);
@@ -273,6 +282,33 @@ pub(crate) async fn record_outcomes(
             }
         }
         batch.clear();
+    }
+}
+
+/// A Lua runtime error (a job hash a foreign writer corrupted), as opposed
+/// to Redis being unreachable, slow or restarting.
+fn is_script_error(e: &QueueError) -> bool {
+    matches!(e, QueueError::Redis(r) if r.to_string().contains("user_script"))
+}
+
+async fn record_one_by_one(
+    queue: &Queue,
+    held: &Held,
+    batch: &[Pending],
+    stats: &WorkerStats,
+    cause: &QueueError,
+) {
+    tracing::error!(error = %cause, jobs = batch.len(), "outcome script failed; recording this batch one job at a time");
+    for p in batch {
+        match queue.finish(std::slice::from_ref(&p.finished)).await {
+            Ok(recorded) => count_outcomes(std::slice::from_ref(p), &recorded, stats),
+            Err(e) => {
+                // Stop renewing: the lease lapses and the reaper takes the job back.
+                WorkerStats::add(&stats.redis_errors, 1);
+                tracing::error!(job.id = %p.finished.id, error = %e, "cannot record this job's outcome; it will be retried when its lease lapses");
+            }
+        }
+        held.remove_run(&p.run);
     }
 }
 
