@@ -28,6 +28,9 @@ pub struct NewJob {
     /// Deliveries that may end without an outcome (worker killed, frozen,
     /// partitioned) before the job is quarantined in dead; `None` means 3.
     pub max_crashes: Option<u32>,
+    /// An id that ties the job to what caused it (an HTTP request id); handed
+    /// to the handler through `JobContext::correlation_id` for its logs.
+    pub correlation_id: Option<String>,
 }
 
 impl NewJob {
@@ -41,7 +44,15 @@ impl NewJob {
             idempotency_key: None,
             max_attempts: None,
             max_crashes: None,
+            correlation_id: None,
         }
+    }
+
+    /// Ties the job to `id` (e.g. the request that created it).
+    #[must_use]
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
     }
 
     /// Uses `id` instead of a fresh one.
@@ -135,7 +146,8 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    fn parse(s: &str) -> Option<Self> {
+    /// Parses the state name Redis stores.
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "scheduled" => Self::Scheduled,
             "queued" => Self::Queued,
@@ -146,6 +158,19 @@ impl JobStatus {
             "dead" => Self::Dead,
             _ => return None,
         })
+    }
+
+    /// The state's name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Retrying => "retrying",
+            Self::Succeeded => "succeeded",
+            Self::Cancelled => "cancelled",
+            Self::Dead => "dead",
+        }
     }
 
     /// True once nothing more will happen to the job on its own.
@@ -200,6 +225,8 @@ pub struct JobState {
     pub cancel_requested: bool,
     /// Idempotency key given at enqueue.
     pub idempotency_key: Option<String>,
+    /// Correlation id given at enqueue.
+    pub correlation_id: Option<String>,
     /// Timestamps, ms since the Unix epoch (Redis server time).
     pub created_at: u64,
     /// When it may run (or runs next, when retrying).
@@ -239,6 +266,7 @@ impl JobState {
             worker: take("worker"),
             cancel_requested: take("cancel").as_deref() == Some("1"),
             idempotency_key: take("idem"),
+            correlation_id: take("correlation"),
             created_at: num(take("created_at")).unwrap_or(0),
             run_at: num(take("run_at")),
             started_at: num(take("started_at")),

@@ -19,4 +19,6 @@ pub use keys::{InvalidQueueName, QueueKeys, QueueName};
 pub use options::{Retention, WorkerOptions};
 pub use queue::{DEFAULT_MAX_CRASHES, DeadPage, Queue, ReapReport, STEP};
 pub use retry::{RetryPolicies, RetryPolicy};
-pub use worker::{AckLayer, AckService, BackendHandle, HangarBackend, JobContext, WorkerStats, permanent};
+pub use worker::{
+    AckLayer, AckService, BackendHandle, HangarBackend, JobContext, RecordedOutcome, WorkerStats, permanent,
+};

@@ -53,6 +53,8 @@ pub(crate) struct Claimed {
     pub deliveries: u32,
     pub token: String,
     pub max_attempts: u32,
+    /// Caller's correlation id (e.g. the HTTP request id), '' if none.
+    pub correlation_id: String,
 }
 
 /// One attempt's outcome, as the worker sends it to Redis.
@@ -72,6 +74,15 @@ pub(crate) enum Outcome {
     Cancelled,
     Retry { error: String, delay: Duration },
     Dead { error: String },
+}
+
+async fn conn_zcount(conn: &mut ConnectionManager, key: &str, since: u64) -> redis::RedisResult<u64> {
+    redis::cmd("ZCOUNT")
+        .arg(key)
+        .arg(since)
+        .arg("+inf")
+        .query_async(conn)
+        .await
 }
 
 /// What one reaper pass found.
@@ -186,7 +197,7 @@ impl Queue {
         let ttl = self.idempotency_ttl.as_millis().max(1) as u64;
         let mut calls = Vec::with_capacity(jobs.len().div_ceil(ENQUEUE_CHUNK));
         for chunk in jobs.chunks(ENQUEUE_CHUNK) {
-            let mut args: Vec<String> = Vec::with_capacity(1 + chunk.len() * 7);
+            let mut args: Vec<String> = Vec::with_capacity(1 + chunk.len() * 8);
             args.push(ttl.to_string());
             for job in chunk {
                 let max_attempts = job
@@ -199,6 +210,7 @@ impl Queue {
                 args.push(job.idempotency_key.clone().unwrap_or_default());
                 args.push(max_attempts.to_string());
                 args.push(job.max_crashes.unwrap_or(DEFAULT_MAX_CRASHES).to_string());
+                args.push(job.correlation_id.clone().unwrap_or_default());
             }
             calls.push(args);
         }
@@ -245,6 +257,50 @@ impl Queue {
             inv.arg(a);
         }
         Ok(inv.invoke_async(&mut conn).await?)
+    }
+
+    /// Live states of many jobs in one round trip (`None` for unknown ids).
+    pub async fn states(&self, ids: &[String]) -> Result<Vec<Option<JobState>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.keys.job(id));
+        }
+        let hashes: Vec<std::collections::HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        hashes
+            .into_iter()
+            .map(|h| {
+                if h.is_empty() {
+                    Ok(None)
+                } else {
+                    JobState::from_hash(h).map(Some)
+                }
+            })
+            .collect()
+    }
+
+    /// Records that `worker` serves this queue now (called by its maintenance
+    /// loop) and forgets workers silent for over a minute.
+    pub(crate) async fn worker_alive(&self, worker: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let now = epoch_ms(std::time::SystemTime::now());
+        let key = self.keys.part("workers");
+        let _: () = redis::pipe()
+            .zadd(&key, worker, now)
+            .zrembyscore(&key, 0, now.saturating_sub(60_000))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Worker processes that reported in within `within`.
+    pub async fn workers_alive(&self, within: Duration) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let since = epoch_ms(std::time::SystemTime::now()).saturating_sub(within.as_millis() as u64);
+        Ok(conn_zcount(&mut conn, &self.keys.part("workers"), since).await?)
     }
 
     /// Live state of job `id`, or `None` if unknown (never enqueued or trimmed).
@@ -437,9 +493,9 @@ impl Queue {
             s.parse::<u32>()
                 .map_err(|_| QueueError::Protocol(format!("fetch: not a number: {s:?}")))
         };
-        flat.chunks(7)
+        flat.chunks(8)
             .map(|c| {
-                if c.len() != 7 {
+                if c.len() != 8 {
                     return Err(QueueError::Protocol("fetch: short record".into()));
                 }
                 Ok(Claimed {
@@ -450,14 +506,15 @@ impl Queue {
                     deliveries: num(&c[4])?,
                     token: c[5].clone(),
                     max_attempts: num(&c[6])?,
+                    correlation_id: c[7].clone(),
                 })
             })
             .collect()
     }
 
-    /// Records a batch of outcomes; returns for each whether it was recorded
-    /// (false: stale, the lease had moved on).
-    pub(crate) async fn finish(&self, batch: &[Finished]) -> Result<Vec<bool>> {
+    /// Records a batch of outcomes; returns for each the state the job ended
+    /// in, or `None` if the outcome was stale (the lease had moved on).
+    pub(crate) async fn finish(&self, batch: &[Finished]) -> Result<Vec<Option<JobStatus>>> {
         let mut args = Vec::with_capacity(batch.len() * 6);
         for f in batch {
             let (outcome, text, delay) = match &f.outcome {
@@ -475,8 +532,8 @@ impl Queue {
                 f.attempt.to_string(),
             ]);
         }
-        let flags: Vec<u8> = self.invoke(&scripts::FINISH, &args).await?;
-        Ok(flags.into_iter().map(|f| f == 1).collect())
+        let states: Vec<String> = self.invoke(&scripts::FINISH, &args).await?;
+        Ok(states.iter().map(|s| JobStatus::parse(s)).collect())
     }
 
     /// Extends leases; returns (lost ids, ids with a cancellation request).
@@ -612,7 +669,10 @@ mod tests {
                 delay: Duration::ZERO,
             },
         };
-        assert_eq!(q.finish(&[retry]).await.unwrap(), vec![true]);
+        assert_eq!(
+            q.finish(&[retry]).await.unwrap(),
+            vec![Some(JobStatus::Cancelled)]
+        );
         let s = q.state(&id).await.unwrap().unwrap();
         assert_eq!(s.status, JobStatus::Cancelled);
         assert_eq!(q.counts().await.unwrap().scheduled, 0, "not retried");
@@ -670,7 +730,7 @@ mod tests {
                 delay: Duration::ZERO,
             },
         };
-        assert_eq!(q.finish(&[retry]).await.unwrap(), vec![true]);
+        assert_eq!(q.finish(&[retry]).await.unwrap(), vec![Some(JobStatus::Retrying)]);
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(q.reap_expired().await.unwrap().requeued, 1);
         for id in &ids {

@@ -405,3 +405,61 @@ async fn one_process_serves_several_queues_each_with_its_own_concurrency() {
         .unwrap()
         .unwrap();
 }
+
+async fn echo_correlation(_: Value, job: JobContext) -> Result<Value, BoxDynError> {
+    if job.attempt() == 1 {
+        return Err("first attempt fails".into());
+    }
+    Ok(json!({"correlation": job.correlation_id()}))
+}
+
+#[tokio::test]
+async fn recorded_outcomes_reach_the_sink_with_the_state_redis_recorded() {
+    let t = TestQueue::new("sync").await;
+    let queue = t.queue.clone().with_policies(RetryPolicies {
+        default: RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(10),
+        },
+        ..RetryPolicies::default()
+    });
+    let job = NewJob::new("k", json!({})).correlation_id("req-123");
+    let id = job.id.to_string();
+    queue.enqueue(job).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let backend = HangarBackend::<Value>::new(queue.clone(), fast_options())
+        .unwrap()
+        .with_outcome_sink(tx);
+    let w = spawn_worker!(backend, echo_correlation);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let batch = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.extend(batch);
+    }
+    assert_eq!(
+        seen.iter()
+            .map(|o| (o.status, o.attempt, o.deliveries))
+            .collect::<Vec<_>>(),
+        vec![(JobStatus::Retrying, 1, 1), (JobStatus::Succeeded, 2, 2)]
+    );
+    assert_eq!(seen[0].error.as_deref(), Some("first attempt fails"));
+    assert_eq!(seen[1].result, Some(json!({"correlation": "req-123"})));
+    assert!(
+        seen.iter()
+            .all(|o| o.id == id && o.started_at_ms > 0 && o.finished_at_ms >= o.started_at_ms)
+    );
+    assert_eq!(
+        queue.state(&id).await.unwrap().unwrap().correlation_id.as_deref(),
+        Some("req-123")
+    );
+    assert_eq!(
+        queue.workers_alive(Duration::from_secs(10)).await.unwrap(),
+        1,
+        "the worker reported in"
+    );
+    w.stop().await.unwrap();
+}

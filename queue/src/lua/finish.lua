@@ -5,7 +5,8 @@
 -- and the job was handed to another worker) and is ignored, so a job records
 -- exactly one success however many times it ran.
 -- A failure of a job whose cancellation was requested ends it cancelled.
--- Returns 1 (recorded) or 0 (stale) per entry.
+-- Returns per entry the state it ended in (succeeded, cancelled, retrying,
+-- dead), or '' when stale.
 local now = now_ms()
 local out, released, done, dead, scheduled = {}, {}, {}, {}, {}
 for o = 1, #ARGV, 6 do
@@ -13,7 +14,7 @@ for o = 1, #ARGV, 6 do
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'lease', 'errors', 'cancel')
   if f[1] ~= token then
-    table.insert(out, 0)
+    table.insert(out, '')
   else
     table.insert(released, id)
     if outcome == 'retry' and f[3] == '1' then
@@ -28,17 +29,19 @@ for o = 1, #ARGV, 6 do
       table.insert(done, id)
     elseif outcome == 'retry' then
       local at = now + tonumber(ARGV[o + 4])
+      outcome = 'retrying'
       redis.call('HSET', jk, 'state', 'retrying', 'attempts', attempt, 'last_error', text,
         'errors', push_error(f[2], attempt, text, now), 'run_at', at, 'lease', '', 'updated_at', now)
       table.insert(scheduled, at)
       table.insert(scheduled, id)
     else
+      outcome = 'dead'
       redis.call('HSET', jk, 'state', 'dead', 'attempts', attempt, 'last_error', text,
         'errors', push_error(f[2], attempt, text, now), 'lease', '', 'finished_at', now, 'updated_at', now)
       table.insert(dead, now)
       table.insert(dead, id)
     end
-    table.insert(out, 1)
+    table.insert(out, outcome)
   end
 end
 chunked('ZREM', base .. ':leases', {}, released, 1)

@@ -104,6 +104,10 @@ where
         let shared = self.shared.clone();
         let run = ctx.run.clone();
         run.started.store(true, Ordering::Relaxed);
+        run.started_at_ms.store(
+            crate::job::epoch_ms(std::time::SystemTime::now()),
+            Ordering::Relaxed,
+        );
         Box::pin(async move {
             // If this future is dropped before the attempt ends (worker torn
             // down), stop renewing: the lease lapses and the job runs again.
@@ -112,7 +116,7 @@ where
                 held: shared.held.clone(),
             };
             let span = tracing::info_span!("job", job.id = %run.claimed.id, job.kind = %run.claimed.kind,
-                job.attempt = run.attempt());
+                job.attempt = run.attempt(), request_id = %run.claimed.correlation_id);
             let result = tracing::Instrument::instrument(AssertUnwindSafe(fut).catch_unwind(), span).await;
             let result: Result<S::Response, BoxDynError> = match result {
                 Ok(r) => r.map_err(Into::into),

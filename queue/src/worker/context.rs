@@ -64,6 +64,11 @@ impl JobContext {
         self.run.claimed.deliveries
     }
 
+    /// The correlation id given at enqueue (the API's request id), if any.
+    pub fn correlation_id(&self) -> Option<&str> {
+        Some(self.run.claimed.correlation_id.as_str()).filter(|s| !s.is_empty())
+    }
+
     /// This worker process's identity.
     pub fn worker(&self) -> &WorkerId {
         &self.worker

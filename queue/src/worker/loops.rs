@@ -10,12 +10,13 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::run::{Held, Pending, Run, WorkerStats};
+use super::run::{Held, Pending, RecordedOutcome, Run, WorkerStats};
 use crate::{
     error::QueueError,
     identity::WorkerId,
+    job::JobStatus,
     options::WorkerOptions,
-    queue::{Claimed, Outcome, Queue},
+    queue::{Claimed, Queue},
 };
 
 /// Delays after consecutive Redis failures: 50 ms doubling to 5 s, jittered, forever.
@@ -213,12 +214,17 @@ impl Fetcher {
 /// every outcome is already queued) it flushes what is left, retrying for at
 /// most `close_deadline`; if Redis stays away, those leases expire and the
 /// jobs run again (at-least-once, nothing lost).
+/// Where recorded outcomes go after Redis took them.
+pub(crate) type OutcomeSink = Option<mpsc::Sender<Vec<RecordedOutcome>>>;
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_outcomes(
     queue: Queue,
     held: Arc<Held>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     batch_max: usize,
     stats: Arc<WorkerStats>,
+    sink: OutcomeSink,
     closing: CancellationToken,
     close_deadline: Duration,
 ) {
@@ -251,13 +257,13 @@ pub(crate) async fn record_outcomes(
             {
                 // Retrying cannot help: record the outcomes one by one so a
                 // single poison entry does not hold back the rest.
-                record_one_by_one(&queue, &held, &batch, &stats, e).await;
+                record_one_by_one(&queue, &held, &batch, &stats, &sink, e).await;
                 break;
             }
             match result {
                 Ok(recorded) => {
                     outage.recovered();
-                    count_outcomes(&batch, &recorded, &stats);
+                    count_outcomes(&batch, &recorded, &stats, &sink).await;
                     for p in &batch {
                         held.remove_run(&p.run);
                     }
@@ -296,12 +302,13 @@ async fn record_one_by_one(
     held: &Held,
     batch: &[Pending],
     stats: &WorkerStats,
+    sink: &OutcomeSink,
     cause: &QueueError,
 ) {
     tracing::error!(error = %cause, jobs = batch.len(), "outcome script failed; recording this batch one job at a time");
     for p in batch {
         match queue.finish(std::slice::from_ref(&p.finished)).await {
-            Ok(recorded) => count_outcomes(std::slice::from_ref(p), &recorded, stats),
+            Ok(recorded) => count_outcomes(std::slice::from_ref(p), &recorded, stats, sink).await,
             Err(e) => {
                 // Stop renewing: the lease lapses and the reaper takes the job back.
                 WorkerStats::add(&stats.redis_errors, 1);
@@ -312,21 +319,36 @@ async fn record_one_by_one(
     }
 }
 
-fn count_outcomes(batch: &[Pending], recorded: &[bool], stats: &WorkerStats) {
-    for (p, ok) in batch.iter().zip(recorded) {
-        let f = &p.finished;
-        if !ok {
+/// Counts recorded outcomes and hands them to the sink (if any).
+async fn count_outcomes(
+    batch: &[Pending],
+    recorded: &[Option<JobStatus>],
+    stats: &WorkerStats,
+    sink: &OutcomeSink,
+) {
+    let mut records = Vec::new();
+    for (p, status) in batch.iter().zip(recorded) {
+        let Some(status) = *status else {
             WorkerStats::add(&stats.stale_outcomes, 1);
-            tracing::warn!(job.id = %f.id, "outcome ignored: the lease had expired and the job was handed on");
+            tracing::warn!(job.id = %p.finished.id, "outcome ignored: the lease had expired and the job was handed on");
             continue;
-        }
-        let counter = match f.outcome {
-            Outcome::Succeeded { .. } => &stats.succeeded,
-            Outcome::Cancelled => &stats.cancelled,
-            Outcome::Retry { .. } => &stats.retried,
-            Outcome::Dead { .. } => &stats.dead,
+        };
+        let counter = match status {
+            JobStatus::Succeeded => &stats.succeeded,
+            JobStatus::Cancelled => &stats.cancelled,
+            JobStatus::Retrying => &stats.retried,
+            _ => &stats.dead,
         };
         WorkerStats::add(counter, 1);
+        if sink.is_some() {
+            records.push(RecordedOutcome::new(p, status));
+        }
+    }
+    if let Some(tx) = sink
+        && !records.is_empty()
+        && tx.send(records).await.is_err()
+    {
+        tracing::warn!("outcome sink closed; outcomes are recorded in Redis only");
     }
 }
 
@@ -334,15 +356,21 @@ fn count_outcomes(batch: &[Pending], recorded: &[bool], stats: &WorkerStats) {
 /// steps. Every worker runs this; the scripts are atomic, so replicas can overlap.
 pub(crate) async fn maintain(
     queue: Queue,
+    worker: WorkerId,
     options: WorkerOptions,
     stats: Arc<WorkerStats>,
     stop: CancellationToken,
 ) {
     let mut outage = Outage::new("maintenance");
     let mut last_trim: Option<Instant> = None;
+    let mut last_alive: Option<Instant> = None;
     loop {
         let mut pause = options.maintenance_interval;
         let step = async {
+            if last_alive.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                queue.worker_alive(worker.as_str()).await?;
+                last_alive = Some(Instant::now());
+            }
             let (promoted, next_due) = queue.promote_due().await?;
             let reaped = queue.reap_expired().await?;
             let trim_due = last_trim.is_none_or(|t| t.elapsed() >= options.retention.every);

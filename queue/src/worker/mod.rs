@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use ack::{AckLayer, AckService, permanent};
 pub use context::JobContext;
-pub use run::WorkerStats;
+pub use run::{RecordedOutcome, WorkerStats};
 
 use self::{
     ack::AckShared,
@@ -73,6 +73,7 @@ pub struct HangarBackend<Args> {
     renewer: Option<std::thread::JoinHandle<()>>,
     closing: Option<Pin<Box<dyn Future<Output = Result<()>> + Send>>>,
     rng: Arc<Mutex<fastrand::Rng>>,
+    sink: loops::OutcomeSink,
     _args: PhantomData<fn() -> Args>,
 }
 
@@ -153,8 +154,18 @@ impl<Args> HangarBackend<Args> {
             renewer: None,
             closing: None,
             rng: Arc::new(Mutex::new(fastrand::Rng::new())),
+            sink: None,
             _args: PhantomData,
         })
+    }
+
+    /// Sends every recorded outcome (in batches, after Redis took them) to
+    /// `sink`, e.g. to keep a durable record elsewhere. Backpressure: a full
+    /// sink slows the recording of outcomes, it never drops them.
+    #[must_use]
+    pub fn with_outcome_sink(mut self, sink: mpsc::Sender<Vec<RecordedOutcome>>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// A handle for supervision (stats, release on deadline).
@@ -185,6 +196,7 @@ impl<Args> HangarBackend<Args> {
         self.tasks.push(tokio::spawn(fetcher.run()));
         self.tasks.push(tokio::spawn(loops::maintain(
             self.queue.clone(),
+            self.worker.clone(),
             self.options.clone(),
             self.stats.clone(),
             self.stop.clone(),
@@ -196,6 +208,7 @@ impl<Args> HangarBackend<Args> {
                 outcomes_rx,
                 self.options.ack_batch,
                 self.stats.clone(),
+                self.sink.take(),
                 self.stop.clone(),
                 CLOSE_DEADLINE,
             )));

@@ -26,6 +26,8 @@ pub(crate) struct Run {
     pub started: AtomicBool,
     /// Set once the handler returned; its outcome is on its way to Redis.
     pub finished: AtomicBool,
+    /// When the handler was called, ms since the Unix epoch (0 = not yet).
+    pub started_at_ms: AtomicU64,
     /// This run's concurrency slot; dropped when the handler returns.
     pub permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
@@ -39,6 +41,7 @@ impl Run {
             lease_lost: AtomicBool::new(false),
             started: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            started_at_ms: AtomicU64::new(0),
             permit: Mutex::new(Some(permit)),
         }
     }
@@ -62,6 +65,7 @@ impl Run {
 pub(crate) struct Pending {
     pub finished: Finished,
     pub run: Arc<Run>,
+    pub finished_at_ms: u64,
 }
 
 impl Pending {
@@ -72,7 +76,59 @@ impl Pending {
             attempt: run.attempt(),
             outcome,
         };
-        Self { finished, run }
+        Self {
+            finished,
+            run,
+            finished_at_ms: crate::job::epoch_ms(std::time::SystemTime::now()),
+        }
+    }
+}
+
+/// An attempt's outcome as Redis recorded it, handed to an outcome sink
+/// (the worker binary writes these to PostgreSQL, in batches).
+#[derive(Debug, Clone)]
+pub struct RecordedOutcome {
+    /// The job's id.
+    pub id: String,
+    /// Its kind.
+    pub kind: String,
+    /// The state the job is in now: succeeded, cancelled, retrying or dead.
+    pub status: crate::job::JobStatus,
+    /// The attempt this outcome belongs to (1-based).
+    pub attempt: u32,
+    /// Deliveries so far, this one included.
+    pub deliveries: u32,
+    /// The handler's result (succeeded only).
+    pub result: Option<serde_json::Value>,
+    /// The error text (retrying and dead).
+    pub error: Option<String>,
+    /// When the handler was called, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// When the outcome was decided, ms since the Unix epoch.
+    pub finished_at_ms: u64,
+}
+
+impl RecordedOutcome {
+    pub(crate) fn new(p: &Pending, status: crate::job::JobStatus) -> Self {
+        let (result, error) = match &p.finished.outcome {
+            crate::queue::Outcome::Succeeded { result } => (serde_json::from_str(result).ok(), None),
+            crate::queue::Outcome::Cancelled => (None, None),
+            crate::queue::Outcome::Retry { error, .. } | crate::queue::Outcome::Dead { error } => {
+                (None, Some(error.clone()))
+            }
+        };
+        let started = p.run.started_at_ms.load(Ordering::Relaxed);
+        Self {
+            id: p.finished.id.clone(),
+            kind: p.run.claimed.kind.clone(),
+            status,
+            attempt: p.finished.attempt,
+            deliveries: p.run.claimed.deliveries,
+            result,
+            error,
+            started_at_ms: started,
+            finished_at_ms: p.finished_at_ms,
+        }
     }
 }
 
@@ -199,6 +255,7 @@ mod tests {
             deliveries: 1,
             token: token.into(),
             max_attempts: 3,
+            correlation_id: String::new(),
         };
         Arc::new(Run::new(claimed, permit))
     }
