@@ -1,0 +1,558 @@
+//! Configuration from `HANGAR_*` environment variables, loaded once, typed and
+//! validated at start. Every problem is collected and reported together, each
+//! naming its variable; secrets (URLs that may carry passwords) never print.
+//!
+//! [`VARS`] is the single list of variables, their defaults and meanings:
+//! `.env.example` is checked against it by a test.
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, time::Duration};
+
+/// A value that must never reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for production.
+    Json,
+    /// Human-readable, for local work.
+    Pretty,
+}
+
+/// PostgreSQL pool settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `postgres://…`
+    pub url: Secret,
+    /// Most connections in the pool.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// How long a query waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+    /// Connections are replaced after this long.
+    pub max_lifetime: Duration,
+}
+
+/// Redis settings.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://…`
+    pub url: Secret,
+    /// Key prefix for every queue.
+    pub prefix: String,
+    /// How long a command waits for its reply.
+    pub response_timeout: Duration,
+    /// How long a worker keeps retrying an unreachable Redis before exiting non-zero.
+    pub outage_limit: Duration,
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Where the API listens.
+    pub bind: SocketAddr,
+    /// How long readiness checks wait for PostgreSQL and Redis.
+    pub ready_timeout: Duration,
+}
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Queues this worker serves, with their concurrency.
+    pub queues: Vec<(String, usize)>,
+    /// A claimed job's lease.
+    pub lease: Duration,
+    /// How long a stopping worker lets running jobs finish before giving them back.
+    pub drain_timeout: Duration,
+    /// Where the worker serves `/metrics`; `None`: not served.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+/// Scheduler settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How often the repair loop compares PostgreSQL with Redis.
+    pub repair_interval: Duration,
+    /// Jobs younger than this are left alone by the repair loop (their
+    /// enqueue may still be on its way to Redis).
+    pub repair_min_age: Duration,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `info,hangar_queue=debug`.
+    pub level: String,
+}
+
+/// Everything a Hangar binary is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// PostgreSQL.
+    pub database: DatabaseConfig,
+    /// Redis.
+    pub redis: RedisConfig,
+    /// HTTP API.
+    pub api: ApiConfig,
+    /// Worker.
+    pub worker: WorkerConfig,
+    /// Scheduler.
+    pub scheduler: SchedulerConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// One variable: name, default (`None`: required), meaning.
+pub struct Var {
+    /// The environment variable.
+    pub name: &'static str,
+    /// Its default, or `None` if it must be set.
+    pub default: Option<&'static str>,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+/// Every variable Hangar reads.
+pub const VARS: &[Var] = &[
+    Var {
+        name: "HANGAR_DATABASE_URL",
+        default: None,
+        doc: "PostgreSQL URL, postgres://user@host:port/db",
+    },
+    Var {
+        name: "HANGAR_DB_MAX_CONNECTIONS",
+        default: Some("10"),
+        doc: "most pooled connections (1-1000)",
+    },
+    Var {
+        name: "HANGAR_DB_MIN_CONNECTIONS",
+        default: Some("1"),
+        doc: "idle connections kept open (0-max)",
+    },
+    Var {
+        name: "HANGAR_DB_ACQUIRE_TIMEOUT_MS",
+        default: Some("3000"),
+        doc: "wait for a free connection (ms)",
+    },
+    Var {
+        name: "HANGAR_DB_MAX_LIFETIME_SECS",
+        default: Some("1800"),
+        doc: "replace connections after (s)",
+    },
+    Var {
+        name: "HANGAR_REDIS_URL",
+        default: Some("redis://127.0.0.1:6379"),
+        doc: "Redis URL, redis:// or rediss://",
+    },
+    Var {
+        name: "HANGAR_REDIS_PREFIX",
+        default: Some("hangar"),
+        doc: "key prefix for all queues (a-z0-9-_.)",
+    },
+    Var {
+        name: "HANGAR_REDIS_RESPONSE_TIMEOUT_MS",
+        default: Some("5000"),
+        doc: "Redis reply timeout (ms)",
+    },
+    Var {
+        name: "HANGAR_REDIS_OUTAGE_LIMIT_SECS",
+        default: Some("60"),
+        doc: "worker exits non-zero after Redis is unreachable this long (s)",
+    },
+    Var {
+        name: "HANGAR_BIND",
+        default: Some("127.0.0.1:8080"),
+        doc: "API listen address",
+    },
+    Var {
+        name: "HANGAR_READY_TIMEOUT_MS",
+        default: Some("1000"),
+        doc: "readiness check timeout per dependency (ms)",
+    },
+    Var {
+        name: "HANGAR_QUEUES",
+        default: Some("sync=4,reports=2,inference=1"),
+        doc: "worker queues and concurrency, name=n,...",
+    },
+    Var {
+        name: "HANGAR_LEASE_SECS",
+        default: Some("30"),
+        doc: "job lease; a dead worker's job runs again after this (s)",
+    },
+    Var {
+        name: "HANGAR_DRAIN_TIMEOUT_SECS",
+        default: Some("30"),
+        doc: "on SIGTERM, time running jobs get to finish (s)",
+    },
+    Var {
+        name: "HANGAR_WORKER_METRICS_BIND",
+        default: Some(""),
+        doc: "worker /metrics address; empty: off",
+    },
+    Var {
+        name: "HANGAR_REPAIR_INTERVAL_SECS",
+        default: Some("30"),
+        doc: "scheduler repair loop period (s)",
+    },
+    Var {
+        name: "HANGAR_REPAIR_MIN_AGE_SECS",
+        default: Some("10"),
+        doc: "repair ignores jobs younger than this (s)",
+    },
+    Var {
+        name: "HANGAR_LOG_FORMAT",
+        default: Some("pretty"),
+        doc: "pretty or json",
+    },
+    Var {
+        name: "HANGAR_LOG_LEVEL",
+        default: Some("info"),
+        doc: "tracing filter, e.g. info,hangar_queue=debug",
+    },
+];
+
+/// Every problem found in the environment, each naming its variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// (variable, what is wrong), in [`VARS`] order.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for (var, problem) in &self.problems {
+            writeln!(f, "  {var}: {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads variables through a lookup function, collecting problems.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<(String, String)>,
+}
+
+impl Reader<'_> {
+    fn raw(&mut self, name: &'static str) -> Option<String> {
+        let var = VARS
+            .iter()
+            .find(|v| v.name == name)
+            .expect("every variable is listed in VARS");
+        match (self.lookup)(name).filter(|v| !v.trim().is_empty()) {
+            Some(v) => Some(v.trim().to_owned()),
+            None => match var.default {
+                Some(d) => Some(d.to_owned()),
+                None => {
+                    self.problem(name, "missing (required)".into());
+                    None
+                }
+            },
+        }
+    }
+
+    fn problem(&mut self, name: &str, message: String) {
+        self.problems.push((name.to_owned(), message));
+    }
+
+    fn url(&mut self, name: &'static str, schemes: &[&str]) -> Secret {
+        let value = self.raw(name).unwrap_or_default();
+        let ok = schemes.iter().any(|s| {
+            value
+                .strip_prefix(s)
+                .and_then(|r| r.strip_prefix("://"))
+                .is_some_and(|r| !r.is_empty())
+        });
+        if !value.is_empty() && !ok {
+            let wanted: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+            self.problem(name, format!("not a URL starting with {}", wanted.join(" or ")));
+        }
+        Secret(value)
+    }
+
+    fn number<T>(&mut self, name: &'static str, min: T, max: T) -> T
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(text) = self.raw(name) else { return min };
+        match text.parse::<T>() {
+            Ok(v) if v >= min && v <= max => v,
+            Ok(v) => {
+                self.problem(name, format!("{v} is out of range {min}..={max}"));
+                min
+            }
+            Err(_) => {
+                self.problem(name, format!("{text:?} is not a whole number"));
+                min
+            }
+        }
+    }
+
+    fn millis(&mut self, name: &'static str, min: u64, max: u64) -> Duration {
+        Duration::from_millis(self.number(name, min, max))
+    }
+
+    fn secs(&mut self, name: &'static str, min: u64, max: u64) -> Duration {
+        Duration::from_secs(self.number(name, min, max))
+    }
+
+    fn addr(&mut self, name: &'static str, optional: bool) -> Option<SocketAddr> {
+        let text = self.raw(name).unwrap_or_default();
+        if text.is_empty() && optional {
+            return None;
+        }
+        match text.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(name, format!("{text:?} is not a host:port socket address"));
+                None
+            }
+        }
+    }
+
+    fn queues(&mut self, name: &'static str) -> Vec<(String, usize)> {
+        let text = self.raw(name).unwrap_or_default();
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let parsed = part
+                .split_once('=')
+                .and_then(|(q, n)| Some((q.trim(), n.trim().parse::<usize>().ok()?)));
+            match parsed {
+                Some((q, n)) if hangar_queue::QueueName::new(q).is_ok() && (1..=1000).contains(&n) => {
+                    out.push((q.to_owned(), n));
+                }
+                _ => self.problem(
+                    name,
+                    format!("{part:?} is not queue=concurrency (a-z0-9-_. name, 1..=1000)"),
+                ),
+            }
+        }
+        if out.is_empty() && !self.problems.iter().any(|(v, _)| v == name) {
+            self.problem(name, "names no queue".into());
+        }
+        out
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            lookup,
+            problems: Vec::new(),
+        };
+        let database = DatabaseConfig {
+            url: r.url("HANGAR_DATABASE_URL", &["postgres", "postgresql"]),
+            max_connections: r.number("HANGAR_DB_MAX_CONNECTIONS", 1, 1000),
+            min_connections: r.number("HANGAR_DB_MIN_CONNECTIONS", 0, 1000),
+            acquire_timeout: r.millis("HANGAR_DB_ACQUIRE_TIMEOUT_MS", 10, 600_000),
+            max_lifetime: r.secs("HANGAR_DB_MAX_LIFETIME_SECS", 1, 86_400),
+        };
+        if database.min_connections > database.max_connections {
+            r.problem(
+                "HANGAR_DB_MIN_CONNECTIONS",
+                "must not exceed HANGAR_DB_MAX_CONNECTIONS".into(),
+            );
+        }
+        let prefix = r.raw("HANGAR_REDIS_PREFIX").unwrap_or_default();
+        if hangar_queue::QueueName::new(prefix.clone()).is_err() {
+            r.problem(
+                "HANGAR_REDIS_PREFIX",
+                format!("{prefix:?} must be 1-64 of a-z, 0-9, '-', '_', '.'"),
+            );
+        }
+        let redis = RedisConfig {
+            url: r.url("HANGAR_REDIS_URL", &["redis", "rediss"]),
+            prefix,
+            response_timeout: r.millis("HANGAR_REDIS_RESPONSE_TIMEOUT_MS", 50, 120_000),
+            outage_limit: r.secs("HANGAR_REDIS_OUTAGE_LIMIT_SECS", 1, 86_400),
+        };
+        let api = ApiConfig {
+            bind: r
+                .addr("HANGAR_BIND", false)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            ready_timeout: r.millis("HANGAR_READY_TIMEOUT_MS", 10, 60_000),
+        };
+        let worker = WorkerConfig {
+            queues: r.queues("HANGAR_QUEUES"),
+            lease: r.secs("HANGAR_LEASE_SECS", 2, 3600),
+            drain_timeout: r.secs("HANGAR_DRAIN_TIMEOUT_SECS", 0, 3600),
+            metrics_bind: r.addr("HANGAR_WORKER_METRICS_BIND", true),
+        };
+        let scheduler = SchedulerConfig {
+            repair_interval: r.secs("HANGAR_REPAIR_INTERVAL_SECS", 1, 86_400),
+            repair_min_age: r.secs("HANGAR_REPAIR_MIN_AGE_SECS", 0, 86_400),
+        };
+        let format = match r.raw("HANGAR_LOG_FORMAT").as_deref() {
+            Some("json") => LogFormat::Json,
+            Some("pretty") | None => LogFormat::Pretty,
+            Some(other) => {
+                r.problem("HANGAR_LOG_FORMAT", format!("{other:?} is not pretty or json"));
+                LogFormat::Pretty
+            }
+        };
+        let level = r.raw("HANGAR_LOG_LEVEL").unwrap_or_default();
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            r.problem("HANGAR_LOG_LEVEL", format!("{level:?} is not a tracing filter"));
+        }
+        if !r.problems.is_empty() {
+            let order: BTreeMap<&str, usize> = VARS.iter().enumerate().map(|(i, v)| (v.name, i)).collect();
+            let mut problems = r.problems;
+            problems.sort_by_key(|(v, _)| order.get(v.as_str()).copied().unwrap_or(usize::MAX));
+            return Err(ConfigError { problems });
+        }
+        Ok(Self {
+            database,
+            redis,
+            api,
+            worker,
+            scheduler,
+            log: LogConfig { format, level },
+        })
+    }
+
+    /// Queue engine settings for Redis.
+    pub fn redis_settings(&self) -> hangar_queue::RedisSettings {
+        let mut s = hangar_queue::RedisSettings::new(self.redis.url.expose());
+        s.response_timeout = self.redis.response_timeout;
+        s
+    }
+
+    /// A printable summary for `check-config` (secrets redacted).
+    pub fn summary(&self) -> String {
+        let queues: Vec<String> = self
+            .worker
+            .queues
+            .iter()
+            .map(|(q, n)| format!("{q}={n}"))
+            .collect();
+        format!(
+            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url>, prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  log: {:?} {}",
+            self.database.min_connections,
+            self.database.max_connections,
+            self.database.acquire_timeout,
+            self.redis.prefix,
+            self.redis.response_timeout,
+            self.api.bind,
+            queues.join(","),
+            self.worker.lease,
+            self.worker.drain_timeout,
+            self.scheduler.repair_interval,
+            self.log.format,
+            self.log.level,
+        )
+    }
+}
+
+/// What `check-config` prints and its exit code: 0 if valid, 1 if not.
+pub fn check_config_report() -> (String, i32) {
+    match Config::from_env() {
+        Ok(c) => (c.summary(), 0),
+        Err(e) => (e.to_string(), 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        Config::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_database_is_given() {
+        let c = load(&[("HANGAR_DATABASE_URL", "postgres://u:pw@localhost/hangar")]).unwrap();
+        assert_eq!(
+            c.worker.queues,
+            vec![("sync".into(), 4), ("reports".into(), 2), ("inference".into(), 1)]
+        );
+        assert_eq!(c.redis.prefix, "hangar");
+        assert_eq!(c.api.bind.to_string(), "127.0.0.1:8080");
+        assert!(!format!("{c:?}").contains("pw"), "secrets never print");
+        assert!(!c.summary().contains("pw"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_together_naming_its_variable() {
+        let err = load(&[
+            ("HANGAR_REDIS_URL", "localhost:6379"),
+            ("HANGAR_DB_MAX_CONNECTIONS", "0"),
+            ("HANGAR_LEASE_SECS", "soon"),
+            ("HANGAR_QUEUES", "sync=4,Bad=x"),
+            ("HANGAR_BIND", "nowhere"),
+            ("HANGAR_LOG_FORMAT", "xml"),
+        ])
+        .unwrap_err();
+        let vars: Vec<&str> = err.problems.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(
+            vars,
+            vec![
+                "HANGAR_DATABASE_URL",
+                "HANGAR_DB_MAX_CONNECTIONS",
+                "HANGAR_REDIS_URL",
+                "HANGAR_BIND",
+                "HANGAR_QUEUES",
+                "HANGAR_LEASE_SECS",
+                "HANGAR_LOG_FORMAT"
+            ]
+        );
+        let text = err.to_string();
+        assert!(text.contains("HANGAR_DATABASE_URL: missing (required)"), "{text}");
+        assert!(
+            text.contains("HANGAR_DB_MAX_CONNECTIONS: 0 is out of range 1..=1000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("HANGAR_REDIS_URL: not a URL starting with redis:// or rediss://"),
+            "{text}"
+        );
+        assert!(text.contains("\"soon\" is not a whole number"), "{text}");
+    }
+
+    #[test]
+    fn env_example_documents_every_variable_with_its_default() {
+        let example = include_str!("../../.env.example");
+        for var in VARS {
+            let line = example
+                .lines()
+                .find(|l| l.trim_start_matches("# ").starts_with(&format!("{}=", var.name)))
+                .unwrap_or_else(|| panic!("{} is missing from .env.example", var.name));
+            if let Some(default) = var.default {
+                assert!(
+                    line.ends_with(&format!("={default}")),
+                    "{} default differs: {line}",
+                    var.name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! PostgreSQL: the pool, migrations, and `job_runs` access. Functions take an
+//! executor (pool, connection or transaction): the caller owns the transaction.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{
+    Executor, PgPool, Postgres,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::config::DatabaseConfig;
+
+/// The migrations in `migrations/`, embedded at build time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// A pool that connects on first use, so a process starts (and reports
+/// itself not ready) while PostgreSQL is still down.
+pub fn pool(cfg: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = cfg
+        .url
+        .expose()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("HANGAR_DATABASE_URL does not parse: {e}"))?;
+    Ok(PgPoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .min_connections(cfg.min_connections)
+        .acquire_timeout(cfg.acquire_timeout)
+        .max_lifetime(cfg.max_lifetime)
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+/// Waits (up to `within`) until PostgreSQL answers, retrying with backoff.
+pub async fn wait_until_reachable(pool: &PgPool, within: Duration) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match sqlx::query("SELECT 1").execute(pool).await {
+            Ok(_) => return Ok(()),
+            Err(e) if start.elapsed() < within => {
+                tracing::warn!(error = %e, retry_in = ?delay, "postgres not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(anyhow::anyhow!("postgres unreachable for {within:?}: {e}")),
+        }
+    }
+}
+
+/// Migrations embedded in this build that the database has not applied.
+pub async fn pending_migrations(pool: &PgPool) -> anyhow::Result<usize> {
+    let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await
+    {
+        Ok(v) => v,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(MIGRATOR.iter().filter(|m| !applied.contains(&m.version)).count())
+}
+
+/// One row of `job_runs`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
+pub struct JobRun {
+    /// ULID.
+    pub id: String,
+    /// Kind name.
+    pub kind: String,
+    /// Queue name.
+    pub queue: String,
+    /// Validated arguments.
+    pub payload: serde_json::Value,
+    /// Last known state (live state of running jobs comes from Redis).
+    pub state: String,
+    /// Attempts with a recorded outcome.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Times a worker claimed it.
+    pub deliveries: i32,
+    /// Last progress.
+    pub progress: Option<serde_json::Value>,
+    /// Result, once succeeded.
+    pub result: Option<serde_json::Value>,
+    /// Last error.
+    pub error: Option<String>,
+    /// Who asked.
+    pub requested_by: Option<String>,
+    /// The request that created it.
+    pub request_id: Option<String>,
+    /// Idempotency key, if one was given.
+    pub idempotency_key: Option<String>,
+    /// Earliest start, if delayed.
+    pub run_at: Option<DateTime<Utc>>,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When its latest attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A job to record.
+#[derive(Debug, Clone)]
+pub struct NewJobRun {
+    /// ULID chosen by the API.
+    pub id: String,
+    /// Kind name.
+    pub kind: String,
+    /// Queue name.
+    pub queue: String,
+    /// Validated payload.
+    pub payload: serde_json::Value,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Who asked.
+    pub requested_by: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Earliest start.
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+/// What recording a job did.
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    /// A new job.
+    New(JobRun),
+    /// The idempotency key was known: the first job with it.
+    Existing(JobRun),
+}
+
+/// Records a job (state `queued`, or `scheduled` when `run_at` is later),
+/// or returns the existing job for a repeated idempotency key.
+pub async fn insert_job<'e, E>(db: E, job: &NewJobRun) -> sqlx::Result<Inserted>
+where
+    E: Executor<'e, Database = Postgres> + Copy,
+{
+    let state = match job.run_at {
+        Some(at) if at > Utc::now() => "scheduled",
+        _ => "queued",
+    };
+    let row: Option<JobRun> = sqlx::query_as(
+        "INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, request_id,
+                               idempotency_key, run_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING *",
+    )
+    .bind(&job.id)
+    .bind(&job.kind)
+    .bind(&job.queue)
+    .bind(&job.payload)
+    .bind(state)
+    .bind(job.max_attempts)
+    .bind(&job.requested_by)
+    .bind(&job.request_id)
+    .bind(&job.idempotency_key)
+    .bind(job.run_at)
+    .fetch_optional(db)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Inserted::New(row));
+    }
+    let existing: JobRun = sqlx::query_as("SELECT * FROM job_runs WHERE idempotency_key = $1")
+        .bind(&job.idempotency_key)
+        .fetch_one(db)
+        .await?;
+    Ok(Inserted::Existing(existing))
+}
+
+/// The job with `id`.
+pub async fn get_job<'e, E: Executor<'e, Database = Postgres>>(
+    db: E,
+    id: &str,
+) -> sqlx::Result<Option<JobRun>> {
+    sqlx::query_as("SELECT * FROM job_runs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Filters for [`list_jobs`].
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+    /// Only jobs older than this id (the previous page's last id).
+    pub before: Option<String>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Jobs newest first (ULIDs sort by time), one keyset page.
+pub async fn list_jobs<'e, E: Executor<'e, Database = Postgres>>(
+    db: E,
+    f: &JobFilter,
+) -> sqlx::Result<Vec<JobRun>> {
+    sqlx::query_as(
+        "SELECT * FROM job_runs
+         WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
+           AND ($3::text IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(&f.kind)
+    .bind(&f.state)
+    .bind(&f.before)
+    .bind(f.limit)
+    .fetch_all(db)
+    .await
+}
+
+/// An attempt's outcome to write.
+#[derive(Debug, Clone)]
+pub struct OutcomeRow {
+    /// Job id.
+    pub id: String,
+    /// State after the attempt.
+    pub state: String,
+    /// Attempt number.
+    pub attempts: i32,
+    /// Deliveries so far.
+    pub deliveries: i32,
+    /// Result JSON (succeeded).
+    pub result: Option<serde_json::Value>,
+    /// Error text (retrying, dead).
+    pub error: Option<String>,
+    /// When the attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the job finished (terminal states).
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Writes a batch of outcomes in one statement. An outcome older than what
+/// the row already has (fewer attempts) is ignored. Returns rows changed.
+pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
+    db: E,
+    rows: &[OutcomeRow],
+) -> sqlx::Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let col = |f: fn(&OutcomeRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let results: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| r.result.as_ref().map(|v| v.to_string()))
+        .collect();
+    let done = sqlx::query(
+        "UPDATE job_runs AS j SET state = u.state, attempts = u.attempts,
+                deliveries = GREATEST(j.deliveries, u.deliveries),
+                result = COALESCE(u.result::jsonb, j.result), error = u.error,
+                started_at = COALESCE(u.started_at, j.started_at), finished_at = u.finished_at,
+                updated_at = now()
+         FROM UNNEST($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[],
+                     $7::timestamptz[], $8::timestamptz[])
+              AS u(id, state, attempts, deliveries, result, error, started_at, finished_at)
+         WHERE j.id = u.id AND j.attempts <= u.attempts",
+    )
+    .bind(col(|r| r.id.clone()))
+    .bind(col(|r| r.state.clone()))
+    .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.deliveries).collect::<Vec<_>>())
+    .bind(results)
+    .bind(rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.finished_at).collect::<Vec<_>>())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Brings a row in line with the queue's view of the job (the repair loop;
+/// cancel and retry from the API).
+pub async fn sync_from_queue<'e, E: Executor<'e, Database = Postgres>>(
+    db: E,
+    id: &str,
+    live: &hangar_queue::JobState,
+) -> sqlx::Result<bool> {
+    let ms = |v: Option<u64>| v.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64));
+    let done = sqlx::query(
+        "UPDATE job_runs SET state = $2, attempts = $3, deliveries = GREATEST(deliveries, $4),
+                progress = COALESCE($5, progress), result = COALESCE($6, result), error = $7,
+                started_at = COALESCE($8, started_at), finished_at = $9, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(live.status.as_str())
+    .bind(live.attempts as i32)
+    .bind(live.deliveries as i32)
+    .bind(&live.progress)
+    .bind(&live.result)
+    .bind(&live.last_error)
+    .bind(ms(live.started_at))
+    .bind(if live.status.is_terminal() {
+        ms(live.finished_at)
+    } else {
+        None
+    })
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Jobs not finished per PostgreSQL and created before `older_than`, oldest
+/// first, after id `after` (a page of the repair loop's scan).
+pub async fn open_jobs<'e, E: Executor<'e, Database = Postgres>>(
+    db: E,
+    older_than: DateTime<Utc>,
+    after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRun>> {
+    sqlx::query_as(
+        "SELECT * FROM job_runs
+         WHERE state IN ('scheduled', 'queued', 'running', 'retrying') AND created_at < $1
+           AND ($2::text IS NULL OR id > $2)
+         ORDER BY id LIMIT $3",
+    )
+    .bind(older_than)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,177 @@
+//! Job kinds: their stable names, the queue each runs on, and payload
+//! validation. The API validates before anything is recorded; the worker's
+//! handlers decode the same types.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+/// The sync queue (AWS syncs and diagnostics).
+pub const QUEUE_SYNC: &str = "sync";
+/// The reports queue.
+pub const QUEUE_REPORTS: &str = "reports";
+/// The inference queue.
+pub const QUEUE_INFERENCE: &str = "inference";
+/// Every queue Hangar knows.
+pub const QUEUES: &[&str] = &[QUEUE_SYNC, QUEUE_REPORTS, QUEUE_INFERENCE];
+
+/// `system.noop`: does nothing; for diagnostics and benchmarks.
+pub const SYSTEM_NOOP: &str = "system.noop";
+/// `system.sleep`: sleeps, reporting progress.
+pub const SYSTEM_SLEEP: &str = "system.sleep";
+
+/// A payload the kind refuses, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadError {
+    /// Dotted path of the field (e.g. `ms`), or empty for the payload as a whole.
+    pub field: String,
+    /// What is wrong, for the caller.
+    pub message: String,
+}
+
+/// `system.noop` takes no arguments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoopPayload {}
+
+/// `system.sleep` arguments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SleepPayload {
+    /// How long to sleep, 0..=600,000 ms.
+    pub ms: u64,
+    /// Progress reports while sleeping (1..=100, default 10).
+    #[serde(default = "default_steps")]
+    pub steps: u32,
+}
+
+fn default_steps() -> u32 {
+    10
+}
+
+/// A job kind Hangar accepts.
+pub struct KindSpec {
+    /// Stable name, e.g. `system.sleep`.
+    pub name: &'static str,
+    /// Queue it runs on.
+    pub queue: &'static str,
+    validate: fn(&Value) -> Result<Value, PayloadError>,
+}
+
+impl KindSpec {
+    /// Checks `payload`; returns it normalised (defaults filled in).
+    pub fn validate(&self, payload: &Value) -> Result<Value, PayloadError> {
+        (self.validate)(payload)
+    }
+}
+
+/// Every kind, in the order the API documents them.
+pub const KINDS: &[KindSpec] = &[
+    KindSpec {
+        name: SYSTEM_NOOP,
+        queue: QUEUE_SYNC,
+        validate: validate_noop,
+    },
+    KindSpec {
+        name: SYSTEM_SLEEP,
+        queue: QUEUE_SYNC,
+        validate: validate_sleep,
+    },
+];
+
+/// The kind called `name`.
+pub fn kind(name: &str) -> Option<&'static KindSpec> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+/// Decodes `payload` as `T`, naming the field of the first error.
+pub fn decode<T: DeserializeOwned>(payload: &Value) -> Result<T, PayloadError> {
+    serde_path_to_error::deserialize(payload).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde reports an unknown field at the parent's path: name the field itself.
+        let field = match inner
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split_once('`'))
+        {
+            Some((name, _)) if path == "." => name.to_owned(),
+            Some((name, _)) if path == name || path.ends_with(&format!(".{name}")) => path,
+            Some((name, _)) => format!("{path}.{name}"),
+            None if path == "." => missing_field(&inner).unwrap_or_default(),
+            None => path,
+        };
+        PayloadError {
+            field,
+            message: inner,
+        }
+    })
+}
+
+fn missing_field(message: &str) -> Option<String> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split_once('`'))
+        .map(|(f, _)| f.to_owned())
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn validate_noop(payload: &Value) -> Result<Value, PayloadError> {
+    let p: NoopPayload = decode(payload)?;
+    Ok(to_value(&p))
+}
+
+fn validate_sleep(payload: &Value) -> Result<Value, PayloadError> {
+    let p: SleepPayload = decode(payload)?;
+    if p.ms > 600_000 {
+        return Err(PayloadError {
+            field: "ms".into(),
+            message: "must be at most 600000".into(),
+        });
+    }
+    if !(1..=100).contains(&p.steps) {
+        return Err(PayloadError {
+            field: "steps".into(),
+            message: "must be between 1 and 100".into(),
+        });
+    }
+    Ok(to_value(&p))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn sleep_payloads_are_validated_naming_the_field() {
+        let k = kind(SYSTEM_SLEEP).unwrap();
+        assert_eq!(
+            k.validate(&json!({"ms": 5})).unwrap(),
+            json!({"ms": 5, "steps": 10})
+        );
+        assert_eq!(k.validate(&json!({"ms": "five"})).unwrap_err().field, "ms");
+        assert_eq!(k.validate(&json!({})).unwrap_err().field, "ms");
+        assert_eq!(
+            k.validate(&json!({"ms": 1, "extra": 1})).unwrap_err().field,
+            "extra"
+        );
+        assert_eq!(k.validate(&json!({"ms": 700_000})).unwrap_err().field, "ms");
+        assert_eq!(
+            k.validate(&json!({"ms": 1, "steps": 0})).unwrap_err().field,
+            "steps"
+        );
+        assert_eq!(k.validate(&json!([1])).unwrap_err().field, "");
+    }
+
+    #[test]
+    fn noop_takes_nothing_and_unknown_kinds_are_unknown() {
+        let k = kind(SYSTEM_NOOP).unwrap();
+        assert_eq!(k.validate(&json!({})).unwrap(), json!({}));
+        assert_eq!(k.validate(&json!({"x": 1})).unwrap_err().field, "x");
+        assert!(kind("system.nope").is_none());
+        assert!(KINDS.iter().all(|k| QUEUES.contains(&k.queue)));
+    }
+}

@@ -1,0 +1,22 @@
+//! Logging for every binary: JSON lines in production, readable text locally.
+//! Spans carry `request_id`, `job.id` and `job.kind`, so one id follows a
+//! request from the API into the worker's log lines.
+
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the global subscriber (once; later calls are ignored, which
+/// lets tests start several components in one process).
+pub fn init(log: &LogConfig) {
+    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
