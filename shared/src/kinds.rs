@@ -85,32 +85,37 @@ pub fn kind(name: &str) -> Option<&'static KindSpec> {
 
 /// Decodes `payload` as `T`, naming the field of the first error.
 pub fn decode<T: DeserializeOwned>(payload: &Value) -> Result<T, PayloadError> {
-    serde_path_to_error::deserialize(payload).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        // serde reports an unknown field at the parent's path: name the field itself.
-        let field = match inner
-            .strip_prefix("unknown field `")
+    // serde would fill a struct from an array by position: accept objects only.
+    if !payload.is_object() {
+        return Err(PayloadError {
+            field: String::new(),
+            message: "payload must be a JSON object".into(),
+        });
+    }
+    // Plain serde enforces `deny_unknown_fields`; the path tracker (which
+    // does not, for every shape) only locates the field.
+    let message = match serde_json::from_value::<T>(payload.clone()) {
+        Ok(v) => return Ok(v),
+        Err(e) => e.to_string(),
+    };
+    let path = match serde_path_to_error::deserialize::<_, T>(payload) {
+        Err(e) => e.path().to_string(),
+        Ok(_) => ".".to_owned(),
+    };
+    let named = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
             .and_then(|r| r.split_once('`'))
-        {
-            Some((name, _)) if path == "." => name.to_owned(),
-            Some((name, _)) if path == name || path.ends_with(&format!(".{name}")) => path,
-            Some((name, _)) => format!("{path}.{name}"),
-            None if path == "." => missing_field(&inner).unwrap_or_default(),
-            None => path,
-        };
-        PayloadError {
-            field,
-            message: inner,
-        }
-    })
-}
-
-fn missing_field(message: &str) -> Option<String> {
-    message
-        .strip_prefix("missing field `")
-        .and_then(|r| r.split_once('`'))
-        .map(|(f, _)| f.to_owned())
+            .map(|(name, _)| name.to_owned())
+    };
+    let field = match named("unknown field `").or_else(|| named("missing field `")) {
+        Some(name) if path == "." => name,
+        Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
+        Some(name) => format!("{path}.{name}"),
+        None if path == "." => String::new(),
+        None => path,
+    };
+    Err(PayloadError { field, message })
 }
 
 fn to_value<T: Serialize>(v: &T) -> Value {
