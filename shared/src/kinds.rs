@@ -78,6 +78,20 @@ pub const KINDS: &[KindSpec] = &[
     },
 ];
 
+/// Retry policies by kind, used by the API (max attempts recorded with each
+/// job) and the worker (backoff between attempts).
+pub fn retry_policies() -> hangar_queue::RetryPolicies {
+    use std::time::Duration;
+    let system = hangar_queue::RetryPolicy {
+        max_attempts: 3,
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(30),
+    };
+    hangar_queue::RetryPolicies::default()
+        .with(SYSTEM_NOOP, system)
+        .with(SYSTEM_SLEEP, system)
+}
+
 /// The kind called `name`.
 pub fn kind(name: &str) -> Option<&'static KindSpec> {
     KINDS.iter().find(|k| k.name == name)

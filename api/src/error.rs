@@ -1,0 +1,126 @@
+//! The one error type of the HTTP edge. Every error leaves as the same JSON
+//! envelope: `{"error": {"code", "message", "field"?, "request_id"}}`. 4xx
+//! variants carry a message for the caller; a 5xx body never carries internal
+//! detail: its cause is logged once, here, with the request id.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::request_id::current_request_id;
+
+/// What can go wrong serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request (bad JSON, bad header).
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// For the caller.
+        message: String,
+        /// The field or header at fault.
+        field: Option<String>,
+    },
+    /// Well-formed but invalid content.
+    #[error("{message}")]
+    Unprocessable {
+        /// The field at fault.
+        field: String,
+        /// For the caller.
+        message: String,
+    },
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the resource's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A dependency is down; the caller should retry later.
+    #[error("{dependency} is unavailable")]
+    Unavailable {
+        /// `postgres` or `redis`.
+        dependency: &'static str,
+        /// What went wrong (logged, not sent).
+        cause: String,
+    },
+    /// A bug or an unexpected failure (logged, not sent).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// 422 naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => Self::Unavailable {
+                dependency: "postgres",
+                cause: e.to_string(),
+            },
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<hangar_queue::QueueError> for ApiError {
+    fn from(e: hangar_queue::QueueError) -> Self {
+        match e {
+            hangar_queue::QueueError::Redis(r) => Self::Unavailable {
+                dependency: "redis",
+                cause: r.to_string(),
+            },
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = current_request_id();
+        let (status, code, message, field) = match self {
+            Self::BadRequest { code, message, field } => (StatusCode::BAD_REQUEST, code, message, field),
+            Self::Unprocessable { field, message } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                message,
+                Some(field),
+            ),
+            Self::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
+            Self::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
+            Self::Unavailable { dependency, cause } => {
+                tracing::warn!(%dependency, %cause, request_id, "dependency unavailable");
+                let message = format!("{dependency} is unavailable; retry later");
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, None)
+            }
+            Self::Internal(e) => {
+                tracing::error!(error = ?e, request_id, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".to_owned(),
+                    None,
+                )
+            }
+        };
+        let mut error = json!({"code": code, "message": message, "request_id": request_id});
+        if let Some(field) = field {
+            error["field"] = json!(field);
+        }
+        (status, Json(json!({ "error": error }))).into_response()
+    }
+}

@@ -1,0 +1,87 @@
+//! Hangar's HTTP API. `main.rs` only parses arguments and calls [`run`]; tests
+//! call the same [`run`] with a listener on port 0.
+
+pub mod error;
+pub mod metrics;
+pub mod request_id;
+pub mod routes;
+pub mod state;
+
+use std::{collections::BTreeMap, future::Future, sync::Arc};
+
+use axum::{
+    Router, middleware,
+    routing::{delete, get, post},
+};
+use hangar_queue::Queue;
+use hangar_shared::{Config, db, kinds};
+use tokio::net::TcpListener;
+
+use crate::{error::ApiError, routes::*, state::AppState};
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::live))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::get))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/api/v1/queues", get(queues::list))
+        .route("/api/v1/queues/{queue}/dead", get(queues::dead))
+        .route(
+            "/api/v1/queues/{queue}/dead/requeue-all",
+            post(queues::requeue_all),
+        )
+        .route("/api/v1/queues/{queue}/dead/{id}/requeue", post(queues::requeue))
+        .route("/api/v1/queues/{queue}/dead/{id}", delete(queues::delete))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_id::middleware,
+        ))
+        .with_state(state)
+}
+
+/// Builds the shared state: a lazy PostgreSQL pool (the API starts, and
+/// reports not ready, while PostgreSQL is down) and a Redis connection
+/// (retried with backoff at start) shared by every queue.
+pub async fn state(config: Config) -> anyhow::Result<AppState> {
+    let pool = db::pool(&config.database)?;
+    let settings = config.redis_settings();
+    let conn = settings.connect().await?;
+    let mut queues = BTreeMap::new();
+    for name in kinds::QUEUES {
+        let q = Queue::with_connection(conn.clone(), settings.clone(), &config.redis.prefix, name)?
+            .with_policies(kinds::retry_policies());
+        queues.insert((*name).to_owned(), q);
+    }
+    Ok(AppState {
+        pool,
+        queues: Arc::new(queues),
+        metrics: Arc::default(),
+        config: Arc::new(config),
+    })
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = state(config).await?;
+    tracing::info!(addr = %listener.local_addr()?, "hangar-api listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("hangar-api stopped");
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! Prometheus metrics of the API process, served at `/metrics`.
+
+use std::time::Duration;
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+type Labels = Vec<(String, String)>;
+
+/// Every metric the API exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram>,
+    enqueued: Family<Labels, Counter>,
+    deferred: Family<Labels, Counter>,
+    queue_depth: Family<Labels, Gauge>,
+    workers: Family<Labels, Gauge>,
+    db_pool: Family<Labels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("hangar");
+        let requests = Family::<Labels, Counter>::default();
+        let latency =
+            Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let enqueued = Family::<Labels, Counter>::default();
+        let deferred = Family::<Labels, Counter>::default();
+        let queue_depth = Family::<Labels, Gauge>::default();
+        let workers = Family::<Labels, Gauge>::default();
+        let db_pool = Family::<Labels, Gauge>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "jobs_enqueued",
+            "Jobs accepted by the API, by kind",
+            enqueued.clone(),
+        );
+        registry.register(
+            "jobs_enqueue_deferred",
+            "Jobs recorded while Redis was unreachable (the repair loop dispatches them), by kind",
+            deferred.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Jobs per queue and part (ready, scheduled, running, dead)",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "workers_alive",
+            "Worker processes that reported in within 30 s, per queue",
+            workers.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "PostgreSQL pool connections by state (in_use, idle)",
+            db_pool.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            enqueued,
+            deferred,
+            queue_depth,
+            workers,
+            db_pool,
+        }
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+impl Metrics {
+    /// Counts a served request.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        self.requests
+            .get_or_create(&labels(&[
+                ("route", route),
+                ("method", method),
+                ("status", &status),
+            ]))
+            .inc();
+        self.latency
+            .get_or_create(&labels(&[("route", route)]))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts an accepted job.
+    pub fn job_enqueued(&self, kind: &str) {
+        self.enqueued.get_or_create(&labels(&[("kind", kind)])).inc();
+    }
+
+    /// Counts a job recorded while Redis was unreachable.
+    pub fn job_deferred(&self, kind: &str) {
+        self.deferred.get_or_create(&labels(&[("kind", kind)])).inc();
+    }
+
+    /// Sets a queue's depth gauges.
+    pub fn set_queue(&self, queue: &str, counts: &hangar_queue::QueueCounts, workers: u64) {
+        for (part, n) in [
+            ("ready", counts.ready),
+            ("scheduled", counts.scheduled),
+            ("running", counts.running),
+            ("dead", counts.dead),
+        ] {
+            self.queue_depth
+                .get_or_create(&labels(&[("queue", queue), ("part", part)]))
+                .set(n as i64);
+        }
+        self.workers
+            .get_or_create(&labels(&[("queue", queue)]))
+            .set(workers as i64);
+    }
+
+    /// Sets the pool gauges.
+    pub fn set_pool(&self, in_use: u32, idle: u32) {
+        self.db_pool
+            .get_or_create(&labels(&[("state", "in_use")]))
+            .set(i64::from(in_use));
+        self.db_pool
+            .get_or_create(&labels(&[("state", "idle")]))
+            .set(i64::from(idle));
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

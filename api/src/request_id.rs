@@ -1,0 +1,74 @@
+//! Request ids and per-request telemetry. The id comes from `X-Request-Id`
+//! (when it is sane) or is generated; it is echoed back, put on the request's
+//! span, stored with the jobs the request creates, and handed to the worker.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderName, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+use tracing::Instrument;
+
+use crate::state::AppState;
+
+/// The header carrying the request id.
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The current request's id ("" outside a request).
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+fn acceptable(v: &str) -> bool {
+    (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Assigns the request id, records metrics and a span for every request.
+pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", request_id = %id, %method, route = %route);
+    let start = Instant::now();
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .await;
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe_request(&route, &method, status, start.elapsed());
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(
+                status,
+                elapsed_ms = start.elapsed().as_millis() as u64,
+                "request failed"
+            );
+        } else {
+            tracing::debug!(
+                status,
+                elapsed_ms = start.elapsed().as_millis() as u64,
+                "request served"
+            );
+        }
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HEADER, v);
+    }
+    response
+}

@@ -1,0 +1,354 @@
+//! `/api/v1/jobs`: enqueue, read, list, cancel, retry.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+};
+use chrono::{DateTime, Utc};
+use hangar_queue::{CancelOutcome, JobStatus, NewJob};
+use hangar_shared::{
+    db::{self, Inserted, JobFilter, JobRun, NewJobRun},
+    kinds,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{error::ApiError, request_id::current_request_id, state::AppState};
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// The job as the API shows it; for unfinished jobs the live state from Redis
+/// (state, attempts, progress, worker) overrides the recorded one.
+fn job_json(run: &JobRun, live: Option<&hangar_queue::JobState>) -> Value {
+    let mut v = json!({
+        "id": run.id,
+        "kind": run.kind,
+        "queue": run.queue,
+        "state": run.state,
+        "attempts": run.attempts,
+        "max_attempts": run.max_attempts,
+        "deliveries": run.deliveries,
+        "payload": run.payload,
+        "progress": run.progress,
+        "result": run.result,
+        "error": run.error,
+        "requested_by": run.requested_by,
+        "request_id": run.request_id,
+        "idempotency_key": run.idempotency_key,
+        "run_at": run.run_at,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "updated_at": run.updated_at,
+        "status_url": format!("/api/v1/jobs/{}", run.id),
+    });
+    if let Some(live) = live {
+        v["state"] = json!(live.status);
+        v["attempts"] = json!(live.attempts);
+        v["deliveries"] = json!(live.deliveries.max(run.deliveries as u32));
+        v["progress"] = json!(live.progress);
+        v["worker"] = json!(live.worker);
+        v["cancel_requested"] = json!(live.cancel_requested);
+        if live.last_error.is_some() {
+            v["error"] = json!(live.last_error);
+        }
+        if live.result.is_some() {
+            v["result"] = json!(live.result);
+        }
+    }
+    v
+}
+
+fn is_open(state: &str) -> bool {
+    matches!(state, "scheduled" | "queued" | "running" | "retrying")
+}
+
+/// `POST /api/v1/jobs` `{kind, payload, run_at?}`.
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+        code: "invalid_json",
+        message: format!("request body is not JSON: {e}"),
+        field: None,
+    })?;
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::invalid("", "request body must be a JSON object"));
+    };
+    if let Some(unknown) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "kind" | "payload" | "run_at"))
+    {
+        return Err(ApiError::invalid(
+            unknown.clone(),
+            "unknown field; expected kind, payload, run_at",
+        ));
+    }
+    let kind_name = match obj.get("kind") {
+        Some(Value::String(k)) => k.clone(),
+        Some(_) => return Err(ApiError::invalid("kind", "must be a string")),
+        None => return Err(ApiError::invalid("kind", "missing")),
+    };
+    let Some(spec) = kinds::kind(&kind_name) else {
+        let known: Vec<&str> = kinds::KINDS.iter().map(|k| k.name).collect();
+        return Err(ApiError::invalid(
+            "kind",
+            format!("unknown kind {kind_name:?}; known: {}", known.join(", ")),
+        ));
+    };
+    let payload = spec
+        .validate(obj.get("payload").unwrap_or(&json!({})))
+        .map_err(|e| {
+            ApiError::invalid(
+                if e.field.is_empty() {
+                    "payload".into()
+                } else {
+                    format!("payload.{}", e.field)
+                },
+                e.message,
+            )
+        })?;
+    let run_at = match obj.get("run_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|e| ApiError::invalid("run_at", format!("not an RFC 3339 time: {e}")))?
+                .with_timezone(&Utc),
+        ),
+        Some(_) => return Err(ApiError::invalid("run_at", "must be an RFC 3339 time string")),
+    };
+    let idempotency_key = match headers.get(IDEMPOTENCY_HEADER) {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .filter(|k| (1..=256).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+            Some(
+                key.ok_or_else(|| ApiError::BadRequest {
+                    code: "invalid_header",
+                    message: "Idempotency-Key must be 1-256 visible ASCII characters".into(),
+                    field: Some("Idempotency-Key".into()),
+                })?
+                .to_owned(),
+            )
+        }
+    };
+    let request_id = current_request_id();
+    let max_attempts = kinds::retry_policies().for_kind(spec.name).max_attempts;
+    let new = NewJobRun {
+        id: ulid::Ulid::new().to_string(),
+        kind: spec.name.to_owned(),
+        queue: spec.queue.to_owned(),
+        payload: payload.clone(),
+        max_attempts: max_attempts as i32,
+        requested_by: None,
+        request_id: Some(request_id.clone()),
+        idempotency_key: idempotency_key.clone(),
+        run_at,
+    };
+    // Recorded first: a job the API acknowledged survives a Redis failure
+    // (the scheduler's repair loop dispatches recorded jobs Redis lacks).
+    let run = match db::insert_job(&state.pool, &new).await? {
+        Inserted::Existing(run) => {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({"duplicate": true, "job": job_json(&run, None)})),
+            ));
+        }
+        Inserted::New(run) => run,
+    };
+    let queue = state
+        .queue(spec.queue)
+        .ok_or_else(|| anyhow::anyhow!("queue {} not configured", spec.queue))?;
+    let mut job = NewJob::new(spec.name, payload)
+        .with_id(run.id.parse().map_err(|e| anyhow::anyhow!("bad ulid: {e}"))?)
+        .max_attempts(max_attempts)
+        .correlation_id(request_id);
+    if let Some(at) = run_at {
+        job = job.run_at(at.into());
+    }
+    if let Some(key) = idempotency_key {
+        job = job.idempotency_key(key);
+    }
+    match queue.enqueue(job).await {
+        Ok(_) => state.metrics.job_enqueued(spec.name),
+        Err(e) => {
+            state.metrics.job_deferred(spec.name);
+            tracing::warn!(job.id = %run.id, error = %e, "redis enqueue failed; job recorded, the repair loop will dispatch it");
+        }
+    }
+    tracing::info!(job.id = %run.id, job.kind = %run.kind, "job accepted");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"duplicate": false, "job": job_json(&run, None)})),
+    ))
+}
+
+/// `GET /api/v1/jobs/{id}`.
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let run = db::get_job(&state.pool, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    let live = if is_open(&run.state) {
+        match state.queue(&run.queue) {
+            Some(q) => q.state(&id).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "redis unreachable; showing the recorded state");
+                None
+            }),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(Json(job_json(&run, live.as_ref())))
+}
+
+/// Query of `GET /api/v1/jobs`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    kind: Option<String>,
+    state: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/jobs?kind=&state=&limit=&cursor=`: newest first, keyset paged.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 200"))?,
+    };
+    if let Some(k) = &q.kind
+        && kinds::kind(k).is_none()
+    {
+        return Err(ApiError::invalid("kind", format!("unknown kind {k:?}")));
+    }
+    if let Some(s) = &q.state
+        && JobStatus::parse(s).is_none()
+    {
+        return Err(ApiError::invalid(
+            "state",
+            "must be one of scheduled, queued, running, retrying, succeeded, cancelled, dead",
+        ));
+    }
+    if let Some(c) = &q.cursor
+        && c.parse::<ulid::Ulid>().is_err()
+    {
+        return Err(ApiError::invalid(
+            "cursor",
+            "not a cursor returned by this endpoint",
+        ));
+    }
+    let filter = JobFilter {
+        kind: q.kind,
+        state: q.state,
+        before: q.cursor,
+        limit,
+    };
+    let runs = db::list_jobs(&state.pool, &filter).await?;
+    let next = (runs.len() as i64 == limit)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
+    let jobs: Vec<Value> = runs.iter().map(|r| job_json(r, None)).collect();
+    Ok(Json(json!({"jobs": jobs, "next_cursor": next})))
+}
+
+async fn record_live(state: &AppState, queue: &hangar_queue::Queue, id: &str) -> Result<(), ApiError> {
+    if let Some(live) = queue.state(id).await? {
+        db::sync_from_queue(&state.pool, id, &live).await?;
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/jobs/{id}/cancel`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = db::get_job(&state.pool, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    let queue = state
+        .queue(&run.queue)
+        .ok_or_else(|| anyhow::anyhow!("queue {} not configured", run.queue))?;
+    let outcome = queue.cancel(&id).await?;
+    let (status, body) = match outcome {
+        CancelOutcome::Cancelled => {
+            record_live(&state, queue, &id).await?;
+            (StatusCode::OK, json!({"id": id, "state": "cancelled"}))
+        }
+        CancelOutcome::CancelRequested => (
+            StatusCode::ACCEPTED,
+            json!({"id": id, "state": "running", "cancel_requested": true,
+                   "message": "the running job was asked to stop; poll its status"}),
+        ),
+        CancelOutcome::AlreadyFinished(s) => {
+            record_live(&state, queue, &id).await?;
+            return Err(ApiError::Conflict(format!("job {id} already {}", s.as_str())));
+        }
+        CancelOutcome::NotFound if is_open(&run.state) => {
+            // Recorded but unknown to Redis (lost data, not yet repaired).
+            sqlx::query("UPDATE job_runs SET state = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1")
+                .bind(&id)
+                .execute(&state.pool)
+                .await?;
+            (StatusCode::OK, json!({"id": id, "state": "cancelled"}))
+        }
+        CancelOutcome::NotFound => return Err(ApiError::Conflict(format!("job {id} already {}", run.state))),
+    };
+    Ok((status, Json(body)))
+}
+
+/// `POST /api/v1/jobs/{id}/retry`: a dead job runs again with a fresh attempt budget.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = db::get_job(&state.pool, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    let queue = state
+        .queue(&run.queue)
+        .ok_or_else(|| anyhow::anyhow!("queue {} not configured", run.queue))?;
+    let live = queue.state(&id).await?;
+    let current = live.as_ref().map_or(run.state.as_str(), |l| l.status.as_str());
+    if current != "dead" {
+        return Err(ApiError::Conflict(format!(
+            "job {id} is {current}; only dead jobs can be retried"
+        )));
+    }
+    if live.is_some() {
+        queue.requeue_dead(&id).await?;
+    } else {
+        // Trimmed from Redis by retention: enqueue it again under the same id.
+        let job = NewJob::new(run.kind.clone(), run.payload.clone())
+            .with_id(id.parse().map_err(|e| anyhow::anyhow!("bad ulid: {e}"))?)
+            .max_attempts(run.max_attempts as u32)
+            .correlation_id(current_request_id());
+        queue.enqueue(job).await?;
+    }
+    sqlx::query(
+        "UPDATE job_runs SET state = 'queued', attempts = 0, error = NULL, finished_at = NULL, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(&state.pool)
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "state": "queued", "status_url": format!("/api/v1/jobs/{id}")})),
+    ))
+}

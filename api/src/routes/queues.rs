@@ -1,0 +1,120 @@
+//! `/api/v1/queues`: depth and workers per queue, and the dead set.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use hangar_queue::Queue;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{error::ApiError, state::AppState};
+
+/// A worker counts as alive if it reported in this recently.
+pub const ALIVE_WITHIN: Duration = Duration::from_secs(30);
+
+fn queue<'a>(state: &'a AppState, name: &str) -> Result<&'a Queue, ApiError> {
+    state
+        .queue(name)
+        .ok_or_else(|| ApiError::NotFound(format!("no queue {name:?}")))
+}
+
+/// `GET /api/v1/queues`.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    for (name, q) in state.queues.iter() {
+        let counts = q.counts().await?;
+        let workers = q.workers_alive(ALIVE_WITHIN).await?;
+        state.metrics.set_queue(name, &counts, workers);
+        out.push(json!({
+            "name": name,
+            "queued": counts.ready,
+            "delayed": counts.scheduled,
+            "running": counts.running,
+            "dead": counts.dead,
+            "finished_kept": counts.done,
+            "workers_alive": workers,
+        }));
+    }
+    Ok(Json(json!({ "queues": out })))
+}
+
+/// Paging of the dead set.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    offset: Option<String>,
+    limit: Option<String>,
+}
+
+fn number(v: Option<&str>, field: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| ApiError::invalid(field, format!("must be a whole number from 0 to {max}"))),
+    }
+}
+
+/// `GET /api/v1/queues/{queue}/dead?offset=&limit=`, newest first.
+pub async fn dead(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let q = queue(&state, &name)?;
+    let offset = number(p.offset.as_deref(), "offset", 0, u64::from(u32::MAX))?;
+    let limit = number(p.limit.as_deref(), "limit", 50, 200)?.max(1);
+    let page = q.dead(offset, limit).await?;
+    Ok(Json(
+        json!({"total": page.total, "offset": offset, "jobs": page.jobs}),
+    ))
+}
+
+/// `POST /api/v1/queues/{queue}/dead/{id}/requeue`.
+pub async fn requeue(
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = queue(&state, &name)?;
+    if !q.requeue_dead(&id).await? {
+        return Err(ApiError::NotFound(format!("no dead job {id} in queue {name}")));
+    }
+    sqlx::query(
+        "UPDATE job_runs SET state = 'queued', attempts = 0, error = NULL, finished_at = NULL, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(&state.pool)
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "state": "queued"}))))
+}
+
+/// `POST /api/v1/queues/{queue}/dead/requeue-all`.
+pub async fn requeue_all(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = queue(&state, &name)?;
+    let n = q.requeue_all_dead().await?;
+    // The job_runs rows catch up through the repair loop's reconciliation.
+    Ok((StatusCode::ACCEPTED, Json(json!({"requeued": n}))))
+}
+
+/// `DELETE /api/v1/queues/{queue}/dead/{id}`: forget it in Redis (its
+/// `job_runs` record stays, as history).
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = queue(&state, &name)?;
+    if !q.delete_dead(&id).await? {
+        return Err(ApiError::NotFound(format!("no dead job {id} in queue {name}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
