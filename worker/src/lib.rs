@@ -1,0 +1,137 @@
+//! Hangar's worker: one apalis worker per configured queue, each over the
+//! Hangar backend with its own concurrency, outcomes persisted to PostgreSQL.
+//! `main.rs` only parses arguments and calls [`run`]; tests call [`run`] too.
+
+pub mod handlers;
+pub mod metrics;
+pub mod persist;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use apalis_core::worker::builder::WorkerBuilder;
+use hangar_queue::{BackendHandle, HangarBackend, Queue, WorkerOptions};
+use hangar_shared::{Config, db, kinds};
+use serde_json::Value;
+use tokio::{sync::watch, task::JoinSet};
+
+use crate::metrics::WorkerMetrics;
+
+/// How long the final outcomes may take to reach PostgreSQL at exit; after
+/// that the scheduler's repair loop reconciles them from Redis.
+const PERSIST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Options for one queue from the configuration.
+pub fn queue_options(config: &Config, concurrency: usize) -> WorkerOptions {
+    let lease = config.worker.lease;
+    WorkerOptions {
+        concurrency,
+        fetch_batch: concurrency.clamp(1, 50),
+        lease,
+        heartbeat: (lease / 10).max(Duration::from_millis(200)),
+        outage_limit: Some(config.redis.outage_limit),
+        ..WorkerOptions::default()
+    }
+}
+
+/// Runs every configured queue until `shutdown` resolves, then drains:
+/// no new jobs start, running jobs get `drain_timeout` to finish, and any
+/// still running after that are given back to their queue. Returns an error
+/// (so the process exits non-zero) if a queue's worker stopped on its own,
+/// e.g. because Redis stayed unreachable past the outage limit.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let pool = db::pool(&config.database)?;
+    let settings = config.redis_settings();
+    let metrics = Arc::new(WorkerMetrics::default());
+    let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(64);
+    let persister = tokio::spawn(persist::run(pool, outcomes_rx, metrics.clone()));
+    if let Some(bind) = config.worker.metrics_bind {
+        serve_metrics(bind, metrics.clone()).await?;
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = JoinSet::new();
+    let mut handles: Vec<(String, BackendHandle)> = Vec::new();
+    for (name, concurrency) in &config.worker.queues {
+        let queue = Queue::connect(&settings, &config.redis.prefix, name)
+            .await?
+            .with_policies(kinds::retry_policies());
+        let backend = HangarBackend::<Value>::new(queue, queue_options(&config, *concurrency))?
+            .with_outcome_sink(outcomes_tx.clone());
+        handles.push((name.clone(), backend.handle()));
+        tracing::info!(queue = %name, concurrency, worker = %backend.handle().worker_id(), "serving queue");
+        let worker = WorkerBuilder::new(name.clone())
+            .backend(backend)
+            .data(metrics.clone())
+            .build(handlers::dispatch);
+        let mut stop = stop_rx.clone();
+        let name = name.clone();
+        workers.spawn(async move {
+            let signal = async move {
+                let _ = stop.wait_for(|s| *s).await;
+                Ok::<(), apalis_core::error::WorkerError>(())
+            };
+            (name, worker.run_until(signal).await)
+        });
+    }
+    drop(outcomes_tx);
+
+    let mut failure = None;
+    tokio::select! {
+        () = shutdown => tracing::info!("draining: no new jobs start"),
+        Some(done) = workers.join_next() => {
+            let (name, result) = done?;
+            let reason = match result {
+                Ok(()) => "stopped unexpectedly".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(queue = %name, %reason, "a queue's worker stopped; shutting down");
+            failure = Some(anyhow::anyhow!("queue {name}: {reason}"));
+        }
+    }
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(config.worker.drain_timeout, async {
+        while let Some(done) = workers.join_next().await {
+            if let Ok((name, Err(e))) = done {
+                tracing::warn!(queue = %name, error = %e, "worker ended with an error while draining");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        for (name, handle) in &handles {
+            match handle.release_held().await {
+                Ok(n) if n > 0 => {
+                    tracing::warn!(queue = %name, released = n, "drain deadline passed; gave running jobs back")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(queue = %name, error = %e, "could not give jobs back; their leases will lapse")
+                }
+            }
+        }
+        workers.shutdown().await;
+    }
+    if tokio::time::timeout(PERSIST_DEADLINE, persister).await.is_err() {
+        tracing::warn!("outcomes not yet in postgres at exit; the repair loop reconciles them from redis");
+    }
+    tracing::info!("hangar-worker stopped");
+    failure.map_or(Ok(()), Err)
+}
+
+async fn serve_metrics(bind: std::net::SocketAddr, metrics: Arc<WorkerMetrics>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move { metrics.render() }
+        }),
+    );
+    tracing::info!(addr = %listener.local_addr()?, "worker metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! `hangar-worker`: run jobs, or check the configuration.
+
+use clap::{Parser, Subcommand};
+use hangar_shared::{Config, shutdown, telemetry};
+
+/// Hangar's worker. Configured by HANGAR_* environment variables (see .env.example).
+#[derive(Parser)]
+#[command(name = "hangar-worker", version)]
+struct Cli {
+    /// Queues and concurrency, e.g. `sync=4,reports=2` (overrides HANGAR_QUEUES).
+    #[arg(long, global = true)]
+    queues: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run jobs (the default). Drains on SIGTERM.
+    Run,
+    /// Validate the environment, print the report, exit 0 (valid) or 1.
+    CheckConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = match &cli.queues {
+        Some(queues) => Config::from_lookup(&|name| {
+            if name == "HANGAR_QUEUES" {
+                Some(queues.clone())
+            } else {
+                std::env::var(name).ok()
+            }
+        }),
+        None => Config::from_env(),
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        let (report, code) = match &config {
+            Ok(c) => (c.summary(), 0),
+            Err(e) => (e.to_string(), 1),
+        };
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{report}");
+        }
+        std::process::exit(code);
+    }
+    let config = config?;
+    telemetry::init(&config.log);
+    hangar_worker::run(config, shutdown::signal()).await
+}

@@ -1,0 +1,117 @@
+//! Worker metrics: jobs started and finished by kind and outcome, and job
+//! duration. Served at `/metrics` when `HANGAR_WORKER_METRICS_BIND` is set.
+
+use std::time::Duration;
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+
+type Labels = Vec<(String, String)>;
+
+/// The worker's metrics.
+pub struct WorkerMetrics {
+    registry: Registry,
+    started: Family<Labels, Counter>,
+    handler_results: Family<Labels, Counter>,
+    outcomes: Family<Labels, Counter>,
+    duration: Family<Labels, Histogram>,
+    persist_errors: Counter,
+}
+
+impl std::fmt::Debug for WorkerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerMetrics")
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0,
+    ])
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("hangar");
+        let started = Family::<Labels, Counter>::default();
+        let handler_results = Family::<Labels, Counter>::default();
+        let outcomes = Family::<Labels, Counter>::default();
+        let duration =
+            Family::<Labels, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let persist_errors = Counter::default();
+        registry.register("jobs_started", "Attempts started, by kind", started.clone());
+        registry.register(
+            "job_handler_results",
+            "Attempts that returned, by kind and result (ok, error)",
+            handler_results.clone(),
+        );
+        registry.register(
+            "jobs_finished",
+            "Recorded outcomes by kind and resulting state (succeeded, retrying = failed, dead, cancelled)",
+            outcomes.clone(),
+        );
+        registry.register(
+            "job_duration_seconds",
+            "Handler run time by kind",
+            duration.clone(),
+        );
+        registry.register(
+            "job_record_errors",
+            "Failed writes of outcomes to PostgreSQL (retried)",
+            persist_errors.clone(),
+        );
+        Self {
+            registry,
+            started,
+            handler_results,
+            outcomes,
+            duration,
+            persist_errors,
+        }
+    }
+}
+
+fn kind_label(kind: &str) -> Labels {
+    vec![("kind".to_owned(), kind.to_owned())]
+}
+
+impl WorkerMetrics {
+    /// An attempt started.
+    pub fn started(&self, kind: &str) {
+        self.started.get_or_create(&kind_label(kind)).inc();
+    }
+
+    /// An attempt's handler returned.
+    pub fn finished(&self, kind: &str, ok: bool, elapsed: Duration) {
+        let mut labels = kind_label(kind);
+        labels.push(("result".to_owned(), if ok { "ok" } else { "error" }.to_owned()));
+        self.handler_results.get_or_create(&labels).inc();
+        self.duration
+            .get_or_create(&kind_label(kind))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Redis recorded an outcome leaving the job in `state`.
+    pub fn outcome(&self, kind: &str, state: &str) {
+        let mut labels = kind_label(kind);
+        labels.push(("state".to_owned(), state.to_owned()));
+        self.outcomes.get_or_create(&labels).inc();
+    }
+
+    /// A batch of outcomes could not be written to PostgreSQL (it is retried).
+    pub fn persist_error(&self) {
+        self.persist_errors.inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
