@@ -1,0 +1,55 @@
+//! `hangar-scheduler`: run the repair loop, run one pass, or check the configuration.
+
+use clap::{Parser, Subcommand};
+use hangar_shared::{Config, config::check_config_report, db, shutdown, telemetry};
+
+/// Hangar's scheduler. Configured by HANGAR_* environment variables (see .env.example).
+#[derive(Parser)]
+#[command(name = "hangar-scheduler", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the repair loop (the default). Stops on SIGTERM.
+    Run,
+    /// Run one repair pass, print what it did, exit.
+    RepairOnce,
+    /// Validate the environment, print the report, exit 0 (valid) or 1.
+    CheckConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig) = cli.command {
+        let (report, code) = check_config_report();
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{report}");
+        }
+        std::process::exit(code);
+    }
+    let config = Config::from_env()?;
+    telemetry::init(&config.log);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::RepairOnce => {
+            let pool = db::pool(&config.database)?;
+            let queues = hangar_scheduler::queues(&config).await?;
+            let r = hangar_scheduler::repair::repair_once(&pool, &queues, config.scheduler.repair_min_age)
+                .await?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!(
+                    "scanned={} redispatched={} reconciled={}",
+                    r.scanned, r.redispatched, r.reconciled
+                );
+            }
+            Ok(())
+        }
+        Command::Run => hangar_scheduler::run(config, shutdown::signal()).await,
+        Command::CheckConfig => unreachable!("handled above"),
+    }
+}
