@@ -52,6 +52,15 @@ fn job_json(run: &JobRun, live: Option<&hangar_queue::JobState>) -> Value {
         v["progress"] = json!(live.progress);
         v["worker"] = json!(live.worker);
         v["cancel_requested"] = json!(live.cancel_requested);
+        let at = |ms: Option<u64>| ms.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64));
+        if let Some(t) = at(live.started_at) {
+            v["started_at"] = json!(t);
+        }
+        if live.status.is_terminal()
+            && let Some(t) = at(live.finished_at)
+        {
+            v["finished_at"] = json!(t);
+        }
         if live.last_error.is_some() {
             v["error"] = json!(live.last_error);
         }

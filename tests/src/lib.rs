@@ -1,0 +1,460 @@
+//! Test fixtures: [`TestApp`] boots exactly what the binaries boot (the API on
+//! port 0, the worker, the scheduler's repair pass) against a fresh
+//! PostgreSQL database and a fresh Redis key prefix; [`OwnPostgres`] and
+//! [`OwnRedis`] are private servers for tests that stop or flush them.
+#![allow(missing_docs, clippy::missing_panics_doc)]
+
+use std::{
+    collections::HashMap,
+    net::TcpListener as StdListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use hangar_shared::{Config, db};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// The shared PostgreSQL server for tests (never stopped by tests).
+pub fn postgres_admin_url() -> String {
+    std::env::var("HANGAR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The shared Redis for tests (never flushed by tests).
+pub fn redis_url() -> String {
+    std::env::var("HANGAR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A database created for one test and dropped after it.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin: String,
+}
+
+impl TestDb {
+    pub async fn create(admin_url: &str) -> Self {
+        let name = format!("hangar_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let admin = sqlx::PgPool::connect(admin_url)
+            .await
+            .expect("postgres for tests");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+        let url = format!("{base}/{name}");
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        db::MIGRATOR.run(&pool).await.unwrap();
+        pool.close().await;
+        Self {
+            name,
+            url,
+            admin: admin_url.to_owned(),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Settings every TestApp starts with; tests override single variables.
+pub fn test_env(db_url: &str, redis_url: &str, prefix: &str) -> HashMap<String, String> {
+    [
+        ("HANGAR_DATABASE_URL", db_url),
+        ("HANGAR_REDIS_URL", redis_url),
+        ("HANGAR_REDIS_PREFIX", prefix),
+        ("HANGAR_BIND", "127.0.0.1:0"),
+        ("HANGAR_QUEUES", "sync=4,reports=1,inference=1"),
+        ("HANGAR_LEASE_SECS", "2"),
+        ("HANGAR_DRAIN_TIMEOUT_SECS", "5"),
+        ("HANGAR_REPAIR_INTERVAL_SECS", "1"),
+        ("HANGAR_REPAIR_MIN_AGE_SECS", "0"),
+        ("HANGAR_REDIS_OUTAGE_LIMIT_SECS", "30"),
+        ("HANGAR_DB_ACQUIRE_TIMEOUT_MS", "1000"),
+        ("HANGAR_READY_TIMEOUT_MS", "1000"),
+        ("HANGAR_LOG_LEVEL", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub fn config(env: &HashMap<String, String>) -> Config {
+    Config::from_lookup(&|k| env.get(k).cloned()).expect("valid test configuration")
+}
+
+/// A running component and the switch that stops it.
+pub struct Component {
+    stop: Option<oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Component {
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.join).await??
+    }
+}
+
+fn signal() -> (
+    oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = oneshot::channel();
+    (tx, async move {
+        let _ = rx.await;
+    })
+}
+
+/// The API in this process, on a free port.
+pub async fn spawn_api(config: Config) -> (String, Component) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, shutdown) = signal();
+    let join = tokio::spawn(hangar_api::run(config, listener, shutdown));
+    (base, Component { stop: Some(tx), join })
+}
+
+/// The worker in this process.
+pub fn spawn_worker(config: Config) -> Component {
+    let (tx, shutdown) = signal();
+    let join = tokio::spawn(hangar_worker::run(config, shutdown));
+    Component { stop: Some(tx), join }
+}
+
+/// The booted system: API (and optionally worker) on a fresh database and prefix.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub env: HashMap<String, String>,
+    pub api: Option<Component>,
+    pub worker: Option<Component>,
+    pub db: TestDb,
+    pub prefix: String,
+    pub redis_url: String,
+}
+
+impl TestApp {
+    /// API and worker against the shared servers.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&redis_url(), true).await
+    }
+
+    /// API against `redis`, with or without an in-process worker.
+    pub async fn spawn_with(redis: &str, with_worker: bool) -> Self {
+        let db = TestDb::create(&postgres_admin_url()).await;
+        let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let env = test_env(&db.url, redis, &prefix);
+        let (base, api) = spawn_api(config(&env)).await;
+        let worker = with_worker.then(|| spawn_worker(config(&env)));
+        let app = Self {
+            base,
+            http: reqwest::Client::new(),
+            env,
+            api: Some(api),
+            worker,
+            db,
+            prefix,
+            redis_url: redis.to_owned(),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    pub fn config(&self) -> Config {
+        config(&self.env)
+    }
+
+    async fn wait_ready(&self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/health", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "api did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn post_job(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/jobs", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the job until `state`; panics after `within`.
+    pub async fn wait_state(&self, id: &str, state: &str, within: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, job) = self.get(&format!("/api/v1/jobs/{id}")).await;
+            if job["state"] == state {
+                return job;
+            }
+            assert!(
+                start.elapsed() < within,
+                "job {id} did not reach {state} within {within:?}; last: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The job's row as PostgreSQL has it.
+    pub async fn record(&self, id: &str) -> db::JobRun {
+        let pool = sqlx::PgPool::connect(&self.db.url).await.unwrap();
+        let row = db::get_job(&pool, id).await.unwrap().expect("recorded");
+        pool.close().await;
+        row
+    }
+
+    /// Polls the record until PostgreSQL has `state`.
+    pub async fn wait_record(&self, id: &str, state: &str) -> db::JobRun {
+        let start = Instant::now();
+        loop {
+            let row = self.record(id).await;
+            if row.state == state {
+                return row;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "record of {id} never reached {state}: {row:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(w) = self.worker.take() {
+            w.stop().await.expect("worker drains cleanly");
+        }
+        if let Some(a) = self.api.take() {
+            a.stop().await.expect("api stops cleanly");
+        }
+        let _ = redis_cleanup(&self.redis_url, &self.prefix).await;
+    }
+}
+
+/// Deletes every key under `prefix`.
+pub async fn redis_cleanup(url: &str, prefix: &str) -> anyhow::Result<()> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await?;
+    for chunk in keys.chunks(1000) {
+        let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await?;
+    }
+    Ok(())
+}
+
+/// Locates a PostgreSQL server program (initdb, pg_ctl).
+fn pg_bin(name: &str) -> PathBuf {
+    let candidates = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.exists());
+    candidates.max().unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// A private PostgreSQL (initdb + pg_ctl) on a free port, for tests that
+/// stop it. Runs as the `postgres` user when the tests run as root.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: PathBuf,
+    as_root: bool,
+}
+
+impl OwnPostgres {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("hangar-pg-{port}-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // initdb refuses to run as root: as root, the cluster belongs to `postgres`.
+        let as_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
+        if as_root {
+            Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+        }
+        let pg = Self { port, dir, as_root };
+        let data = pg.dir.join("data");
+        let ok = pg
+            .command(&pg_bin("initdb"))
+            .args(["-U", "postgres", "--auth=trust", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "initdb failed");
+        pg.ctl("start");
+        pg
+    }
+
+    fn command(&self, program: &std::path::Path) -> Command {
+        if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn ctl(&self, action: &str) {
+        let mut cmd = self.command(&pg_bin("pg_ctl"));
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-w", "-m", "immediate"]);
+        if action == "start" {
+            cmd.arg("-l").arg(self.dir.join("log")).arg("-o").arg(format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {}",
+                self.port,
+                self.dir.display()
+            ));
+        }
+        let ok = cmd
+            .arg(action)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "pg_ctl {action} failed");
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn stop(&self) {
+        self.ctl("stop");
+    }
+
+    pub fn restart(&self) {
+        self.ctl("start");
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let mut cmd = self.command(&pg_bin("pg_ctl"));
+        let _ = cmd
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private redis-server on a free port, for tests that flush or stop it.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl OwnRedis {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("hangar-redis-{port}-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "own redis did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { port, child, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,250 @@
+//! The walking system end to end: the real API and worker against real
+//! PostgreSQL and Redis.
+
+use std::time::Duration;
+
+use hangar_tests::TestApp;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn an_enqueued_job_is_run_by_the_worker_and_its_result_is_shown() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .http
+        .post(format!("{}/api/v1/jobs", app.base))
+        .header("x-request-id", "req-e2e-1")
+        .json(&json!({"kind": "system.sleep", "payload": {"ms": 50, "steps": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["x-request-id"], "req-e2e-1", "request id echoed");
+    let body: Value = r.json().await.unwrap();
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["job"]["status_url"], format!("/api/v1/jobs/{id}"));
+    assert_eq!(body["job"]["state"], "queued");
+
+    let job = app.wait_state(&id, "succeeded", Duration::from_secs(15)).await;
+    assert_eq!(job["result"], json!({"slept_ms": 50}));
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(job["request_id"], "req-e2e-1");
+    assert!(
+        job["started_at"].is_string() && job["finished_at"].is_string(),
+        "{job}"
+    );
+    // The durable record gets the outcome too (written in batches, just after).
+    let row = app.wait_record(&id, "succeeded").await;
+    assert_eq!(
+        (row.state.as_str(), row.attempts, row.deliveries),
+        ("succeeded", 1, 1)
+    );
+    assert_eq!(row.result, Some(json!({"slept_ms": 50})));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_envelope_naming_the_field() {
+    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let cases = [
+        (
+            json!({"kind": "system.sleep", "payload": {"ms": "soon"}}),
+            "payload.ms",
+        ),
+        (json!({"kind": "system.sleep", "payload": {}}), "payload.ms"),
+        (
+            json!({"kind": "system.sleep", "payload": {"ms": 1, "color": "red"}}),
+            "payload.color",
+        ),
+        (json!({"kind": "system.nope"}), "kind"),
+        (json!({"payload": {}}), "kind"),
+        (json!({"kind": "system.noop", "run_at": "tomorrow"}), "run_at"),
+        (json!({"kind": "system.noop", "priority": 1}), "priority"),
+    ];
+    for (body, field) in cases {
+        let r = app.post_job(body.clone()).await;
+        assert_eq!(r.status(), 422, "{body}");
+        let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["field"], field, "{body} -> {e}");
+        assert_eq!(e["error"]["code"], "invalid_field");
+        assert_eq!(
+            e["error"]["request_id"],
+            rid.as_str(),
+            "the envelope carries the request id"
+        );
+        assert!(!e["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let r = app
+        .http
+        .post(format!("{}/api/v1/jobs", app.base))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "invalid_json");
+
+    let (status, e) = app.get("/api/v1/jobs/01JUNKNOWN00000000000000000").await;
+    assert_eq!(status, 404);
+    assert_eq!(e["error"]["code"], "not_found");
+    let (status, e) = app.get("/api/v1/jobs?limit=0").await;
+    assert_eq!((status, e["error"]["field"].as_str()), (422, Some("limit")));
+    let (status, e) = app.get("/api/v1/jobs?state=flying").await;
+    assert_eq!((status, e["error"]["field"].as_str()), (422, Some("state")));
+    let (status, _) = app.get("/api/v1/nowhere").await;
+    assert_eq!(status, 404);
+    let (_, list) = app.get("/api/v1/jobs").await;
+    assert_eq!(list["jobs"], json!([]), "nothing was recorded by bad requests");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_same_job() {
+    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let post = || {
+        app.http
+            .post(format!("{}/api/v1/jobs", app.base))
+            .header("idempotency-key", "sync-now-7")
+            .json(&json!({"kind": "system.noop"}))
+            .send()
+    };
+    let first: Value = post().await.unwrap().json().await.unwrap();
+    let second = post().await.unwrap();
+    assert_eq!(second.status(), 200);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["duplicate"], true);
+    assert_eq!(second["job"]["id"], first["job"]["id"]);
+    let (_, list) = app.get("/api/v1/jobs").await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    let (_, queues) = app.get("/api/v1/queues").await;
+    let sync = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "sync")
+        .unwrap()
+        .clone();
+    assert_eq!(sync["queued"], 1, "one job in redis too: {queues}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn jobs_are_listed_newest_first_in_keyset_pages() {
+    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let body: Value = app
+            .post_job(json!({"kind": "system.noop"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(body["job"]["id"].as_str().unwrap().to_owned());
+    }
+    app.post_job(json!({"kind": "system.sleep", "payload": {"ms": 1}}))
+        .await;
+    let (_, page1) = app.get("/api/v1/jobs?kind=system.noop&limit=2").await;
+    let got: Vec<&str> = page1["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()]);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = app
+        .get(&format!("/api/v1/jobs?kind=system.noop&limit=2&cursor={cursor}"))
+        .await;
+    let got: Vec<&str> = page2["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()]);
+    let (_, queued) = app.get("/api/v1/jobs?state=queued").await;
+    assert_eq!(queued["jobs"].as_array().unwrap().len(), 6);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_and_retry_through_the_api() {
+    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let body: Value = app
+        .post_job(json!({"kind": "system.noop"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .http
+        .post(format!("{}/api/v1/jobs/{id}/cancel", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.record(&id).await.state, "cancelled");
+    let r = app
+        .http
+        .post(format!("{}/api/v1/jobs/{id}/cancel", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "already cancelled");
+    let r = app
+        .http
+        .post(format!("{}/api/v1/jobs/{id}/retry", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "only dead jobs can be retried");
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("only dead jobs"),
+        "{e}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_served() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/health").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = app.get("/health/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["failed"], json!([]));
+    let body: Value = app
+        .post_job(json!({"kind": "system.noop"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.wait_state(
+        body["job"]["id"].as_str().unwrap(),
+        "succeeded",
+        Duration::from_secs(15),
+    )
+    .await;
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "hangar_http_requests_total{",
+        "hangar_http_request_duration_seconds_bucket{",
+        "hangar_jobs_enqueued_total{kind=\"system.noop\"} 1",
+        "hangar_queue_depth{",
+        "hangar_workers_alive{queue=\"sync\"} 1",
+        "hangar_db_pool_connections{",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+    app.shutdown().await;
+}
