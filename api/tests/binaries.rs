@@ -1,0 +1,66 @@
+//! The binaries' command lines: `--help` and `check-config`.
+
+use std::process::Command;
+
+fn check_config(bin: &str, vars: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(bin)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .arg("check-config")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_reports_every_bad_variable_and_exits_1() {
+    let (code, report) = check_config(
+        env!("CARGO_BIN_EXE_hangar-api"),
+        &[
+            ("HANGAR_REDIS_URL", "localhost"),
+            ("HANGAR_DB_MAX_CONNECTIONS", "0"),
+            ("HANGAR_QUEUES", "sync=many"),
+            ("HANGAR_LOG_FORMAT", "xml"),
+        ],
+    );
+    assert_eq!(code, 1, "{report}");
+    for var in [
+        "HANGAR_DATABASE_URL: missing",
+        "HANGAR_DB_MAX_CONNECTIONS: 0 is out of range",
+        "HANGAR_REDIS_URL: not a URL",
+        "HANGAR_QUEUES:",
+        "HANGAR_LOG_FORMAT:",
+    ] {
+        assert!(report.contains(var), "{var} not in:\n{report}");
+    }
+}
+
+#[test]
+fn check_config_accepts_a_valid_environment_without_printing_secrets() {
+    let (code, report) = check_config(
+        env!("CARGO_BIN_EXE_hangar-api"),
+        &[
+            ("HANGAR_DATABASE_URL", "postgres://hangar:s3cret@db/hangar"),
+            ("HANGAR_REDIS_URL", "redis://:pw@r:6379"),
+        ],
+    );
+    assert_eq!(code, 0, "{report}");
+    assert!(report.starts_with("configuration OK"));
+    assert!(!report.contains("s3cret") && !report.contains(":pw@"), "{report}");
+}
+
+#[test]
+fn help_describes_the_subcommands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hangar-api"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for sub in ["serve", "migrate", "check-config"] {
+        assert!(text.contains(sub), "{sub} not in --help:\n{text}");
+    }
+}

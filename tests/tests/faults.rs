@@ -1,0 +1,104 @@
+//! Faults lose nothing: Redis losing its data, PostgreSQL going away.
+
+use std::time::Duration;
+
+use hangar_tests::{OwnPostgres, OwnRedis, TestApp, TestDb, config, spawn_api, spawn_worker, test_env};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn after_redis_loses_its_data_the_repair_loop_dispatches_the_job_and_it_runs_once() {
+    let redis = OwnRedis::start();
+    let mut app = TestApp::spawn_with(&redis.url(), false).await;
+    let body: Value = app
+        .post_job(json!({"kind": "system.noop"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
+
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    let (_, job) = app.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(job["state"], "queued", "the record survives: {job}");
+
+    let cfg = app.config();
+    let pool = hangar_shared::db::pool(&cfg.database).unwrap();
+    let queues = hangar_scheduler::queues(&cfg).await.unwrap();
+    let report = hangar_scheduler::repair::repair_once(&pool, &queues, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((report.scanned, report.redispatched), (1, 1));
+    let again = hangar_scheduler::repair::repair_once(&pool, &queues, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.redispatched, 0,
+        "a second pass (or replica) does not dispatch it twice"
+    );
+
+    app.worker = Some(spawn_worker(cfg));
+    app.wait_state(&id, "succeeded", Duration::from_secs(15)).await;
+    let row = app.wait_record(&id, "succeeded").await;
+    assert_eq!((row.attempts, row.deliveries), (1, 1), "it ran once");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_postgres_down_readiness_and_enqueue_answer_503_and_recover() {
+    let pg = OwnPostgres::start();
+    let db = TestDb::create(&pg.admin_url()).await;
+    let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let env = test_env(&db.url, &hangar_tests::redis_url(), &prefix);
+    let (base, api) = spawn_api(config(&env)).await;
+    let http = reqwest::Client::new();
+    let ready = || http.get(format!("{base}/health/ready")).send();
+    let post = || {
+        http.post(format!("{base}/api/v1/jobs"))
+            .json(&json!({"kind": "system.noop"}))
+            .send()
+    };
+    let mut ok = false;
+    for _ in 0..100 {
+        if ready().await.map(|r| r.status() == 200).unwrap_or(false) {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "ready with postgres up");
+    assert_eq!(post().await.unwrap().status(), 202);
+
+    pg.stop();
+    let r = ready().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["failed"], json!(["postgres"]), "{body}");
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "unavailable", "{e}");
+    assert_eq!(e["error"]["message"], "postgres is unavailable; retry later");
+    assert!(e["error"]["request_id"].is_string());
+
+    pg.restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if post().await.map(|r| r.status() == 202).unwrap_or(false) {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "enqueue works again once postgres is back");
+    assert_eq!(ready().await.unwrap().status(), 200);
+    api.stop().await.unwrap();
+    drop(db);
+    hangar_tests::redis_cleanup(&hangar_tests::redis_url(), &prefix)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,72 @@
+//! The real `hangar-worker` binary: killed with -9 mid-job, draining on SIGTERM.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use hangar_tests::TestApp;
+use serde_json::{Value, json};
+
+fn worker_process(app: &TestApp) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hangar-worker"))
+        .env_clear()
+        .envs(app.env.iter())
+        .arg("--queues")
+        .arg("sync=2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hangar-worker starts")
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_is_killed_with_sigkill_completes_once_and_shows_the_extra_delivery() {
+    let mut app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let mut victim = worker_process(&app);
+    let body: Value = app
+        .post_job(json!({"kind": "system.sleep", "payload": {"ms": 3000, "steps": 30}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    // Kill it once the job has visibly started (progress reported).
+    let start = std::time::Instant::now();
+    loop {
+        let (_, job) = app.get(&format!("/api/v1/jobs/{id}")).await;
+        if job["progress"]["done"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "job never started: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+
+    let mut rescuer = worker_process(&app);
+    let job = app.wait_state(&id, "succeeded", Duration::from_secs(30)).await;
+    assert_eq!(job["result"], json!({"slept_ms": 3000}));
+    let row = app.wait_record(&id, "succeeded").await;
+    assert_eq!(row.attempts, 1, "one recorded outcome");
+    assert_eq!(row.deliveries, 2, "the record shows the extra delivery");
+
+    // SIGTERM drains and exits 0.
+    let pid = rescuer.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || rescuer.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "drained and exited cleanly: {status}");
+    app.worker = None;
+    app.shutdown().await;
+}
