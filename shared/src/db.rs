@@ -235,6 +235,8 @@ pub struct OutcomeRow {
     pub result: Option<serde_json::Value>,
     /// Error text (retrying, dead).
     pub error: Option<String>,
+    /// Last progress the handler reported.
+    pub progress: Option<serde_json::Value>,
     /// When the attempt started.
     pub started_at: Option<DateTime<Utc>>,
     /// When the job finished (terminal states).
@@ -251,19 +253,19 @@ pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
         return Ok(0);
     }
     let col = |f: fn(&OutcomeRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
-    let results: Vec<Option<String>> = rows
-        .iter()
-        .map(|r| r.result.as_ref().map(|v| v.to_string()))
-        .collect();
+    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+    let results: Vec<Option<String>> = rows.iter().map(|r| json(&r.result)).collect();
+    let progress: Vec<Option<String>> = rows.iter().map(|r| json(&r.progress)).collect();
     let done = sqlx::query(
         "UPDATE job_runs AS j SET state = u.state, attempts = u.attempts,
                 deliveries = GREATEST(j.deliveries, u.deliveries),
                 result = COALESCE(u.result::jsonb, j.result), error = u.error,
+                progress = COALESCE(u.progress::jsonb, j.progress),
                 started_at = COALESCE(u.started_at, j.started_at), finished_at = u.finished_at,
                 updated_at = now()
          FROM UNNEST($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[],
-                     $7::timestamptz[], $8::timestamptz[])
-              AS u(id, state, attempts, deliveries, result, error, started_at, finished_at)
+                     $7::timestamptz[], $8::timestamptz[], $9::text[])
+              AS u(id, state, attempts, deliveries, result, error, started_at, finished_at, progress)
          WHERE j.id = u.id AND j.attempts <= u.attempts",
     )
     .bind(col(|r| r.id.clone()))
@@ -274,6 +276,7 @@ pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
     .bind(rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.finished_at).collect::<Vec<_>>())
+    .bind(progress)
     .execute(db)
     .await?;
     Ok(done.rows_affected())

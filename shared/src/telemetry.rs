@@ -2,6 +2,8 @@
 //! Spans carry `request_id`, `job.id` and `job.kind`, so one id follows a
 //! request from the API into the worker's log lines.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::{LogConfig, LogFormat};
@@ -10,7 +12,10 @@ use crate::config::{LogConfig, LogFormat};
 /// lets tests start several components in one process).
 pub fn init(log: &LogConfig) {
     let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match log.format {
         LogFormat::Json => builder
             .json()

@@ -39,6 +39,11 @@ async fn an_enqueued_job_is_run_by_the_worker_and_its_result_is_shown() {
         ("succeeded", 1, 1)
     );
     assert_eq!(row.result, Some(json!({"slept_ms": 50})));
+    assert_eq!(
+        row.progress,
+        Some(json!({"done": 2, "total": 2})),
+        "progress at the end is kept"
+    );
     app.shutdown().await;
 }
 

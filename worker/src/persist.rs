@@ -30,6 +30,7 @@ fn row(o: &RecordedOutcome) -> OutcomeRow {
         deliveries: o.deliveries as i32,
         result: o.result.clone(),
         error: o.error.clone(),
+        progress: o.progress.clone(),
         started_at: at(o.started_at_ms),
         finished_at: if o.status.is_terminal() {
             at(o.finished_at_ms)

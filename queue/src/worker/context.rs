@@ -93,9 +93,14 @@ impl JobContext {
     /// Stores `progress` (small JSON) for anyone reading the job's state.
     /// Returns false if the lease was lost and nothing was written.
     pub async fn set_progress(&self, progress: serde_json::Value) -> Result<bool> {
-        self.queue
+        let stored = self
+            .queue
             .set_progress(&self.run.claimed.id, &self.run.claimed.token, &progress)
-            .await
+            .await?;
+        if let Ok(mut last) = self.run.progress.lock() {
+            *last = Some(progress);
+        }
+        Ok(stored)
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) struct Run {
     pub finished: AtomicBool,
     /// When the handler was called, ms since the Unix epoch (0 = not yet).
     pub started_at_ms: AtomicU64,
+    /// The last progress the handler stored.
+    pub progress: Mutex<Option<serde_json::Value>>,
     /// This run's concurrency slot; dropped when the handler returns.
     pub permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
@@ -42,6 +44,7 @@ impl Run {
             started: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             started_at_ms: AtomicU64::new(0),
+            progress: Mutex::new(None),
             permit: Mutex::new(Some(permit)),
         }
     }
@@ -102,6 +105,8 @@ pub struct RecordedOutcome {
     pub result: Option<serde_json::Value>,
     /// The error text (retrying and dead).
     pub error: Option<String>,
+    /// The last progress the handler reported.
+    pub progress: Option<serde_json::Value>,
     /// When the handler was called, ms since the Unix epoch.
     pub started_at_ms: u64,
     /// When the outcome was decided, ms since the Unix epoch.
@@ -126,6 +131,7 @@ impl RecordedOutcome {
             deliveries: p.run.claimed.deliveries,
             result,
             error,
+            progress: p.run.progress.lock().ok().and_then(|g| g.clone()),
             started_at_ms: started,
             finished_at_ms: p.finished_at_ms,
         }
