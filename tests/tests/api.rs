@@ -253,3 +253,38 @@ async fn health_and_metrics_are_served() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_request_never_leaves_a_recorded_job_out_of_the_queue() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let body = r#"{"kind":"system.noop"}"#;
+    let request = format!(
+        "POST /api/v1/jobs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    for _ in 0..100 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        drop(s); // hang up without reading the response
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, list) = app.get("/api/v1/jobs?limit=200").await;
+    let recorded = list["jobs"].as_array().unwrap().len();
+    let (_, queues) = app.get("/api/v1/queues").await;
+    let sync = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "sync")
+        .unwrap()
+        .clone();
+    assert!(recorded > 0, "some requests were served");
+    assert_eq!(
+        sync["queued"].as_u64().unwrap() as usize,
+        recorded,
+        "every recorded job is queued"
+    );
+    app.shutdown().await;
+}

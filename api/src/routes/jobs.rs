@@ -154,49 +154,60 @@ pub async fn create(
         id: ulid::Ulid::new().to_string(),
         kind: spec.name.to_owned(),
         queue: spec.queue.to_owned(),
-        payload: payload.clone(),
+        payload,
         max_attempts: max_attempts as i32,
         requested_by: None,
         request_id: Some(request_id.clone()),
-        idempotency_key: idempotency_key.clone(),
+        idempotency_key,
         run_at,
     };
-    // Recorded first: a job the API acknowledged survives a Redis failure
-    // (the scheduler's repair loop dispatches recorded jobs Redis lacks).
+    // Detached: a client that disconnects must not cancel the request between
+    // the commit and the enqueue (the job would wait for the repair loop).
+    let (status, duplicate, run) = tokio::spawn(record_and_enqueue(state, new, max_attempts))
+        .await
+        .map_err(|e| anyhow::anyhow!("enqueue task failed: {e}"))??;
+    Ok((
+        status,
+        Json(json!({"duplicate": duplicate, "job": job_json(&run, None)})),
+    ))
+}
+
+/// Records the job, then enqueues it. Recorded first: a job the API
+/// acknowledged survives a Redis failure (the scheduler's repair loop
+/// dispatches recorded jobs Redis lacks).
+async fn record_and_enqueue(
+    state: AppState,
+    new: NewJobRun,
+    max_attempts: u32,
+) -> Result<(StatusCode, bool, JobRun), ApiError> {
     let run = match db::insert_job(&state.pool, &new).await? {
-        Inserted::Existing(run) => {
-            return Ok((
-                StatusCode::OK,
-                Json(json!({"duplicate": true, "job": job_json(&run, None)})),
-            ));
-        }
+        Inserted::Existing(run) => return Ok((StatusCode::OK, true, run)),
         Inserted::New(run) => run,
     };
     let queue = state
-        .queue(spec.queue)
-        .ok_or_else(|| anyhow::anyhow!("queue {} not configured", spec.queue))?;
-    let mut job = NewJob::new(spec.name, payload)
+        .queue(&run.queue)
+        .ok_or_else(|| anyhow::anyhow!("queue {} not configured", run.queue))?;
+    let mut job = NewJob::new(run.kind.clone(), run.payload.clone())
         .with_id(run.id.parse().map_err(|e| anyhow::anyhow!("bad ulid: {e}"))?)
-        .max_attempts(max_attempts)
-        .correlation_id(request_id);
-    if let Some(at) = run_at {
+        .max_attempts(max_attempts);
+    if let Some(request_id) = &new.request_id {
+        job = job.correlation_id(request_id.clone());
+    }
+    if let Some(at) = new.run_at {
         job = job.run_at(at.into());
     }
-    if let Some(key) = idempotency_key {
-        job = job.idempotency_key(key);
+    if let Some(key) = &new.idempotency_key {
+        job = job.idempotency_key(key.clone());
     }
     match queue.enqueue(job).await {
-        Ok(_) => state.metrics.job_enqueued(spec.name),
+        Ok(_) => state.metrics.job_enqueued(&run.kind),
         Err(e) => {
-            state.metrics.job_deferred(spec.name);
+            state.metrics.job_deferred(&run.kind);
             tracing::warn!(job.id = %run.id, error = %e, "redis enqueue failed; job recorded, the repair loop will dispatch it");
         }
     }
-    tracing::info!(job.id = %run.id, job.kind = %run.kind, "job accepted");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"duplicate": false, "job": job_json(&run, None)})),
-    ))
+    tracing::debug!(job.id = %run.id, job.kind = %run.kind, request_id = ?new.request_id, "job accepted");
+    Ok((StatusCode::ACCEPTED, false, run))
 }
 
 /// `GET /api/v1/jobs/{id}`.

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# API and end-to-end benchmark with the real release binaries:
+#  1. enqueue: wrk (a separate process) POSTs system.noop jobs to hangar-api
+#     for DURATION seconds with CONNS connections; no worker runs;
+#  2. drain: hangar-worker starts and works through that backlog;
+#  3. end to end: wrk POSTs for DURATION seconds while the worker runs; rate =
+#     jobs / (last finished_at - first created_at), from job_runs;
+#  4. worker memory: VmRSS idle (before any job) and the peak under load.
+# Uses the shared PostgreSQL (a fresh database, dropped after) and a private
+# redis-server on a free port (stopped by PID after).
+#
+#   bash bench/api.sh [DURATION=10] [CONNS=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONNS="${2:-32}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hangar/target}"
+command -v wrk >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+bash scripts/services.sh ensure >&2
+cargo build --release --locked --bins -q
+BIN="$CARGO_TARGET_DIR/release"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+WORK=$(mktemp -d)
+RPORT=$(free_port); APORT=$(free_port)
+redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no --dir "$WORK" --daemonize yes --pidfile "$WORK/redis.pid" >/dev/null
+DB="hangar_bench_$(date +%s)"
+ADMIN="postgres://postgres@127.0.0.1:5432/postgres"
+psql "$ADMIN" -qc "CREATE DATABASE $DB"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+  psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+export HANGAR_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+export HANGAR_REDIS_URL="redis://127.0.0.1:$RPORT"
+export HANGAR_BIND="127.0.0.1:$APORT"
+export HANGAR_LOG_LEVEL=warn HANGAR_DB_MAX_CONNECTIONS=16 HANGAR_QUEUES="sync=50,reports=1,inference=1"
+URL="http://127.0.0.1:$APORT"
+"$BIN/hangar-api" migrate 2>/dev/null
+"$BIN/hangar-api" serve 2>"$WORK/api.log" & PIDS+=($!)
+for _ in $(seq 1 100); do curl -fs "$URL/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+
+cat >"$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"kind":"system.noop"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# wrk's summary -> "rate p50_ms p99_ms non2xx"
+parse_wrk() {
+  python3 - "$1" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+p = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", t, re.M))
+rate = re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)
+non = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print(f"{float(rate):.0f} {ms(p['50']):.2f} {ms(p['99']):.2f} {non.group(1) if non else 0}")
+PY
+}
+sql() { psql "$HANGAR_DATABASE_URL" -Atc "$1"; }
+# Waits until every recorded job succeeded (at most 300 s).
+wait_all_succeeded() {
+  local deadline=$((SECONDS + 300))
+  while [ "$(sql "SELECT count(*) FROM job_runs WHERE state <> 'succeeded'")" != 0 ]; do
+    if [ $SECONDS -gt $deadline ]; then
+      echo "bench/api.sh: jobs not finished after 300 s:" >&2; sql "SELECT state, count(*) FROM job_runs GROUP BY 1" >&2; exit 1
+    fi
+    sleep 0.2
+  done
+}
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+# 1. enqueue
+wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "$URL/api/v1/jobs" >"$WORK/wrk1.txt"
+read -r RATE P50 P99 NON <<<"$(parse_wrk "$WORK/wrk1.txt")"
+BACKLOG=$(sql "SELECT count(*) FROM job_runs")
+echo "RESULT system=hangar-api conns=$CONNS duration_s=$DURATION enqueue_per_s=$RATE p50_ms=$P50 p99_ms=$P99 non2xx=$NON recorded=$BACKLOG"
+
+# 2. drain through the worker binary
+"$BIN/hangar-worker" 2>"$WORK/worker.log" & WPID=$!; PIDS+=($WPID)
+T0=$(date +%s.%N)
+wait_all_succeeded
+T1=$(date +%s.%N)
+DRAIN=$(python3 -c "print(f'{$BACKLOG/($T1-$T0):.0f}')")
+echo "RESULT system=hangar-worker drain_per_s=$DRAIN jobs=$BACKLOG (backlog from phase 1, worker start to last record)"
+
+# 4a. idle memory: worker running, queue empty
+sleep 2
+IDLE=$(rss_mb "$WPID")
+
+# 3. end to end while the worker runs; sample worker RSS
+( PEAK=0; while kill -0 "$WPID" 2>/dev/null && [ ! -f "$WORK/stop-sampling" ]; do
+    R=$(awk '/VmRSS/ {print $2}' "/proc/$WPID/status"); [ "$R" -gt "$PEAK" ] && PEAK=$R; echo "$PEAK" >"$WORK/peak"; sleep 0.1; done ) &
+SAMPLER=$!
+MARK=$(sql "SELECT now()")
+wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "$URL/api/v1/jobs" >"$WORK/wrk2.txt"
+wait_all_succeeded
+touch "$WORK/stop-sampling"; wait "$SAMPLER" 2>/dev/null || true
+read -r N E2E <<<"$(sql "SELECT count(*), round(count(*) / extract(epoch FROM max(finished_at) - min(created_at))) FROM job_runs WHERE created_at >= '$MARK'" | tr '|' ' ')"
+read -r RATE2 P50B P99B NON2 <<<"$(parse_wrk "$WORK/wrk2.txt")"
+echo "RESULT system=hangar e2e_via_api_per_s=$E2E jobs=$N enqueue_while_running_per_s=$RATE2 p50_ms=$P50B p99_ms=$P99B non2xx=$NON2"
+echo "RESULT system=hangar-worker rss_idle_mb=$IDLE rss_peak_under_load_mb=$(awk '{printf "%.1f", $1/1024}' "$WORK/peak")"
