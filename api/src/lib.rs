@@ -1,6 +1,7 @@
 //! Hangar's HTTP API. `main.rs` only parses arguments and calls [`run`]; tests
 //! call the same [`run`] with a listener on port 0.
 
+pub mod enqueue;
 pub mod error;
 pub mod metrics;
 pub mod request_id;
@@ -63,11 +64,15 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
             .with_policies(kinds::retry_policies());
         queues.insert((*name).to_owned(), q);
     }
+    let queues = Arc::new(queues);
+    let metrics: Arc<metrics::Metrics> = Arc::default();
+    let enqueuer = enqueue::Enqueuer::start(pool.clone(), queues.clone(), metrics.clone());
     Ok(AppState {
         pool,
-        queues: Arc::new(queues),
-        metrics: Arc::default(),
+        queues,
+        metrics,
         config: Arc::new(config),
+        enqueuer,
     })
 }
 

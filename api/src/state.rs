@@ -6,7 +6,7 @@ use hangar_queue::Queue;
 use hangar_shared::Config;
 use sqlx::PgPool;
 
-use crate::metrics::Metrics;
+use crate::{enqueue::Enqueuer, metrics::Metrics};
 
 /// Shared application state (cheap to clone).
 #[derive(Clone, Debug)]
@@ -19,6 +19,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Configuration.
     pub config: Arc<Config>,
+    /// Records and enqueues new jobs in groups.
+    pub enqueuer: Enqueuer,
 }
 
 impl AppState {

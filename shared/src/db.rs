@@ -177,6 +177,76 @@ where
     Ok(Inserted::Existing(existing))
 }
 
+/// Records many jobs in one statement (group commit for concurrent
+/// requests). Results are in input order; a job whose idempotency key is
+/// already known (or repeated earlier in the batch) yields the first job.
+pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Inserted>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Utc::now();
+    let col = |f: fn(&NewJobRun) -> Option<String>| jobs.iter().map(f).collect::<Vec<_>>();
+    let inserted: Vec<JobRun> = sqlx::query_as(
+        "INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, request_id,
+                               idempotency_key, run_at)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::text[], $6::int[],
+                              $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING *",
+    )
+    .bind(col(|j| Some(j.id.clone())))
+    .bind(col(|j| Some(j.kind.clone())))
+    .bind(col(|j| Some(j.queue.clone())))
+    .bind(col(|j| Some(j.payload.to_string())))
+    .bind(
+        jobs.iter()
+            .map(|j| {
+                if j.run_at.is_some_and(|at| at > now) {
+                    "scheduled"
+                } else {
+                    "queued"
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
+    .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+    .bind(col(|j| j.requested_by.clone()))
+    .bind(col(|j| j.request_id.clone()))
+    .bind(col(|j| j.idempotency_key.clone()))
+    .bind(jobs.iter().map(|j| j.run_at).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?;
+    let mut by_id: std::collections::HashMap<String, JobRun> =
+        inserted.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let conflicting: Vec<String> = jobs
+        .iter()
+        .filter(|j| !by_id.contains_key(&j.id))
+        .filter_map(|j| j.idempotency_key.clone())
+        .collect();
+    let existing: std::collections::HashMap<String, JobRun> = if conflicting.is_empty() {
+        Default::default()
+    } else {
+        sqlx::query_as::<_, JobRun>("SELECT * FROM job_runs WHERE idempotency_key = ANY($1)")
+            .bind(&conflicting)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.idempotency_key.clone().map(|k| (k, r)))
+            .collect()
+    };
+    jobs.iter()
+        .map(|j| match by_id.remove(&j.id) {
+            Some(run) => Ok(Inserted::New(run)),
+            None => j
+                .idempotency_key
+                .as_ref()
+                .and_then(|k| existing.get(k).cloned())
+                .map(Inserted::Existing)
+                .ok_or_else(|| sqlx::Error::Protocol(format!("job {} was neither inserted nor found", j.id))),
+        })
+        .collect()
+}
+
 /// The job with `id`.
 pub async fn get_job<'e, E: Executor<'e, Database = Postgres>>(
     db: E,

@@ -19,6 +19,15 @@ pub const SYSTEM_NOOP: &str = "system.noop";
 /// `system.sleep`: sleeps, reporting progress.
 pub const SYSTEM_SLEEP: &str = "system.sleep";
 
+/// A new job id: a ULID, monotonic within this process so that jobs created
+/// in the same millisecond still list in creation order (newest first).
+pub fn new_job_id() -> ulid::Ulid {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+    // Overflow needs 2^80 ids in one millisecond; fall back to a plain ULID.
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+}
+
 /// A payload the kind refuses, naming the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadError {
@@ -183,6 +192,12 @@ mod tests {
             "steps"
         );
         assert_eq!(k.validate(&json!([1])).unwrap_err().field, "");
+    }
+
+    #[test]
+    fn job_ids_are_monotonic_within_a_millisecond() {
+        let ids: Vec<ulid::Ulid> = (0..1000).map(|_| new_job_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -70,3 +70,40 @@ async fn a_job_whose_worker_is_killed_with_sigkill_completes_once_and_shows_the_
     app.worker = None;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn when_redis_stays_unreachable_the_worker_exits_non_zero_for_its_orchestrator() {
+    let redis = hangar_tests::OwnRedis::start();
+    let mut app = TestApp::spawn_with(&redis.url(), false).await;
+    app.env
+        .insert("HANGAR_REDIS_OUTAGE_LIMIT_SECS".into(), "1".into());
+    let mut worker = worker_process(&app);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(redis); // killed
+    let status = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || worker.wait().unwrap()),
+    )
+    .await
+    .expect("the worker gives up within its outage limit plus backoff")
+    .unwrap();
+    assert!(!status.success(), "non-zero exit: {status}");
+    app.worker = None;
+    if let Some(api) = app.api.take() {
+        api.stop().await.unwrap();
+    }
+}
+
+#[test]
+fn worker_check_config_reports_problems_and_exits_1() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hangar-worker"))
+        .env_clear()
+        .env("HANGAR_QUEUES", "sync=0")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("HANGAR_DATABASE_URL: missing"), "{text}");
+    assert!(text.contains("HANGAR_QUEUES:"), "{text}");
+}

@@ -10,7 +10,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use hangar_queue::{CancelOutcome, JobStatus, NewJob};
 use hangar_shared::{
-    db::{self, Inserted, JobFilter, JobRun, NewJobRun},
+    db::{self, JobFilter, JobRun, NewJobRun},
     kinds,
 };
 use serde::Deserialize;
@@ -151,7 +151,7 @@ pub async fn create(
     let request_id = current_request_id();
     let max_attempts = kinds::retry_policies().for_kind(spec.name).max_attempts;
     let new = NewJobRun {
-        id: ulid::Ulid::new().to_string(),
+        id: kinds::new_job_id().to_string(),
         kind: spec.name.to_owned(),
         queue: spec.queue.to_owned(),
         payload,
@@ -161,53 +161,11 @@ pub async fn create(
         idempotency_key,
         run_at,
     };
-    // Detached: a client that disconnects must not cancel the request between
-    // the commit and the enqueue (the job would wait for the repair loop).
-    let (status, duplicate, run) = tokio::spawn(record_and_enqueue(state, new, max_attempts))
-        .await
-        .map_err(|e| anyhow::anyhow!("enqueue task failed: {e}"))??;
+    let (status, duplicate, run) = state.enqueuer.submit(new).await?;
     Ok((
         status,
         Json(json!({"duplicate": duplicate, "job": job_json(&run, None)})),
     ))
-}
-
-/// Records the job, then enqueues it. Recorded first: a job the API
-/// acknowledged survives a Redis failure (the scheduler's repair loop
-/// dispatches recorded jobs Redis lacks).
-async fn record_and_enqueue(
-    state: AppState,
-    new: NewJobRun,
-    max_attempts: u32,
-) -> Result<(StatusCode, bool, JobRun), ApiError> {
-    let run = match db::insert_job(&state.pool, &new).await? {
-        Inserted::Existing(run) => return Ok((StatusCode::OK, true, run)),
-        Inserted::New(run) => run,
-    };
-    let queue = state
-        .queue(&run.queue)
-        .ok_or_else(|| anyhow::anyhow!("queue {} not configured", run.queue))?;
-    let mut job = NewJob::new(run.kind.clone(), run.payload.clone())
-        .with_id(run.id.parse().map_err(|e| anyhow::anyhow!("bad ulid: {e}"))?)
-        .max_attempts(max_attempts);
-    if let Some(request_id) = &new.request_id {
-        job = job.correlation_id(request_id.clone());
-    }
-    if let Some(at) = new.run_at {
-        job = job.run_at(at.into());
-    }
-    if let Some(key) = &new.idempotency_key {
-        job = job.idempotency_key(key.clone());
-    }
-    match queue.enqueue(job).await {
-        Ok(_) => state.metrics.job_enqueued(&run.kind),
-        Err(e) => {
-            state.metrics.job_deferred(&run.kind);
-            tracing::warn!(job.id = %run.id, error = %e, "redis enqueue failed; job recorded, the repair loop will dispatch it");
-        }
-    }
-    tracing::debug!(job.id = %run.id, job.kind = %run.kind, request_id = ?new.request_id, "job accepted");
-    Ok((StatusCode::ACCEPTED, false, run))
 }
 
 /// `GET /api/v1/jobs/{id}`.
