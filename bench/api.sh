@@ -5,7 +5,8 @@
 #  2. drain: hangar-worker starts and works through that backlog;
 #  3. end to end: wrk POSTs for DURATION seconds while the worker runs; rate =
 #     jobs / (last finished_at - first created_at), from job_runs;
-#  4. worker memory: VmRSS idle (before any job) and the peak under load.
+#  4. worker memory (VmRSS): a fresh worker with nothing to do, the worker
+#     idle again after the drain, and its peak during the end-to-end phase.
 # Uses the shared PostgreSQL (a fresh database, dropped after) and a private
 # redis-server on a free port (stopped by PID after).
 #
@@ -85,6 +86,12 @@ read -r RATE P50 P99 NON <<<"$(parse_wrk "$WORK/wrk1.txt")"
 BACKLOG=$(sql "SELECT count(*) FROM job_runs")
 echo "RESULT system=hangar-api conns=$CONNS duration_s=$DURATION enqueue_per_s=$RATE p50_ms=$P50 p99_ms=$P99 non2xx=$NON recorded=$BACKLOG"
 
+# 4a. memory of a fresh worker with nothing to do (queues other than the backlog's)
+"$BIN/hangar-worker" --queues reports=1,inference=1 2>/dev/null & FPID=$!; PIDS+=($FPID)
+sleep 3
+FRESH=$(rss_mb "$FPID")
+kill -TERM "$FPID"; wait "$FPID" 2>/dev/null || true
+
 # 2. drain through the worker binary
 "$BIN/hangar-worker" 2>"$WORK/worker.log" & WPID=$!; PIDS+=($WPID)
 T0=$(date +%s.%N)
@@ -93,7 +100,7 @@ T1=$(date +%s.%N)
 DRAIN=$(python3 -c "print(f'{$BACKLOG/($T1-$T0):.0f}')")
 echo "RESULT system=hangar-worker drain_per_s=$DRAIN jobs=$BACKLOG (backlog from phase 1, worker start to last record)"
 
-# 4a. idle memory: worker running, queue empty
+# 4b. the same worker, idle again after the drain
 sleep 2
 IDLE=$(rss_mb "$WPID")
 
@@ -108,4 +115,4 @@ touch "$WORK/stop-sampling"; wait "$SAMPLER" 2>/dev/null || true
 read -r N E2E <<<"$(sql "SELECT count(*), round(count(*) / extract(epoch FROM max(finished_at) - min(created_at))) FROM job_runs WHERE created_at >= '$MARK'" | tr '|' ' ')"
 read -r RATE2 P50B P99B NON2 <<<"$(parse_wrk "$WORK/wrk2.txt")"
 echo "RESULT system=hangar e2e_via_api_per_s=$E2E jobs=$N enqueue_while_running_per_s=$RATE2 p50_ms=$P50B p99_ms=$P99B non2xx=$NON2"
-echo "RESULT system=hangar-worker rss_idle_mb=$IDLE rss_peak_under_load_mb=$(awk '{printf "%.1f", $1/1024}' "$WORK/peak")"
+echo "RESULT system=hangar-worker rss_fresh_idle_mb=$FRESH rss_idle_after_drain_mb=$IDLE rss_peak_e2e_mb=$(awk '{printf "%.1f", $1/1024}' "$WORK/peak")"
