@@ -107,3 +107,48 @@ fn worker_check_config_reports_problems_and_exits_1() {
     assert!(text.contains("HANGAR_DATABASE_URL: missing"), "{text}");
     assert!(text.contains("HANGAR_QUEUES:"), "{text}");
 }
+
+#[tokio::test]
+async fn the_request_id_follows_the_job_into_the_worker_json_logs() {
+    let mut app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    app.env.insert("HANGAR_LOG_FORMAT".into(), "json".into());
+    app.env.insert("HANGAR_LOG_LEVEL".into(), "info".into());
+    let log_path = std::env::temp_dir().join(format!("hangar-worker-{}.log", ulid::Ulid::new()));
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_hangar-worker"))
+        .env_clear()
+        .envs(app.env.iter())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let r = app
+        .http
+        .post(format!("{}/api/v1/jobs", app.base))
+        .header("x-request-id", "trace-me-77")
+        .json(&json!({"kind": "system.sleep", "payload": {"ms": 10, "steps": 1}}))
+        .send()
+        .await
+        .unwrap();
+    let id = r.json::<Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_state(&id, "succeeded", Duration::from_secs(15)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    let _ = tokio::task::spawn_blocking(move || worker.wait()).await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"slept\""))
+        .unwrap_or_else(|| panic!("the handler's log line is missing:\n{log}"));
+    let v: Value = serde_json::from_str(line).expect("JSON log line");
+    let span = &v["span"];
+    assert_eq!(span["request_id"], "trace-me-77", "{line}");
+    assert_eq!(span["job.id"], id.as_str(), "{line}");
+    assert_eq!(span["job.kind"], "system.sleep", "{line}");
+    app.worker = None;
+    app.shutdown().await;
+}
