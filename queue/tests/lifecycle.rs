@@ -179,12 +179,14 @@ async fn workers_apply_retention_on_their_own() {
         HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(),
         noop
     );
+    // Settled: all 30 ran, retention kept the newest 10 and deleted 20.
     eventually(Duration::from_secs(10), "done trimmed to 10", || async {
         let c = t.queue.counts().await.unwrap();
-        (c.done == 10 && c.ready == 0).then_some(())
+        let trimmed = w.handle.stats().trimmed.load(Ordering::Relaxed);
+        (c.done == 10 && c.ready == 0 && c.running == 0 && trimmed == 20).then_some(())
     })
     .await;
-    assert_eq!(w.handle.stats().trimmed.load(Ordering::Relaxed), 20);
+    assert_eq!(w.handle.stats().succeeded.load(Ordering::Relaxed), 30);
     w.stop().await.unwrap();
 }
 
