@@ -282,24 +282,19 @@ async fn redis_restarting_mid_run_loses_no_job_and_the_worker_resumes() {
     t.queue.enqueue_batch(first).await.unwrap();
 
     let counter = Count::default();
-    let backend = HangarBackend::<Value>::new(
-        t.queue.clone(),
-        WorkerOptions {
-            concurrency: 2,
-            ..fast_options()
-        },
-    )
-    .unwrap();
-    let handle = backend.handle();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = apalis_core::worker::builder::WorkerBuilder::new("t")
-        .backend(backend)
-        .data(counter.clone())
-        .build(count);
-    let join = tokio::spawn(worker.run_until(async move {
-        let _ = rx.await;
-        Ok::<(), apalis_core::error::WorkerError>(())
-    }));
+    let data = counter.clone();
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(
+            t.queue.clone(),
+            WorkerOptions {
+                concurrency: 2,
+                ..fast_options()
+            }
+        )
+        .unwrap(),
+        count,
+        .data(data)
+    );
 
     eventually(Duration::from_secs(10), "some progress", || async {
         (counter.0.load(Ordering::SeqCst) > 20).then_some(())
@@ -328,15 +323,10 @@ async fn redis_restarting_mid_run_loses_no_job_and_the_worker_resumes() {
         assert_eq!(s.status, JobStatus::Succeeded, "{id}");
     }
     assert!(
-        handle.stats().redis_errors.load(Ordering::Relaxed) > 0,
+        w.handle.stats().redis_errors.load(Ordering::Relaxed) > 0,
         "the outage was seen and survived"
     );
-    let _ = tx.send(());
-    tokio::time::timeout(Duration::from_secs(20), join)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    w.stop().await.unwrap();
 }
 
 #[tokio::test]

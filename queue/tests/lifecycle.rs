@@ -207,35 +207,25 @@ async fn graceful_shutdown_finishes_running_jobs_and_returns_unstarted_ones() {
     let started = Started::default();
     // The backend claims 4 at a time, but a user concurrency layer of 1 lets
     // only one start: the other three are fetched but unstarted.
-    let backend = HangarBackend::<Value>::new(
-        t.queue.clone(),
-        WorkerOptions {
-            concurrency: 4,
-            ..fast_options()
-        },
-    )
-    .unwrap();
-    let handle = backend.handle();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = apalis_core::worker::builder::WorkerBuilder::new("t")
-        .backend(backend)
-        .data(started.clone())
-        .layer(tower::limit::ConcurrencyLimitLayer::new(1))
-        .build(slow);
-    let join = tokio::spawn(worker.run_until(async move {
-        let _ = rx.await;
-        Ok::<(), apalis_core::error::WorkerError>(())
-    }));
+    let data = started.clone();
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(
+            t.queue.clone(),
+            WorkerOptions {
+                concurrency: 4,
+                ..fast_options()
+            }
+        )
+        .unwrap(),
+        slow,
+        .data(data).layer(tower::limit::ConcurrencyLimitLayer::new(1))
+    );
+    let handle = w.handle.clone();
     eventually(Duration::from_secs(5), "one started and four held", || async {
         (started.0.load(Ordering::SeqCst) == 1 && handle.held() == 4).then_some(())
     })
     .await;
-    let _ = tx.send(());
-    tokio::time::timeout(Duration::from_secs(10), join)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    w.stop().await.unwrap();
 
     let c = t.queue.counts().await.unwrap();
     assert_eq!(

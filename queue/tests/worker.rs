@@ -121,22 +121,12 @@ async fn retries_follow_the_kind_policy_then_the_job_goes_dead() {
     let id = job.id.to_string();
     queue.enqueue(job).await.unwrap();
     let seen = Attempts::default();
-    let backend = HangarBackend::<Value>::new(queue.clone(), fast_options()).unwrap();
-    let handle = backend.handle();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = apalis_core::worker::builder::WorkerBuilder::new("t")
-        .backend(backend)
-        .data(seen.clone())
-        .build(always_fails);
-    let join = tokio::spawn(worker.run_until(async move {
-        let _ = rx.await;
-        Ok::<(), apalis_core::error::WorkerError>(())
-    }));
-    let w = common::Running {
-        stop: Some(tx),
-        join,
-        handle,
-    };
+    let data = seen.clone();
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(queue.clone(), fast_options()).unwrap(),
+        always_fails,
+        .data(data)
+    );
 
     let state = wait_status(&queue, &id, JobStatus::Dead).await;
     assert_eq!(state.attempts, 4, "max_attempts honoured");

@@ -1,7 +1,7 @@
 //! `hangar-scheduler`: run the repair loop, run one pass, or check the configuration.
 
 use clap::{Parser, Subcommand};
-use hangar_shared::{Config, config::check_config_report, db, shutdown, telemetry};
+use hangar_shared::{Config, config, db, shutdown, telemetry};
 
 /// Hangar's scheduler. Configured by HANGAR_* environment variables (see .env.example).
 #[derive(Parser)]
@@ -25,12 +25,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::CheckConfig) = cli.command {
-        let (report, code) = check_config_report();
-        #[allow(clippy::print_stdout)]
-        {
-            println!("{report}");
-        }
-        std::process::exit(code);
+        config::check_config_exit(&Config::from_env());
     }
     let config = Config::from_env()?;
     telemetry::init(&config.log);

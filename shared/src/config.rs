@@ -469,12 +469,18 @@ impl Config {
     }
 }
 
-/// What `check-config` prints and its exit code: 0 if valid, 1 if not.
-pub fn check_config_report() -> (String, i32) {
-    match Config::from_env() {
+/// `check-config` for every binary: prints the summary (secrets redacted)
+/// or every problem, and exits 0 (valid) or 1.
+pub fn check_config_exit(config: &Result<Config, ConfigError>) -> ! {
+    let (report, code) = match config {
         Ok(c) => (c.summary(), 0),
         Err(e) => (e.to_string(), 1),
+    };
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{report}");
     }
+    std::process::exit(code)
 }
 
 #[cfg(test)]

@@ -384,6 +384,19 @@ pub async fn sync_from_queue<'e, E: Executor<'e, Database = Postgres>>(
     Ok(done.rows_affected() == 1)
 }
 
+/// Marks a job queued again with a fresh attempt budget (dead-job retry and
+/// requeue). Returns whether the job exists.
+pub async fn mark_requeued<'e, E: Executor<'e, Database = Postgres>>(db: E, id: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE job_runs SET state = 'queued', attempts = 0, error = NULL, finished_at = NULL, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Jobs not finished per PostgreSQL and created before `older_than`, oldest
 /// first, after id `after` (a page of the repair loop's scan).
 pub async fn open_jobs<'e, E: Executor<'e, Database = Postgres>>(

@@ -36,15 +36,7 @@ async fn main() -> anyhow::Result<()> {
         None => Config::from_env(),
     };
     if let Some(Command::CheckConfig) = cli.command {
-        let (report, code) = match &config {
-            Ok(c) => (c.summary(), 0),
-            Err(e) => (e.to_string(), 1),
-        };
-        #[allow(clippy::print_stdout)]
-        {
-            println!("{report}");
-        }
-        std::process::exit(code);
+        hangar_shared::config::check_config_exit(&config);
     }
     let config = config?;
     telemetry::init(&config.log);

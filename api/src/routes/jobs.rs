@@ -318,13 +318,7 @@ pub async fn retry(
             .correlation_id(current_request_id());
         queue.enqueue(job).await?;
     }
-    sqlx::query(
-        "UPDATE job_runs SET state = 'queued', attempts = 0, error = NULL, finished_at = NULL, updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(&id)
-    .execute(&state.pool)
-    .await?;
+    hangar_shared::db::mark_requeued(&state.pool, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "state": "queued", "status_url": format!("/api/v1/jobs/{id}")})),

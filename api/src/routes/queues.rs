@@ -85,13 +85,7 @@ pub async fn requeue(
     if !q.requeue_dead(&id).await? {
         return Err(ApiError::NotFound(format!("no dead job {id} in queue {name}")));
     }
-    sqlx::query(
-        "UPDATE job_runs SET state = 'queued', attempts = 0, error = NULL, finished_at = NULL, updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(&id)
-    .execute(&state.pool)
-    .await?;
+    hangar_shared::db::mark_requeued(&state.pool, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "state": "queued"}))))
 }
 

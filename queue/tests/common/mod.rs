@@ -109,15 +109,17 @@ impl Running {
     }
 }
 
-/// Spawns an apalis worker over `$backend` running `$handler`.
+/// Spawns an apalis worker over `$backend` running `$handler`; builder calls
+/// may follow (data, layers): `spawn_worker!(backend, handler, .data(x))`.
 #[macro_export]
 macro_rules! spawn_worker {
-    ($backend:expr, $handler:expr) => {{
+    ($backend:expr, $handler:expr $(, $($chain:tt)+)?) => {{
         let backend = $backend;
         let handle = backend.handle();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let worker = apalis_core::worker::builder::WorkerBuilder::new("test")
             .backend(backend)
+            $($($chain)+)?
             .build($handler);
         let join = tokio::spawn(worker.run_until(async move {
             let _ = rx.await;
