@@ -65,9 +65,8 @@ async fn run(
         let jobs: Vec<NewJobRun> = batch.iter().map(|(j, _)| j.clone()).collect();
         match db::insert_jobs(&pool, &jobs).await {
             Err(e) => {
-                let e = std::sync::Arc::new(e);
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(to_api_error(&e)));
+                    let _ = reply.send(Err(ApiError::from_sqlx(&e)));
                 }
             }
             Ok(results) => {
@@ -81,18 +80,6 @@ async fn run(
                 }
             }
         }
-    }
-}
-
-fn to_api_error(e: &sqlx::Error) -> ApiError {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-            ApiError::Unavailable {
-                dependency: "postgres",
-                cause: e.to_string(),
-            }
-        }
-        other => ApiError::Internal(anyhow::anyhow!("recording jobs: {other}")),
     }
 }
 

@@ -62,18 +62,34 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        match e {
+impl ApiError {
+    /// PostgreSQL unreachable, shutting down or failing over (SQLSTATE 08xxx,
+    /// 57Pxx) is 503 (retry later); anything else is a 500.
+    pub fn from_sqlx(e: &sqlx::Error) -> Self {
+        let unavailable = match e {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::Io(_)
             | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_) => Self::Unavailable {
+            | sqlx::Error::Tls(_) => true,
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        };
+        if unavailable {
+            Self::Unavailable {
                 dependency: "postgres",
                 cause: e.to_string(),
-            },
-            other => Self::Internal(other.into()),
+            }
+        } else {
+            Self::Internal(anyhow::anyhow!("postgres: {e}"))
         }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::from_sqlx(&e)
     }
 }
 
@@ -87,6 +103,29 @@ impl From<hangar_queue::QueueError> for ApiError {
             other => Self::Internal(other.into()),
         }
     }
+}
+
+/// Rewrites an error response that is not already our JSON (axum's
+/// rejections of a malformed query or path, 405, 413) into the envelope, so
+/// every error a client sees has the same shape.
+pub fn envelope_for(status: StatusCode, body_text: &str) -> Response {
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid_field",
+        s if s >= 500 => "internal",
+        _ => "error",
+    };
+    let message = if status.is_server_error() || body_text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        body_text.trim().to_owned()
+    };
+    let error = json!({"code": code, "message": message, "request_id": current_request_id()});
+    (status, Json(json!({ "error": error }))).into_response()
 }
 
 impl IntoResponse for ApiError {

@@ -26,6 +26,25 @@ pub fn current_request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
+/// Error responses not produced by `ApiError` (axum's own rejections, 405,
+/// 413) are rewritten into the JSON envelope.
+async fn into_envelope(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !response.status().is_client_error() && !response.status().is_server_error() || is_json {
+        return response;
+    }
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    crate::error::envelope_for(status, &text)
+}
+
 fn acceptable(v: &str) -> bool {
     (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
 }
@@ -46,7 +65,10 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let span = tracing::info_span!("request", request_id = %id, %method, route = %route);
     let start = Instant::now();
     let mut response = REQUEST_ID
-        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .scope(id.clone(), async {
+            let response = next.run(req).instrument(span.clone()).await;
+            into_envelope(response).await
+        })
         .await;
     let status = response.status().as_u16();
     state

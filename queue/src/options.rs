@@ -7,12 +7,16 @@ use std::time::Duration;
 pub struct Retention {
     /// Succeeded and cancelled jobs older than this are deleted.
     pub done_max_age: Duration,
-    /// At most this many succeeded and cancelled jobs are kept.
+    /// At most this many succeeded and cancelled jobs are kept (among those
+    /// older than `min_age`).
     pub done_max_count: u64,
     /// Dead jobs older than this are deleted.
     pub dead_max_age: Duration,
     /// At most this many dead jobs are kept.
     pub dead_max_count: u64,
+    /// Count limits never delete a job younger than this: readers such as the
+    /// scheduler's reconciliation must find finished jobs for a while.
+    pub min_age: Duration,
     /// How often a worker applies retention.
     pub every: Duration,
 }
@@ -24,6 +28,7 @@ impl Default for Retention {
             done_max_count: 100_000,
             dead_max_age: Duration::from_secs(14 * 24 * 3600),
             dead_max_count: 100_000,
+            min_age: Duration::from_secs(600),
             every: Duration::from_secs(60),
         }
     }

@@ -395,6 +395,16 @@ impl Queue {
         Ok(n == 1)
     }
 
+    /// Requeues the given dead jobs (at most 1,000). Returns how many were dead.
+    pub async fn requeue_dead_ids(&self, ids: &[String]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut args = vec![STEP.to_string()];
+        args.extend(ids.iter().take(STEP).cloned());
+        self.invoke(&scripts::REQUEUE_DEAD, &args).await
+    }
+
     /// Requeues every dead job, 1,000 per script call. Returns how many.
     pub async fn requeue_all_dead(&self) -> Result<u64> {
         let mut total = 0;
@@ -444,7 +454,13 @@ impl Queue {
 
     /// Deletes finished jobs beyond `max_age` or `max_count` from `set`
     /// ("done" or "dead"), 1,000 per script call. Returns how many.
-    pub(crate) async fn trim_set(&self, set: &str, max_age: Duration, max_count: u64) -> Result<u64> {
+    pub(crate) async fn trim_set(
+        &self,
+        set: &str,
+        max_age: Duration,
+        max_count: u64,
+        min_age: Duration,
+    ) -> Result<u64> {
         let mut total = 0;
         loop {
             let args = [
@@ -452,6 +468,7 @@ impl Queue {
                 max_age.as_millis().to_string(),
                 max_count.to_string(),
                 STEP.to_string(),
+                min_age.as_millis().to_string(),
             ];
             let n: u64 = self.invoke(&scripts::TRIM, &args).await?;
             total += n;
@@ -464,10 +481,20 @@ impl Queue {
     /// Applies `retention` to succeeded/cancelled and to dead jobs.
     pub async fn trim(&self, retention: &crate::options::Retention) -> Result<u64> {
         let done = self
-            .trim_set("done", retention.done_max_age, retention.done_max_count)
+            .trim_set(
+                "done",
+                retention.done_max_age,
+                retention.done_max_count,
+                retention.min_age,
+            )
             .await?;
         let dead = self
-            .trim_set("dead", retention.dead_max_age, retention.dead_max_count)
+            .trim_set(
+                "dead",
+                retention.dead_max_age,
+                retention.dead_max_count,
+                retention.min_age,
+            )
             .await?;
         Ok(done + dead)
     }

@@ -136,8 +136,18 @@ async fn retention_trims_finished_jobs_by_count_and_age_in_bounded_steps() {
 
     let by_count = Retention {
         done_max_count: 1000,
+        min_age: Duration::ZERO,
         ..Retention::default()
     };
+    let protected = Retention {
+        done_max_count: 1000,
+        ..Retention::default()
+    };
+    assert_eq!(
+        t.queue.trim(&protected).await.unwrap(),
+        0,
+        "count limits spare jobs younger than min_age"
+    );
     assert_eq!(t.queue.trim(&by_count).await.unwrap(), 1500, "two bounded steps");
     assert_eq!(t.queue.counts().await.unwrap().done, 1000);
     assert!(
@@ -170,6 +180,7 @@ async fn workers_apply_retention_on_their_own() {
     let options = WorkerOptions {
         retention: Retention {
             done_max_count: 10,
+            min_age: Duration::ZERO,
             every: Duration::from_millis(100),
             ..Retention::default()
         },

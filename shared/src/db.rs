@@ -313,8 +313,9 @@ pub struct OutcomeRow {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Writes a batch of outcomes in one statement. An outcome older than what
-/// the row already has (fewer attempts) is ignored. Returns rows changed.
+/// Writes a batch of outcomes in one statement. An outcome from an earlier
+/// delivery than the row already reflects is ignored (deliveries only grow;
+/// attempts restart when a dead job is requeued). Returns rows changed.
 pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
     db: E,
     rows: &[OutcomeRow],
@@ -322,7 +323,19 @@ pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
     if rows.is_empty() {
         return Ok(0);
     }
-    let col = |f: fn(&OutcomeRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    // Several outcomes of one job: keep the latest (UPDATE … FROM with
+    // duplicate ids would apply one of them arbitrarily).
+    let mut latest: std::collections::HashMap<&str, &OutcomeRow> = std::collections::HashMap::new();
+    for r in rows {
+        let newer = latest
+            .get(r.id.as_str())
+            .is_none_or(|seen| (r.deliveries, r.attempts) >= (seen.deliveries, seen.attempts));
+        if newer {
+            latest.insert(r.id.as_str(), r);
+        }
+    }
+    let rows: Vec<&OutcomeRow> = latest.into_values().collect();
+    let col = |f: fn(&OutcomeRow) -> String| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
     let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
     let results: Vec<Option<String>> = rows.iter().map(|r| json(&r.result)).collect();
     let progress: Vec<Option<String>> = rows.iter().map(|r| json(&r.progress)).collect();
@@ -336,7 +349,7 @@ pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
          FROM UNNEST($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[],
                      $7::timestamptz[], $8::timestamptz[], $9::text[])
               AS u(id, state, attempts, deliveries, result, error, started_at, finished_at, progress)
-         WHERE j.id = u.id AND j.attempts <= u.attempts",
+         WHERE j.id = u.id AND j.deliveries <= u.deliveries",
     )
     .bind(col(|r| r.id.clone()))
     .bind(col(|r| r.state.clone()))
@@ -352,8 +365,9 @@ pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
     Ok(done.rows_affected())
 }
 
-/// Brings a row in line with the queue's view of the job (the repair loop;
-/// cancel and retry from the API).
+/// Brings a row in line with the queue's view of the job (the repair loop,
+/// cancel and delete from the API). A finished row is never reopened by a
+/// stale view: only [`mark_requeued`] reopens rows.
 pub async fn sync_from_queue<'e, E: Executor<'e, Database = Postgres>>(
     db: E,
     id: &str,
@@ -364,7 +378,8 @@ pub async fn sync_from_queue<'e, E: Executor<'e, Database = Postgres>>(
         "UPDATE job_runs SET state = $2, attempts = $3, deliveries = GREATEST(deliveries, $4),
                 progress = COALESCE($5, progress), result = COALESCE($6, result), error = $7,
                 started_at = COALESCE($8, started_at), finished_at = $9, updated_at = now()
-         WHERE id = $1",
+         WHERE id = $1
+           AND (state NOT IN ('succeeded', 'cancelled', 'dead') OR $2 IN ('succeeded', 'cancelled', 'dead'))",
     )
     .bind(id)
     .bind(live.status.as_str())
@@ -384,17 +399,20 @@ pub async fn sync_from_queue<'e, E: Executor<'e, Database = Postgres>>(
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks a job queued again with a fresh attempt budget (dead-job retry and
-/// requeue). Returns whether the job exists.
-pub async fn mark_requeued<'e, E: Executor<'e, Database = Postgres>>(db: E, id: &str) -> sqlx::Result<bool> {
+/// Marks jobs queued again with a fresh attempt budget (dead-job retry and
+/// requeue), before Redis requeues them. Returns rows changed.
+pub async fn mark_requeued<'e, E: Executor<'e, Database = Postgres>>(
+    db: E,
+    ids: &[String],
+) -> sqlx::Result<u64> {
     let done = sqlx::query(
         "UPDATE job_runs SET state = 'queued', attempts = 0, error = NULL, finished_at = NULL, updated_at = now()
-         WHERE id = $1",
+         WHERE id = ANY($1)",
     )
-    .bind(id)
+    .bind(ids)
     .execute(db)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done.rows_affected())
 }
 
 /// Jobs not finished per PostgreSQL and created before `older_than`, oldest

@@ -98,6 +98,26 @@ async fn bad_requests_get_the_envelope_naming_the_field() {
     assert_eq!((status, e["error"]["field"].as_str()), (422, Some("state")));
     let (status, _) = app.get("/api/v1/nowhere").await;
     assert_eq!(status, 404);
+    // axum's own rejections and 405 come in the envelope too.
+    for (status, path) in [(400, "/api/v1/jobs?limit=1&limit=2"), (400, "/api/v1/jobs/%FF")] {
+        let (got, e) = app.get(path).await;
+        assert_eq!(got, status, "{path}: {e}");
+        assert!(
+            e["error"]["code"].is_string() && e["error"]["request_id"].is_string(),
+            "{path}: {e}"
+        );
+    }
+    let r = app
+        .http
+        .delete(format!("{}/api/v1/jobs", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "method_not_allowed"
+    );
     let (_, list) = app.get("/api/v1/jobs").await;
     assert_eq!(list["jobs"], json!([]), "nothing was recorded by bad requests");
     app.shutdown().await;
@@ -156,7 +176,7 @@ async fn jobs_are_listed_newest_first_in_keyset_pages() {
         .map(|j| j["id"].as_str().unwrap())
         .collect();
     assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()]);
-    let cursor = page1["next_cursor"].as_str().unwrap();
+    let cursor = page1["next_cursor"].as_str().unwrap().to_lowercase(); // any case is accepted
     let (_, page2) = app
         .get(&format!("/api/v1/jobs?kind=system.noop&limit=2&cursor={cursor}"))
         .await;

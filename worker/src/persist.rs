@@ -40,6 +40,53 @@ fn row(o: &RecordedOutcome) -> OutcomeRow {
     }
 }
 
+/// Connection-type failures (PostgreSQL down, failing over) are worth
+/// retrying; anything else is a row PostgreSQL will never accept.
+fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            true
+        }
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// Writes `rows`, retrying while PostgreSQL is unreachable. A batch it
+/// rejects is written row by row, and a row it rejects is logged and
+/// skipped (its outcome stays in Redis, where the repair loop reads it),
+/// so one bad value never blocks every later outcome.
+async fn write_with_retry(pool: &PgPool, rows: &[OutcomeRow], metrics: &WorkerMetrics) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match db::record_outcomes(pool, rows).await {
+            Ok(_) => return,
+            Err(e) if transient(&e) => {
+                metrics.persist_error();
+                tracing::warn!(error = %e, outcomes = rows.len(), retry_in = ?delay,
+                    "could not record outcomes in postgres; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if rows.len() > 1 => {
+                metrics.persist_error();
+                tracing::error!(error = %e, outcomes = rows.len(), "postgres rejected a batch of outcomes; writing them one by one");
+                for r in rows {
+                    Box::pin(write_with_retry(pool, std::slice::from_ref(r), metrics)).await;
+                }
+                return;
+            }
+            Err(e) => {
+                metrics.persist_error();
+                tracing::error!(error = %e, job.id = %rows[0].id, "postgres rejected this outcome; skipped (redis has it)");
+                return;
+            }
+        }
+    }
+}
+
 /// Runs until every sender is gone and the last batch is written.
 pub async fn run(pool: PgPool, mut rx: mpsc::Receiver<Vec<RecordedOutcome>>, metrics: Arc<WorkerMetrics>) {
     let mut pending: Vec<RecordedOutcome> = Vec::new();
@@ -55,19 +102,7 @@ pub async fn run(pool: PgPool, mut rx: mpsc::Receiver<Vec<RecordedOutcome>>, met
             metrics.outcome(&o.kind, o.status.as_str());
         }
         let rows: Vec<OutcomeRow> = pending.iter().map(row).collect();
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match db::record_outcomes(&pool, &rows).await {
-                Ok(_) => break,
-                Err(e) => {
-                    metrics.persist_error();
-                    tracing::warn!(error = %e, outcomes = rows.len(), retry_in = ?delay,
-                        "could not record outcomes in postgres; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        write_with_retry(&pool, &rows, &metrics).await;
         pending.clear();
     }
 }

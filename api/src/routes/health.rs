@@ -29,7 +29,10 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let redis = match state.queues.values().next() {
         Some(q) => match tokio::time::timeout(timeout, q.counts()).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("unreachable: {e}")),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: redis unreachable");
+                Err("unreachable".to_owned())
+            }
             Err(_) => Err(format!("no answer within {timeout:?}")),
         },
         None => Err("no queue configured".to_owned()),

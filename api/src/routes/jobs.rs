@@ -222,18 +222,19 @@ pub async fn list(
             "must be one of scheduled, queued, running, retrying, succeeded, cancelled, dead",
         ));
     }
-    if let Some(c) = &q.cursor
-        && c.parse::<ulid::Ulid>().is_err()
-    {
-        return Err(ApiError::invalid(
-            "cursor",
-            "not a cursor returned by this endpoint",
-        ));
-    }
+    // Canonical (upper-case) form: ids compare as text in PostgreSQL.
+    let cursor = match &q.cursor {
+        None => None,
+        Some(c) => Some(
+            c.parse::<ulid::Ulid>()
+                .map_err(|_| ApiError::invalid("cursor", "not a cursor returned by this endpoint"))?
+                .to_string(),
+        ),
+    };
     let filter = JobFilter {
         kind: q.kind,
         state: q.state,
-        before: q.cursor,
+        before: cursor,
         limit,
     };
     let runs = db::list_jobs(&state.pool, &filter).await?;
@@ -308,6 +309,8 @@ pub async fn retry(
             "job {id} is {current}; only dead jobs can be retried"
         )));
     }
+    // The record first: an outcome of the new run then always lands on a reopened row.
+    db::mark_requeued(&state.pool, std::slice::from_ref(&id)).await?;
     if live.is_some() {
         queue.requeue_dead(&id).await?;
     } else {
@@ -318,7 +321,6 @@ pub async fn retry(
             .correlation_id(current_request_id());
         queue.enqueue(job).await?;
     }
-    hangar_shared::db::mark_requeued(&state.pool, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "state": "queued", "status_url": format!("/api/v1/jobs/{id}")})),

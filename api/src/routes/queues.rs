@@ -82,10 +82,16 @@ pub async fn requeue(
     Path((name, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let q = queue(&state, &name)?;
-    if !q.requeue_dead(&id).await? {
+    if !q
+        .state(&id)
+        .await?
+        .is_some_and(|s| s.status == hangar_queue::JobStatus::Dead)
+    {
         return Err(ApiError::NotFound(format!("no dead job {id} in queue {name}")));
     }
-    hangar_shared::db::mark_requeued(&state.pool, &id).await?;
+    // The record first: an outcome of the new run then always lands on a reopened row.
+    hangar_shared::db::mark_requeued(&state.pool, std::slice::from_ref(&id)).await?;
+    q.requeue_dead(&id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "state": "queued"}))))
 }
 
@@ -95,9 +101,21 @@ pub async fn requeue_all(
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let q = queue(&state, &name)?;
-    let n = q.requeue_all_dead().await?;
-    // The job_runs rows catch up through the repair loop's reconciliation.
-    Ok((StatusCode::ACCEPTED, Json(json!({"requeued": n}))))
+    let mut total = 0;
+    loop {
+        let page = q.dead(0, 500).await?;
+        let ids: Vec<String> = page.jobs.into_iter().map(|j| j.id).collect();
+        if ids.is_empty() {
+            break;
+        }
+        hangar_shared::db::mark_requeued(&state.pool, &ids).await?;
+        let n = q.requeue_dead_ids(&ids).await?;
+        total += n;
+        if n == 0 {
+            break; // another requeue took them meanwhile
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"requeued": total}))))
 }
 
 /// `DELETE /api/v1/queues/{queue}/dead/{id}`: forget it in Redis (its
@@ -107,6 +125,13 @@ pub async fn delete(
     Path((name, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let q = queue(&state, &name)?;
+    // Record it as dead first, or the repair loop would find an open record
+    // Redis no longer knows and dispatch it again.
+    if let Some(live) = q.state(&id).await?
+        && live.status == hangar_queue::JobStatus::Dead
+    {
+        hangar_shared::db::sync_from_queue(&state.pool, &id, &live).await?;
+    }
     if !q.delete_dead(&id).await? {
         return Err(ApiError::NotFound(format!("no dead job {id} in queue {name}")));
     }
