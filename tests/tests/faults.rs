@@ -102,3 +102,37 @@ async fn with_postgres_down_readiness_and_enqueue_answer_503_and_recover() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_scheduler_loop_repairs_on_its_own() {
+    let redis = OwnRedis::start();
+    let mut app = TestApp::spawn_with(&redis.url(), true).await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(hangar_scheduler::run(app.config(), async move {
+        let _ = rx.await;
+    }));
+    // Stop the worker so the job sits in Redis, then lose Redis's data.
+    if let Some(w) = app.worker.take() {
+        w.stop().await.unwrap();
+    }
+    let body: Value = app
+        .post_job(json!({"kind": "system.noop"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    app.worker = Some(spawn_worker(app.config()));
+    // HANGAR_REPAIR_INTERVAL_SECS=1 in tests: the loop finds and re-dispatches it.
+    let row = app.wait_record(&id, "succeeded").await;
+    assert_eq!(row.deliveries, 1);
+    let _ = tx.send(());
+    scheduler.await.unwrap().unwrap();
+    app.shutdown().await;
+}

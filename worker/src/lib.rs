@@ -79,10 +79,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tokio::select! {
         () = shutdown => tracing::info!("draining: no new jobs start"),
         Some(done) = workers.join_next() => {
-            let (name, result) = done?;
-            let reason = match result {
-                Ok(()) => "stopped unexpectedly".to_owned(),
-                Err(e) => e.to_string(),
+            // Whatever ended it (an error, or a panic), drain the other
+            // queues as on SIGTERM, then exit non-zero.
+            let (name, reason) = match done {
+                Ok((name, Ok(()))) => (name, "stopped unexpectedly".to_owned()),
+                Ok((name, Err(e))) => (name, e.to_string()),
+                Err(e) => ("?".to_owned(), format!("worker task failed: {e}")),
             };
             tracing::error!(queue = %name, %reason, "a queue's worker stopped; shutting down");
             failure = Some(anyhow::anyhow!("queue {name}: {reason}"));

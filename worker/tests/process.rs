@@ -152,3 +152,42 @@ async fn the_request_id_follows_the_job_into_the_worker_json_logs() {
     app.worker = None;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_worker_serves_job_metrics() {
+    let mut app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let port = hangar_tests::free_port();
+    app.env
+        .insert("HANGAR_WORKER_METRICS_BIND".into(), format!("127.0.0.1:{port}"));
+    let mut worker = worker_process(&app);
+    let body: Value = app
+        .post_job(json!({"kind": "system.noop"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    app.wait_record(&id, "succeeded").await;
+    let text = app
+        .http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "hangar_jobs_started_total{kind=\"system.noop\"} 1",
+        "hangar_job_handler_results_total{kind=\"system.noop\",result=\"ok\"} 1",
+        "hangar_jobs_finished_total{kind=\"system.noop\",state=\"succeeded\"} 1",
+        "hangar_job_duration_seconds_count{kind=\"system.noop\"} 1",
+        "hangar_job_record_errors_total 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    app.worker = None;
+    app.shutdown().await;
+}
