@@ -58,6 +58,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         let backend = HangarBackend::<Value>::new(queue, queue_options(&config, *concurrency))?
             .with_outcome_sink(outcomes_tx.clone());
         handles.push((name.clone(), backend.handle()));
+        metrics.watch(name, backend.handle());
         tracing::info!(queue = %name, concurrency, worker = %backend.handle().worker_id(), "serving queue");
         let worker = WorkerBuilder::new(name.clone())
             .backend(backend)

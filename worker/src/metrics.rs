@@ -1,11 +1,16 @@
 //! Worker metrics: jobs started and finished by kind and outcome, and job
 //! duration. Served at `/metrics` when `HANGAR_WORKER_METRICS_BIND` is set.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::Duration,
+};
 
+use hangar_queue::BackendHandle;
 use prometheus_client::{
-    encoding::text::encode,
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric, text::encode},
+    metrics::{MetricType, counter::ConstCounter, counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
 
@@ -19,6 +24,50 @@ pub struct WorkerMetrics {
     outcomes: Family<Labels, Counter>,
     duration: Family<Labels, Histogram>,
     persist_errors: Counter,
+    engines: Arc<Mutex<Vec<(String, BackendHandle)>>>,
+}
+
+/// The queue engine's own counters (everything that can go wrong below the
+/// handlers: Redis errors, lost leases, stale outcomes, panics, reaped
+/// leases), read from each queue's backend at scrape time.
+#[derive(Debug)]
+struct EngineEvents(Arc<Mutex<Vec<(String, BackendHandle)>>>);
+
+impl Collector for EngineEvents {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let engines = self.0.lock().map(|e| e.clone()).unwrap_or_default();
+        let mut metric = encoder.encode_descriptor(
+            "queue_engine_events",
+            "Queue engine events by queue: fetched, succeeded, retried, dead, cancelled, stale_outcomes, \
+             leases_lost, panics, redis_errors, reaped, promoted, trimmed",
+            None,
+            MetricType::Counter,
+        )?;
+        for (queue, handle) in &engines {
+            let s = handle.stats();
+            for (event, counter) in [
+                ("fetched", &s.fetched),
+                ("succeeded", &s.succeeded),
+                ("retried", &s.retried),
+                ("dead", &s.dead),
+                ("cancelled", &s.cancelled),
+                ("stale_outcomes", &s.stale_outcomes),
+                ("leases_lost", &s.leases_lost),
+                ("panics", &s.panics),
+                ("redis_errors", &s.redis_errors),
+                ("reaped", &s.reaped),
+                ("promoted", &s.promoted),
+                ("trimmed", &s.trimmed),
+            ] {
+                let labels = vec![
+                    ("queue".to_owned(), queue.clone()),
+                    ("event".to_owned(), event.to_owned()),
+                ];
+                ConstCounter::new(counter.load(Ordering::Relaxed)).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for WorkerMetrics {
@@ -63,6 +112,8 @@ impl Default for WorkerMetrics {
             "Failed writes of outcomes to PostgreSQL (retried)",
             persist_errors.clone(),
         );
+        let engines = Arc::new(Mutex::new(Vec::new()));
+        registry.register_collector(Box::new(EngineEvents(engines.clone())));
         Self {
             registry,
             started,
@@ -70,6 +121,7 @@ impl Default for WorkerMetrics {
             outcomes,
             duration,
             persist_errors,
+            engines,
         }
     }
 }
@@ -79,6 +131,13 @@ fn kind_label(kind: &str) -> Labels {
 }
 
 impl WorkerMetrics {
+    /// Exports the queue engine counters of `queue`'s backend.
+    pub fn watch(&self, queue: &str, handle: BackendHandle) {
+        if let Ok(mut e) = self.engines.lock() {
+            e.push((queue.to_owned(), handle));
+        }
+    }
+
     /// An attempt started.
     pub fn started(&self, kind: &str) {
         self.started.get_or_create(&kind_label(kind)).inc();

@@ -183,6 +183,8 @@ async fn the_worker_serves_job_metrics() {
         "hangar_jobs_finished_total{kind=\"system.noop\",state=\"succeeded\"} 1",
         "hangar_job_duration_seconds_count{kind=\"system.noop\"} 1",
         "hangar_job_record_errors_total 0",
+        "hangar_queue_engine_events_total{queue=\"sync\",event=\"succeeded\"} 1",
+        "hangar_queue_engine_events_total{queue=\"sync\",event=\"redis_errors\"} 0",
     ] {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
     }
