@@ -138,45 +138,6 @@ pub enum Inserted {
     Existing(JobRun),
 }
 
-/// Records a job (state `queued`, or `scheduled` when `run_at` is later),
-/// or returns the existing job for a repeated idempotency key.
-pub async fn insert_job<'e, E>(db: E, job: &NewJobRun) -> sqlx::Result<Inserted>
-where
-    E: Executor<'e, Database = Postgres> + Copy,
-{
-    let state = match job.run_at {
-        Some(at) if at > Utc::now() => "scheduled",
-        _ => "queued",
-    };
-    let row: Option<JobRun> = sqlx::query_as(
-        "INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, request_id,
-                               idempotency_key, run_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING *",
-    )
-    .bind(&job.id)
-    .bind(&job.kind)
-    .bind(&job.queue)
-    .bind(&job.payload)
-    .bind(state)
-    .bind(job.max_attempts)
-    .bind(&job.requested_by)
-    .bind(&job.request_id)
-    .bind(&job.idempotency_key)
-    .bind(job.run_at)
-    .fetch_optional(db)
-    .await?;
-    if let Some(row) = row {
-        return Ok(Inserted::New(row));
-    }
-    let existing: JobRun = sqlx::query_as("SELECT * FROM job_runs WHERE idempotency_key = $1")
-        .bind(&job.idempotency_key)
-        .fetch_one(db)
-        .await?;
-    Ok(Inserted::Existing(existing))
-}
-
 /// Records many jobs in one statement (group commit for concurrent
 /// requests). Results are in input order; a job whose idempotency key is
 /// already known (or repeated earlier in the batch) yields the first job.
@@ -186,34 +147,36 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<
     }
     let now = Utc::now();
     let col = |f: fn(&NewJobRun) -> Option<String>| jobs.iter().map(f).collect::<Vec<_>>();
-    let inserted: Vec<JobRun> = sqlx::query_as(
-        "INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, request_id,
-                               idempotency_key, run_at)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::text[], $6::int[],
-                              $7::text[], $8::text[], $9::text[], $10::timestamptz[])
-         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING *",
+    let states: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            if j.run_at.is_some_and(|at| at > now) {
+                "scheduled"
+            } else {
+                "queued"
+            }
+            .to_owned()
+        })
+        .collect();
+    let inserted: Vec<JobRun> = sqlx::query_as!(
+        JobRun,
+        r#"INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, request_id,
+                                idempotency_key, run_at)
+           SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::text[], $6::int[],
+                                $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+           ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+           RETURNING *"#,
+        &col(|j| Some(j.id.clone())) as &[Option<String>],
+        &col(|j| Some(j.kind.clone())) as &[Option<String>],
+        &col(|j| Some(j.queue.clone())) as &[Option<String>],
+        &col(|j| Some(j.payload.to_string())) as &[Option<String>],
+        &states,
+        &jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>(),
+        &col(|j| j.requested_by.clone()) as &[Option<String>],
+        &col(|j| j.request_id.clone()) as &[Option<String>],
+        &col(|j| j.idempotency_key.clone()) as &[Option<String>],
+        &jobs.iter().map(|j| j.run_at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
     )
-    .bind(col(|j| Some(j.id.clone())))
-    .bind(col(|j| Some(j.kind.clone())))
-    .bind(col(|j| Some(j.queue.clone())))
-    .bind(col(|j| Some(j.payload.to_string())))
-    .bind(
-        jobs.iter()
-            .map(|j| {
-                if j.run_at.is_some_and(|at| at > now) {
-                    "scheduled"
-                } else {
-                    "queued"
-                }
-            })
-            .collect::<Vec<_>>(),
-    )
-    .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
-    .bind(col(|j| j.requested_by.clone()))
-    .bind(col(|j| j.request_id.clone()))
-    .bind(col(|j| j.idempotency_key.clone()))
-    .bind(jobs.iter().map(|j| j.run_at).collect::<Vec<_>>())
     .fetch_all(pool)
     .await?;
     let mut by_id: std::collections::HashMap<String, JobRun> =
@@ -226,13 +189,16 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<
     let existing: std::collections::HashMap<String, JobRun> = if conflicting.is_empty() {
         Default::default()
     } else {
-        sqlx::query_as::<_, JobRun>("SELECT * FROM job_runs WHERE idempotency_key = ANY($1)")
-            .bind(&conflicting)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .filter_map(|r| r.idempotency_key.clone().map(|k| (k, r)))
-            .collect()
+        sqlx::query_as!(
+            JobRun,
+            "SELECT * FROM job_runs WHERE idempotency_key = ANY($1)",
+            &conflicting
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.idempotency_key.clone().map(|k| (k, r)))
+        .collect()
     };
     jobs.iter()
         .map(|j| match by_id.remove(&j.id) {
@@ -252,8 +218,7 @@ pub async fn get_job<'e, E: Executor<'e, Database = Postgres>>(
     db: E,
     id: &str,
 ) -> sqlx::Result<Option<JobRun>> {
-    sqlx::query_as("SELECT * FROM job_runs WHERE id = $1")
-        .bind(id)
+    sqlx::query_as!(JobRun, "SELECT * FROM job_runs WHERE id = $1", id)
         .fetch_optional(db)
         .await
 }
@@ -276,16 +241,17 @@ pub async fn list_jobs<'e, E: Executor<'e, Database = Postgres>>(
     db: E,
     f: &JobFilter,
 ) -> sqlx::Result<Vec<JobRun>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        JobRun,
         "SELECT * FROM job_runs
          WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
            AND ($3::text IS NULL OR id < $3)
          ORDER BY id DESC LIMIT $4",
+        f.kind,
+        f.state,
+        f.before,
+        f.limit,
     )
-    .bind(&f.kind)
-    .bind(&f.state)
-    .bind(&f.before)
-    .bind(f.limit)
     .fetch_all(db)
     .await
 }
@@ -339,7 +305,7 @@ pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
     let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
     let results: Vec<Option<String>> = rows.iter().map(|r| json(&r.result)).collect();
     let progress: Vec<Option<String>> = rows.iter().map(|r| json(&r.progress)).collect();
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE job_runs AS j SET state = u.state, attempts = u.attempts,
                 deliveries = GREATEST(j.deliveries, u.deliveries),
                 result = COALESCE(u.result::jsonb, j.result), error = u.error,
@@ -350,16 +316,16 @@ pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
                      $7::timestamptz[], $8::timestamptz[], $9::text[])
               AS u(id, state, attempts, deliveries, result, error, started_at, finished_at, progress)
          WHERE j.id = u.id AND j.deliveries <= u.deliveries",
+        &col(|r| r.id.clone()),
+        &col(|r| r.state.clone()),
+        &rows.iter().map(|r| r.attempts).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.deliveries).collect::<Vec<_>>(),
+        &results as &[Option<String>],
+        &rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>() as &[Option<String>],
+        &rows.iter().map(|r| r.started_at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
+        &rows.iter().map(|r| r.finished_at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
+        &progress as &[Option<String>],
     )
-    .bind(col(|r| r.id.clone()))
-    .bind(col(|r| r.state.clone()))
-    .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.deliveries).collect::<Vec<_>>())
-    .bind(results)
-    .bind(rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.finished_at).collect::<Vec<_>>())
-    .bind(progress)
     .execute(db)
     .await?;
     Ok(done.rows_affected())
@@ -374,26 +340,26 @@ pub async fn sync_from_queue<'e, E: Executor<'e, Database = Postgres>>(
     live: &hangar_queue::JobState,
 ) -> sqlx::Result<bool> {
     let ms = |v: Option<u64>| v.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64));
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE job_runs SET state = $2, attempts = $3, deliveries = GREATEST(deliveries, $4),
                 progress = COALESCE($5, progress), result = COALESCE($6, result), error = $7,
                 started_at = COALESCE($8, started_at), finished_at = $9, updated_at = now()
          WHERE id = $1
            AND (state NOT IN ('succeeded', 'cancelled', 'dead') OR $2 IN ('succeeded', 'cancelled', 'dead'))",
+        id,
+        live.status.as_str(),
+        live.attempts as i32,
+        live.deliveries as i32,
+        live.progress,
+        live.result,
+        live.last_error,
+        ms(live.started_at),
+        if live.status.is_terminal() {
+            ms(live.finished_at)
+        } else {
+            None
+        },
     )
-    .bind(id)
-    .bind(live.status.as_str())
-    .bind(live.attempts as i32)
-    .bind(live.deliveries as i32)
-    .bind(&live.progress)
-    .bind(&live.result)
-    .bind(&live.last_error)
-    .bind(ms(live.started_at))
-    .bind(if live.status.is_terminal() {
-        ms(live.finished_at)
-    } else {
-        None
-    })
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -405,14 +371,27 @@ pub async fn mark_requeued<'e, E: Executor<'e, Database = Postgres>>(
     db: E,
     ids: &[String],
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE job_runs SET state = 'queued', attempts = 0, error = NULL, finished_at = NULL, updated_at = now()
          WHERE id = ANY($1)",
+        ids,
     )
-    .bind(ids)
     .execute(db)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Marks an unfinished job cancelled (it never reached Redis). Returns
+/// whether it was still open.
+pub async fn mark_cancelled<'e, E: Executor<'e, Database = Postgres>>(db: E, id: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE job_runs SET state = 'cancelled', finished_at = now(), updated_at = now()
+         WHERE id = $1 AND state IN ('scheduled', 'queued', 'running', 'retrying')",
+        id,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Jobs not finished per PostgreSQL and created before `older_than`, oldest
@@ -423,15 +402,16 @@ pub async fn open_jobs<'e, E: Executor<'e, Database = Postgres>>(
     after: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<JobRun>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        JobRun,
         "SELECT * FROM job_runs
          WHERE state IN ('scheduled', 'queued', 'running', 'retrying') AND created_at < $1
            AND ($2::text IS NULL OR id > $2)
          ORDER BY id LIMIT $3",
+        older_than,
+        after,
+        limit,
     )
-    .bind(older_than)
-    .bind(after)
-    .bind(limit)
     .fetch_all(db)
     .await
 }

@@ -280,10 +280,7 @@ pub async fn cancel(
         }
         CancelOutcome::NotFound if is_open(&run.state) => {
             // Recorded but unknown to Redis (lost data, not yet repaired).
-            sqlx::query("UPDATE job_runs SET state = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1")
-                .bind(&id)
-                .execute(&state.pool)
-                .await?;
+            db::mark_cancelled(&state.pool, &id).await?;
             (StatusCode::OK, json!({"id": id, "state": "cancelled"}))
         }
         CancelOutcome::NotFound => return Err(ApiError::Conflict(format!("job {id} already {}", run.state))),
