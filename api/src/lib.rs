@@ -64,6 +64,9 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
             .with_policies(kinds::retry_policies());
         queues.insert((*name).to_owned(), q);
     }
+    if let Some(q) = queues.values().next() {
+        hangar_shared::telemetry::warn_about_redis(q).await;
+    }
     let queues = Arc::new(queues);
     let metrics: Arc<metrics::Metrics> = Arc::default();
     let enqueuer = enqueue::Enqueuer::start(pool.clone(), queues.clone(), metrics.clone());

@@ -303,6 +303,36 @@ impl Queue {
         Ok(conn_zcount(&mut conn, &self.keys.part("workers"), since).await?)
     }
 
+    /// Settings of the Redis server that can lose jobs, as warnings for the
+    /// operator: an eviction policy other than `noeviction` (Redis may delete
+    /// queued jobs under memory pressure) and no persistence (a restart loses
+    /// every queue; the repair loop can re-dispatch only what PostgreSQL recorded).
+    pub async fn server_warnings(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let get = |name: &str| redis::cmd("CONFIG").arg("GET").arg(name).clone();
+        let (policy, aof, save): (Vec<String>, Vec<String>, Vec<String>) = redis::pipe()
+            .add_command(get("maxmemory-policy"))
+            .add_command(get("appendonly"))
+            .add_command(get("save"))
+            .query_async(&mut conn)
+            .await?;
+        let value = |v: &[String]| v.get(1).cloned().unwrap_or_default();
+        let mut warnings = Vec::new();
+        let policy = value(&policy);
+        if !policy.is_empty() && policy != "noeviction" {
+            warnings.push(format!(
+                "redis maxmemory-policy is {policy}: under memory pressure Redis may evict queued jobs; set noeviction"
+            ));
+        }
+        if value(&aof) != "yes" && value(&save).is_empty() {
+            warnings.push(
+                "redis has no persistence (appendonly no, no save points): a restart loses every queue; enable appendonly yes"
+                    .to_owned(),
+            );
+        }
+        Ok(warnings)
+    }
+
     /// Live state of job `id`, or `None` if unknown (never enqueued or trimmed).
     pub async fn state(&self, id: &str) -> Result<Option<JobState>> {
         let mut conn = self.conn.clone();

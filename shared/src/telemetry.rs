@@ -25,3 +25,12 @@ pub fn init(log: &LogConfig) {
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }
+
+/// Logs Redis settings that can lose jobs (eviction, no persistence), once
+/// at start, so an operator sees them before a job goes missing.
+pub async fn warn_about_redis(queue: &hangar_queue::Queue) {
+    match queue.server_warnings().await {
+        Ok(warnings) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
+        Err(e) => tracing::debug!(error = %e, "could not read redis settings (CONFIG may be disabled)"),
+    }
+}

@@ -55,6 +55,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         let queue = Queue::connect(&settings, &config.redis.prefix, name)
             .await?
             .with_policies(kinds::retry_policies());
+        if handles.is_empty() {
+            hangar_shared::telemetry::warn_about_redis(&queue).await;
+        }
         let backend = HangarBackend::<Value>::new(queue, queue_options(&config, *concurrency))?
             .with_outcome_sink(outcomes_tx.clone());
         handles.push((name.clone(), backend.handle()));
