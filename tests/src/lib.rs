@@ -44,6 +44,15 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create(admin_url: &str) -> Self {
+        let db = Self::create_empty(admin_url).await;
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        db::MIGRATOR.run(&pool).await.unwrap();
+        pool.close().await;
+        db
+    }
+
+    /// A database without Hangar's migrations applied.
+    pub async fn create_empty(admin_url: &str) -> Self {
         let name = format!("hangar_test_{}", ulid::Ulid::new().to_string().to_lowercase());
         let admin = sqlx::PgPool::connect(admin_url)
             .await
@@ -55,9 +64,6 @@ impl TestDb {
         admin.close().await;
         let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
         let url = format!("{base}/{name}");
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        db::MIGRATOR.run(&pool).await.unwrap();
-        pool.close().await;
         Self {
             name,
             url,

@@ -136,3 +136,21 @@ async fn the_scheduler_loop_repairs_on_its_own() {
     scheduler.await.unwrap().unwrap();
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn readiness_names_unapplied_migrations() {
+    let db = TestDb::create_empty(&hangar_tests::postgres_admin_url()).await;
+    let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let env = test_env(&db.url, &hangar_tests::redis_url(), &prefix);
+    let (base, api) = spawn_api(config(&env)).await;
+    let r = reqwest::get(format!("{base}/health/ready")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["failed"], json!(["postgres"]), "{body}");
+    let why = body["checks"]["postgres"]["error"].as_str().unwrap();
+    assert!(
+        why.contains("migration") && why.contains("hangar-api migrate"),
+        "{why}"
+    );
+    api.stop().await.unwrap();
+}
