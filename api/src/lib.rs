@@ -8,13 +8,12 @@ pub mod request_id;
 pub mod routes;
 pub mod state;
 
-use std::{collections::BTreeMap, future::Future, sync::Arc};
+use std::{future::Future, sync::Arc};
 
 use axum::{
     Router, middleware,
     routing::{delete, get, post},
 };
-use hangar_queue::Queue;
 use hangar_shared::{Config, db, kinds};
 use tokio::net::TcpListener;
 
@@ -56,18 +55,7 @@ pub fn router(state: AppState) -> Router {
 /// (retried with backoff at start) shared by every queue.
 pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let pool = db::pool(&config.database)?;
-    let settings = config.redis_settings();
-    let conn = settings.connect().await?;
-    let mut queues = BTreeMap::new();
-    for name in kinds::QUEUES {
-        let q = Queue::with_connection(conn.clone(), settings.clone(), &config.redis.prefix, name)?
-            .with_policies(kinds::retry_policies());
-        queues.insert((*name).to_owned(), q);
-    }
-    if let Some(q) = queues.values().next() {
-        hangar_shared::telemetry::warn_about_redis(q).await;
-    }
-    let queues = Arc::new(queues);
+    let queues = Arc::new(hangar_shared::open_queues(&config, kinds::QUEUES.iter().copied()).await?);
     let metrics: Arc<metrics::Metrics> = Arc::default();
     let enqueuer = enqueue::Enqueuer::start(pool.clone(), queues.clone(), metrics.clone());
     Ok(AppState {

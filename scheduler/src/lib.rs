@@ -10,15 +10,7 @@ use hangar_shared::{Config, db, kinds};
 
 /// Every queue, sharing one Redis connection.
 pub async fn queues(config: &Config) -> anyhow::Result<BTreeMap<String, Queue>> {
-    let settings = config.redis_settings();
-    let conn = settings.connect().await?;
-    let mut out = BTreeMap::new();
-    for name in kinds::QUEUES {
-        let q = Queue::with_connection(conn.clone(), settings.clone(), &config.redis.prefix, name)?
-            .with_policies(kinds::retry_policies());
-        out.insert((*name).to_owned(), q);
-    }
-    Ok(out)
+    hangar_shared::open_queues(config, kinds::QUEUES.iter().copied()).await
 }
 
 /// Runs the repair loop every `repair_interval` until `shutdown` resolves.

@@ -9,8 +9,8 @@ pub mod persist;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis_core::worker::builder::WorkerBuilder;
-use hangar_queue::{BackendHandle, HangarBackend, Queue, WorkerOptions};
-use hangar_shared::{Config, db, kinds};
+use hangar_queue::{BackendHandle, HangarBackend, WorkerOptions};
+use hangar_shared::{Config, db};
 use serde_json::Value;
 use tokio::{sync::watch, task::JoinSet};
 
@@ -40,7 +40,6 @@ pub fn queue_options(config: &Config, concurrency: usize) -> WorkerOptions {
 /// e.g. because Redis stayed unreachable past the outage limit.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let pool = db::pool(&config.database)?;
-    let settings = config.redis_settings();
     let metrics = Arc::new(WorkerMetrics::default());
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(64);
     let persister = tokio::spawn(persist::run(pool, outcomes_rx, metrics.clone()));
@@ -51,18 +50,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = JoinSet::new();
     let mut handles: Vec<(String, BackendHandle)> = Vec::new();
+    let mut queues =
+        hangar_shared::open_queues(&config, config.worker.queues.iter().map(|(n, _)| n.as_str())).await?;
     for (name, concurrency) in &config.worker.queues {
-        let queue = Queue::connect(&settings, &config.redis.prefix, name)
-            .await?
-            .with_policies(kinds::retry_policies());
-        if handles.is_empty() {
-            hangar_shared::telemetry::warn_about_redis(&queue).await;
-        }
+        let queue = queues
+            .remove(name)
+            .ok_or_else(|| anyhow::anyhow!("queue {name} not opened"))?;
         let backend = HangarBackend::<Value>::new(queue, queue_options(&config, *concurrency))?
             .with_outcome_sink(outcomes_tx.clone());
-        handles.push((name.clone(), backend.handle()));
-        metrics.watch(name, backend.handle());
-        tracing::info!(queue = %name, concurrency, worker = %backend.handle().worker_id(), "serving queue");
+        let handle = backend.handle();
+        tracing::info!(queue = %name, concurrency, worker = %handle.worker_id(), "serving queue");
+        metrics.watch(name, handle.clone());
+        handles.push((name.clone(), handle));
         let worker = WorkerBuilder::new(name.clone())
             .backend(backend)
             .data(metrics.clone())

@@ -170,9 +170,7 @@ pub async fn create(
 
 /// `GET /api/v1/jobs/{id}`.
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let run = db::get_job(&state.pool, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    let run = recorded_job(&state, &id).await?;
     let live = if is_open(&run.state) {
         match state.queue(&run.queue) {
             Some(q) => q.state(&id).await.unwrap_or_else(|e| {
@@ -185,6 +183,25 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
         None
     };
     Ok(Json(job_json(&run, live.as_ref())))
+}
+
+/// The job's record, or 404.
+async fn recorded_job(state: &AppState, id: &str) -> Result<JobRun, ApiError> {
+    db::get_job(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
+}
+
+/// The job's record and the queue it runs on.
+async fn job_and_queue<'s>(
+    state: &'s AppState,
+    id: &str,
+) -> Result<(JobRun, &'s hangar_queue::Queue), ApiError> {
+    let run = recorded_job(state, id).await?;
+    let queue = state
+        .queue(&run.queue)
+        .ok_or_else(|| anyhow::anyhow!("queue {} not configured", run.queue))?;
+    Ok((run, queue))
 }
 
 /// Query of `GET /api/v1/jobs`.
@@ -257,12 +274,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let run = db::get_job(&state.pool, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
-    let queue = state
-        .queue(&run.queue)
-        .ok_or_else(|| anyhow::anyhow!("queue {} not configured", run.queue))?;
+    let (run, queue) = job_and_queue(&state, &id).await?;
     let outcome = queue.cancel(&id).await?;
     let (status, body) = match outcome {
         CancelOutcome::Cancelled => {
@@ -293,12 +305,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let run = db::get_job(&state.pool, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
-    let queue = state
-        .queue(&run.queue)
-        .ok_or_else(|| anyhow::anyhow!("queue {} not configured", run.queue))?;
+    let (run, queue) = job_and_queue(&state, &id).await?;
     let live = queue.state(&id).await?;
     let current = live.as_ref().map_or(run.state.as_str(), |l| l.status.as_str());
     if current != "dead" {

@@ -36,6 +36,18 @@ local function wake()
   redis.call('LTRIM', base .. ':wake', 0, 0)
 end
 
+-- Puts `ids` back at the front of the ready list in their order, without
+-- their leases, and wakes a worker (jobs given back, never started).
+local function requeue_front(ids)
+  chunked('ZREM', base .. ':leases', {}, ids, 1)
+  for i = #ids, 1, -1 do
+    redis.call('LPUSH', base .. ':ready', ids[i])
+  end
+  if #ids > 0 then
+    wake()
+  end
+end
+
 -- Appends to the job's error history (JSON array, newest last, at most 20).
 -- A history that does not parse (a foreign writer) is started afresh rather
 -- than failing the script, which would stall every job in its batch.

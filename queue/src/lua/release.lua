@@ -25,11 +25,5 @@ for o = 2, #ARGV, 2 do
     end
   end
 end
-chunked('ZREM', base .. ':leases', {}, ids, 1)
-for i = #ids, 1, -1 do
-  redis.call('LPUSH', base .. ':ready', ids[i])
-end
-if #ids > 0 then
-  wake()
-end
+requeue_front(ids)
 return #ids

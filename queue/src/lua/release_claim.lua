@@ -15,11 +15,5 @@ for _, id in ipairs(ids) do
     table.insert(back, id)
   end
 end
-chunked('ZREM', base .. ':leases', {}, back, 1)
-for i = #back, 1, -1 do
-  redis.call('LPUSH', base .. ':ready', back[i])
-end
-if #back > 0 then
-  wake()
-end
+requeue_front(back)
 return #back

@@ -103,7 +103,6 @@ where
         };
         let shared = self.shared.clone();
         let run = ctx.run.clone();
-        run.started.store(true, Ordering::Relaxed);
         run.started_at_ms.store(
             crate::job::epoch_ms(std::time::SystemTime::now()),
             Ordering::Relaxed,

@@ -121,7 +121,7 @@ impl BackendHandle {
         for unstarted in [true, false] {
             let leases: Vec<(String, String)> = runs
                 .iter()
-                .filter(|r| r.started.load(std::sync::atomic::Ordering::Relaxed) != unstarted)
+                .filter(|r| r.started() != unstarted)
                 .map(|r| (r.claimed.id.clone(), r.claimed.token.clone()))
                 .collect();
             if !leases.is_empty() {

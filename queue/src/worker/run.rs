@@ -22,11 +22,10 @@ pub(crate) struct Run {
     pub cancel: CancellationToken,
     pub cancel_requested: AtomicBool,
     pub lease_lost: AtomicBool,
-    /// Set once the handler was called; unstarted runs are released uncounted.
-    pub started: AtomicBool,
     /// Set once the handler returned; its outcome is on its way to Redis.
     pub finished: AtomicBool,
-    /// When the handler was called, ms since the Unix epoch (0 = not yet).
+    /// When the handler was called, ms since the Unix epoch (0 = not yet;
+    /// unstarted runs are released without counting the delivery).
     pub started_at_ms: AtomicU64,
     /// The last progress the handler stored.
     pub progress: Mutex<Option<serde_json::Value>>,
@@ -41,12 +40,16 @@ impl Run {
             cancel: CancellationToken::new(),
             cancel_requested: AtomicBool::new(false),
             lease_lost: AtomicBool::new(false),
-            started: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             started_at_ms: AtomicU64::new(0),
             progress: Mutex::new(None),
             permit: Mutex::new(Some(permit)),
         }
+    }
+
+    /// True once the handler was called.
+    pub fn started(&self) -> bool {
+        self.started_at_ms.load(Ordering::Relaxed) != 0
     }
 
     /// This attempt's number (1-based).
