@@ -151,67 +151,21 @@ async fn invalid_jobs_and_queue_names_are_refused_with_the_reason() {
 
 #[tokio::test]
 async fn redis_settings_that_can_lose_jobs_are_reported() {
-    let port = common::free_port();
-    let dir = std::env::temp_dir().join(format!("hangar-redis-policy-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = std::process::Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--maxmemory-policy", "allkeys-lru"])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("redis://127.0.0.1:{port}");
-    let t = common::eventually(Duration::from_secs(10), "own redis up", || {
-        let url = url.clone();
-        async move {
-            let settings = hangar_queue::RedisSettings::new(url);
-            hangar_queue::Queue::connect(&settings, "t", "sync").await.ok()
-        }
-    })
-    .await;
-    let warnings = t.server_warnings().await.unwrap();
+    let redis = common::OwnRedis::start_with(&["--appendonly", "no", "--maxmemory-policy", "allkeys-lru"]);
+    let t = TestQueue::on(&redis.url(), "sync").await;
+    let warnings = t.queue.server_warnings().await.unwrap();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("allkeys-lru") && warnings[0].contains("noeviction"));
     assert!(warnings[1].contains("appendonly yes"));
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("noeviction")
-        .query_async(
-            &mut redis::Client::open(url.as_str())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("appendonly")
-        .arg("yes")
-        .query_async(
-            &mut redis::Client::open(url.as_str())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert!(t.server_warnings().await.unwrap().is_empty());
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    let mut conn = t.conn().await;
+    for (name, value) in [("maxmemory-policy", "noeviction"), ("appendonly", "yes")] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert!(t.queue.server_warnings().await.unwrap().is_empty());
 }

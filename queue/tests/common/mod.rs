@@ -167,10 +167,17 @@ pub struct OwnRedis {
     pub port: u16,
     pub dir: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl OwnRedis {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with further server arguments (later ones win), e.g.
+    /// `["--maxmemory-policy", "allkeys-lru"]`.
+    pub fn start_with(extra: &[&str]) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("hangar-redis-{port}-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -178,6 +185,7 @@ impl OwnRedis {
             port,
             dir,
             child: None,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         r.restart();
         r
@@ -192,6 +200,7 @@ impl OwnRedis {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .args(&self.extra)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
