@@ -223,6 +223,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Posts a job, expects 202, returns its id.
+    pub async fn enqueue(&self, body: Value) -> String {
+        let r = self.post_job(body.clone()).await;
+        assert_eq!(r.status(), 202, "{body}");
+        let v: Value = r.json().await.unwrap();
+        v["job"]["id"].as_str().expect("the job's id").to_owned()
+    }
+
+    /// One queue's row of `GET /api/v1/queues`.
+    pub async fn queue_row(&self, name: &str) -> Value {
+        let (_, queues) = self.get("/api/v1/queues").await;
+        queues["queues"]
+            .as_array()
+            .and_then(|qs| qs.iter().find(|q| q["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no queue {name} in {queues}"))
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self
             .http

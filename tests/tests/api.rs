@@ -141,15 +141,8 @@ async fn a_repeated_idempotency_key_returns_the_same_job() {
     assert_eq!(second["job"]["id"], first["job"]["id"]);
     let (_, list) = app.get("/api/v1/jobs").await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
-    let (_, queues) = app.get("/api/v1/queues").await;
-    let sync = queues["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == "sync")
-        .unwrap()
-        .clone();
-    assert_eq!(sync["queued"], 1, "one job in redis too: {queues}");
+    let sync = app.queue_row("sync").await;
+    assert_eq!(sync["queued"], 1, "one job in redis too: {sync}");
     app.shutdown().await;
 }
 
@@ -158,13 +151,7 @@ async fn jobs_are_listed_newest_first_in_keyset_pages() {
     let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let body: Value = app
-            .post_job(json!({"kind": "system.noop"}))
-            .await
-            .json()
-            .await
-            .unwrap();
-        ids.push(body["job"]["id"].as_str().unwrap().to_owned());
+        ids.push(app.enqueue(json!({"kind": "system.noop"})).await);
     }
     app.post_job(json!({"kind": "system.sleep", "payload": {"ms": 1}}))
         .await;
@@ -195,13 +182,7 @@ async fn jobs_are_listed_newest_first_in_keyset_pages() {
 #[tokio::test]
 async fn cancel_and_retry_through_the_api() {
     let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
-    let body: Value = app
-        .post_job(json!({"kind": "system.noop"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    let id = app.enqueue(json!({"kind": "system.noop"})).await;
     let r = app
         .http
         .post(format!("{}/api/v1/jobs/{id}/cancel", app.base))
@@ -240,18 +221,8 @@ async fn health_and_metrics_are_served() {
     let (status, body) = app.get("/health/ready").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["failed"], json!([]));
-    let body: Value = app
-        .post_job(json!({"kind": "system.noop"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    app.wait_state(
-        body["job"]["id"].as_str().unwrap(),
-        "succeeded",
-        Duration::from_secs(15),
-    )
-    .await;
+    let id = app.enqueue(json!({"kind": "system.noop"})).await;
+    app.wait_state(&id, "succeeded", Duration::from_secs(15)).await;
     let text = app
         .http
         .get(format!("{}/metrics", app.base))
@@ -292,14 +263,7 @@ async fn a_client_that_hangs_up_mid_request_never_leaves_a_recorded_job_out_of_t
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, list) = app.get("/api/v1/jobs?limit=200").await;
     let recorded = list["jobs"].as_array().unwrap().len();
-    let (_, queues) = app.get("/api/v1/queues").await;
-    let sync = queues["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == "sync")
-        .unwrap()
-        .clone();
+    let sync = app.queue_row("sync").await;
     assert!(recorded > 0, "some requests were served");
     assert_eq!(
         sync["queued"].as_u64().unwrap() as usize,

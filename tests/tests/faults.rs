@@ -9,13 +9,7 @@ use serde_json::{Value, json};
 async fn after_redis_loses_its_data_the_repair_loop_dispatches_the_job_and_it_runs_once() {
     let redis = OwnRedis::start();
     let mut app = TestApp::spawn_with(&redis.url(), false).await;
-    let body: Value = app
-        .post_job(json!({"kind": "system.noop"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    let id = app.enqueue(json!({"kind": "system.noop"})).await;
 
     let mut conn = redis::Client::open(redis.url())
         .unwrap()
@@ -115,13 +109,7 @@ async fn the_scheduler_loop_repairs_on_its_own() {
     if let Some(w) = app.worker.take() {
         w.stop().await.unwrap();
     }
-    let body: Value = app
-        .post_job(json!({"kind": "system.noop"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    let id = app.enqueue(json!({"kind": "system.noop"})).await;
     let mut conn = redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()

@@ -18,13 +18,7 @@ async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
     let mut app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let body: Value = app
-            .post_job(json!({"kind": "system.noop"}))
-            .await
-            .json()
-            .await
-            .unwrap();
-        ids.push(body["job"]["id"].as_str().unwrap().to_owned());
+        ids.push(app.enqueue(json!({"kind": "system.noop"})).await);
     }
     // A worker whose handler fails permanently, persisting outcomes like hangar-worker does.
     let cfg = app.config();

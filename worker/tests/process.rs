@@ -24,13 +24,9 @@ fn worker_process(app: &TestApp) -> Child {
 async fn a_job_whose_worker_is_killed_with_sigkill_completes_once_and_shows_the_extra_delivery() {
     let mut app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
     let mut victim = worker_process(&app);
-    let body: Value = app
-        .post_job(json!({"kind": "system.sleep", "payload": {"ms": 3000, "steps": 30}}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    let id = app
+        .enqueue(json!({"kind": "system.sleep", "payload": {"ms": 3000, "steps": 30}}))
+        .await;
     // Kill it once the job has visibly started (progress reported).
     let start = std::time::Instant::now();
     loop {
@@ -160,13 +156,7 @@ async fn the_worker_serves_job_metrics() {
     app.env
         .insert("HANGAR_WORKER_METRICS_BIND".into(), format!("127.0.0.1:{port}"));
     let mut worker = worker_process(&app);
-    let body: Value = app
-        .post_job(json!({"kind": "system.noop"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    let id = app.enqueue(json!({"kind": "system.noop"})).await;
     app.wait_record(&id, "succeeded").await;
     let text = app
         .http
