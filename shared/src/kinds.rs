@@ -88,17 +88,19 @@ pub const KINDS: &[KindSpec] = &[
 ];
 
 /// Retry policies by kind, used by the API (max attempts recorded with each
-/// job) and the worker (backoff between attempts).
-pub fn retry_policies() -> hangar_queue::RetryPolicies {
-    use std::time::Duration;
-    let system = hangar_queue::RetryPolicy {
-        max_attempts: 3,
-        base: Duration::from_secs(1),
-        cap: Duration::from_secs(30),
-    };
-    hangar_queue::RetryPolicies::default()
-        .with(SYSTEM_NOOP, system)
-        .with(SYSTEM_SLEEP, system)
+/// job) and the worker (backoff between attempts). Built once.
+pub fn retry_policies() -> &'static hangar_queue::RetryPolicies {
+    static POLICIES: std::sync::LazyLock<hangar_queue::RetryPolicies> = std::sync::LazyLock::new(|| {
+        let system = hangar_queue::RetryPolicy {
+            max_attempts: 3,
+            base: std::time::Duration::from_secs(1),
+            cap: std::time::Duration::from_secs(30),
+        };
+        hangar_queue::RetryPolicies::default()
+            .with(SYSTEM_NOOP, system)
+            .with(SYSTEM_SLEEP, system)
+    });
+    &POLICIES
 }
 
 /// The kind called `name`.

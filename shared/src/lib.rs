@@ -24,7 +24,7 @@ pub async fn open_queues<'a>(
     for name in names {
         let q =
             hangar_queue::Queue::with_connection(conn.clone(), settings.clone(), &config.redis.prefix, name)?
-                .with_policies(kinds::retry_policies());
+                .with_policies(kinds::retry_policies().clone());
         queues.insert(name.to_owned(), q);
     }
     if let Some(q) = queues.values().next() {
