@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod connection;
+mod coordination;
 mod error;
 mod identity;
 mod job;
@@ -12,6 +13,7 @@ mod scripts;
 mod worker;
 
 pub use connection::RedisSettings;
+pub use coordination::{LeaseLock, LockOutcome, Rate, RateDecision, RateLimiter};
 pub use error::{QueueError, Result};
 pub use identity::WorkerId;
 pub use job::{CancelOutcome, Enqueued, ErrorRecord, JobState, JobStatus, NewJob, QueueCounts};

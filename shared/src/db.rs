@@ -104,6 +104,8 @@ pub struct JobRun {
     pub finished_at: Option<DateTime<Utc>>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// At most one open job per key (e.g. `sync.workspaces:prod:us-east-1`).
+    pub singleton_key: Option<String>,
 }
 
 /// A job to record.
@@ -127,6 +129,9 @@ pub struct NewJobRun {
     pub idempotency_key: Option<String>,
     /// Earliest start.
     pub run_at: Option<DateTime<Utc>>,
+    /// At most one open job per key: while one is open, a new one with the
+    /// same key yields that job instead.
+    pub singleton_key: Option<String>,
 }
 
 /// What recording a job did.
@@ -134,13 +139,15 @@ pub struct NewJobRun {
 pub enum Inserted {
     /// A new job.
     New(JobRun),
-    /// The idempotency key was known: the first job with it.
+    /// The idempotency key was known (the first job with it), or the
+    /// singleton key belongs to an open job (that job).
     Existing(JobRun),
 }
 
 /// Records many jobs in one statement (group commit for concurrent
 /// requests). Results are in input order; a job whose idempotency key is
-/// already known (or repeated earlier in the batch) yields the first job.
+/// already known (or repeated earlier in the batch) yields the first job,
+/// and one whose singleton key belongs to an open job yields that job.
 pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Inserted>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
@@ -161,10 +168,10 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<
     let inserted: Vec<JobRun> = sqlx::query_as!(
         JobRun,
         r#"INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, request_id,
-                                idempotency_key, run_at)
+                                idempotency_key, run_at, singleton_key)
            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::text[], $6::int[],
-                                $7::text[], $8::text[], $9::text[], $10::timestamptz[])
-           ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                                $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[])
+           ON CONFLICT DO NOTHING
            RETURNING *"#,
         &col(|j| Some(j.id.clone())) as &[Option<String>],
         &col(|j| Some(j.kind.clone())) as &[Option<String>],
@@ -176,37 +183,41 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<
         &col(|j| j.request_id.clone()) as &[Option<String>],
         &col(|j| j.idempotency_key.clone()) as &[Option<String>],
         &jobs.iter().map(|j| j.run_at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
+        &col(|j| j.singleton_key.clone()) as &[Option<String>],
     )
     .fetch_all(pool)
     .await?;
-    let mut by_id: std::collections::HashMap<String, JobRun> =
+    let by_id: std::collections::HashMap<String, JobRun> =
         inserted.into_iter().map(|r| (r.id.clone(), r)).collect();
-    let conflicting: Vec<String> = jobs
-        .iter()
-        .filter(|j| !by_id.contains_key(&j.id))
-        .filter_map(|j| j.idempotency_key.clone())
-        .collect();
-    let existing: std::collections::HashMap<String, JobRun> = if conflicting.is_empty() {
-        Default::default()
+    let skipped: Vec<&NewJobRun> = jobs.iter().filter(|j| !by_id.contains_key(&j.id)).collect();
+    let idempotency_keys: Vec<String> = skipped.iter().filter_map(|j| j.idempotency_key.clone()).collect();
+    let singleton_keys: Vec<String> = skipped.iter().filter_map(|j| j.singleton_key.clone()).collect();
+    let existing: Vec<JobRun> = if skipped.is_empty() {
+        Vec::new()
     } else {
         sqlx::query_as!(
             JobRun,
-            "SELECT * FROM job_runs WHERE idempotency_key = ANY($1)",
-            &conflicting
+            "SELECT * FROM job_runs WHERE idempotency_key = ANY($1)
+               OR (singleton_key = ANY($2) AND state IN ('scheduled', 'queued', 'running', 'retrying'))",
+            &idempotency_keys,
+            &singleton_keys,
         )
         .fetch_all(pool)
         .await?
-        .into_iter()
-        .filter_map(|r| r.idempotency_key.clone().map(|k| (k, r)))
-        .collect()
+    };
+    let found = |j: &NewJobRun| {
+        let by_key = |k: &Option<String>, f: fn(&JobRun) -> &Option<String>| {
+            k.as_ref()
+                .and_then(|k| existing.iter().find(|r| f(r).as_ref() == Some(k)))
+        };
+        by_key(&j.idempotency_key, |r| &r.idempotency_key)
+            .or_else(|| by_key(&j.singleton_key, |r| &r.singleton_key))
+            .cloned()
     };
     jobs.iter()
-        .map(|j| match by_id.remove(&j.id) {
-            Some(run) => Ok(Inserted::New(run)),
-            None => j
-                .idempotency_key
-                .as_ref()
-                .and_then(|k| existing.get(k).cloned())
+        .map(|j| match by_id.get(&j.id) {
+            Some(run) => Ok(Inserted::New(run.clone())),
+            None => found(j)
                 .map(Inserted::Existing)
                 .ok_or_else(|| sqlx::Error::Protocol(format!("job {} was neither inserted nor found", j.id))),
         })

@@ -19,6 +19,15 @@ pub const SYSTEM_NOOP: &str = "system.noop";
 /// `system.sleep`: sleeps, reporting progress.
 pub const SYSTEM_SLEEP: &str = "system.sleep";
 
+/// `sync.workspaces`: directories, workspaces, bundles, connection status and tags.
+pub const SYNC_WORKSPACES: &str = "sync.workspaces";
+/// `sync.cloudtrail`: WorkSpaces events from CloudTrail LookupEvents.
+pub const SYNC_CLOUDTRAIL: &str = "sync.cloudtrail";
+/// `sync.billing`: daily costs from Cost Explorer.
+pub const SYNC_BILLING: &str = "sync.billing";
+/// The region recorded for account-wide data (Cost Explorer is global).
+pub const GLOBAL_REGION: &str = "global";
+
 /// A new job id: a ULID, monotonic within this process so that jobs created
 /// in the same millisecond still list in creation order (newest first).
 pub fn new_job_id() -> ulid::Ulid {
@@ -57,6 +66,53 @@ fn default_steps() -> u32 {
     10
 }
 
+/// `sync.workspaces` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacesSyncPayload {
+    /// Configured account name.
+    pub account: String,
+    /// Region.
+    pub region: String,
+}
+
+/// `sync.cloudtrail` arguments. Without `start`, the sync resumes from its
+/// cursor (minus the overlap); without `end`, it reads up to now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudTrailSyncPayload {
+    /// Configured account name.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Earliest event time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Latest event time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `sync.billing` arguments: days `start..end` (end exclusive, UTC). Without
+/// them, the sync covers the days since its cursor, re-reading the last few.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSyncPayload {
+    /// Configured account name.
+    pub account: String,
+    /// First day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<chrono::NaiveDate>,
+    /// Day after the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<chrono::NaiveDate>,
+}
+
+/// The key that allows one open sync per (kind, account, region).
+pub fn sync_singleton_key(kind: &str, account: &str, region: &str) -> String {
+    format!("{kind}:{account}:{region}")
+}
+
 /// A job kind Hangar accepts.
 pub struct KindSpec {
     /// Stable name, e.g. `system.sleep`.
@@ -85,6 +141,21 @@ pub const KINDS: &[KindSpec] = &[
         queue: QUEUE_SYNC,
         validate: validate_sleep,
     },
+    KindSpec {
+        name: SYNC_WORKSPACES,
+        queue: QUEUE_SYNC,
+        validate: validate_workspaces_sync,
+    },
+    KindSpec {
+        name: SYNC_CLOUDTRAIL,
+        queue: QUEUE_SYNC,
+        validate: validate_cloudtrail_sync,
+    },
+    KindSpec {
+        name: SYNC_BILLING,
+        queue: QUEUE_SYNC,
+        validate: validate_billing_sync,
+    },
 ];
 
 /// Retry policies by kind, used by the API (max attempts recorded with each
@@ -96,9 +167,19 @@ pub fn retry_policies() -> &'static hangar_queue::RetryPolicies {
             base: std::time::Duration::from_secs(1),
             cap: std::time::Duration::from_secs(30),
         };
+        // Throttling and 5xx are retried inside the job; a failed attempt
+        // means AWS stayed unhappy for a while, so wait longer between them.
+        let sync = hangar_queue::RetryPolicy {
+            max_attempts: 5,
+            base: std::time::Duration::from_secs(15),
+            cap: std::time::Duration::from_secs(600),
+        };
         hangar_queue::RetryPolicies::default()
             .with(SYSTEM_NOOP, system)
             .with(SYSTEM_SLEEP, system)
+            .with(SYNC_WORKSPACES, sync)
+            .with(SYNC_CLOUDTRAIL, sync)
+            .with(SYNC_BILLING, sync)
     });
     &POLICIES
 }
@@ -169,6 +250,68 @@ fn validate_sleep(payload: &Value) -> Result<Value, PayloadError> {
     Ok(to_value(&p))
 }
 
+fn invalid(field: &str, message: impl Into<String>) -> PayloadError {
+    PayloadError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn check_account_region(account: &str, region: Option<&str>) -> Result<(), PayloadError> {
+    if account.is_empty() || account.len() > 64 {
+        return Err(invalid("account", "must be a configured account name (1-64 characters)"));
+    }
+    if let Some(r) = region
+        && !crate::config::is_region_name(r)
+    {
+        return Err(invalid("region", format!("{r:?} is not an AWS region name like us-east-1")));
+    }
+    Ok(())
+}
+
+fn validate_workspaces_sync(payload: &Value) -> Result<Value, PayloadError> {
+    let p: WorkspacesSyncPayload = decode(payload)?;
+    check_account_region(&p.account, Some(&p.region))?;
+    Ok(to_value(&p))
+}
+
+fn validate_cloudtrail_sync(payload: &Value) -> Result<Value, PayloadError> {
+    let p: CloudTrailSyncPayload = decode(payload)?;
+    check_account_region(&p.account, Some(&p.region))?;
+    if let (Some(s), Some(e)) = (p.start, p.end)
+        && s >= e
+    {
+        return Err(invalid("end", "must be after start"));
+    }
+    // LookupEvents only reaches 90 days back.
+    if let Some(s) = p.start
+        && s < chrono::Utc::now() - chrono::Duration::days(90)
+    {
+        return Err(invalid("start", "CloudTrail LookupEvents only covers the last 90 days"));
+    }
+    Ok(to_value(&p))
+}
+
+fn validate_billing_sync(payload: &Value) -> Result<Value, PayloadError> {
+    let p: BillingSyncPayload = decode(payload)?;
+    check_account_region(&p.account, None)?;
+    if let (Some(s), Some(e)) = (p.start, p.end) {
+        if s >= e {
+            return Err(invalid("end", "must be after start (end is exclusive)"));
+        }
+        if (e - s).num_days() > 366 {
+            return Err(invalid("end", "a billing sync covers at most 366 days"));
+        }
+    }
+    // Cost Explorer keeps 14 months of daily data.
+    if let Some(s) = p.start
+        && s < chrono::Utc::now().date_naive() - chrono::Duration::days(14 * 31)
+    {
+        return Err(invalid("start", "Cost Explorer only keeps the last 14 months"));
+    }
+    Ok(to_value(&p))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -194,6 +337,34 @@ mod tests {
             "steps"
         );
         assert_eq!(k.validate(&json!([1])).unwrap_err().field, "");
+    }
+
+    #[test]
+    fn sync_payloads_name_the_bad_field() {
+        let ws = kind(SYNC_WORKSPACES).unwrap();
+        assert!(ws.validate(&json!({"account": "prod", "region": "us-east-1"})).is_ok());
+        assert_eq!(ws.validate(&json!({"account": "prod"})).unwrap_err().field, "region");
+        assert_eq!(
+            ws.validate(&json!({"account": "prod", "region": "moon"})).unwrap_err().field,
+            "region"
+        );
+        let ct = kind(SYNC_CLOUDTRAIL).unwrap();
+        let bad = ct
+            .validate(&json!({"account": "a", "region": "us-east-1", "start": "2026-11-02T00:00:00Z", "end": "2026-11-01T00:00:00Z"}))
+            .unwrap_err();
+        assert_eq!(bad.field, "end");
+        assert_eq!(
+            ct.validate(&json!({"account": "a", "region": "us-east-1", "start": "yesterday"}))
+                .unwrap_err()
+                .field,
+            "start"
+        );
+        let billing = kind(SYNC_BILLING).unwrap();
+        assert_eq!(
+            billing.validate(&json!({"account": "a", "start": "2026-11-10", "end": "2026-11-10"})).unwrap_err().field,
+            "end"
+        );
+        assert_eq!(billing.validate(&json!({"account": "a", "region": "x"})).unwrap_err().field, "region");
     }
 
     #[test]

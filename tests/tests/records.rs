@@ -105,6 +105,7 @@ async fn records_keep_the_latest_outcome_and_never_reopen_on_a_stale_view() {
         request_id: None,
         idempotency_key: None,
         run_at: None,
+        singleton_key: None,
     };
     db::insert_jobs(&pool, &[job]).await.unwrap();
     // A retry and its later success in one batch, newest first.

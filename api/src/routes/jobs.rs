@@ -160,6 +160,7 @@ pub async fn create(
         request_id: Some(request_id.clone()),
         idempotency_key,
         run_at,
+        singleton_key: None,
     };
     let (status, duplicate, run) = state.enqueuer.submit(new).await?;
     Ok((

@@ -1,0 +1,192 @@
+//! Redis primitives that coordinate work across processes: a rate limiter
+//! shared by every replica (CloudTrail allows ~2 LookupEvents calls per second
+//! per account and region, whatever number of workers we run; the API limits
+//! requests per user across API replicas) and lease locks (one sync per
+//! account, region and kind at a time, even when a scheduler and an operator
+//! both ask).
+//!
+//! Both use Redis's own clock, so process clock skew cannot break them.
+
+use std::{sync::LazyLock, time::Duration};
+
+use redis::{Script, aio::ConnectionManager};
+
+use crate::error::{QueueError, Result};
+
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/gcra.lua")));
+static LOCK_ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lock_acquire.lua")));
+static LOCK_RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lock_renew.lua")));
+
+/// A rate: `burst` requests at once, then one per `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Spacing between requests once the burst is spent.
+    pub interval: Duration,
+    /// Requests allowed back to back after an idle period (at least 1).
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `n` requests per `period`, all of which may come at once.
+    pub fn per(n: u32, period: Duration) -> Self {
+        let n = n.max(1);
+        Self {
+            interval: period / n,
+            burst: n,
+        }
+    }
+}
+
+/// One rate-limit decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the request may go now (and was counted).
+    pub allowed: bool,
+    /// When refused: how long until it would be allowed.
+    pub retry_after: Duration,
+    /// Requests still allowed at once right now.
+    pub remaining: u32,
+    /// How long until the full burst is available again.
+    pub reset_after: Duration,
+}
+
+/// A rate limiter whose state lives in Redis under `{prefix}:rate:{key}`.
+#[derive(Clone)]
+pub struct RateLimiter {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter").field("prefix", &self.prefix).finish()
+    }
+}
+
+impl RateLimiter {
+    /// A limiter over `conn` with keys under `prefix`.
+    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            conn,
+            prefix: format!("{prefix}:rate:"),
+        }
+    }
+
+    /// Counts one request against `key` if `rate` allows it now.
+    pub async fn check(&self, key: &str, rate: Rate) -> Result<RateDecision> {
+        let interval_ms = rate.interval.as_secs_f64() * 1000.0;
+        let reply: Vec<i64> = GCRA
+            .key(format!("{}{key}", self.prefix))
+            .arg(interval_ms)
+            .arg(rate.burst.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let [allowed, wait, remaining, reset] = reply[..] else {
+            return Err(QueueError::Protocol(format!("gcra returned {reply:?}")));
+        };
+        let ms = |v: i64| Duration::from_millis(v.max(0) as u64);
+        Ok(RateDecision {
+            allowed: allowed == 1,
+            retry_after: ms(wait),
+            remaining: remaining.max(0) as u32,
+            reset_after: ms(reset),
+        })
+    }
+
+    /// Waits until `rate` allows a request for `key`, then counts it.
+    /// Returns how long it waited.
+    pub async fn acquire(&self, key: &str, rate: Rate) -> Result<Duration> {
+        let start = tokio::time::Instant::now();
+        loop {
+            let d = self.check(key, rate).await?;
+            if d.allowed {
+                return Ok(start.elapsed());
+            }
+            // Spread retries a little so waiting replicas do not all wake at
+            // the same instant and lose the race together.
+            let jitter = Duration::from_millis(fastrand::u64(0..=5));
+            tokio::time::sleep(d.retry_after + jitter).await;
+        }
+    }
+}
+
+/// Who holds a [`LeaseLock`] when it could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// The caller holds it now.
+    Acquired,
+    /// Another owner holds it; their token.
+    HeldBy(String),
+}
+
+/// A named lock with a lease: it lapses on its own if its holder dies, and
+/// only the holder's token renews or releases it.
+#[derive(Clone)]
+pub struct LeaseLock {
+    conn: ConnectionManager,
+    key: String,
+    token: String,
+    lease: Duration,
+}
+
+impl std::fmt::Debug for LeaseLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseLock")
+            .field("key", &self.key)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl LeaseLock {
+    /// The lock `{prefix}:lock:{name}` for owner `token` (a job id: the same
+    /// job redelivered after a crash takes its own lock back at once).
+    pub fn new(conn: ConnectionManager, prefix: &str, name: &str, token: &str, lease: Duration) -> Self {
+        Self {
+            conn,
+            key: format!("{prefix}:lock:{name}"),
+            token: token.to_owned(),
+            lease,
+        }
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.lease.as_millis().max(1) as u64
+    }
+
+    /// Takes the lock if it is free or already ours.
+    pub async fn try_acquire(&self) -> Result<LockOutcome> {
+        let reply: redis::Value = LOCK_ACQUIRE
+            .key(&self.key)
+            .arg(&self.token)
+            .arg(self.lease_ms())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        match reply {
+            redis::Value::Int(1) => Ok(LockOutcome::Acquired),
+            other => redis::from_redis_value(other)
+                .map(LockOutcome::HeldBy)
+                .map_err(|e| QueueError::Protocol(format!("lock holder: {e}"))),
+        }
+    }
+
+    /// Extends the lease; `false` if the lock was lost (lapsed and taken).
+    pub async fn renew(&self) -> Result<bool> {
+        self.renew_for(self.lease_ms()).await
+    }
+
+    /// Releases the lock if we still hold it.
+    pub async fn release(&self) -> Result<bool> {
+        self.renew_for(0).await
+    }
+
+    async fn renew_for(&self, ms: u64) -> Result<bool> {
+        let held: i64 = LOCK_RENEW
+            .key(&self.key)
+            .arg(&self.token)
+            .arg(ms)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(held == 1)
+    }
+}

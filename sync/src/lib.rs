@@ -1,0 +1,260 @@
+//! Hangar's AWS sync jobs: WorkSpaces inventory ([`workspaces`]), CloudTrail
+//! events ([`cloudtrail`]) and Cost Explorer daily costs ([`billing`]) into
+//! PostgreSQL.
+//!
+//! Every job targets one (account, region). Writes are batched: one statement
+//! per AWS page (a single statement commits atomically, so a page is all in
+//! or all out and a redelivered job simply rewrites the same rows). Only one
+//! sync per (kind, account, region) runs at a time, guarded by a Redis lease
+//! lock owned by the job id, so a redelivery after a crash takes its own lock
+//! back at once.
+
+pub mod billing;
+pub mod clients;
+pub mod cloudtrail;
+pub mod error;
+pub mod metrics;
+pub mod workspaces;
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use backon::{ExponentialBuilder, Retryable};
+use hangar_queue::{LeaseLock, LockOutcome, RateLimiter};
+use hangar_shared::config::{AwsAccount, AwsConfig};
+use redis::aio::ConnectionManager;
+use serde_json::Value;
+use sqlx::PgPool;
+
+pub use crate::{
+    clients::{ClientCache, Clients},
+    error::{CallSite, Class, SyncError},
+    metrics::SyncMetrics,
+};
+
+/// What a running sync reports to its job.
+pub trait Progress: Send + Sync {
+    /// Publishes progress (pages, rows, current step).
+    fn report(&self, progress: Value) -> impl Future<Output = ()> + Send;
+    /// Whether the job was asked to stop.
+    fn cancelled(&self) -> bool;
+}
+
+impl Progress for hangar_queue::JobContext {
+    async fn report(&self, progress: Value) {
+        if let Err(e) = self.set_progress(progress).await {
+            tracing::debug!(error = %e, "progress not published");
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel_requested()
+    }
+}
+
+/// Progress that goes nowhere (tests and benchmarks that call jobs directly).
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    async fn report(&self, _progress: Value) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// Figures one sync run reports in its result: what operators and the
+/// benchmark read (pages and DB round trips grow with pages, not rows).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct RunStats {
+    /// AWS requests made (including retries).
+    pub aws_requests: u64,
+    /// AWS requests retried after throttling, 5xx or transport errors.
+    pub aws_retries: u64,
+    /// Result pages processed.
+    pub pages: u64,
+    /// Rows inserted or changed.
+    pub rows_written: u64,
+    /// PostgreSQL statements sent for writes.
+    pub db_round_trips: u64,
+    /// Time spent in those statements, ms.
+    pub db_write_ms: f64,
+    /// Time spent waiting for the shared rate limiter, ms.
+    pub rate_limit_wait_ms: f64,
+}
+
+impl RunStats {
+    /// Adds the counts of work done concurrently.
+    pub fn absorb(&mut self, other: &RunStats) {
+        self.aws_requests += other.aws_requests;
+        self.aws_retries += other.aws_retries;
+        self.pages += other.pages;
+        self.rows_written += other.rows_written;
+        self.db_round_trips += other.db_round_trips;
+        self.db_write_ms += other.db_write_ms;
+        self.rate_limit_wait_ms += other.rate_limit_wait_ms;
+    }
+}
+
+/// Everything a sync job needs; one per worker process, shared by all jobs.
+#[derive(Clone)]
+pub struct Syncer {
+    /// PostgreSQL.
+    pub pool: PgPool,
+    /// Redis (rate limiter and locks).
+    pub redis: ConnectionManager,
+    /// Redis key prefix.
+    pub prefix: String,
+    /// Accounts and tuning.
+    pub config: Arc<AwsConfig>,
+    /// SDK clients per (account, region).
+    pub clients: Arc<ClientCache>,
+    /// Metrics.
+    pub metrics: Arc<SyncMetrics>,
+}
+
+impl std::fmt::Debug for Syncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer").field("prefix", &self.prefix).finish()
+    }
+}
+
+/// How long a sync's lock lives without renewal; renewed every third of it.
+const LOCK_LEASE: Duration = Duration::from_secs(60);
+
+impl Syncer {
+    /// The configured account called `name`, or a permanent error naming the
+    /// configured ones.
+    pub fn account(&self, name: &str) -> Result<&AwsAccount, SyncError> {
+        self.config.account(name).ok_or_else(|| {
+            let known: Vec<&str> = self.config.accounts.iter().map(|a| a.name.as_str()).collect();
+            SyncError::Invalid(format!(
+                "account {name:?} is not configured (HANGAR_AWS_ACCOUNTS has: {})",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// The shared rate limiter.
+    pub fn limiter(&self) -> RateLimiter {
+        RateLimiter::new(self.redis.clone(), &self.prefix)
+    }
+
+    /// Runs `work` while holding the lock for `singleton` (renewed in the
+    /// background), owned by `job_id`.
+    pub async fn exclusive<T>(
+        &self,
+        singleton: &str,
+        job_id: &str,
+        work: impl Future<Output = Result<T, SyncError>>,
+    ) -> Result<T, SyncError> {
+        let lock = LeaseLock::new(self.redis.clone(), &self.prefix, singleton, job_id, LOCK_LEASE);
+        if let LockOutcome::HeldBy(other) = lock.try_acquire().await? {
+            return Err(SyncError::Busy(singleton.to_owned(), other));
+        }
+        let renewer = {
+            let lock = lock.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LOCK_LEASE / 3).await;
+                    match lock.renew().await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(lock = ?lock, "sync lock lost; another sync may start");
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "sync lock not renewed; retrying"),
+                    }
+                }
+            })
+        };
+        let result = work.await;
+        renewer.abort();
+        if let Err(e) = lock.release().await {
+            tracing::warn!(error = %e, "sync lock not released; it lapses on its own");
+        }
+        result
+    }
+
+    /// Calls AWS through `op`, retrying throttling, 5xx and transport failures
+    /// with exponential backoff and jitter, counting every request.
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        site: &CallSite,
+        stats: &mut RunStats,
+        op: F,
+    ) -> Result<T, SyncError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let start = Instant::now();
+        let attempts = std::cell::Cell::new(0u32);
+        let cfg = &self.config;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(cfg.call_backoff)
+            .with_max_delay(cfg.call_backoff_cap)
+            .with_max_times(cfg.call_attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        let mut op = op;
+        let result = (|| {
+            attempts.set(attempts.get() + 1);
+            let fut = op();
+            async move {
+                fut.await.map_err(|e| {
+                    let failure = error::classify(&e);
+                    self.metrics
+                        .request(site.service, site.operation, &site.account, failure.class.label());
+                    failure
+                })
+            }
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|f: &error::AwsFailure| f.class.is_transient())
+        .notify(|f: &error::AwsFailure, wait: Duration| {
+            self.metrics.retry(site.service, site.operation);
+            tracing::warn!(
+                account = %site.account, region = %site.region, operation = site.operation,
+                outcome = f.class.label(), code = ?f.code, retry_in = ?wait,
+                "aws call failed; retrying"
+            );
+        })
+        .await;
+        let n = attempts.get();
+        stats.aws_requests += u64::from(n);
+        stats.aws_retries += u64::from(n.saturating_sub(1));
+        match result {
+            Ok(v) => {
+                self.metrics.request(site.service, site.operation, &site.account, "ok");
+                Ok(v)
+            }
+            Err(failure) => Err(SyncError::Aws {
+                site: site.clone(),
+                failure,
+                attempts: n,
+                elapsed: start.elapsed(),
+            }),
+        }
+    }
+
+    /// Times one batched write and counts it.
+    pub(crate) async fn write<T, Fut>(&self, kind: &str, stats: &mut RunStats, fut: Fut) -> Result<T, SyncError>
+    where
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let start = Instant::now();
+        let result = fut.await;
+        let secs = start.elapsed().as_secs_f64();
+        stats.db_round_trips += 1;
+        stats.db_write_ms += secs * 1000.0;
+        self.metrics.db_write(kind, secs);
+        Ok(result?)
+    }
+}
