@@ -34,6 +34,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/api/v1/syncs/{kind}", post(syncs::create))
+        .route("/api/v1/workspaces", get(inventory::list_workspaces))
+        .route("/api/v1/workspaces/{id}", get(inventory::get_workspace))
+        .route("/api/v1/directories", get(inventory::list_directories))
+        .route("/api/v1/audit-events", get(inventory::list_audit_events))
+        .route("/api/v1/costs", get(inventory::list_costs))
         .route("/api/v1/queues", get(queues::list))
         .route("/api/v1/queues/{queue}/dead", get(queues::dead))
         .route(

@@ -59,7 +59,9 @@ pub struct RateLimiter {
 
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimiter").field("prefix", &self.prefix).finish()
+        f.debug_struct("RateLimiter")
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 

@@ -154,8 +154,12 @@ impl AwsConfig {
 pub fn is_region_name(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Logging settings.
@@ -495,15 +499,23 @@ impl Reader<'_> {
         for a in &mut accounts {
             let valid_name = !a.name.is_empty()
                 && a.name.len() <= 64
-                && a.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                && a.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             if !valid_name {
                 self.problem(
                     "HANGAR_AWS_ACCOUNTS",
-                    format!("account name {:?} must be 1-64 of a-z, A-Z, 0-9, '-', '_', '.'", a.name),
+                    format!(
+                        "account name {:?} must be 1-64 of a-z, A-Z, 0-9, '-', '_', '.'",
+                        a.name
+                    ),
                 );
             }
             if !names.insert(a.name.clone()) {
-                self.problem("HANGAR_AWS_ACCOUNTS", format!("account {:?} is listed twice", a.name));
+                self.problem(
+                    "HANGAR_AWS_ACCOUNTS",
+                    format!("account {:?} is listed twice", a.name),
+                );
             }
             if let Some(arn) = &a.role_arn
                 && !(arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/"))
@@ -738,8 +750,11 @@ mod tests {
             ),
         ])
         .unwrap();
-        let targets: Vec<(String, String)> =
-            ok.aws.targets().map(|(a, r)| (a.name.clone(), r.to_owned())).collect();
+        let targets: Vec<(String, String)> = ok
+            .aws
+            .targets()
+            .map(|(a, r)| (a.name.clone(), r.to_owned()))
+            .collect();
         assert_eq!(
             targets,
             vec![
@@ -773,7 +788,10 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(bad_json.contains("HANGAR_AWS_ACCOUNTS: not a JSON list"), "{bad_json}");
+        assert!(
+            bad_json.contains("HANGAR_AWS_ACCOUNTS: not a JSON list"),
+            "{bad_json}"
+        );
     }
 
     #[test]

@@ -259,12 +259,18 @@ fn invalid(field: &str, message: impl Into<String>) -> PayloadError {
 
 fn check_account_region(account: &str, region: Option<&str>) -> Result<(), PayloadError> {
     if account.is_empty() || account.len() > 64 {
-        return Err(invalid("account", "must be a configured account name (1-64 characters)"));
+        return Err(invalid(
+            "account",
+            "must be a configured account name (1-64 characters)",
+        ));
     }
     if let Some(r) = region
         && !crate::config::is_region_name(r)
     {
-        return Err(invalid("region", format!("{r:?} is not an AWS region name like us-east-1")));
+        return Err(invalid(
+            "region",
+            format!("{r:?} is not an AWS region name like us-east-1"),
+        ));
     }
     Ok(())
 }
@@ -287,7 +293,10 @@ fn validate_cloudtrail_sync(payload: &Value) -> Result<Value, PayloadError> {
     if let Some(s) = p.start
         && s < chrono::Utc::now() - chrono::Duration::days(90)
     {
-        return Err(invalid("start", "CloudTrail LookupEvents only covers the last 90 days"));
+        return Err(invalid(
+            "start",
+            "CloudTrail LookupEvents only covers the last 90 days",
+        ));
     }
     Ok(to_value(&p))
 }
@@ -342,10 +351,18 @@ mod tests {
     #[test]
     fn sync_payloads_name_the_bad_field() {
         let ws = kind(SYNC_WORKSPACES).unwrap();
-        assert!(ws.validate(&json!({"account": "prod", "region": "us-east-1"})).is_ok());
-        assert_eq!(ws.validate(&json!({"account": "prod"})).unwrap_err().field, "region");
+        assert!(
+            ws.validate(&json!({"account": "prod", "region": "us-east-1"}))
+                .is_ok()
+        );
         assert_eq!(
-            ws.validate(&json!({"account": "prod", "region": "moon"})).unwrap_err().field,
+            ws.validate(&json!({"account": "prod"})).unwrap_err().field,
+            "region"
+        );
+        assert_eq!(
+            ws.validate(&json!({"account": "prod", "region": "moon"}))
+                .unwrap_err()
+                .field,
             "region"
         );
         let ct = kind(SYNC_CLOUDTRAIL).unwrap();
@@ -361,10 +378,19 @@ mod tests {
         );
         let billing = kind(SYNC_BILLING).unwrap();
         assert_eq!(
-            billing.validate(&json!({"account": "a", "start": "2026-11-10", "end": "2026-11-10"})).unwrap_err().field,
+            billing
+                .validate(&json!({"account": "a", "start": "2026-11-10", "end": "2026-11-10"}))
+                .unwrap_err()
+                .field,
             "end"
         );
-        assert_eq!(billing.validate(&json!({"account": "a", "region": "x"})).unwrap_err().field, "region");
+        assert_eq!(
+            billing
+                .validate(&json!({"account": "a", "region": "x"}))
+                .unwrap_err()
+                .field,
+            "region"
+        );
     }
 
     #[test]

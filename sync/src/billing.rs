@@ -12,7 +12,7 @@
 use std::str::FromStr;
 
 use aws_sdk_costexplorer::types::{
-    DateInterval, Dimension, DimensionValues, Expression, GroupDefinition, GroupDefinitionType, Granularity,
+    DateInterval, Dimension, DimensionValues, Expression, Granularity, GroupDefinition, GroupDefinitionType,
     ResultByTime,
 };
 use chrono::{Datelike, NaiveDate, Utc};
@@ -47,7 +47,9 @@ fn rows_of(results: &[ResultByTime]) -> Result<Vec<CostRow>, SyncError> {
             .map_err(|e| SyncError::Invalid(format!("Cost Explorer sent day {:?}: {e}", period.start())))?;
         for g in r.groups() {
             let keys = g.keys();
-            let Some(metric) = g.metrics().and_then(|m| m.get(METRIC)) else { continue };
+            let Some(metric) = g.metrics().and_then(|m| m.get(METRIC)) else {
+                continue;
+            };
             let text = metric.amount().unwrap_or("0");
             let amount = Decimal::from_str(text)
                 .or_else(|_| Decimal::from_scientific(text))
@@ -90,14 +92,22 @@ impl Syncer {
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
         let singleton = sync_singleton_key(SYNC_BILLING, &p.account, GLOBAL_REGION);
-        self.exclusive(&singleton, job_id, self.billing_inner(p, progress)).await
+        self.exclusive(&singleton, job_id, self.billing_inner(p, progress))
+            .await
     }
 
-    async fn billing_inner(&self, p: &BillingSyncPayload, progress: &impl Progress) -> Result<Value, SyncError> {
+    async fn billing_inner(
+        &self,
+        p: &BillingSyncPayload,
+        progress: &impl Progress,
+    ) -> Result<Value, SyncError> {
         let started = std::time::Instant::now();
         let account = self.account(&p.account)?;
         let acct = p.account.as_str();
-        let region = account.regions.first().map_or(COST_EXPLORER_REGION, String::as_str);
+        let region = account
+            .regions
+            .first()
+            .map_or(COST_EXPLORER_REGION, String::as_str);
         let ce = self.clients.get(account, region).await.cost_explorer;
         let mut stats = RunStats::default();
 
@@ -151,7 +161,10 @@ impl Syncer {
             let mut total = Decimal::ZERO;
             loop {
                 if progress.cancelled() {
-                    return Err(SyncError::Cancelled(format!("stopped after {} pages", stats.pages)));
+                    return Err(SyncError::Cancelled(format!(
+                        "stopped after {} pages",
+                        stats.pages
+                    )));
                 }
                 self.spend_budget(acct, &mut stats).await?;
                 let out = self
@@ -170,18 +183,25 @@ impl Syncer {
                 token = out.next_page_token().map(str::to_owned);
                 let rows = rows_of(out.results_by_time())?;
                 total += rows.iter().map(|r| r.amount).sum::<Decimal>();
-                seen.extend(rows.iter().map(|r| (r.day, r.service.clone(), r.usage_type.clone())));
+                seen.extend(
+                    rows.iter()
+                        .map(|r| (r.day, r.service.clone(), r.usage_type.clone())),
+                );
                 written += self.upsert_costs(acct, view, &rows, &mut stats).await?;
                 self.metrics.page(SYNC_BILLING);
                 stats.pages += 1;
                 progress
-                    .report(json!({"step": format!("costs:{view}"), "pages": stats.pages, "rows": seen.len()}))
+                    .report(
+                        json!({"step": format!("costs:{view}"), "pages": stats.pages, "rows": seen.len()}),
+                    )
                     .await;
                 if token.is_none() {
                     break;
                 }
             }
-            let removed = self.remove_settled(acct, view, start, end, &seen, &mut stats).await?;
+            let removed = self
+                .remove_settled(acct, view, start, end, &seen, &mut stats)
+                .await?;
             stats.rows_written += written + removed;
             self.metrics.rows(SYNC_BILLING, "cost_daily", written + removed);
             summary.insert(
@@ -347,10 +367,19 @@ mod tests {
     #[test]
     fn the_window_rereads_settling_days_and_starts_with_two_weeks() {
         let today = d("2026-11-22");
-        assert_eq!(default_window(today, None, 14, 3), (d("2026-11-08"), d("2026-11-23")));
+        assert_eq!(
+            default_window(today, None, 14, 3),
+            (d("2026-11-08"), d("2026-11-23"))
+        );
         // Synced up to today yesterday: re-read the last 3 days.
-        assert_eq!(default_window(today, Some(d("2026-11-22")), 14, 3), (d("2026-11-19"), d("2026-11-23")));
+        assert_eq!(
+            default_window(today, Some(d("2026-11-22")), 14, 3),
+            (d("2026-11-19"), d("2026-11-23"))
+        );
         // Down for a month: resume from the cursor.
-        assert_eq!(default_window(today, Some(d("2026-10-20")), 14, 3), (d("2026-10-20"), d("2026-11-23")));
+        assert_eq!(
+            default_window(today, Some(d("2026-10-20")), 14, 3),
+            (d("2026-10-20"), d("2026-11-23"))
+        );
     }
 }

@@ -98,7 +98,9 @@ impl ClientCache {
             )
             .load()
             .await;
-        let Some(role) = &account.role_arn else { return base };
+        let Some(role) = &account.role_arn else {
+            return base;
+        };
         let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
             .session_name(format!("hangar-sync-{}", account.name))
             .region(Region::new(region.to_owned()))

@@ -63,10 +63,7 @@ impl Syncer {
         let end = p.end.unwrap_or(now);
         let overlap = chrono::Duration::from_std(self.config.cloudtrail_overlap).unwrap_or_default();
         let first = chrono::Duration::from_std(self.config.cloudtrail_first_window).unwrap_or_default();
-        let start = p
-            .start
-            .or(cursor.map(|c| c - overlap))
-            .unwrap_or(now - first);
+        let start = p.start.or(cursor.map(|c| c - overlap)).unwrap_or(now - first);
         if start >= end {
             return Err(SyncError::Invalid(format!(
                 "nothing to read: start {start} is not before end {end}"
@@ -91,7 +88,10 @@ impl Syncer {
         let mut token: Option<String> = None;
         loop {
             if progress.cancelled() {
-                return Err(SyncError::Cancelled(format!("stopped after {} pages", stats.pages)));
+                return Err(SyncError::Cancelled(format!(
+                    "stopped after {} pages",
+                    stats.pages
+                )));
             }
             let out = self
                 .call(&site, &mut stats, || {
@@ -162,7 +162,14 @@ impl Syncer {
             "elapsed_ms": started.elapsed().as_millis() as u64,
             "stats": stats,
         });
-        tracing::info!(account = acct, region, events = events_seen, inserted, pages = stats.pages, "cloudtrail synced");
+        tracing::info!(
+            account = acct,
+            region,
+            events = events_seen,
+            inserted,
+            pages = stats.pages,
+            "cloudtrail synced"
+        );
         Ok(result)
     }
 

@@ -167,7 +167,9 @@ where
                 .map(|c| (*c).to_owned());
             let class = match code.as_deref() {
                 Some(c) => classify_code(Some(c), None),
-                None if detail.contains("no credentials") || detail.contains("failed to load credentials") => {
+                None if detail.contains("no credentials")
+                    || detail.contains("failed to load credentials") =>
+                {
                     Class::Credentials
                 }
                 None => Class::Transport,
@@ -286,13 +288,28 @@ mod tests {
 
     #[test]
     fn codes_and_statuses_are_classified() {
-        assert_eq!(classify_code(Some("ThrottlingException"), Some(400)), Class::Throttled);
-        assert_eq!(classify_code(Some("LimitExceededException"), Some(400)), Class::Throttled);
+        assert_eq!(
+            classify_code(Some("ThrottlingException"), Some(400)),
+            Class::Throttled
+        );
+        assert_eq!(
+            classify_code(Some("LimitExceededException"), Some(400)),
+            Class::Throttled
+        );
         assert_eq!(classify_code(None, Some(429)), Class::Throttled);
         assert_eq!(classify_code(Some("Whatever"), Some(503)), Class::ServerError);
-        assert_eq!(classify_code(Some("ExpiredTokenException"), Some(400)), Class::Credentials);
-        assert_eq!(classify_code(Some("AccessDeniedException"), Some(400)), Class::AccessDenied);
-        assert_eq!(classify_code(Some("ValidationException"), Some(400)), Class::Invalid);
+        assert_eq!(
+            classify_code(Some("ExpiredTokenException"), Some(400)),
+            Class::Credentials
+        );
+        assert_eq!(
+            classify_code(Some("AccessDeniedException"), Some(400)),
+            Class::AccessDenied
+        );
+        assert_eq!(
+            classify_code(Some("ValidationException"), Some(400)),
+            Class::Invalid
+        );
         assert_eq!(classify_code(Some("ResourceNotFound"), Some(400)), Class::Other);
         assert!(Class::Throttled.is_transient() && !Class::Throttled.is_permanent());
         assert!(Class::Credentials.is_permanent() && !Class::Other.is_permanent());

@@ -195,7 +195,7 @@ impl Syncer {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let start = Instant::now();
-        let attempts = std::cell::Cell::new(0u32);
+        let attempts = std::sync::atomic::AtomicU32::new(0);
         let cfg = &self.config;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(cfg.call_backoff)
@@ -204,7 +204,7 @@ impl Syncer {
             .with_jitter();
         let mut op = op;
         let result = (|| {
-            attempts.set(attempts.get() + 1);
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let fut = op();
             async move {
                 fut.await.map_err(|e| {
@@ -227,12 +227,13 @@ impl Syncer {
             );
         })
         .await;
-        let n = attempts.get();
+        let n = attempts.load(std::sync::atomic::Ordering::Relaxed);
         stats.aws_requests += u64::from(n);
         stats.aws_retries += u64::from(n.saturating_sub(1));
         match result {
             Ok(v) => {
-                self.metrics.request(site.service, site.operation, &site.account, "ok");
+                self.metrics
+                    .request(site.service, site.operation, &site.account, "ok");
                 Ok(v)
             }
             Err(failure) => Err(SyncError::Aws {
@@ -245,7 +246,12 @@ impl Syncer {
     }
 
     /// Times one batched write and counts it.
-    pub(crate) async fn write<T, Fut>(&self, kind: &str, stats: &mut RunStats, fut: Fut) -> Result<T, SyncError>
+    pub(crate) async fn write<T, Fut>(
+        &self,
+        kind: &str,
+        stats: &mut RunStats,
+        fut: Fut,
+    ) -> Result<T, SyncError>
     where
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {

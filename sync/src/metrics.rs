@@ -10,7 +10,10 @@ use prometheus_client::{
 type Labels = Vec<(String, String)>;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Registered into the worker's registry.
@@ -59,7 +62,11 @@ impl SyncMetrics {
             "Rows inserted or changed by sync jobs, by kind and table",
             self.rows.clone(),
         );
-        registry.register("sync_pages", "AWS result pages processed by sync jobs", self.pages.clone());
+        registry.register(
+            "sync_pages",
+            "AWS result pages processed by sync jobs",
+            self.pages.clone(),
+        );
         registry.register(
             "sync_db_write_seconds",
             "Time per batched PostgreSQL write (one statement per page) by kind",
@@ -111,7 +118,9 @@ impl SyncMetrics {
     }
 
     pub(crate) fn rate_wait(&self, api: &str, secs: f64) {
-        self.rate_wait_seconds.get_or_create(&labels(&[("api", api)])).inc_by(secs);
+        self.rate_wait_seconds
+            .get_or_create(&labels(&[("api", api)]))
+            .inc_by(secs);
     }
 
     pub(crate) fn budget_refused(&self, account: &str) {

@@ -29,7 +29,13 @@ fn ts(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
 }
 
 impl Syncer {
-    pub(crate) fn site(&self, account: &str, region: &str, service: &'static str, operation: &'static str) -> CallSite {
+    pub(crate) fn site(
+        &self,
+        account: &str,
+        region: &str,
+        service: &'static str,
+        operation: &'static str,
+    ) -> CallSite {
         CallSite {
             account: account.to_owned(),
             region: region.to_owned(),
@@ -69,7 +75,9 @@ impl Syncer {
         loop {
             let out = self
                 .call(&site, &mut stats, || {
-                    ws.describe_workspace_directories().set_next_token(token.clone()).send()
+                    ws.describe_workspace_directories()
+                        .set_next_token(token.clone())
+                        .send()
                 })
                 .await?;
             stats.pages += 1;
@@ -79,7 +87,9 @@ impl Syncer {
                 break;
             }
         }
-        let written = self.upsert_directories(acct, region, &directories, &mut stats).await?;
+        let written = self
+            .upsert_directories(acct, region, &directories, &mut stats)
+            .await?;
         self.metrics.rows(SYNC_WORKSPACES, "directories", written);
 
         // Workspaces, page by page.
@@ -104,7 +114,10 @@ impl Syncer {
                 .await?;
             let page: Vec<Workspace> = out.workspaces().to_vec();
             token = out.next_token().map(str::to_owned);
-            let ids: Vec<String> = page.iter().filter_map(|w| w.workspace_id().map(str::to_owned)).collect();
+            let ids: Vec<String> = page
+                .iter()
+                .filter_map(|w| w.workspace_id().map(str::to_owned))
+                .collect();
             bundle_ids.extend(page.iter().filter_map(|w| w.bundle_id().map(str::to_owned)));
             let (tags, connections) = tokio::try_join!(
                 self.tags_for(acct, region, &ws, &ids),
@@ -135,14 +148,18 @@ impl Syncer {
         }
 
         // Bundles the workspaces use, 25 ids per call, one upsert.
-        progress.report(json!({"step": "bundles", "pages": stats.pages, "workspaces": seen.len()})).await;
+        progress
+            .report(json!({"step": "bundles", "pages": stats.pages, "workspaces": seen.len()}))
+            .await;
         let site = self.site(acct, region, "workspaces", "DescribeWorkspaceBundles");
         let ids: Vec<String> = bundle_ids.into_iter().collect();
         let mut bundles = Vec::new();
         for chunk in ids.chunks(ID_BATCH) {
             let out = self
                 .call(&site, &mut stats, || {
-                    ws.describe_workspace_bundles().set_bundle_ids(Some(chunk.to_vec())).send()
+                    ws.describe_workspace_bundles()
+                        .set_bundle_ids(Some(chunk.to_vec()))
+                        .send()
                 })
                 .await?;
             bundles.extend(out.bundles().iter().cloned());
@@ -157,7 +174,9 @@ impl Syncer {
             .iter()
             .filter_map(|d| d.directory_id().map(str::to_owned))
             .collect();
-        let (deleted, deleted_dirs) = self.mark_deleted(acct, region, &seen, &dir_ids, &mut stats).await?;
+        let (deleted, deleted_dirs) = self
+            .mark_deleted(acct, region, &seen, &dir_ids, &mut stats)
+            .await?;
         let result = json!({
             "account": acct,
             "region": region,
@@ -169,8 +188,14 @@ impl Syncer {
             "elapsed_ms": started.elapsed().as_millis() as u64,
             "stats": stats,
         });
-        tracing::info!(account = acct, region, workspaces = seen.len(), pages = stats.pages,
-            db_round_trips = stats.db_round_trips, "workspaces synced");
+        tracing::info!(
+            account = acct,
+            region,
+            workspaces = seen.len(),
+            pages = stats.pages,
+            db_round_trips = stats.db_round_trips,
+            "workspaces synced"
+        );
         Ok(result)
     }
 
@@ -189,7 +214,9 @@ impl Syncer {
                 async move {
                     let mut stats = RunStats::default();
                     let out = self
-                        .call(&site, &mut stats, || ws.describe_tags().resource_id(id.clone()).send())
+                        .call(&site, &mut stats, || {
+                            ws.describe_tags().resource_id(id.clone()).send()
+                        })
                         .await?;
                     let tags: serde_json::Map<String, Value> = out
                         .tag_list()
@@ -391,7 +418,9 @@ impl Syncer {
                 .map(|c| ts(c.last_known_user_connection_timestamp()))
                 .collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
         );
-        let r = self.write(SYNC_WORKSPACES, stats, row.fetch_one(&self.pool)).await?;
+        let r = self
+            .write(SYNC_WORKSPACES, stats, row.fetch_one(&self.pool))
+            .await?;
         let (w, c) = (r.workspaces as u64, r.connections as u64);
         stats.rows_written += w + c;
         Ok((w, c))
@@ -488,7 +517,13 @@ impl Syncer {
         let (w, d) = (r.workspaces as u64, r.directories as u64);
         stats.rows_written += w + d;
         if w + d > 0 {
-            tracing::info!(account = acct, region, workspaces = w, directories = d, "marked deleted");
+            tracing::info!(
+                account = acct,
+                region,
+                workspaces = w,
+                directories = d,
+                "marked deleted"
+            );
         }
         Ok((w, d))
     }

@@ -16,6 +16,27 @@ Usage:  python3 tests/moto/hangar_moto.py --port 5555 [--verbose]
         (--port 0 picks a free port; the chosen port is printed on stdout as
         "HANGAR_MOTO_PORT=<port>".)
 
+Control API (JSON in/out; bad input -> 400 {"error": "..."}):
+  GET    /_hangar/health                 -> {"ok": true}
+  POST   /_hangar/seed/workspaces        {account, region, directories, workspaces,
+                                          bundles, tags_per_workspace, bundle_owner?,
+                                          states?} -> {directory_ids, workspace_ids, bundle_ids}
+  POST   /_hangar/workspaces/terminate   {account, region, workspace_ids}
+  POST   /_hangar/workspaces/state       {account, region, workspace_ids, state}
+  POST   /_hangar/workspaces/connection  {account, region, statuses: {ws_id: {...}}}
+  POST   /_hangar/seed/cloudtrail        {account, region, count, start, end,
+                                          other_sources, seed?, replace?, events?}
+  POST   /_hangar/seed/costs             {account, start, end, services?, seed?}
+  POST   /_hangar/costs/bump             {account, date, service, usage_type, amount, ...}
+  GET    /_hangar/costs?account=...      stored daily cells (expected values for tests)
+  POST   /_hangar/faults                 {operation, times, after, status, code, message,
+                                          delay_ms, match, access_key} -> {id}
+  GET    /_hangar/faults  | DELETE /_hangar/faults | DELETE /_hangar/faults/<id>
+  GET    /_hangar/stats   | POST /_hangar/stats/reset
+  GET|POST /_hangar/config               {lookup_events_per_second, cost_page_days,
+                                          cost_estimated_days, connection_base_time}
+  POST   /_hangar/reset
+
 Only the Python standard library plus moto/boto3/werkzeug are used.
 """
 
@@ -848,7 +869,8 @@ def control_seed_workspaces(spec: dict) -> dict:
         ws.state = state
         ws.computer_name = "WSAMZN-" + det_hex(8, "computer", workspace_id).upper()
         ws.subnet_id = directory.subnet_ids[i % len(directory.subnet_ids)]
-        ws.ip_address = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+        host = i % 250 + 4  # skip network/reserved addresses in each /24
+        ws.ip_address = f"10.{(i // 250 >> 8) & 255}.{(i // 250) & 255}.{host}"
         backend.workspaces[workspace_id] = ws
         workspace_ids.append(workspace_id)
 

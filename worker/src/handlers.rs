@@ -9,6 +9,7 @@ use std::{
 use apalis_core::{error::BoxDynError, task::data::Data};
 use hangar_queue::{JobContext, permanent};
 use hangar_shared::kinds::{self, SleepPayload};
+use hangar_sync::{SyncError, Syncer};
 use serde_json::{Value, json};
 
 use crate::metrics::WorkerMetrics;
@@ -19,23 +20,57 @@ pub async fn dispatch(
     payload: Value,
     job: JobContext,
     metrics: Data<Arc<WorkerMetrics>>,
+    syncer: Data<Arc<Syncer>>,
 ) -> Result<Value, BoxDynError> {
     metrics.started(job.kind());
     let start = Instant::now();
     let result = match job.kind() {
         kinds::SYSTEM_NOOP => Ok(json!({})),
         kinds::SYSTEM_SLEEP => sleep(&payload, &job).await,
+        kinds::SYNC_WORKSPACES => match decode(&payload) {
+            Ok(p) => sync_result(syncer.sync_workspaces(job.id(), &p, &job).await),
+            Err(e) => Err(e),
+        },
+        kinds::SYNC_CLOUDTRAIL => match decode(&payload) {
+            Ok(p) => sync_result(syncer.sync_cloudtrail(job.id(), &p, &job).await),
+            Err(e) => Err(e),
+        },
+        kinds::SYNC_BILLING => match decode(&payload) {
+            Ok(p) => sync_result(syncer.sync_billing(job.id(), &p, &job).await),
+            Err(e) => Err(e),
+        },
         other => Err(permanent(format!("this worker has no handler for kind {other:?}")).into()),
     };
     metrics.finished(job.kind(), result.is_ok(), start.elapsed());
     result
 }
 
+/// Decodes a payload; one that does not decode can never run (permanent).
+fn decode<T: serde::de::DeserializeOwned>(payload: &Value) -> Result<T, BoxDynError> {
+    kinds::decode(payload).map_err(|e| permanent(format!("payload.{}: {}", e.field, e.message)).into())
+}
+
+/// A sync's error as the queue sees it: permanent ones (refused
+/// credentials, missing permissions, invalid requests, spent budget) go
+/// dead at once with their explanation; the rest are retried.
+fn sync_result(result: Result<Value, SyncError>) -> Result<Value, BoxDynError> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_permanent() => {
+            tracing::error!(error = %e, "sync failed permanently");
+            Err(permanent(e.to_string()).into())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sync attempt failed");
+            Err(e.to_string().into())
+        }
+    }
+}
+
 /// `system.sleep`: sleeps `ms` in `steps`, reporting progress after each,
 /// and stops early when cancelled.
 async fn sleep(payload: &Value, job: &JobContext) -> Result<Value, BoxDynError> {
-    let p: SleepPayload =
-        kinds::decode(payload).map_err(|e| permanent(format!("payload.{}: {}", e.field, e.message)))?;
+    let p: SleepPayload = decode(payload)?;
     let step = Duration::from_millis(p.ms) / p.steps;
     for done in 1..=p.steps {
         tokio::select! {

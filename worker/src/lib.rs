@@ -42,7 +42,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let pool = db::pool(&config.database)?;
     let metrics = Arc::new(WorkerMetrics::default());
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(64);
-    let persister = tokio::spawn(persist::run(pool, outcomes_rx, metrics.clone()));
+    let persister = tokio::spawn(persist::run(pool.clone(), outcomes_rx, metrics.clone()));
     if let Some(bind) = config.worker.metrics_bind {
         serve_metrics(bind, metrics.clone()).await?;
     }
@@ -52,6 +52,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let mut handles: Vec<(String, BackendHandle)> = Vec::new();
     let mut queues =
         hangar_shared::open_queues(&config, config.worker.queues.iter().map(|(n, _)| n.as_str())).await?;
+    let syncer = Arc::new(hangar_sync::Syncer {
+        pool: pool.clone(),
+        redis: config.redis_settings().connect().await?,
+        prefix: config.redis.prefix.clone(),
+        config: Arc::new(config.aws.clone()),
+        clients: Arc::default(),
+        metrics: metrics.sync(),
+    });
     for (name, concurrency) in &config.worker.queues {
         let queue = queues
             .remove(name)
@@ -65,6 +73,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         let worker = WorkerBuilder::new(name.clone())
             .backend(backend)
             .data(metrics.clone())
+            .data(syncer.clone())
             .build(handlers::dispatch);
         let mut stop = stop_rx.clone();
         let name = name.clone();

@@ -25,6 +25,7 @@ pub struct WorkerMetrics {
     duration: Family<Labels, Histogram>,
     persist_errors: Counter,
     engines: Arc<Mutex<Vec<(String, BackendHandle)>>>,
+    sync: Arc<hangar_sync::SyncMetrics>,
 }
 
 /// The queue engine's own counters (everything that can go wrong below the
@@ -114,6 +115,8 @@ impl Default for WorkerMetrics {
         );
         let engines = Arc::new(Mutex::new(Vec::new()));
         registry.register_collector(Box::new(EngineEvents(engines.clone())));
+        let sync = Arc::new(hangar_sync::SyncMetrics::default());
+        sync.register(&mut registry);
         Self {
             registry,
             started,
@@ -122,6 +125,7 @@ impl Default for WorkerMetrics {
             duration,
             persist_errors,
             engines,
+            sync,
         }
     }
 }
@@ -136,6 +140,11 @@ impl WorkerMetrics {
         if let Ok(mut e) = self.engines.lock() {
             e.push((queue.to_owned(), handle));
         }
+    }
+
+    /// The AWS sync jobs' metrics (registered with the rest).
+    pub fn sync(&self) -> Arc<hangar_sync::SyncMetrics> {
+        self.sync.clone()
     }
 
     /// An attempt started.

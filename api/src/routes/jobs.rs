@@ -22,7 +22,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// The job as the API shows it; for unfinished jobs the live state from Redis
 /// (state, attempts, progress, worker) overrides the recorded one.
-fn job_json(run: &JobRun, live: Option<&hangar_queue::JobState>) -> Value {
+pub(crate) fn job_json(run: &JobRun, live: Option<&hangar_queue::JobState>) -> Value {
     let mut v = json!({
         "id": run.id,
         "kind": run.kind,
@@ -219,14 +219,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = match q.limit.as_deref() {
-        None => 50,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 200"))?,
-    };
+    let limit = super::page_limit(q.limit.as_deref(), 50, 200)?;
     if let Some(k) = &q.kind
         && kinds::kind(k).is_none()
     {

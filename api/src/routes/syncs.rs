@@ -1,0 +1,215 @@
+//! `POST /api/v1/syncs/{workspaces|cloudtrail|billing}`: "sync now".
+//!
+//! Without an account (or region) the request fans out: one job per
+//! configured (account, region) pair; billing is account-wide, one job per
+//! account. Each job carries a singleton key, so while a sync of the same
+//! kind, account and region is queued or running, asking again returns that
+//! job with `"already": true` instead of starting a second one.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use hangar_shared::{
+    db::NewJobRun,
+    kinds::{self, GLOBAL_REGION},
+};
+use serde_json::{Map, Value, json};
+
+use super::{jobs::job_json, parse_date, parse_time};
+use crate::{error::ApiError, request_id::current_request_id, state::AppState};
+
+const FIELDS: &[&str] = &["account", "region", "start", "end"];
+
+fn kind_of(name: &str) -> Result<&'static str, ApiError> {
+    match name {
+        "workspaces" => Ok(kinds::SYNC_WORKSPACES),
+        "cloudtrail" => Ok(kinds::SYNC_CLOUDTRAIL),
+        "billing" => Ok(kinds::SYNC_BILLING),
+        other => Err(ApiError::NotFound(format!(
+            "no sync called {other:?}; there are workspaces, cloudtrail and billing"
+        ))),
+    }
+}
+
+fn string_field<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::invalid(field, "must be a string")),
+    }
+}
+
+/// `POST /api/v1/syncs/{kind}` `{account?, region?, start?, end?}`.
+pub async fn create(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let kind = kind_of(&name)?;
+    let body: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+            code: "invalid_json",
+            message: format!("request body is not JSON: {e}"),
+            field: None,
+        })?
+    };
+    let Some(body) = body.as_object() else {
+        return Err(ApiError::invalid("", "request body must be a JSON object"));
+    };
+    if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            unknown.clone(),
+            "unknown field; expected account, region, start, end",
+        ));
+    }
+    let aws = &state.config.aws;
+    let account = string_field(body, "account")?;
+    let region = string_field(body, "region")?;
+    if let Some(a) = account
+        && aws.account(a).is_none()
+    {
+        let known: Vec<&str> = aws.accounts.iter().map(|a| a.name.as_str()).collect();
+        return Err(ApiError::invalid(
+            "account",
+            format!(
+                "account {a:?} is not configured; configured: {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    let (start, end) = (string_field(body, "start")?, string_field(body, "end")?);
+    let mut dates = Map::new();
+    match kind {
+        kinds::SYNC_BILLING => {
+            if region.is_some() {
+                return Err(ApiError::invalid(
+                    "region",
+                    "Cost Explorer is global: a billing sync takes no region",
+                ));
+            }
+            if let Some(d) = parse_date("start", start)? {
+                dates.insert("start".into(), json!(d));
+            }
+            if let Some(d) = parse_date("end", end)? {
+                dates.insert("end".into(), json!(d));
+            }
+        }
+        kinds::SYNC_CLOUDTRAIL => {
+            if let Some(t) = parse_time("start", start)? {
+                dates.insert("start".into(), json!(t));
+            }
+            if let Some(t) = parse_time("end", end)? {
+                dates.insert("end".into(), json!(t));
+            }
+        }
+        _ => {
+            if start.is_some() || end.is_some() {
+                let field = if start.is_some() { "start" } else { "end" };
+                return Err(ApiError::invalid(
+                    field,
+                    "a workspaces sync reads the current inventory; it takes no dates",
+                ));
+            }
+        }
+    }
+
+    // The (account, region) pairs this request covers.
+    let mut targets: Vec<(String, String)> = Vec::new();
+    for a in aws
+        .accounts
+        .iter()
+        .filter(|a| account.is_none_or(|n| n == a.name))
+    {
+        if kind == kinds::SYNC_BILLING {
+            targets.push((a.name.clone(), GLOBAL_REGION.to_owned()));
+            continue;
+        }
+        if let Some(r) = region
+            && !a.regions.iter().any(|x| x == r)
+        {
+            if account.is_some() {
+                return Err(ApiError::invalid(
+                    "region",
+                    format!(
+                        "account {:?} is not configured for {r:?}; its regions: {}",
+                        a.name,
+                        a.regions.join(", ")
+                    ),
+                ));
+            }
+            continue;
+        }
+        for r in a
+            .regions
+            .iter()
+            .filter(|x| region.is_none_or(|r| r == x.as_str()))
+        {
+            targets.push((a.name.clone(), r.clone()));
+        }
+    }
+    if targets.is_empty() {
+        return Err(ApiError::invalid(
+            "region",
+            format!(
+                "no configured account syncs region {:?}",
+                region.unwrap_or_default()
+            ),
+        ));
+    }
+
+    let spec = kinds::kind(kind).ok_or_else(|| anyhow::anyhow!("kind {kind} not registered"))?;
+    let max_attempts = kinds::retry_policies().for_kind(kind).max_attempts as i32;
+    let request_id = current_request_id();
+    let submits = targets.iter().map(|(account, region)| {
+        let mut payload = dates.clone();
+        payload.insert("account".into(), json!(account));
+        if kind != kinds::SYNC_BILLING {
+            payload.insert("region".into(), json!(region));
+        }
+        let payload = spec.validate(&Value::Object(payload)).map_err(|e| {
+            ApiError::invalid(
+                if e.field.is_empty() {
+                    "body".into()
+                } else {
+                    e.field
+                },
+                e.message,
+            )
+        });
+        let run = payload.map(|payload| NewJobRun {
+            id: kinds::new_job_id().to_string(),
+            kind: kind.to_owned(),
+            queue: spec.queue.to_owned(),
+            payload,
+            max_attempts,
+            requested_by: None,
+            request_id: Some(request_id.clone()),
+            idempotency_key: None,
+            run_at: None,
+            singleton_key: Some(kinds::sync_singleton_key(kind, account, region)),
+        });
+        let enqueuer = state.enqueuer.clone();
+        async move { enqueuer.submit(run?).await }
+    });
+    let results = futures_util::future::try_join_all(submits).await?;
+    let any_new = results.iter().any(|(_, already, _)| !already);
+    let jobs: Vec<Value> = targets
+        .iter()
+        .zip(&results)
+        .map(|((account, region), (_, already, run))| {
+            json!({"account": account, "region": region, "already": already, "job": job_json(run, None)})
+        })
+        .collect();
+    let status = if any_new {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({"kind": kind, "jobs": jobs}))))
+}
