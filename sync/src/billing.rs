@@ -168,6 +168,7 @@ impl Syncer {
                 }
                 self.spend_budget(acct, &mut stats).await?;
                 let out = self
+                    .caller
                     .call(&site, &mut stats, || {
                         ce.get_cost_and_usage()
                             .time_period(interval.clone())

@@ -94,6 +94,7 @@ impl Syncer {
                 )));
             }
             let out = self
+                .caller
                 .call(&site, &mut stats, || {
                     let ct = ct.clone();
                     let limiter = limiter.clone();

@@ -116,6 +116,8 @@ pub struct Syncer {
     pub clients: Arc<ClientCache>,
     /// Metrics.
     pub metrics: Arc<SyncMetrics>,
+    /// Makes AWS calls with retries.
+    pub caller: Caller,
 }
 
 impl std::fmt::Debug for Syncer {
@@ -128,6 +130,29 @@ impl std::fmt::Debug for Syncer {
 const LOCK_LEASE: Duration = Duration::from_secs(60);
 
 impl Syncer {
+    /// A syncer for `config`'s accounts.
+    pub fn new(
+        pool: PgPool,
+        redis: ConnectionManager,
+        prefix: &str,
+        config: AwsConfig,
+        metrics: Arc<SyncMetrics>,
+    ) -> Self {
+        let config = Arc::new(config);
+        Self {
+            pool,
+            redis,
+            prefix: prefix.to_owned(),
+            caller: Caller {
+                config: config.clone(),
+                metrics: metrics.clone(),
+            },
+            config,
+            clients: Arc::default(),
+            metrics,
+        }
+    }
+
     /// The configured account called `name`, or a permanent error naming the
     /// configured ones.
     pub fn account(&self, name: &str) -> Result<&AwsAccount, SyncError> {
@@ -181,6 +206,36 @@ impl Syncer {
         result
     }
 
+    /// Times one batched write and counts it.
+    pub(crate) async fn write<T, Fut>(
+        &self,
+        kind: &str,
+        stats: &mut RunStats,
+        fut: Fut,
+    ) -> Result<T, SyncError>
+    where
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let start = Instant::now();
+        let result = fut.await;
+        let secs = start.elapsed().as_secs_f64();
+        stats.db_round_trips += 1;
+        stats.db_write_ms += secs * 1000.0;
+        self.metrics.db_write(kind, secs);
+        Ok(result?)
+    }
+}
+
+/// Makes AWS calls: retries what passes on its own, counts every request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Retry settings (`call_attempts`, `call_backoff`, `call_backoff_cap`).
+    pub config: Arc<AwsConfig>,
+    /// Where requests and retries are counted.
+    pub metrics: Arc<SyncMetrics>,
+}
+
+impl Caller {
     /// Calls AWS through `op`, retrying throttling, 5xx and transport failures
     /// with exponential backoff and jitter, counting every request.
     pub async fn call<T, E, F, Fut>(
@@ -243,24 +298,5 @@ impl Syncer {
                 elapsed: start.elapsed(),
             }),
         }
-    }
-
-    /// Times one batched write and counts it.
-    pub(crate) async fn write<T, Fut>(
-        &self,
-        kind: &str,
-        stats: &mut RunStats,
-        fut: Fut,
-    ) -> Result<T, SyncError>
-    where
-        Fut: Future<Output = Result<T, sqlx::Error>>,
-    {
-        let start = Instant::now();
-        let result = fut.await;
-        let secs = start.elapsed().as_secs_f64();
-        stats.db_round_trips += 1;
-        stats.db_write_ms += secs * 1000.0;
-        self.metrics.db_write(kind, secs);
-        Ok(result?)
     }
 }

@@ -74,6 +74,7 @@ impl Syncer {
         let mut token: Option<String> = None;
         loop {
             let out = self
+                .caller
                 .call(&site, &mut stats, || {
                     ws.describe_workspace_directories()
                         .set_next_token(token.clone())
@@ -105,6 +106,7 @@ impl Syncer {
                 )));
             }
             let out = self
+                .caller
                 .call(&site, &mut stats, || {
                     ws.describe_workspaces()
                         .limit(PAGE)
@@ -156,6 +158,7 @@ impl Syncer {
         let mut bundles = Vec::new();
         for chunk in ids.chunks(ID_BATCH) {
             let out = self
+                .caller
                 .call(&site, &mut stats, || {
                     ws.describe_workspace_bundles()
                         .set_bundle_ids(Some(chunk.to_vec()))
@@ -214,6 +217,7 @@ impl Syncer {
                 async move {
                     let mut stats = RunStats::default();
                     let out = self
+                        .caller
                         .call(&site, &mut stats, || {
                             ws.describe_tags().resource_id(id.clone()).send()
                         })
@@ -253,6 +257,7 @@ impl Syncer {
         let mut all = Vec::new();
         for chunk in ids.chunks(ID_BATCH) {
             let out = self
+                .caller
                 .call(&site, &mut stats, || {
                     ws.describe_workspaces_connection_status()
                         .set_workspace_ids(Some(chunk.to_vec()))

@@ -12,6 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod moto;
+
 use hangar_shared::{Config, db};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -178,9 +180,15 @@ impl TestApp {
 
     /// API against `redis`, with or without an in-process worker.
     pub async fn spawn_with(redis: &str, with_worker: bool) -> Self {
+        Self::spawn_with_env(redis, with_worker, &[]).await
+    }
+
+    /// Like [`spawn_with`](Self::spawn_with), with extra variables on top of [`test_env`].
+    pub async fn spawn_with_env(redis: &str, with_worker: bool, extra: &[(&str, &str)]) -> Self {
         let db = TestDb::create(&postgres_admin_url()).await;
         let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
-        let env = test_env(&db.url, redis, &prefix);
+        let mut env = test_env(&db.url, redis, &prefix);
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let (base, api) = spawn_api(config(&env)).await;
         let worker = with_worker.then(|| spawn_worker(config(&env)));
         let app = Self {
@@ -212,6 +220,41 @@ impl TestApp {
             assert!(start.elapsed() < Duration::from_secs(30), "api did not come up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// `POST {path}` with a JSON body: status and JSON answer.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A `hangar-worker` process (`bin`: the test's `CARGO_BIN_EXE_hangar-worker`)
+    /// with this app's environment plus `extra`, output discarded unless
+    /// `HANGAR_TEST_WORKER_LOGS` is set.
+    pub fn worker_process(&self, bin: &str, queues: &str, extra: &[(String, String)]) -> Child {
+        let output = || {
+            if std::env::var_os("HANGAR_TEST_WORKER_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
+        };
+        Command::new(bin)
+            .env_clear()
+            .envs(self.env.iter())
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .args(["--queues", queues])
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .expect("hangar-worker starts")
     }
 
     pub async fn post_job(&self, body: Value) -> reqwest::Response {

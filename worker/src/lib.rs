@@ -52,14 +52,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let mut handles: Vec<(String, BackendHandle)> = Vec::new();
     let mut queues =
         hangar_shared::open_queues(&config, config.worker.queues.iter().map(|(n, _)| n.as_str())).await?;
-    let syncer = Arc::new(hangar_sync::Syncer {
-        pool: pool.clone(),
-        redis: config.redis_settings().connect().await?,
-        prefix: config.redis.prefix.clone(),
-        config: Arc::new(config.aws.clone()),
-        clients: Arc::default(),
-        metrics: metrics.sync(),
-    });
+    let syncer = Arc::new(hangar_sync::Syncer::new(
+        pool.clone(),
+        config.redis_settings().connect().await?,
+        &config.redis.prefix,
+        config.aws.clone(),
+        metrics.sync(),
+    ));
     for (name, concurrency) in &config.worker.queues {
         let queue = queues
             .remove(name)

@@ -1,0 +1,575 @@
+//! AWS sync jobs end to end: the API, the real `hangar-worker` binary with the
+//! official AWS SDK, over HTTP to moto's server extended by
+//! `tests/moto/hangar_moto.py`, into PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use hangar_tests::{TestApp, moto::Moto};
+use serde_json::{Value, json};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_hangar-worker");
+const ACCOUNTS: &str = r#"[{"name":"main","regions":["us-east-1"]}]"#;
+
+async fn app_with(extra: &[(&str, &str)]) -> TestApp {
+    let mut env = vec![
+        ("HANGAR_AWS_ACCOUNTS", ACCOUNTS),
+        // Fast in-job retries so throttling tests take milliseconds.
+        ("HANGAR_AWS_BACKOFF_MS", "20"),
+        ("HANGAR_AWS_BACKOFF_CAP_MS", "200"),
+    ];
+    env.extend_from_slice(extra);
+    TestApp::spawn_with_env(&hangar_tests::redis_url(), false, &env).await
+}
+
+async fn sync_now(app: &TestApp, kind: &str, body: Value) -> (u16, Value) {
+    app.post(&format!("/api/v1/syncs/{kind}"), body).await
+}
+
+/// Starts a sync of `kind` for account `main` and returns its job id.
+async fn start_sync(app: &TestApp, kind: &str, body: Value) -> String {
+    let (status, v) = sync_now(app, kind, body).await;
+    assert_eq!(status, 202, "{v}");
+    v["jobs"][0]["job"]["id"].as_str().expect("job id").to_owned()
+}
+
+/// Waits until the job has ended (succeeded or dead) and returns it.
+async fn finished(app: &TestApp, id: &str, within: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let (_, job) = app.get(&format!("/api/v1/jobs/{id}")).await;
+        if job["state"] == "succeeded" || job["state"] == "dead" {
+            return job;
+        }
+        assert!(start.elapsed() < within, "job {id} still {}: {job}", job["state"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every row of the inventory tables, all columns, in key order.
+async fn snapshot(app: &TestApp) -> Vec<String> {
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let mut rows = Vec::new();
+    for (table, key) in [
+        ("directories", "account, region, directory_id"),
+        ("bundles", "account, region, bundle_id"),
+        ("workspaces", "account, region, workspace_id"),
+        ("workspace_connections", "account, region, workspace_id"),
+        ("audit_events", "event_id"),
+        ("cost_daily", "account, view, day, service, usage_type"),
+    ] {
+        let sql = format!("SELECT '{table} ' || to_jsonb(t)::text FROM {table} t ORDER BY {key}");
+        let part: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&pool).await.unwrap();
+        rows.extend(part);
+    }
+    pool.close().await;
+    rows
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}
+
+async fn seed_workspaces(moto: &Moto, n: u64) -> Value {
+    moto.post(
+        "seed/workspaces",
+        json!({"directories": 3, "workspaces": n, "bundles": 4, "tags_per_workspace": 2}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn workspaces_sync_pages_through_everything_and_a_second_run_changes_nothing() {
+    let moto = Moto::start().await;
+    let seeded = seed_workspaces(&moto, 1000).await;
+    let app = app_with(&[]).await;
+    let mut worker = app.worker_process(WORKER, "sync=2", &moto.aws_env());
+
+    let id = start_sync(
+        &app,
+        "workspaces",
+        json!({"account": "main", "region": "us-east-1"}),
+    )
+    .await;
+    // "Sync now" again while it runs: the same job, not a second one.
+    let (status, again) = sync_now(&app, "workspaces", json!({})).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["jobs"][0]["already"], true);
+    assert_eq!(again["jobs"][0]["job"]["id"], id.as_str());
+
+    let job = finished(&app, &id, Duration::from_secs(120)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let result = &job["result"];
+    assert_eq!(result["workspaces"], 1000);
+    assert_eq!(result["directories"], 3);
+    assert_eq!(result["bundles"], 4);
+    // 40 pages of 25; one statement per page plus a handful per run.
+    let stats = &result["stats"];
+    assert_eq!(
+        stats["pages"], 41,
+        "1 directory page + 40 workspace pages: {stats}"
+    );
+    let trips = stats["db_round_trips"].as_u64().unwrap();
+    assert!(trips <= 44, "round trips grow with pages, not rows: {trips}");
+    let calls = moto.stats().await;
+    assert_eq!(calls["calls"]["DescribeWorkspaces"], 40, "{calls}");
+    assert_eq!(calls["calls"]["DescribeWorkspacesConnectionStatus"], 40);
+    assert_eq!(calls["calls"]["DescribeTags"], 1000);
+
+    assert_eq!(count(&app, "SELECT count(*) FROM workspaces").await, 1000);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM workspace_connections").await,
+        1000
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM directories").await, 3);
+    assert_eq!(count(&app, "SELECT count(*) FROM bundles").await, 4);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM workspaces WHERE jsonb_typeof(tags) = 'object' AND tags <> '{}'"
+        )
+        .await,
+        1000,
+        "every workspace has its tags"
+    );
+
+    // A second run rewrites nothing: every row, every column, identical.
+    let before = snapshot(&app).await;
+    let second = start_sync(&app, "workspaces", json!({})).await;
+    let job = finished(&app, &second, Duration::from_secs(120)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["stats"]["rows_written"], 0, "{job}");
+    assert_eq!(snapshot(&app).await, before);
+
+    // Reading it back: keyset pages cover every workspace exactly once.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/workspaces?limit=300&cursor={c}"),
+            None => "/api/v1/workspaces?limit=300".to_owned(),
+        };
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        for w in page["workspaces"].as_array().unwrap() {
+            assert!(seen.insert(w["workspace_id"].as_str().unwrap().to_owned()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let expected: std::collections::BTreeSet<String> = seeded["workspace_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, expected);
+
+    // Filters.
+    let stopped = count(&app, "SELECT count(*) FROM workspaces WHERE state = 'STOPPED'").await;
+    let (_, page) = app.get("/api/v1/workspaces?state=stopped&limit=1000").await;
+    assert_eq!(page["workspaces"].as_array().unwrap().len() as i64, stopped);
+    assert!(stopped > 0);
+    let dir = seeded["directory_ids"][0].as_str().unwrap();
+    let (_, page) = app
+        .get(&format!("/api/v1/workspaces?directory={dir}&limit=1000"))
+        .await;
+    assert_eq!(page["workspaces"].as_array().unwrap().len(), 334);
+    let (_, page) = app.get("/api/v1/workspaces?q=user0007&limit=10").await;
+    assert_eq!(page["workspaces"][0]["user_name"], "user0007", "{page}");
+    let (_, dirs) = app.get("/api/v1/directories").await;
+    let total: i64 = dirs["directories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["workspaces"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 1000, "{dirs}");
+    let ws = seeded["workspace_ids"][0].as_str().unwrap();
+    let (status, one) = app.get(&format!("/api/v1/workspaces/{ws}")).await;
+    assert_eq!(status, 200, "{one}");
+    assert!(one["tags"].as_object().is_some_and(|t| t.len() == 2), "{one}");
+    assert!(one["last_connection"]["state"].is_string(), "{one}");
+    assert!(one["bundle"]["name"].is_string(), "{one}");
+    let (status, _) = app.get("/api/v1/workspaces/ws-nope").await;
+    assert_eq!(status, 404);
+
+    // Terminated in AWS: marked deleted (with the time) by the next complete listing.
+    let gone: Vec<Value> = seeded["workspace_ids"].as_array().unwrap()[..10].to_vec();
+    moto.post("workspaces/terminate", json!({"workspace_ids": gone}))
+        .await;
+    let third = start_sync(&app, "workspaces", json!({})).await;
+    let job = finished(&app, &third, Duration::from_secs(120)).await;
+    assert_eq!(job["result"]["marked_deleted"], 10, "{job}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM workspaces WHERE deleted_at IS NOT NULL"
+        )
+        .await,
+        10
+    );
+    let (_, page) = app.get("/api/v1/workspaces?limit=1000").await;
+    assert_eq!(page["workspaces"].as_array().unwrap().len(), 990);
+
+    // A listing that fails half-way marks nothing deleted.
+    let more: Vec<Value> = seeded["workspace_ids"].as_array().unwrap()[10..15].to_vec();
+    moto.post("workspaces/terminate", json!({"workspace_ids": more}))
+        .await;
+    moto.fault(
+        json!({"operation": "DescribeWorkspaces", "after": 3, "status": 400,
+                      "code": "AccessDeniedException", "message": "not allowed"}),
+    )
+    .await;
+    let fourth = start_sync(&app, "workspaces", json!({})).await;
+    let job = finished(&app, &fourth, Duration::from_secs(120)).await;
+    assert_eq!(job["state"], "dead", "{job}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM workspaces WHERE deleted_at IS NOT NULL"
+        )
+        .await,
+        10
+    );
+
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
+
+#[tokio::test]
+async fn throttled_calls_are_retried_inside_the_job_and_counted() {
+    let moto = Moto::start().await;
+    seed_workspaces(&moto, 60).await;
+    let metrics_port = hangar_tests::free_port().to_string();
+    let bind = format!("127.0.0.1:{metrics_port}");
+    let app = app_with(&[]).await;
+    let mut env = moto.aws_env();
+    env.push(("HANGAR_WORKER_METRICS_BIND".into(), bind.clone()));
+    let mut worker = app.worker_process(WORKER, "sync=1", &env);
+    moto.fault(
+        json!({"operation": "DescribeWorkspaces", "times": 2, "status": 400,
+                      "code": "ThrottlingException", "message": "Rate exceeded"}),
+    )
+    .await;
+    moto.fault(
+        json!({"operation": "DescribeWorkspacesConnectionStatus", "times": 1, "status": 503,
+                      "code": "ServiceUnavailable", "message": "try later"}),
+    )
+    .await;
+    let id = start_sync(&app, "workspaces", json!({})).await;
+    let job = finished(&app, &id, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 1, "retried inside the one attempt: {job}");
+    assert_eq!(job["result"]["stats"]["aws_retries"], 3, "{job}");
+    assert_eq!(count(&app, "SELECT count(*) FROM workspaces").await, 60);
+
+    let body = reqwest::get(format!("http://{bind}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |needle: &str| {
+        body.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in metrics:\n{body}"))
+            .to_owned()
+    };
+    assert!(
+        line(r#"hangar_aws_requests_total{service="workspaces",operation="DescribeWorkspaces",account="main",outcome="throttled"}"#)
+            .ends_with(" 2")
+    );
+    assert!(
+        line(r#"hangar_aws_request_retries_total{service="workspaces",operation="DescribeWorkspaces"}"#)
+            .ends_with(" 2")
+    );
+    assert!(line(r#"outcome="server_error""#).ends_with(" 1"));
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
+
+#[tokio::test]
+async fn refused_credentials_end_dead_at_once_with_a_message_naming_account_region_and_fix() {
+    let moto = Moto::start().await;
+    let accounts = r#"[{"name":"locked","role_arn":"arn:aws:iam::222222222222:role/hangar-refused","regions":["eu-west-1"]}]"#;
+    let app = app_with(&[("HANGAR_AWS_ACCOUNTS", accounts)]).await;
+    let mut worker = app.worker_process(WORKER, "sync=1", &moto.aws_env());
+    moto.fault(json!({"operation": "AssumeRole", "match": "hangar-refused", "status": 403,
+                      "code": "AccessDenied", "message": "User is not authorized to perform: sts:AssumeRole"}))
+        .await;
+    let id = start_sync(&app, "workspaces", json!({"account": "locked"})).await;
+    let job = finished(&app, &id, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "dead", "{job}");
+    assert_eq!(job["attempts"], 1, "no retries: {job}");
+    let error = job["error"].as_str().unwrap();
+    for expected in ["account locked", "eu-west-1", "AccessDenied", "Fix:"] {
+        assert!(error.contains(expected), "{expected:?} in {error}");
+    }
+    let stats = moto.stats().await;
+    assert!(
+        stats["calls"]["DescribeWorkspaceDirectories"].is_null(),
+        "no WorkSpaces call was made: {stats}"
+    );
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_sync_leaves_identical_tables_after_redelivery() {
+    let moto = Moto::start().await;
+    seed_workspaces(&moto, 1000).await;
+    let app = app_with(&[]).await;
+    // Slow pages so the kill lands mid-listing.
+    let slow = moto
+        .fault(json!({"operation": "DescribeWorkspaces", "status": null, "delay_ms": 250}))
+        .await;
+    let mut victim = app.worker_process(WORKER, "sync=1", &moto.aws_env());
+    let id = start_sync(&app, "workspaces", json!({})).await;
+    let start = Instant::now();
+    loop {
+        let (_, job) = app.get(&format!("/api/v1/jobs/{id}")).await;
+        if job["progress"]["pages"].as_u64().unwrap_or(0) >= 6 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "sync never got going: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let partial = count(&app, "SELECT count(*) FROM workspaces").await;
+    assert!(
+        partial > 0 && partial < 1000,
+        "killed mid-listing: {partial} rows"
+    );
+
+    let response = reqwest::Client::new()
+        .delete(format!("{}/_hangar/faults/{slow}", moto.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let mut rescuer = app.worker_process(WORKER, "sync=1", &moto.aws_env());
+    let job = finished(&app, &id, Duration::from_secs(120)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert!(job["deliveries"].as_u64().unwrap() >= 2, "{job}");
+    assert_eq!(count(&app, "SELECT count(*) FROM workspaces").await, 1000);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM workspace_connections").await,
+        1000
+    );
+
+    // A clean run over the redelivered result changes nothing.
+    let after_redelivery = snapshot(&app).await;
+    let again = start_sync(&app, "workspaces", json!({})).await;
+    let job = finished(&app, &again, Duration::from_secs(120)).await;
+    assert_eq!(job["result"]["stats"]["rows_written"], 0, "{job}");
+    assert_eq!(snapshot(&app).await, after_redelivery);
+    rescuer.kill().unwrap();
+    rescuer.wait().unwrap();
+}
+
+#[tokio::test]
+async fn cloudtrail_sync_reads_every_page_under_the_shared_rate_limit_and_never_duplicates() {
+    let moto = Moto::start().await;
+    let now = chrono::Utc::now();
+    let start = (now - chrono::Duration::days(2)).to_rfc3339();
+    let end = (now - chrono::Duration::minutes(1)).to_rfc3339();
+    moto.post(
+        "seed/cloudtrail",
+        json!({"count": 300, "start": start, "end": end, "other_sources": 60}),
+    )
+    .await;
+    let app = app_with(&[]).await;
+    let mut worker = app.worker_process(WORKER, "sync=2", &moto.aws_env());
+
+    let id = start_sync(&app, "cloudtrail", json!({"region": "us-east-1"})).await;
+    let job = finished(&app, &id, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["events"], 300, "{job}");
+    assert_eq!(job["result"]["inserted"], 300);
+    assert_eq!(job["result"]["stats"]["pages"], 6);
+    let stats = moto.stats().await;
+    // The emulator throttles past 2 calls per second: the limiter kept us under.
+    assert!(
+        stats["throttled"]["LookupEvents"].as_u64().unwrap_or(0) == 0,
+        "no LookupEvents call was throttled: {stats}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM audit_events").await, 300);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM audit_events WHERE event_source <> 'workspaces.amazonaws.com'"
+        )
+        .await,
+        0
+    );
+
+    // Again: the cursor (minus the overlap) re-reads the newest events; none twice.
+    let second = start_sync(&app, "cloudtrail", json!({})).await;
+    let job = finished(&app, &second, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["inserted"], 0, "{job}");
+    assert!(
+        job["result"]["events"].as_u64().unwrap() < 300,
+        "resumed from the cursor: {job}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM audit_events").await, 300);
+
+    // Reading them: newest first, keyset pages, filters.
+    let (status, page) = app.get("/api/v1/audit-events?limit=200").await;
+    assert_eq!(status, 200, "{page}");
+    let first = page["events"].as_array().unwrap();
+    assert_eq!(first.len(), 200);
+    let (_, rest) = app
+        .get(&format!(
+            "/api/v1/audit-events?limit=200&cursor={}",
+            page["next_cursor"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(rest["events"].as_array().unwrap().len(), 100);
+    assert!(rest["next_cursor"].is_null());
+    let name = first[0]["event_name"].as_str().unwrap();
+    let (_, named) = app
+        .get(&format!("/api/v1/audit-events?event_name={name}&limit=1000"))
+        .await;
+    let expected = count(
+        &app,
+        &format!("SELECT count(*) FROM audit_events WHERE event_name = '{name}'"),
+    )
+    .await;
+    assert_eq!(named["events"].as_array().unwrap().len() as i64, expected);
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
+
+#[tokio::test]
+async fn without_the_limiter_lookup_events_are_throttled_and_retried_inside_the_job() {
+    let moto = Moto::start().await;
+    let now = chrono::Utc::now();
+    moto.post(
+        "seed/cloudtrail",
+        json!({"count": 250, "start": (now - chrono::Duration::hours(20)).to_rfc3339(),
+               "end": (now - chrono::Duration::minutes(1)).to_rfc3339()}),
+    )
+    .await;
+    // 1 ms spacing: far faster than the 2/s CloudTrail allows.
+    let app = app_with(&[
+        ("HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS", "1"),
+        ("HANGAR_AWS_CALL_ATTEMPTS", "20"),
+    ])
+    .await;
+    let mut worker = app.worker_process(WORKER, "sync=1", &moto.aws_env());
+    let id = start_sync(&app, "cloudtrail", json!({})).await;
+    let job = finished(&app, &id, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["inserted"], 250);
+    let stats = moto.stats().await;
+    let throttled = stats["throttled"]["LookupEvents"].as_u64().unwrap_or(0);
+    assert!(throttled > 0, "the emulator throttled: {stats}");
+    assert_eq!(job["result"]["stats"]["aws_retries"].as_u64().unwrap(), throttled);
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
+
+#[tokio::test]
+async fn billing_sync_stores_exact_decimals_resettles_late_costs_and_respects_the_budget() {
+    let moto = Moto::start().await;
+    let today = chrono::Utc::now().date_naive();
+    let day = |d: i64| (today + chrono::Duration::days(d)).to_string();
+    moto.post(
+        "seed/costs",
+        json!({"account": hangar_tests::moto::MOTO_ACCOUNT, "start": day(-20), "end": day(1)}),
+    )
+    .await;
+    // 15 days in pages of 5 days: 3 requests per view, 2 views; then 2 more.
+    let app = app_with(&[("HANGAR_CE_MONTHLY_REQUEST_BUDGET", "7")]).await;
+    let mut worker = app.worker_process(WORKER, "sync=1", &moto.aws_env());
+    let id = start_sync(&app, "billing", json!({})).await;
+    let job = finished(&app, &id, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["window"]["start"], day(-14), "{job}");
+    assert_eq!(job["result"]["stats"]["pages"], 6, "{job}");
+
+    // Exact: PostgreSQL's sums equal the emulator's cells to the last decimal.
+    let cells = moto
+        .get(&format!("costs?account={}", hangar_tests::moto::MOTO_ACCOUNT))
+        .await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let mut expected = rust_decimal::Decimal::ZERO;
+    let mut expected_ws = rust_decimal::Decimal::ZERO;
+    for (d, day_cells) in cells["days"].as_object().expect("days") {
+        if d.as_str() < day(-14).as_str() {
+            continue;
+        }
+        for c in day_cells.as_array().unwrap() {
+            let amount: rust_decimal::Decimal = c["UnblendedCost"].as_str().unwrap().parse().unwrap();
+            expected += amount;
+            if c["service"] == "Amazon WorkSpaces" {
+                expected_ws += amount;
+            }
+        }
+    }
+    let stored: rust_decimal::Decimal =
+        sqlx::query_scalar("SELECT sum(amount) FROM cost_daily WHERE view = 'all'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, expected);
+    let ws: rust_decimal::Decimal =
+        sqlx::query_scalar("SELECT sum(amount) FROM cost_daily WHERE view = 'workspaces'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(ws, expected_ws);
+    let (status, costs) = app
+        .get(&format!("/api/v1/costs?start={}&group_by=service", day(-14)))
+        .await;
+    assert_eq!(status, 200, "{costs}");
+    assert_eq!(costs["total"]["USD"], expected.to_string(), "{costs}");
+
+    // A cost settles late: the next sync re-reads the last days and picks it up...
+    let bumped = moto
+        .post(
+            "costs/bump",
+            json!({"account": hangar_tests::moto::MOTO_ACCOUNT, "date": day(-2),
+                                   "service": "Amazon WorkSpaces", "usage_type": "USE1-AutoStop-Standard",
+                                   "amount": "123.4567890123"}),
+        )
+        .await;
+    assert!(bumped.is_object());
+    let second = start_sync(&app, "billing", json!({})).await;
+    let job = finished(&app, &second, Duration::from_secs(60)).await;
+    let amount: rust_decimal::Decimal = sqlx::query_scalar(
+        "SELECT amount FROM cost_daily WHERE view = 'all' AND day = $1::date AND usage_type = 'USE1-AutoStop-Standard'",
+    )
+    .bind(day(-2))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(amount.to_string(), "123.4567890123");
+    // ...but the budget (7 requests) ran out for the WorkSpaces view: dead, no retries, clear message.
+    assert_eq!(job["state"], "dead", "{job}");
+    assert_eq!(job["attempts"], 1);
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("budget exhausted for account main: 7 of 7"),
+        "{error}"
+    );
+    assert!(error.contains("HANGAR_CE_MONTHLY_REQUEST_BUDGET"), "{error}");
+    let calls = moto.stats().await;
+    assert_eq!(
+        calls["calls"]["GetCostAndUsage"], 7,
+        "never past the budget: {calls}"
+    );
+    pool.close().await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
