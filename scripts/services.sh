@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) answer on
-# loopback: installs them with apt-get when missing and starts them when down.
+# loopback: installs them with apt-get when missing and starts them when down;
+# and that the AWS emulator's Python packages (moto) are installed.
 # Servers it finds running are left alone; servers it starts are recorded in
 # $STATE_DIR/*.pid so `scripts/services.sh stop` stops only those, by PID.
 set -euo pipefail
@@ -60,6 +61,19 @@ ensure_postgres() {
   log "postgres: did not start"; exit 1
 }
 
+# The AWS emulator (moto's server plus tests/moto/hangar_moto.py) needs
+# Python 3 with moto; installed from PyPI when missing.
+ensure_moto() {
+  if python3 -c 'import moto, flask, werkzeug, boto3' 2>/dev/null; then
+    log "moto: $(python3 -c 'import moto; print(moto.__version__)') installed"
+    return
+  fi
+  command -v python3 >/dev/null || apt_install python3 python3-pip
+  log "moto: installing tests/moto/requirements.txt with pip"
+  python3 -m pip install -q -r "$(dirname "$0")/../tests/moto/requirements.txt" \
+    || python3 -m pip install -q --break-system-packages -r "$(dirname "$0")/../tests/moto/requirements.txt"
+}
+
 stop_ours() {
   for f in "$STATE_DIR"/*.pid; do
     [ -e "$f" ] || continue
@@ -70,8 +84,9 @@ stop_ours() {
 }
 
 case "${1:-ensure}" in
-  ensure) ensure_redis; ensure_postgres ;;
+  ensure) ensure_redis; ensure_postgres; ensure_moto ;;
   redis) ensure_redis ;;
+  moto) ensure_moto ;;
   stop) stop_ours ;;
-  *) echo "usage: $0 [ensure|redis|stop]" >&2; exit 2 ;;
+  *) echo "usage: $0 [ensure|redis|moto|stop]" >&2; exit 2 ;;
 esac

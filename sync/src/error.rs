@@ -193,21 +193,36 @@ pub struct CallSite {
     pub operation: &'static str,
 }
 
+/// An AWS call that failed for good (within this attempt).
+#[derive(Debug, Clone)]
+pub struct AwsCallError {
+    /// Where.
+    pub site: CallSite,
+    /// What.
+    pub failure: AwsFailure,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time spent including backoff.
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for AwsCallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&aws_message(
+            &self.site,
+            &self.failure,
+            self.attempts,
+            self.elapsed,
+        ))
+    }
+}
+
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// An AWS call failed (after in-job retries when transient).
-    #[error("{}", aws_message(.site, .failure, *.attempts, *.elapsed))]
-    Aws {
-        /// Where.
-        site: CallSite,
-        /// What.
-        failure: AwsFailure,
-        /// Attempts made.
-        attempts: u32,
-        /// Time spent including backoff.
-        elapsed: Duration,
-    },
+    #[error("{0}")]
+    Aws(Box<AwsCallError>),
     /// The monthly Cost Explorer request budget is spent.
     #[error(
         "Cost Explorer request budget exhausted for account {account}: {used} of {budget} requests used in {month}. Raise HANGAR_CE_MONTHLY_REQUEST_BUDGET or wait until next month; each request costs $0.01"
@@ -243,7 +258,7 @@ impl SyncError {
     /// No retry can fix it.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Self::Aws { failure, .. } => failure.class.is_permanent(),
+            Self::Aws(e) => e.failure.class.is_permanent(),
             Self::BudgetExhausted { .. } | Self::Invalid(_) => true,
             Self::Db(_) | Self::Redis(_) | Self::Busy(..) | Self::Cancelled(_) => false,
         }

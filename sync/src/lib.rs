@@ -33,7 +33,7 @@ use sqlx::PgPool;
 
 pub use crate::{
     clients::{ClientCache, Clients},
-    error::{CallSite, Class, SyncError},
+    error::{AwsCallError, CallSite, Class, SyncError},
     metrics::SyncMetrics,
 };
 
@@ -291,12 +291,12 @@ impl Caller {
                     .request(site.service, site.operation, &site.account, "ok");
                 Ok(v)
             }
-            Err(failure) => Err(SyncError::Aws {
+            Err(failure) => Err(SyncError::Aws(Box::new(error::AwsCallError {
                 site: site.clone(),
                 failure,
                 attempts: n,
                 elapsed: start.elapsed(),
-            }),
+            }))),
         }
     }
 }

@@ -94,11 +94,9 @@ async fn throttled_until_the_job_gives_up_fails_the_attempt_but_not_permanently(
     let err = describe(&caller("4"), &client, &mut stats).await.unwrap_err();
     assert_eq!(rule.num_calls(), 4, "HANGAR_AWS_CALL_ATTEMPTS=4");
     match &err {
-        SyncError::Aws {
-            failure, attempts, ..
-        } => {
-            assert_eq!(failure.class, Class::Throttled);
-            assert_eq!(*attempts, 4);
+        SyncError::Aws(e) => {
+            assert_eq!(e.failure.class, Class::Throttled);
+            assert_eq!(e.attempts, 4);
         }
         other => panic!("expected an AWS error, got {other:?}"),
     }
@@ -125,10 +123,10 @@ async fn access_denied_and_refused_credentials_are_permanent_after_one_call() {
         let err = describe(&caller("6"), &client, &mut stats).await.unwrap_err();
         assert_eq!(rule.num_calls(), 1, "{code} is not retried");
         assert!(err.is_permanent(), "{code}");
-        let SyncError::Aws { failure, .. } = &err else {
+        let SyncError::Aws(e) = &err else {
             panic!("{err:?}")
         };
-        assert_eq!(failure.class, class);
+        assert_eq!(e.failure.class, class);
         assert!(err.to_string().contains("Fix:"), "{err}");
     }
 }
