@@ -113,6 +113,21 @@ pub fn sync_singleton_key(kind: &str, account: &str, region: &str) -> String {
     format!("{kind}:{account}:{region}")
 }
 
+/// The singleton key of a job with a validated `payload`, for kinds that
+/// allow one open job at a time (the syncs), whichever route creates it.
+pub fn singleton_key(kind: &str, payload: &Value) -> Option<String> {
+    let account = payload.get("account")?.as_str()?;
+    match kind {
+        SYNC_WORKSPACES | SYNC_CLOUDTRAIL => Some(sync_singleton_key(
+            kind,
+            account,
+            payload.get("region")?.as_str()?,
+        )),
+        SYNC_BILLING => Some(sync_singleton_key(kind, account, GLOBAL_REGION)),
+        _ => None,
+    }
+}
+
 /// A job kind Hangar accepts.
 pub struct KindSpec {
     /// Stable name, e.g. `system.sleep`.

@@ -126,6 +126,14 @@ impl std::fmt::Debug for Syncer {
     }
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How long a sync's lock lives without renewal; renewed every third of it.
 const LOCK_LEASE: Duration = Duration::from_secs(60);
 
@@ -182,7 +190,9 @@ impl Syncer {
         if let LockOutcome::HeldBy(other) = lock.try_acquire().await? {
             return Err(SyncError::Busy(singleton.to_owned(), other));
         }
-        let renewer = {
+        // Aborted on drop, so a panicking or cancelled job stops renewing
+        // and its lock lapses instead of living on.
+        let renewer = AbortOnDrop({
             let lock = lock.clone();
             tokio::spawn(async move {
                 loop {
@@ -197,9 +207,9 @@ impl Syncer {
                     }
                 }
             })
-        };
+        });
         let result = work.await;
-        renewer.abort();
+        drop(renewer);
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "sync lock not released; it lapses on its own");
         }

@@ -65,6 +65,15 @@ async fn sync_all_fans_out_per_account_and_region_and_asking_again_returns_the_o
     assert_eq!(again["jobs"][0]["job"]["id"], first["jobs"][1]["job"]["id"]);
     assert_eq!(app.queue_row("sync").await["queued"], 3, "nothing new was queued");
 
+    // The generic jobs route keeps the same rule.
+    let r = app
+        .post_job(json!({"kind": "sync.workspaces", "payload": {"account": "dev", "region": "us-west-2"}}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let dup: Value = r.json().await.unwrap();
+    assert_eq!(dup["duplicate"], true, "{dup}");
+    assert_eq!(dup["job"]["id"], first["jobs"][2]["job"]["id"]);
+
     // Billing is account-wide: one job per account; other kinds are separate.
     let (status, billing) = app
         .post("/api/v1/syncs/billing", json!({"start": "2026-11-01"}))

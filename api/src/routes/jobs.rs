@@ -150,6 +150,7 @@ pub async fn create(
     };
     let request_id = current_request_id();
     let max_attempts = kinds::retry_policies().for_kind(spec.name).max_attempts;
+    let singleton_key = kinds::singleton_key(spec.name, &payload);
     let new = NewJobRun {
         id: kinds::new_job_id().to_string(),
         kind: spec.name.to_owned(),
@@ -160,7 +161,7 @@ pub async fn create(
         request_id: Some(request_id.clone()),
         idempotency_key,
         run_at,
-        singleton_key: None,
+        singleton_key,
     };
     let (status, duplicate, run) = state.enqueuer.submit(new).await?;
     Ok((

@@ -183,6 +183,7 @@ pub async fn create(
             )
         });
         let run = payload.map(|payload| NewJobRun {
+            singleton_key: kinds::singleton_key(kind, &payload),
             id: kinds::new_job_id().to_string(),
             kind: kind.to_owned(),
             queue: spec.queue.to_owned(),
@@ -192,7 +193,6 @@ pub async fn create(
             request_id: Some(request_id.clone()),
             idempotency_key: None,
             run_at: None,
-            singleton_key: Some(kinds::sync_singleton_key(kind, account, region)),
         });
         let enqueuer = state.enqueuer.clone();
         async move { enqueuer.submit(run?).await }
