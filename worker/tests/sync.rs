@@ -320,6 +320,39 @@ async fn refused_credentials_end_dead_at_once_with_a_message_naming_account_regi
 }
 
 #[tokio::test]
+async fn an_account_behind_a_role_is_synced_with_the_assumed_credentials() {
+    let moto = Moto::start().await;
+    // The ambient credentials' account has 5 workspaces, the role's account 40.
+    seed_workspaces(&moto, 5).await;
+    moto.post(
+        "seed/workspaces",
+        json!({"account": "111111111111", "directories": 2, "workspaces": 40, "bundles": 2}),
+    )
+    .await;
+    let accounts = r#"[{"name":"member","role_arn":"arn:aws:iam::111111111111:role/hangar-reader","regions":["us-east-1"]}]"#;
+    let app = app_with(&[("HANGAR_AWS_ACCOUNTS", accounts)]).await;
+    let mut worker = app.worker_process(WORKER, "sync=1", &moto.aws_env());
+    let id = start_sync(&app, "workspaces", json!({"account": "member"})).await;
+    let job = finished(&app, &id, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(
+        job["result"]["workspaces"], 40,
+        "the role's account, not the caller's: {job}"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM workspaces WHERE account = 'member'").await,
+        40
+    );
+    assert_eq!(
+        moto.stats().await["calls"]["AssumeRole"],
+        1,
+        "credentials are cached across calls"
+    );
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
+
+#[tokio::test]
 async fn a_worker_killed_mid_sync_leaves_identical_tables_after_redelivery() {
     let moto = Moto::start().await;
     seed_workspaces(&moto, 1000).await;
@@ -413,6 +446,7 @@ async fn cloudtrail_sync_reads_every_page_under_the_shared_rate_limit_and_never_
     );
 
     // Again: the cursor (minus the overlap) re-reads the newest events; none twice.
+    let before = snapshot(&app).await;
     let second = start_sync(&app, "cloudtrail", json!({})).await;
     let job = finished(&app, &second, Duration::from_secs(60)).await;
     assert_eq!(job["state"], "succeeded", "{job}");
@@ -421,7 +455,11 @@ async fn cloudtrail_sync_reads_every_page_under_the_shared_rate_limit_and_never_
         job["result"]["events"].as_u64().unwrap() < 300,
         "resumed from the cursor: {job}"
     );
-    assert_eq!(count(&app, "SELECT count(*) FROM audit_events").await, 300);
+    assert_eq!(
+        snapshot(&app).await,
+        before,
+        "the second run left every row as it was"
+    );
 
     // Reading them: newest first, keyset pages, filters.
     let (status, page) = app.get("/api/v1/audit-events?limit=200").await;
@@ -490,7 +528,7 @@ async fn billing_sync_stores_exact_decimals_resettles_late_costs_and_respects_th
     )
     .await;
     // 15 days in pages of 5 days: 3 requests per view, 2 views; then 2 more.
-    let app = app_with(&[("HANGAR_CE_MONTHLY_REQUEST_BUDGET", "7")]).await;
+    let app = app_with(&[("HANGAR_CE_MONTHLY_REQUEST_BUDGET", "9")]).await;
     let mut worker = app.worker_process(WORKER, "sync=1", &moto.aws_env());
     let id = start_sync(&app, "billing", json!({})).await;
     let job = finished(&app, &id, Duration::from_secs(60)).await;
@@ -535,6 +573,16 @@ async fn billing_sync_stores_exact_decimals_resettles_late_costs_and_respects_th
     assert_eq!(status, 200, "{costs}");
     assert_eq!(costs["total"]["USD"], expected.to_string(), "{costs}");
 
+    // Nothing changed in Cost Explorer: a second sync (re-reading the last
+    // days, one page per view) leaves every row as it was.
+    let before = snapshot(&app).await;
+    let unchanged = start_sync(&app, "billing", json!({})).await;
+    let job = finished(&app, &unchanged, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["window"]["start"], day(-3), "{job}");
+    assert_eq!(job["result"]["stats"]["pages"], 2, "{job}");
+    assert_eq!(snapshot(&app).await, before);
+
     // A cost settles late: the next sync re-reads the last days and picks it up...
     let bumped = moto
         .post(
@@ -555,18 +603,18 @@ async fn billing_sync_stores_exact_decimals_resettles_late_costs_and_respects_th
     .await
     .unwrap();
     assert_eq!(amount.to_string(), "123.4567890123");
-    // ...but the budget (7 requests) ran out for the WorkSpaces view: dead, no retries, clear message.
+    // ...but the budget (9 requests) ran out for the WorkSpaces view: dead, no retries, clear message.
     assert_eq!(job["state"], "dead", "{job}");
     assert_eq!(job["attempts"], 1);
     let error = job["error"].as_str().unwrap();
     assert!(
-        error.contains("budget exhausted for account main: 7 of 7"),
+        error.contains("budget exhausted for account main: 9 of 9"),
         "{error}"
     );
     assert!(error.contains("HANGAR_CE_MONTHLY_REQUEST_BUDGET"), "{error}");
     let calls = moto.stats().await;
     assert_eq!(
-        calls["calls"]["GetCostAndUsage"], 7,
+        calls["calls"]["GetCostAndUsage"], 9,
         "never past the budget: {calls}"
     );
     pool.close().await;
