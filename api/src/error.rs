@@ -76,6 +76,17 @@ impl ApiError {
                 .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
             _ => false,
         };
+        // Class 22 (data exception): a value PostgreSQL cannot take, such as
+        // a NUL byte or a date out of its range, came from the request.
+        if let sqlx::Error::Database(d) = e
+            && d.code().is_some_and(|c| c.starts_with("22"))
+        {
+            return Self::BadRequest {
+                code: "invalid_value",
+                message: "a value in the request cannot be stored or compared (control characters, out-of-range dates)".into(),
+                field: None,
+            };
+        }
         if unavailable {
             Self::Unavailable {
                 dependency: "postgres",

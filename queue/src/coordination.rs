@@ -76,7 +76,8 @@ impl RateLimiter {
 
     /// Counts one request against `key` if `rate` allows it now.
     pub async fn check(&self, key: &str, rate: Rate) -> Result<RateDecision> {
-        let interval_ms = rate.interval.as_secs_f64() * 1000.0;
+        // A zero interval would divide by zero in the script: 1 µs is "no limit".
+        let interval_ms = (rate.interval.as_secs_f64() * 1000.0).max(0.001);
         let reply: Vec<i64> = GCRA
             .key(format!("{}{key}", self.prefix))
             .arg(interval_ms)
@@ -122,11 +123,17 @@ pub enum LockOutcome {
 }
 
 /// A named lock with a lease: it lapses on its own if its holder dies, and
-/// only the holder's token renews or releases it.
+/// only the holder's token renews or releases it. The token is an owner and
+/// a generation (a job id and its delivery count): a later generation of the
+/// same owner takes the lock over, so a redelivered job does not wait for
+/// its dead predecessor's lease, and the predecessor, if merely stalled,
+/// loses the lock at its next renewal.
 #[derive(Clone)]
 pub struct LeaseLock {
     conn: ConnectionManager,
     key: String,
+    owner: String,
+    generation: u32,
     token: String,
     lease: Duration,
 }
@@ -141,13 +148,21 @@ impl std::fmt::Debug for LeaseLock {
 }
 
 impl LeaseLock {
-    /// The lock `{prefix}:lock:{name}` for owner `token` (a job id: the same
-    /// job redelivered after a crash takes its own lock back at once).
-    pub fn new(conn: ConnectionManager, prefix: &str, name: &str, token: &str, lease: Duration) -> Self {
+    /// The lock `{prefix}:lock:{name}` for `owner` at `generation`.
+    pub fn new(
+        conn: ConnectionManager,
+        prefix: &str,
+        name: &str,
+        owner: &str,
+        generation: u32,
+        lease: Duration,
+    ) -> Self {
         Self {
             conn,
             key: format!("{prefix}:lock:{name}"),
-            token: token.to_owned(),
+            owner: owner.to_owned(),
+            generation,
+            token: format!("{owner}#{generation}"),
             lease,
         }
     }
@@ -156,12 +171,15 @@ impl LeaseLock {
         self.lease.as_millis().max(1) as u64
     }
 
-    /// Takes the lock if it is free or already ours.
+    /// Takes the lock if it is free, already ours, or held by an earlier
+    /// generation of our owner.
     pub async fn try_acquire(&self) -> Result<LockOutcome> {
         let reply: redis::Value = LOCK_ACQUIRE
             .key(&self.key)
             .arg(&self.token)
             .arg(self.lease_ms())
+            .arg(&self.owner)
+            .arg(self.generation)
             .invoke_async(&mut self.conn.clone())
             .await?;
         match reply {

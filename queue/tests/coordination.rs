@@ -74,15 +74,18 @@ async fn remaining_counts_down_and_acquire_waits_its_turn() {
 async fn a_lease_lock_has_one_owner_is_reentrant_for_it_and_lapses_when_abandoned() {
     let t = TestQueue::new("lock").await;
     let lease = Duration::from_millis(300);
-    let a = LeaseLock::new(connection().await, &t.prefix, "sync:prod", "job-a", lease);
-    let b = LeaseLock::new(connection().await, &t.prefix, "sync:prod", "job-b", lease);
+    let a = LeaseLock::new(connection().await, &t.prefix, "sync:prod", "job-a", 1, lease);
+    let b = LeaseLock::new(connection().await, &t.prefix, "sync:prod", "job-b", 1, lease);
     assert_eq!(a.try_acquire().await.unwrap(), LockOutcome::Acquired);
     assert_eq!(
         b.try_acquire().await.unwrap(),
-        LockOutcome::HeldBy("job-a".into())
+        LockOutcome::HeldBy("job-a#1".into())
     );
-    // The same owner (a redelivered job) takes it back at once.
-    assert_eq!(a.try_acquire().await.unwrap(), LockOutcome::Acquired);
+    assert_eq!(
+        a.try_acquire().await.unwrap(),
+        LockOutcome::Acquired,
+        "re-entrant"
+    );
     assert!(a.renew().await.unwrap());
     assert!(!b.release().await.unwrap(), "only the owner releases");
     assert!(a.release().await.unwrap());
@@ -91,4 +94,29 @@ async fn a_lease_lock_has_one_owner_is_reentrant_for_it_and_lapses_when_abandone
     tokio::time::sleep(lease * 2).await;
     assert!(!b.renew().await.unwrap(), "a lapsed lease cannot be renewed");
     assert_eq!(a.try_acquire().await.unwrap(), LockOutcome::Acquired);
+}
+
+#[tokio::test]
+async fn a_later_delivery_of_the_same_job_takes_the_lock_over_and_the_stale_one_loses_it() {
+    let t = TestQueue::new("lock-gen").await;
+    let lease = Duration::from_secs(60);
+    let first = LeaseLock::new(connection().await, &t.prefix, "sync:x", "job-1", 1, lease);
+    let second = LeaseLock::new(connection().await, &t.prefix, "sync:x", "job-1", 2, lease);
+    let other = LeaseLock::new(connection().await, &t.prefix, "sync:x", "job-2", 9, lease);
+    assert_eq!(first.try_acquire().await.unwrap(), LockOutcome::Acquired);
+    assert_eq!(
+        other.try_acquire().await.unwrap(),
+        LockOutcome::HeldBy("job-1#1".into())
+    );
+    // Redelivered (its first worker stalled or died): no waiting out the lease.
+    assert_eq!(second.try_acquire().await.unwrap(), LockOutcome::Acquired);
+    assert!(
+        !first.renew().await.unwrap(),
+        "the stale delivery learns it lost the lock"
+    );
+    assert_eq!(
+        first.try_acquire().await.unwrap(),
+        LockOutcome::HeldBy("job-1#2".into())
+    );
+    assert!(second.renew().await.unwrap());
 }

@@ -148,10 +148,35 @@ pub enum Inserted {
 /// requests). Results are in input order; a job whose idempotency key is
 /// already known (or repeated earlier in the batch) yields the first job,
 /// and one whose singleton key belongs to an open job yields that job.
+///
+/// A job skipped for its singleton key whose holder finished before the
+/// lookup (the key is free again) is inserted in another round, so one race
+/// never fails the batch.
 pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Inserted>> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
+    const ROUNDS: usize = 3;
+    let mut results: Vec<Option<Inserted>> = vec![None; jobs.len()];
+    for _ in 0..ROUNDS {
+        let pending: Vec<usize> = (0..jobs.len()).filter(|&i| results[i].is_none()).collect();
+        if pending.is_empty() {
+            break;
+        }
+        let batch: Vec<NewJobRun> = pending.iter().map(|&i| jobs[i].clone()).collect();
+        for (i, outcome) in pending.into_iter().zip(insert_round(pool, &batch).await?) {
+            results[i] = outcome;
+        }
     }
+    results
+        .into_iter()
+        .zip(jobs)
+        .map(|(r, j)| {
+            r.ok_or_else(|| sqlx::Error::Protocol(format!("job {} was neither inserted nor found", j.id)))
+        })
+        .collect()
+}
+
+/// One round of [`insert_jobs`]: `None` for a job that was neither inserted
+/// nor matched to an existing one.
+async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Option<Inserted>>> {
     let now = Utc::now();
     let col = |f: fn(&NewJobRun) -> Option<String>| jobs.iter().map(f).collect::<Vec<_>>();
     let states: Vec<String> = jobs
@@ -205,23 +230,28 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<
         .fetch_all(pool)
         .await?
     };
+    let open = |r: &JobRun| matches!(r.state.as_str(), "scheduled" | "queued" | "running" | "retrying");
     let found = |j: &NewJobRun| {
-        let by_key = |k: &Option<String>, f: fn(&JobRun) -> &Option<String>| {
-            k.as_ref()
-                .and_then(|k| existing.iter().find(|r| f(r).as_ref() == Some(k)))
+        let by_idempotency = j
+            .idempotency_key
+            .as_ref()
+            .and_then(|k| existing.iter().find(|r| r.idempotency_key.as_ref() == Some(k)));
+        let by_singleton = || {
+            j.singleton_key.as_ref().and_then(|k| {
+                existing
+                    .iter()
+                    .find(|r| open(r) && r.singleton_key.as_ref() == Some(k))
+            })
         };
-        by_key(&j.idempotency_key, |r| &r.idempotency_key)
-            .or_else(|| by_key(&j.singleton_key, |r| &r.singleton_key))
-            .cloned()
+        by_idempotency.or_else(by_singleton).cloned()
     };
-    jobs.iter()
+    Ok(jobs
+        .iter()
         .map(|j| match by_id.get(&j.id) {
-            Some(run) => Ok(Inserted::New(run.clone())),
-            None => found(j)
-                .map(Inserted::Existing)
-                .ok_or_else(|| sqlx::Error::Protocol(format!("job {} was neither inserted nor found", j.id))),
+            Some(run) => Some(Inserted::New(run.clone())),
+            None => found(j).map(Inserted::Existing),
         })
-        .collect()
+        .collect())
 }
 
 /// The job with `id`.

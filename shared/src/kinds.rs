@@ -304,6 +304,11 @@ fn validate_cloudtrail_sync(payload: &Value) -> Result<Value, PayloadError> {
     {
         return Err(invalid("end", "must be after start"));
     }
+    if let Some(e) = p.end
+        && e > chrono::Utc::now() + chrono::Duration::hours(1)
+    {
+        return Err(invalid("end", "must not be in the future"));
+    }
     // LookupEvents only reaches 90 days back.
     if let Some(s) = p.start
         && s < chrono::Utc::now() - chrono::Duration::days(90)
@@ -326,6 +331,14 @@ fn validate_billing_sync(payload: &Value) -> Result<Value, PayloadError> {
         if (e - s).num_days() > 366 {
             return Err(invalid("end", "a billing sync covers at most 366 days"));
         }
+    }
+    if let Some(e) = p.end
+        && e > chrono::Utc::now().date_naive() + chrono::Duration::days(1)
+    {
+        return Err(invalid(
+            "end",
+            "must be at most tomorrow (end is exclusive): there are no future costs",
+        ));
     }
     // Cost Explorer keeps 14 months of daily data.
     if let Some(s) = p.start

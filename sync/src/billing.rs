@@ -20,10 +20,12 @@ use hangar_shared::kinds::{BillingSyncPayload, GLOBAL_REGION, SYNC_BILLING, sync
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::{Progress, RunStats, SyncError, Syncer, clients::COST_EXPLORER_REGION};
+use crate::{LockGuard, Progress, RunStats, SyncError, Syncer, clients::COST_EXPLORER_REGION};
 
 /// The metric synced.
 pub const METRIC: &str = "UnblendedCost";
+/// Stands in for a group key Cost Explorer left out.
+const NO_KEY: &str = "(none)";
 /// Cost Explorer's name for WorkSpaces.
 pub const WORKSPACES_SERVICE: &str = "Amazon WorkSpaces";
 
@@ -56,8 +58,8 @@ fn rows_of(results: &[ResultByTime]) -> Result<Vec<CostRow>, SyncError> {
                 .map_err(|e| SyncError::Invalid(format!("Cost Explorer sent amount {text:?}: {e}")))?;
             rows.push(CostRow {
                 day,
-                service: keys.first().cloned().unwrap_or_default(),
-                usage_type: keys.get(1).cloned().unwrap_or_default(),
+                service: keys.first().cloned().unwrap_or_else(|| NO_KEY.to_owned()),
+                usage_type: keys.get(1).cloned().unwrap_or_else(|| NO_KEY.to_owned()),
                 amount,
                 currency: metric.unit().unwrap_or("USD").to_owned(),
                 estimated: r.estimated(),
@@ -88,18 +90,22 @@ impl Syncer {
     pub async fn sync_billing(
         &self,
         job_id: &str,
+        delivery: u32,
         p: &BillingSyncPayload,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
         let singleton = sync_singleton_key(SYNC_BILLING, &p.account, GLOBAL_REGION);
-        self.exclusive(&singleton, job_id, self.billing_inner(p, progress))
-            .await
+        self.exclusive(&singleton, job_id, delivery, |guard| {
+            self.billing_inner(p, progress, guard)
+        })
+        .await
     }
 
     async fn billing_inner(
         &self,
         p: &BillingSyncPayload,
         progress: &impl Progress,
+        guard: LockGuard,
     ) -> Result<Value, SyncError> {
         let started = std::time::Instant::now();
         let account = self.account(&p.account)?;
@@ -167,6 +173,7 @@ impl Syncer {
                     )));
                 }
                 self.spend_budget(acct, &mut stats).await?;
+                let requests_before = stats.aws_requests;
                 let out = self
                     .caller
                     .call(&site, &mut stats, || {
@@ -181,6 +188,11 @@ impl Syncer {
                             .send()
                     })
                     .await?;
+                // Retried attempts may be billed too: count them against the budget.
+                let extra = stats.aws_requests.saturating_sub(requests_before + 1);
+                if extra > 0 {
+                    self.charge_extra(acct, extra, &mut stats).await?;
+                }
                 token = out.next_page_token().map(str::to_owned);
                 let rows = rows_of(out.results_by_time())?;
                 total += rows.iter().map(|r| r.amount).sum::<Decimal>();
@@ -200,6 +212,8 @@ impl Syncer {
                     break;
                 }
             }
+            // Deleting is only for the current holder of the sync's lock.
+            guard.confirm().await?;
             let removed = self
                 .remove_settled(acct, view, start, end, &seen, &mut stats)
                 .await?;
@@ -210,23 +224,32 @@ impl Syncer {
                 json!({"rows": seen.len(), "written": written, "removed": removed, "total": total.to_string()}),
             );
         }
-        // Every view committed: the next sync resumes from here.
-        let position = end.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-        self.write(
-            SYNC_BILLING,
-            &mut stats,
-            sqlx::query!(
-                "INSERT INTO sync_cursors (account, region, kind, position) VALUES ($1, $2, $3, $4)
+        // Every view committed: the next sync resumes from here, unless this
+        // window left a gap after the cursor (an explicit later start), which
+        // the next sync must still cover. Never beyond tomorrow.
+        let contiguous = cursor.is_none_or(|c| start <= c.date_naive());
+        let resume = end.min(today + chrono::Duration::days(1));
+        if let Some(position) = resume
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .filter(|_| contiguous)
+        {
+            self.write(
+                SYNC_BILLING,
+                &mut stats,
+                sqlx::query!(
+                    "INSERT INTO sync_cursors (account, region, kind, position) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (account, region, kind) DO UPDATE
                    SET position = GREATEST(sync_cursors.position, EXCLUDED.position), updated_at = now()",
-                acct,
-                GLOBAL_REGION,
-                SYNC_BILLING,
-                position
+                    acct,
+                    GLOBAL_REGION,
+                    SYNC_BILLING,
+                    position
+                )
+                .execute(&self.pool),
             )
-            .execute(&self.pool),
-        )
-        .await?;
+            .await?;
+        }
         tracing::info!(account = acct, %start, %end, pages = stats.pages, "billing synced");
         Ok(json!({
             "account": acct,
@@ -278,6 +301,25 @@ impl Syncer {
             used: i64::from(used),
             budget,
         })
+    }
+
+    /// Counts `extra` more requests (retried attempts) against this month's budget.
+    async fn charge_extra(&self, acct: &str, extra: u64, stats: &mut RunStats) -> Result<(), SyncError> {
+        let today = Utc::now().date_naive();
+        let month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap_or(today);
+        self.write(
+            SYNC_BILLING,
+            stats,
+            sqlx::query!(
+                "UPDATE aws_request_budget SET used = used + $3 WHERE month = $1 AND account = $2 AND api = 'ce'",
+                month,
+                acct,
+                extra.min(i32::MAX as u64) as i32
+            )
+            .execute(&self.pool),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn upsert_costs(

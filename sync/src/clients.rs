@@ -102,7 +102,13 @@ impl ClientCache {
             return base;
         };
         let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
-            .session_name(format!("hangar-sync-{}", account.name))
+            // STS caps session names at 64 characters.
+            .session_name(
+                format!("hangar-sync-{}", account.name)
+                    .chars()
+                    .take(64)
+                    .collect::<String>(),
+            )
             .region(Region::new(region.to_owned()))
             .configure(&base);
         if let Some(id) = &account.external_id {

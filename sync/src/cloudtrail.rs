@@ -16,7 +16,7 @@ use hangar_queue::Rate;
 use hangar_shared::kinds::{CloudTrailSyncPayload, SYNC_CLOUDTRAIL, sync_singleton_key};
 use serde_json::{Value, json};
 
-use crate::{Progress, RunStats, SyncError, Syncer};
+use crate::{LockGuard, Progress, RunStats, SyncError, Syncer};
 
 /// The event source of WorkSpaces API calls.
 pub const WORKSPACES_EVENT_SOURCE: &str = "workspaces.amazonaws.com";
@@ -32,18 +32,22 @@ impl Syncer {
     pub async fn sync_cloudtrail(
         &self,
         job_id: &str,
+        delivery: u32,
         p: &CloudTrailSyncPayload,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
         let singleton = sync_singleton_key(SYNC_CLOUDTRAIL, &p.account, &p.region);
-        self.exclusive(&singleton, job_id, self.cloudtrail_inner(p, progress))
-            .await
+        self.exclusive(&singleton, job_id, delivery, |guard| {
+            self.cloudtrail_inner(p, progress, guard)
+        })
+        .await
     }
 
     async fn cloudtrail_inner(
         &self,
         p: &CloudTrailSyncPayload,
         progress: &impl Progress,
+        _guard: LockGuard,
     ) -> Result<Value, SyncError> {
         let started = std::time::Instant::now();
         let account = self.account(&p.account)?;
@@ -86,6 +90,7 @@ impl Syncer {
         let mut events_seen = 0u64;
         let mut inserted = 0u64;
         let mut token: Option<String> = None;
+        let waited_us = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         loop {
             if progress.cancelled() {
                 return Err(SyncError::Cancelled(format!(
@@ -107,10 +112,17 @@ impl Syncer {
                         .max_results(PAGE)
                         .set_next_token(token.clone());
                     let metrics = self.metrics.clone();
+                    let waited_total = waited_us.clone();
                     async move {
                         // Every attempt, retries included, waits its turn.
                         match limiter.acquire(&limiter_key, rate).await {
-                            Ok(waited) => metrics.rate_wait("cloudtrail_lookup_events", waited.as_secs_f64()),
+                            Ok(waited) => {
+                                metrics.rate_wait("cloudtrail_lookup_events", waited.as_secs_f64());
+                                waited_total.fetch_add(
+                                    waited.as_micros() as u64,
+                                    std::sync::atomic::Ordering::Relaxed,
+                                );
+                            }
                             Err(e) => tracing::warn!(error = %e, "rate limiter unreachable; calling anyway"),
                         }
                         request.send().await
@@ -132,11 +144,15 @@ impl Syncer {
             }
         }
         stats.rows_written += inserted;
+        stats.rate_limit_wait_ms = waited_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
         self.metrics.rows(SYNC_CLOUDTRAIL, "audit_events", inserted);
 
         // Every page is in: move the cursor to the newest event seen (never
         // backwards, and not at all when the window held nothing new).
-        if let Some(position) = newest {
+        // A window that starts after the cursor leaves a gap the next sync must
+        // still read: then the cursor stays. Never beyond now.
+        let contiguous = cursor.is_none_or(|c| start <= c);
+        if let Some(position) = newest.map(|n| n.min(now)).filter(|_| contiguous) {
             self.write(
                 SYNC_CLOUDTRAIL,
                 &mut stats,

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
-use aws_smithy_types::error::{display::DisplayErrorContext, metadata::ProvideErrorMetadata};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// How an AWS error behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,10 @@ const ACCESS: &[&str] = &[
 ];
 const INVALID: &[&str] = &[
     "ValidationException",
+    "ValidationError",
+    "MalformedPolicyDocument",
+    "MalformedPolicyDocumentException",
+    "RegionDisabledException",
     "InvalidParameterValuesException",
     "InvalidParameterValueException",
     "InvalidParameterCombinationException",
@@ -105,13 +109,12 @@ const INVALID: &[&str] = &[
     "InvalidLookupAttributesException",
     "InvalidTimeRangeException",
     "InvalidMaxResultsException",
-    "InvalidNextTokenException",
-    "InvalidNextToken",
     "InvalidEventCategoryException",
-    "DataUnavailableException",
     "BillExpirationException",
-    "RequestChangedException",
 ];
+// Not listed, so a fresh attempt gets its chance: InvalidNextToken(Exception)
+// and RequestChangedException (stale pagination: the next attempt starts
+// over) and DataUnavailableException (Cost Explorer still being enabled).
 
 /// Classifies an error code and HTTP status.
 pub fn classify_code(code: Option<&str>, status: Option<u16>) -> Class {
@@ -145,12 +148,13 @@ pub struct AwsFailure {
 
 /// Classifies an SDK error. Errors raised before the request was sent (a
 /// credential provider that failed, e.g. an AssumeRole refused) carry no
-/// service code; their text names the STS error, so it is matched too.
+/// service code of their own: they are classified by the typed errors in
+/// their source chain.
 pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> AwsFailure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let detail = DisplayErrorContext(err).to_string();
+    let detail = chain(err);
     let (class, code) = match err {
         SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
             let status = err.raw_response().map(|r| r.status().as_u16());
@@ -159,25 +163,68 @@ where
         }
         SdkError::TimeoutError(_) => (Class::Transport, None),
         SdkError::DispatchFailure(f) if f.is_io() || f.is_timeout() => (Class::Transport, None),
-        _ => {
-            let known = [CREDENTIALS, ACCESS, THROTTLING].concat();
-            let code = known
-                .iter()
-                .find(|c| detail.contains(&format!("{c}:")) || detail.contains(&format!("<Code>{c}</Code>")))
-                .map(|c| (*c).to_owned());
-            let class = match code.as_deref() {
-                Some(c) => classify_code(Some(c), None),
-                None if detail.contains("no credentials")
-                    || detail.contains("failed to load credentials") =>
-                {
-                    Class::Credentials
-                }
-                None => Class::Transport,
-            };
-            (class, code)
-        }
+        SdkError::DispatchFailure(_) => credentials_failure(err).unwrap_or((Class::Transport, None)),
+        // The request could not even be built (bad endpoint, bad input).
+        _ => credentials_failure(err).unwrap_or((Class::Invalid, None)),
     };
     AwsFailure { class, code, detail }
+}
+
+/// The error and its sources as one line ("dispatch failure: io error:
+/// connection refused"), without the raw response the SDK's Debug form
+/// carries (headers and body do not belong in a job's error).
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// A failure to get credentials, found by type in the error's source chain:
+/// no credentials anywhere (permanent), a provider that timed out (passes),
+/// a misconfigured one (permanent), or STS refusing to assume the role
+/// (classified by STS's own error code).
+fn credentials_failure(err: &(dyn std::error::Error + 'static)) -> Option<(Class, Option<String>)> {
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    let mut next = Some(err);
+    let mut provider_failed = false;
+    while let Some(e) = next {
+        if let Some(sts) = e.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>() {
+            let status = sts.raw_response().map(|r| r.status().as_u16());
+            let code = sts.code().map(str::to_owned);
+            let class = match classify_code(code.as_deref(), status) {
+                // STS answered, but with no code we know: the role setup is wrong.
+                Class::Other => Class::AccessDenied,
+                class => class,
+            };
+            return Some((class, code.or_else(|| Some("AssumeRoleFailed".into()))));
+        }
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            match c {
+                CredentialsError::CredentialsNotLoaded(_) => {
+                    return Some((Class::Credentials, Some("CredentialsNotLoaded".into())));
+                }
+                CredentialsError::ProviderTimedOut(_) => {
+                    return Some((Class::Transport, Some("CredentialsProviderTimedOut".into())));
+                }
+                CredentialsError::InvalidConfiguration(_) => {
+                    return Some((Class::Invalid, Some("InvalidCredentialsConfiguration".into())));
+                }
+                _ => provider_failed = true,
+            }
+        }
+        next = e.source();
+    }
+    // A provider failed for a reason it did not type (e.g. a malformed
+    // credentials file): no retry will change that.
+    provider_failed.then(|| (Class::Credentials, Some("CredentialsProviderFailed".into())))
 }
 
 /// Where a call was made, for messages and metrics.
@@ -250,8 +297,12 @@ pub enum SyncError {
     #[error("cancelled: {0}")]
     Cancelled(String),
     /// Another sync of the same account, region and kind holds the lock.
-    #[error("another sync of {0} is running (job {1}); this one will try again shortly")]
+    #[error("another sync of {0} is running (holder {1}); this job retries with backoff")]
     Busy(String, String),
+    /// A later delivery of this job took the sync's lock over (this copy had
+    /// stalled past its lease); this copy stops.
+    #[error("lost the lock of {0} to a later delivery of this job; this copy stopped")]
+    LockLost(String),
 }
 
 impl SyncError {
@@ -260,7 +311,7 @@ impl SyncError {
         match self {
             Self::Aws(e) => e.failure.class.is_permanent(),
             Self::BudgetExhausted { .. } | Self::Invalid(_) => true,
-            Self::Db(_) | Self::Redis(_) | Self::Busy(..) | Self::Cancelled(_) => false,
+            Self::Db(_) | Self::Redis(_) | Self::Busy(..) | Self::Cancelled(_) | Self::LockLost(_) => false,
         }
     }
 }
@@ -328,5 +379,57 @@ mod tests {
         assert_eq!(classify_code(Some("ResourceNotFound"), Some(400)), Class::Other);
         assert!(Class::Throttled.is_transient() && !Class::Throttled.is_permanent());
         assert!(Class::Credentials.is_permanent() && !Class::Other.is_permanent());
+    }
+
+    type WsError = aws_sdk_workspaces::operation::describe_workspaces::DescribeWorkspacesError;
+
+    fn before_sending(
+        cause: aws_credential_types::provider::error::CredentialsError,
+    ) -> SdkError<WsError, HttpResponse> {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        SdkError::dispatch_failure(ConnectorError::other(Box::new(cause), None))
+    }
+
+    #[test]
+    fn credential_failures_before_sending_are_classified_by_type() {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+        use aws_smithy_types::{body::SdkBody, error::ErrorMetadata};
+
+        let none = classify(&before_sending(CredentialsError::not_loaded(
+            "no providers in chain provided credentials",
+        )));
+        assert_eq!(none.class, Class::Credentials);
+        let slow = classify(&before_sending(CredentialsError::provider_timed_out(
+            Duration::from_secs(5),
+        )));
+        assert_eq!(slow.class, Class::Transport);
+        let bad = classify(&before_sending(CredentialsError::invalid_configuration(
+            "bad profile",
+        )));
+        assert_eq!(bad.class, Class::Invalid);
+
+        // STS refused AssumeRole: its own code decides.
+        let sts: SdkError<AssumeRoleError, HttpResponse> = SdkError::service_error(
+            AssumeRoleError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("not authorized")
+                    .build(),
+            ),
+            HttpResponse::new(403.try_into().unwrap(), SdkBody::empty()),
+        );
+        let refused = classify(&before_sending(CredentialsError::provider_error(sts)));
+        assert_eq!(refused.class, Class::AccessDenied);
+        assert_eq!(refused.code.as_deref(), Some("AccessDenied"));
+        assert!(refused.detail.contains("not authorized"), "{}", refused.detail);
+
+        // Connection refused before any credentials matter: passes on its own.
+        let io = SdkError::<WsError, HttpResponse>::dispatch_failure(
+            aws_smithy_runtime_api::client::result::ConnectorError::io(Box::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            ))),
+        );
+        assert_eq!(classify(&io).class, Class::Transport);
     }
 }

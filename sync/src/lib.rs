@@ -126,6 +126,25 @@ impl std::fmt::Debug for Syncer {
     }
 }
 
+/// Proof, for a step that must not run twice, that this job still holds
+/// its sync's lock.
+#[derive(Clone, Debug)]
+pub struct LockGuard {
+    lock: LeaseLock,
+    singleton: String,
+}
+
+impl LockGuard {
+    /// Renews the lock now; fails if a later delivery has taken it.
+    pub async fn confirm(&self) -> Result<(), SyncError> {
+        if self.lock.renew().await? {
+            Ok(())
+        } else {
+            Err(SyncError::LockLost(self.singleton.clone()))
+        }
+    }
+}
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -178,18 +197,36 @@ impl Syncer {
         RateLimiter::new(self.redis.clone(), &self.prefix)
     }
 
-    /// Runs `work` while holding the lock for `singleton` (renewed in the
-    /// background), owned by `job_id`.
-    pub async fn exclusive<T>(
+    /// Runs `work` while holding the lock for `singleton`, owned by this
+    /// delivery of the job (a later delivery of the same job takes it over).
+    /// The lock is renewed in the background; if it is lost (taken over by
+    /// a redelivery while this copy stalled), `work` is dropped at its next
+    /// await and the attempt fails with [`SyncError::LockLost`]. `work` gets a
+    /// [`LockGuard`] to confirm it still holds the lock before a step that
+    /// must not run twice (marking rows deleted).
+    pub async fn exclusive<T, F, Fut>(
         &self,
         singleton: &str,
         job_id: &str,
-        work: impl Future<Output = Result<T, SyncError>>,
-    ) -> Result<T, SyncError> {
-        let lock = LeaseLock::new(self.redis.clone(), &self.prefix, singleton, job_id, LOCK_LEASE);
+        delivery: u32,
+        work: F,
+    ) -> Result<T, SyncError>
+    where
+        F: FnOnce(LockGuard) -> Fut,
+        Fut: Future<Output = Result<T, SyncError>>,
+    {
+        let lock = LeaseLock::new(
+            self.redis.clone(),
+            &self.prefix,
+            singleton,
+            job_id,
+            delivery,
+            LOCK_LEASE,
+        );
         if let LockOutcome::HeldBy(other) = lock.try_acquire().await? {
             return Err(SyncError::Busy(singleton.to_owned(), other));
         }
+        let (lost_tx, mut lost_rx) = tokio::sync::watch::channel(false);
         // Aborted on drop, so a panicking or cancelled job stops renewing
         // and its lock lapses instead of living on.
         let renewer = AbortOnDrop({
@@ -200,7 +237,8 @@ impl Syncer {
                     match lock.renew().await {
                         Ok(true) => {}
                         Ok(false) => {
-                            tracing::warn!(lock = ?lock, "sync lock lost; another sync may start");
+                            tracing::warn!(lock = ?lock, "sync lock lost to a later delivery; stopping");
+                            let _ = lost_tx.send(true);
                             return;
                         }
                         Err(e) => tracing::warn!(error = %e, "sync lock not renewed; retrying"),
@@ -208,7 +246,14 @@ impl Syncer {
                 }
             })
         });
-        let result = work.await;
+        let guard = LockGuard {
+            lock: lock.clone(),
+            singleton: singleton.to_owned(),
+        };
+        let result = tokio::select! {
+            result = work(guard) => result,
+            _ = lost_rx.wait_for(|lost| *lost) => Err(SyncError::LockLost(singleton.to_owned())),
+        };
         drop(renewer);
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "sync lock not released; it lapses on its own");

@@ -15,7 +15,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use hangar_shared::kinds::{SYNC_WORKSPACES, WorkspacesSyncPayload, sync_singleton_key};
 use serde_json::{Value, json};
 
-use crate::{CallSite, Progress, RunStats, SyncError, Syncer};
+use crate::{CallSite, LockGuard, Progress, RunStats, SyncError, Syncer};
 
 /// Workspaces per DescribeWorkspaces page (the API's maximum).
 const PAGE: i32 = 25;
@@ -48,18 +48,22 @@ impl Syncer {
     pub async fn sync_workspaces(
         &self,
         job_id: &str,
+        delivery: u32,
         p: &WorkspacesSyncPayload,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
         let singleton = sync_singleton_key(SYNC_WORKSPACES, &p.account, &p.region);
-        self.exclusive(&singleton, job_id, self.workspaces_inner(p, progress))
-            .await
+        self.exclusive(&singleton, job_id, delivery, |guard| {
+            self.workspaces_inner(p, progress, guard)
+        })
+        .await
     }
 
     async fn workspaces_inner(
         &self,
         p: &WorkspacesSyncPayload,
         progress: &impl Progress,
+        guard: LockGuard,
     ) -> Result<Value, SyncError> {
         let started = std::time::Instant::now();
         let account = self.account(&p.account)?;
@@ -70,7 +74,7 @@ impl Syncer {
         // Directories: every page, one upsert.
         progress.report(json!({"step": "directories"})).await;
         let site = self.site(acct, region, "workspaces", "DescribeWorkspaceDirectories");
-        let mut directories = Vec::new();
+        let mut directories = std::collections::BTreeMap::new();
         let mut token: Option<String> = None;
         loop {
             let out = self
@@ -82,12 +86,18 @@ impl Syncer {
                 })
                 .await?;
             stats.pages += 1;
-            directories.extend(out.directories().iter().cloned());
+            // Keyed by id: a directory repeated across pages is written once.
+            for d in out.directories() {
+                if let Some(id) = d.directory_id() {
+                    directories.insert(id.to_owned(), d.clone());
+                }
+            }
             token = out.next_token().map(str::to_owned);
             if token.is_none() {
                 break;
             }
         }
+        let directories: Vec<_> = directories.into_values().collect();
         let written = self
             .upsert_directories(acct, region, &directories, &mut stats)
             .await?;
@@ -177,6 +187,9 @@ impl Syncer {
             .iter()
             .filter_map(|d| d.directory_id().map(str::to_owned))
             .collect();
+        // Only the current holder of the sync's lock may mark rows deleted:
+        // a stale copy's older listing must not delete what a newer one saw.
+        guard.confirm().await?;
         let (deleted, deleted_dirs) = self
             .mark_deleted(acct, region, &seen, &dir_ids, &mut stats)
             .await?;
@@ -216,12 +229,23 @@ impl Syncer {
                 let site = site.clone();
                 async move {
                     let mut stats = RunStats::default();
-                    let out = self
+                    let out = match self
                         .caller
                         .call(&site, &mut stats, || {
                             ws.describe_tags().resource_id(id.clone()).send()
                         })
-                        .await?;
+                        .await
+                    {
+                        Ok(out) => out,
+                        // Terminated since the page was listed: no tags; the
+                        // next complete listing marks it deleted.
+                        Err(SyncError::Aws(e))
+                            if e.failure.code.as_deref() == Some("ResourceNotFoundException") =>
+                        {
+                            return Ok((json!({}), stats));
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let tags: serde_json::Map<String, Value> = out
                         .tag_list()
                         .iter()
@@ -280,7 +304,11 @@ impl Syncer {
             dirs.iter().map(f).collect::<Vec<_>>()
         };
         // Arrays of arrays must be rectangular in PostgreSQL: pass them as JSON.
-        let json_list = |v: &[String]| json!(v).to_string();
+        let json_list = |v: &[String]| {
+            let mut sorted = v.to_vec();
+            sorted.sort();
+            json!(sorted).to_string()
+        };
         let written = self
             .write(
                 SYNC_WORKSPACES,

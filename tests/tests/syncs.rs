@@ -130,6 +130,9 @@ async fn bad_sync_requests_name_the_field() {
             json!({"start": "2026-11-10", "end": "2026-11-01"}),
             "end",
         ),
+        ("billing", json!({"end": "2100-01-01"}), "end"),
+        ("billing", json!({"start": "0999-01-01"}), "start"),
+        ("cloudtrail", json!({"end": "2100-01-01T00:00:00Z"}), "end"),
     ] {
         let (status, v) = app.post(&format!("/api/v1/syncs/{kind}"), body.clone()).await;
         assert_eq!(status, 422, "{kind} {body}: {v}");
@@ -172,6 +175,10 @@ async fn bad_inventory_queries_name_the_field() {
         ("/api/v1/costs?group_by=colour", Some("group_by")),
         ("/api/v1/costs?view=some", Some("view")),
         ("/api/v1/costs?start=2026-13-01", Some("start")),
+        ("/api/v1/audit-events?start=-5000-01-01", Some("start")),
+        ("/api/v1/costs?end=10000-01-01", Some("end")),
+        ("/api/v1/workspaces?user=a%00b", None),
+        ("/api/v1/workspaces/ws-%00", None),
     ] {
         let (status, v) = app.get(path).await;
         assert!(status == 400 || status == 422, "{path}: {status} {v}");

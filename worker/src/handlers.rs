@@ -28,15 +28,19 @@ pub async fn dispatch(
         kinds::SYSTEM_NOOP => Ok(json!({})),
         kinds::SYSTEM_SLEEP => sleep(&payload, &job).await,
         kinds::SYNC_WORKSPACES => match decode(&payload) {
-            Ok(p) => sync_result(Box::pin(syncer.sync_workspaces(job.id(), &p, &job)).await),
+            Ok(p) => {
+                sync_result(Box::pin(syncer.sync_workspaces(job.id(), job.deliveries(), &p, &job)).await)
+            }
             Err(e) => Err(e),
         },
         kinds::SYNC_CLOUDTRAIL => match decode(&payload) {
-            Ok(p) => sync_result(Box::pin(syncer.sync_cloudtrail(job.id(), &p, &job)).await),
+            Ok(p) => {
+                sync_result(Box::pin(syncer.sync_cloudtrail(job.id(), job.deliveries(), &p, &job)).await)
+            }
             Err(e) => Err(e),
         },
         kinds::SYNC_BILLING => match decode(&payload) {
-            Ok(p) => sync_result(Box::pin(syncer.sync_billing(job.id(), &p, &job)).await),
+            Ok(p) => sync_result(Box::pin(syncer.sync_billing(job.id(), job.deliveries(), &p, &job)).await),
             Err(e) => Err(e),
         },
         other => Err(permanent(format!("this worker has no handler for kind {other:?}")).into()),

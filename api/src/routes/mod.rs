@@ -22,8 +22,23 @@ pub fn page_limit(value: Option<&str>, default: i64, max: i64) -> Result<i64, Ap
     }
 }
 
+/// Years the API accepts in dates (PostgreSQL's range is wider; no AWS data
+/// predates 2006).
+const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
 /// An optional RFC 3339 time (a bare date means its midnight, UTC).
 pub fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let t = parse_time_unchecked(field, value)?;
+    if t.is_some_and(|t| !YEARS.contains(&chrono::Datelike::year(&t))) {
+        return Err(ApiError::invalid(
+            field,
+            "must be between the years 1970 and 9999",
+        ));
+    }
+    Ok(t)
+}
+
+fn parse_time_unchecked(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(v) = value else { return Ok(None) };
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Ok(Some(t.with_timezone(&Utc)));
@@ -40,7 +55,9 @@ pub fn parse_date(field: &str, value: Option<&str>) -> Result<Option<NaiveDate>,
     value
         .map(|v| {
             v.parse::<NaiveDate>()
-                .map_err(|_| ApiError::invalid(field, "must be a date, YYYY-MM-DD"))
+                .ok()
+                .filter(|d| YEARS.contains(&chrono::Datelike::year(d)))
+                .ok_or_else(|| ApiError::invalid(field, "must be a date, YYYY-MM-DD, between 1970 and 9999"))
         })
         .transpose()
 }
