@@ -310,7 +310,7 @@ pub const VARS: &[Var] = &[
     Var {
         name: "HANGAR_AWS_BACKOFF_CAP_MS",
         default: Some("20000"),
-        doc: "longest backoff between those attempts (ms)",
+        doc: "longest backoff between those attempts, before jitter (ms)",
     },
     Var {
         name: "HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS",
