@@ -20,26 +20,9 @@ command -v wrk >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteract
 bash scripts/services.sh ensure >&2
 cargo build --release --locked --bins -q
 BIN="$CARGO_TARGET_DIR/release"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. bench/common.sh
+APORT=$(free_port)
 
-WORK=$(mktemp -d)
-RPORT=$(free_port); APORT=$(free_port)
-redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no --dir "$WORK" --daemonize yes --pidfile "$WORK/redis.pid" >/dev/null
-DB="hangar_bench_$(date +%s)"
-ADMIN="postgres://postgres@127.0.0.1:5432/postgres"
-psql "$ADMIN" -qc "CREATE DATABASE $DB"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
-  psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-export HANGAR_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
-export HANGAR_REDIS_URL="redis://127.0.0.1:$RPORT"
 export HANGAR_BIND="127.0.0.1:$APORT"
 export HANGAR_LOG_LEVEL=warn HANGAR_DB_MAX_CONNECTIONS=16 HANGAR_QUEUES="sync=50,reports=1,inference=1"
 URL="http://127.0.0.1:$APORT"

@@ -21,23 +21,8 @@ bash scripts/services.sh ensure >&2
 if [ "$PROFILE" = release ]; then cargo build --release --locked --bins -q; else cargo build --locked --bins -q; fi
 BIN="$CARGO_TARGET_DIR/$PROFILE"
 [ "$PROFILE" = release ] || BIN="$CARGO_TARGET_DIR/debug"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-WORK=$(mktemp -d)
-RPORT=$(free_port); APORT=$(free_port); MPORT=$(free_port)
-redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no --dir "$WORK" --daemonize yes --pidfile "$WORK/redis.pid" >/dev/null
-DB="hangar_bench_sync_$(date +%s)"
-ADMIN="postgres://postgres@127.0.0.1:5432/postgres"
-psql "$ADMIN" -qc "CREATE DATABASE $DB"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
-  psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/common.sh
+APORT=$(free_port); MPORT=$(free_port)
 
 python3 tests/moto/hangar_moto.py --port "$MPORT" >"$WORK/moto.out" 2>"$WORK/moto.log" & PIDS+=($!)
 MOTO="http://127.0.0.1:$MPORT/_hangar"
@@ -45,8 +30,6 @@ for _ in $(seq 1 100); do curl -fs "$MOTO/health" >/dev/null 2>&1 && break; slee
 curl -fsS -X POST -H 'content-type: application/json' "$MOTO/seed/workspaces" \
   -d "{\"directories\":3,\"workspaces\":$N,\"bundles\":4,\"tags_per_workspace\":2}" >"$WORK/seed.json"
 
-export HANGAR_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
-export HANGAR_REDIS_URL="redis://127.0.0.1:$RPORT"
 export HANGAR_BIND="127.0.0.1:$APORT"
 export HANGAR_LOG_LEVEL=warn HANGAR_QUEUES="sync=1" HANGAR_LEASE_SECS=30
 export HANGAR_AWS_ACCOUNTS='[{"name":"bench","regions":["us-east-1"]}]'

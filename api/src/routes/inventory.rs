@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{make_cursor, page_limit, parse_date, parse_time, split_cursor};
+use super::{make_cursor, next_cursor, page_limit, parse_date, parse_time, split_cursor};
 use crate::{error::ApiError, state::AppState};
 
 fn flag(field: &str, value: Option<&str>) -> Result<bool, ApiError> {
@@ -114,12 +114,9 @@ pub async fn list_workspaces(
     )
     .fetch_all(&state.pool)
     .await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| {
-            rows.last()
-                .map(|r| make_cursor(&[&r.workspace_id, &r.account, &r.region]))
-        })
-        .flatten();
+    let next = next_cursor(&rows, limit, |r| {
+        make_cursor(&[&r.workspace_id, &r.account, &r.region])
+    });
     Ok(Json(json!({"workspaces": rows, "next_cursor": next})))
 }
 
@@ -259,12 +256,9 @@ pub async fn list_directories(
     )
     .fetch_all(&state.pool)
     .await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| {
-            rows.last()
-                .map(|r| make_cursor(&[&r.directory_id, &r.account, &r.region]))
-        })
-        .flatten();
+    let next = next_cursor(&rows, limit, |r| {
+        make_cursor(&[&r.directory_id, &r.account, &r.region])
+    });
     Ok(Json(json!({"directories": rows, "next_cursor": next})))
 }
 
@@ -345,16 +339,12 @@ pub async fn list_audit_events(
     )
     .fetch_all(&state.pool)
     .await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| {
-            rows.last().map(|r| {
-                make_cursor(&[
-                    &r.event_time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    &r.event_id,
-                ])
-            })
-        })
-        .flatten();
+    let next = next_cursor(&rows, limit, |r| {
+        make_cursor(&[
+            &r.event_time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            &r.event_id,
+        ])
+    });
     Ok(Json(json!({"events": rows, "next_cursor": next})))
 }
 
@@ -452,9 +442,7 @@ pub async fn list_costs(
         .into_iter()
         .map(|t| (t.currency, json!(t.amount)))
         .collect();
-    let next = (groups.len() as i64 == limit)
-        .then(|| groups.last().map(|g| make_cursor(&[&g.key, &g.currency])))
-        .flatten();
+    let next = next_cursor(&groups, limit, |g| make_cursor(&[&g.key, &g.currency]));
     Ok(Json(json!({
         "view": view,
         "group_by": group_by,

@@ -250,9 +250,7 @@ pub async fn list(
         limit,
     };
     let runs = db::list_jobs(&state.pool, &filter).await?;
-    let next = (runs.len() as i64 == limit)
-        .then(|| runs.last().map(|r| r.id.clone()))
-        .flatten();
+    let next = super::next_cursor(&runs, limit, |r| r.id.clone());
     let jobs: Vec<Value> = runs.iter().map(|r| job_json(r, None)).collect();
     Ok(Json(json!({"jobs": jobs, "next_cursor": next})))
 }

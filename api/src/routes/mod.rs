@@ -79,3 +79,11 @@ pub fn split_cursor(value: Option<&str>, n: usize) -> Result<Option<Vec<String>>
 pub fn make_cursor(parts: &[&str]) -> String {
     parts.join("~")
 }
+
+/// The cursor of the page after `rows`: the last row's sort key when the
+/// page is full, `None` when it was the last page.
+pub fn next_cursor<T>(rows: &[T], limit: i64, key: impl Fn(&T) -> String) -> Option<String> {
+    (rows.len() as i64 == limit)
+        .then(|| rows.last().map(key))
+        .flatten()
+}

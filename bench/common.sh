@@ -1,0 +1,24 @@
+# Sourced by the benchmark scripts: a private redis-server on a free port
+# (no persistence), a fresh database on the shared PostgreSQL, and a cleanup
+# on exit that stops what the script started (by PID, in $PIDS), stops that
+# Redis and drops the database. Sets WORK, RPORT, DB, ADMIN, PIDS and the
+# HANGAR_DATABASE_URL / HANGAR_REDIS_URL the binaries read.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+WORK=$(mktemp -d)
+RPORT=$(free_port)
+redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no --dir "$WORK" --daemonize yes --pidfile "$WORK/redis.pid" >/dev/null
+DB="hangar_bench_$(date +%s)_$$"
+ADMIN="postgres://postgres@127.0.0.1:5432/postgres"
+psql "$ADMIN" -qc "CREATE DATABASE $DB"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+  psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+export HANGAR_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+export HANGAR_REDIS_URL="redis://127.0.0.1:$RPORT"
