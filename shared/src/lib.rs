@@ -4,6 +4,7 @@
 pub mod config;
 pub mod db;
 pub mod kinds;
+pub mod schedule;
 pub mod shutdown;
 pub mod telemetry;
 

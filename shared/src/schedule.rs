@@ -1,0 +1,603 @@
+//! Periodic schedules: their definition (from the deployment's TOML file or
+//! the `schedules` table), validation naming the field at fault, and the
+//! arithmetic the scheduler and the API share: when a schedule fires next,
+//! which ticks a downtime missed, what its catch-up policy fires for them,
+//! and the job id each tick gets.
+//!
+//! Times are evaluated in the schedule's IANA time zone with Vixie cron's
+//! rules across daylight-saving changes (croner implements them): a time
+//! that happens twice fires once (the first time), a time that does not
+//! happen fires right after the clock jumps, and expressions that fire every
+//! hour or more often keep firing every real hour.
+//!
+//! Every function takes `now` from the caller: tests run days of ticks in
+//! microseconds, and two replicas computing the same tick agree on its id.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::kinds::{self, PayloadError};
+
+/// What a downtime's missed ticks turn into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Missed ticks are dropped; the schedule resumes with its next tick.
+    Skip,
+    /// Missed ticks become one run (unless a tick is due on time anyway).
+    #[default]
+    FireOnce,
+    /// Every missed tick runs, up to `catch_up_cap` of the most recent.
+    FireAll,
+}
+
+/// What a tick does while the schedule's previous job is still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Enqueue anyway.
+    Allow,
+    /// Skip the tick (counted in metrics).
+    #[default]
+    SkipIfRunning,
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_payload() -> Value {
+    Value::Object(Default::default())
+}
+fn default_true() -> bool {
+    true
+}
+fn default_cap() -> u32 {
+    10
+}
+
+/// A schedule as written in TOML or sent to the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// Unique name, 1-64 of `a-z 0-9 - _ .`.
+    pub name: String,
+    /// Cron expression: 5 fields, or 6 with seconds first.
+    pub cron: String,
+    /// IANA time zone the expression is read in.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Job kind to enqueue.
+    pub kind: String,
+    /// Its payload (validated like an API request).
+    #[serde(default = "default_payload")]
+    pub payload: Value,
+    /// Queue; defaults to the kind's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Disabled schedules never fire.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Missed ticks after downtime.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    /// Most missed ticks `fire_all` runs (1-1000).
+    #[serde(default = "default_cap")]
+    pub catch_up_cap: u32,
+    /// A tick while the previous job is open.
+    #[serde(default)]
+    pub overlap: Overlap,
+    /// Each tick's job is delayed by up to this many seconds (the same delay
+    /// for a given tick on every replica), to spread load.
+    #[serde(default)]
+    pub jitter_secs: u32,
+}
+
+/// A validated schedule, ready to compute fire times.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The definition (queue filled in).
+    pub spec: ScheduleSpec,
+    cron: croner::Cron,
+    tz: chrono_tz::Tz,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> PayloadError {
+    PayloadError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Schedule names: what job ids and metrics labels can carry.
+pub fn is_schedule_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+impl Schedule {
+    /// Validates `spec`, naming the field at fault (`cron`, `timezone`,
+    /// `payload.ms`, ...).
+    pub fn new(mut spec: ScheduleSpec) -> Result<Self, PayloadError> {
+        if !is_schedule_name(&spec.name) {
+            return Err(invalid("name", "must be 1-64 of a-z, 0-9, '-', '_', '.'"));
+        }
+        let fields = spec.cron.split_whitespace().count();
+        if !(5..=6).contains(&fields) {
+            return Err(invalid(
+                "cron",
+                format!(
+                    "has {fields} fields; expected 5 (minute hour day month weekday) or 6 (seconds first)"
+                ),
+            ));
+        }
+        let cron = croner::Cron::from_str(&spec.cron).map_err(|e| invalid("cron", format!("{e}")))?;
+        let tz = chrono_tz::Tz::from_str(&spec.timezone).map_err(|_| {
+            invalid(
+                "timezone",
+                format!(
+                    "{:?} is not an IANA time zone such as Europe/Berlin",
+                    spec.timezone
+                ),
+            )
+        })?;
+        let kind = kinds::kind(&spec.kind).ok_or_else(|| {
+            let known: Vec<&str> = kinds::KINDS.iter().map(|k| k.name).collect();
+            invalid(
+                "kind",
+                format!("unknown kind {:?}; known: {}", spec.kind, known.join(", ")),
+            )
+        })?;
+        spec.payload = kind.validate(&spec.payload).map_err(|e| PayloadError {
+            field: if e.field.is_empty() {
+                "payload".into()
+            } else {
+                format!("payload.{}", e.field)
+            },
+            message: e.message,
+        })?;
+        match &spec.queue {
+            None => spec.queue = Some(kind.queue.to_owned()),
+            Some(q) if kinds::QUEUES.contains(&q.as_str()) => {}
+            Some(q) => {
+                return Err(invalid(
+                    "queue",
+                    format!("unknown queue {q:?}; known: {}", kinds::QUEUES.join(", ")),
+                ));
+            }
+        }
+        if !(1..=1000).contains(&spec.catch_up_cap) {
+            return Err(invalid("catch_up_cap", "must be between 1 and 1000"));
+        }
+        if spec.jitter_secs > 3600 {
+            return Err(invalid("jitter_secs", "must be at most 3600"));
+        }
+        // An expression that never matches (e.g. 30 February) would make a
+        // schedule that silently never fires.
+        let probe = Schedule { spec, cron, tz };
+        if probe.next_after(Utc::now()).is_none() {
+            return Err(invalid("cron", "never matches a real date"));
+        }
+        Ok(probe)
+    }
+
+    /// The first tick strictly after `t`.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = t.with_timezone(&self.tz);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|n| n.with_timezone(&Utc))
+    }
+
+    /// The next `n` ticks after `t`.
+    pub fn upcoming(&self, t: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::with_capacity(n);
+        let mut at = t;
+        while out.len() < n {
+            match self.next_after(at) {
+                Some(next) => {
+                    out.push(next);
+                    at = next;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Ticks in `(after, until]`, the most recent `keep` of them, and how many
+    /// there were in all (counting stops at `MAX_SCAN`).
+    pub fn ticks_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        keep: usize,
+    ) -> (Vec<DateTime<Utc>>, usize) {
+        let mut recent = std::collections::VecDeque::with_capacity(keep.min(1024));
+        let mut total = 0usize;
+        let mut at = after;
+        while let Some(next) = self.next_after(at).filter(|n| *n <= until) {
+            total += 1;
+            if keep > 0 {
+                if recent.len() == keep {
+                    recent.pop_front();
+                }
+                recent.push_back(next);
+            }
+            at = next;
+            if total >= MAX_SCAN {
+                // A per-second schedule after days of downtime: jump to the
+                // last stretch instead of walking every tick.
+                at = until - (until - at).min(chrono::Duration::seconds(keep as i64 + 1));
+            }
+        }
+        (recent.into_iter().collect(), total)
+    }
+
+    /// This tick's delay within `jitter_secs`: derived from the schedule and
+    /// the tick, so every replica picks the same one.
+    pub fn jitter_for(&self, tick: DateTime<Utc>) -> Duration {
+        if self.spec.jitter_secs == 0 {
+            return Duration::ZERO;
+        }
+        let h = stable_hash(&format!("{}@{}", self.spec.name, tick.timestamp_millis()));
+        Duration::from_millis(h % (u64::from(self.spec.jitter_secs) * 1000))
+    }
+}
+
+/// Ticks walked one by one before [`Schedule::ticks_between`] jumps ahead.
+const MAX_SCAN: usize = 100_000;
+
+/// FNV-1a, 64 bits: stable across processes and versions (std's hasher is
+/// not), which job ids and jitter need.
+fn stable_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The job id of `name`'s tick at `tick`: a ULID whose time is the tick and
+/// whose random part is derived from the name, so every replica firing the
+/// same tick produces the same id (and the database keeps one job).
+pub fn tick_job_id(name: &str, tick: DateTime<Utc>) -> ulid::Ulid {
+    let hi = u128::from(stable_hash(name));
+    let lo = u128::from(stable_hash(&format!("{name}#")));
+    let random = ((hi << 64) | lo) & ((1u128 << 80) - 1);
+    ulid::Ulid::from_parts(tick.timestamp_millis().max(0) as u64, random)
+}
+
+/// The idempotency key of `name`'s tick at `tick`.
+pub fn tick_idempotency_key(name: &str, tick: DateTime<Utc>) -> String {
+    format!("schedule:{name}:{}", tick.timestamp_millis())
+}
+
+/// One tick to enqueue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fire {
+    /// The scheduled time.
+    pub at: DateTime<Utc>,
+    /// Fired late, by the catch-up policy.
+    pub catch_up: bool,
+}
+
+/// What a scheduler pass does for one schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Ticks to enqueue, oldest first.
+    pub fires: Vec<Fire>,
+    /// Missed ticks the policy dropped.
+    pub dropped: usize,
+    /// The newest tick this pass accounted for: the next pass starts after it.
+    pub cursor: DateTime<Utc>,
+}
+
+/// Decides what to fire at `now` for a schedule whose ticks up to `cursor`
+/// are accounted for. Ticks within `grace` of `now` are on time; older ones
+/// were missed (downtime, a leader change) and go by the catch-up policy.
+/// A schedule seen for the first time (`cursor` is `None`) starts at `now`:
+/// it has no past to catch up on.
+pub fn plan(schedule: &Schedule, cursor: Option<DateTime<Utc>>, now: DateTime<Utc>, grace: Duration) -> Plan {
+    let Some(cursor) = cursor else {
+        return Plan {
+            fires: Vec::new(),
+            dropped: 0,
+            cursor: now,
+        };
+    };
+    let grace = chrono::Duration::from_std(grace).unwrap_or_default();
+    let keep = schedule.spec.catch_up_cap as usize + 64;
+    let (ticks, total) = schedule.ticks_between(cursor, now, keep);
+    let Some(&newest) = ticks.last() else {
+        return Plan {
+            fires: Vec::new(),
+            dropped: 0,
+            cursor,
+        };
+    };
+    let (on_time, missed): (Vec<_>, Vec<_>) = ticks.into_iter().partition(|t| now - *t <= grace);
+    let missed_total = total - on_time.len();
+    let mut fires: Vec<Fire> = Vec::new();
+    match schedule.spec.catch_up {
+        CatchUp::Skip => {}
+        CatchUp::FireOnce => {
+            if on_time.is_empty()
+                && let Some(&last) = missed.last()
+            {
+                fires.push(Fire {
+                    at: last,
+                    catch_up: true,
+                });
+            }
+        }
+        CatchUp::FireAll => {
+            let cap = schedule.spec.catch_up_cap as usize;
+            let from = missed.len().saturating_sub(cap);
+            fires.extend(missed[from..].iter().map(|&at| Fire { at, catch_up: true }));
+        }
+    }
+    let caught_up = fires.len();
+    fires.extend(on_time.iter().map(|&at| Fire { at, catch_up: false }));
+    Plan {
+        dropped: missed_total - caught_up,
+        fires,
+        cursor: newest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(cron: &str, tz: &str) -> ScheduleSpec {
+        ScheduleSpec {
+            name: "s".into(),
+            cron: cron.into(),
+            timezone: tz.into(),
+            kind: "system.noop".into(),
+            payload: json!({}),
+            queue: None,
+            enabled: true,
+            catch_up: CatchUp::FireOnce,
+            catch_up_cap: 10,
+            overlap: Overlap::SkipIfRunning,
+            jitter_secs: 0,
+        }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn hhmm(ts: &[DateTime<Utc>]) -> Vec<String> {
+        ts.iter().map(|t| t.format("%m-%d %H:%M").to_string()).collect()
+    }
+
+    #[test]
+    fn invalid_definitions_name_the_field() {
+        let cases = [
+            (
+                ScheduleSpec {
+                    cron: "61 * * * *".into(),
+                    ..spec("", "UTC")
+                },
+                "cron",
+            ),
+            (spec("* * *", "UTC"), "cron"),
+            (spec("0 0 30 2 *", "UTC"), "cron"),
+            (spec("0 * * * *", "Mars/Olympus"), "timezone"),
+            (
+                ScheduleSpec {
+                    name: "Bad Name".into(),
+                    ..spec("0 * * * *", "UTC")
+                },
+                "name",
+            ),
+            (
+                ScheduleSpec {
+                    kind: "nope".into(),
+                    ..spec("0 * * * *", "UTC")
+                },
+                "kind",
+            ),
+            (
+                ScheduleSpec {
+                    kind: "system.sleep".into(),
+                    payload: json!({"ms": "x"}),
+                    ..spec("0 * * * *", "UTC")
+                },
+                "payload.ms",
+            ),
+            (
+                ScheduleSpec {
+                    queue: Some("nope".into()),
+                    ..spec("0 * * * *", "UTC")
+                },
+                "queue",
+            ),
+            (
+                ScheduleSpec {
+                    catch_up_cap: 0,
+                    ..spec("0 * * * *", "UTC")
+                },
+                "catch_up_cap",
+            ),
+        ];
+        for (s, field) in cases {
+            let cron = s.cron.clone();
+            assert_eq!(Schedule::new(s).unwrap_err().field, field, "{cron}");
+        }
+        let ok = Schedule::new(spec("*/10 * * * * *", "Europe/Berlin")).unwrap();
+        assert_eq!(ok.spec.queue.as_deref(), Some("sync"), "the kind's queue");
+    }
+
+    #[test]
+    fn daylight_saving_fires_neither_twice_nor_at_the_wrong_time() {
+        // Berlin: 2026-03-29 02:00 CET -> 03:00 CEST; 2026-10-25 03:00 CEST -> 02:00 CET.
+        let daily = Schedule::new(spec("30 2 * * *", "Europe/Berlin")).unwrap();
+        assert_eq!(
+            hhmm(&daily.upcoming(utc("2026-03-27T12:00:00Z"), 4)),
+            // 02:30 CET; 02:30 does not exist on the 29th: right after the jump (03:00 CEST); then 02:30 CEST.
+            ["03-28 01:30", "03-29 01:00", "03-30 00:30", "03-31 00:30"]
+        );
+        assert_eq!(
+            hhmm(&daily.upcoming(utc("2026-10-23T12:00:00Z"), 4)),
+            // 02:30 happens twice on the 25th: it fires once, the first time (CEST).
+            ["10-24 00:30", "10-25 00:30", "10-26 01:30", "10-27 01:30"]
+        );
+        // Hourly keeps firing every real hour through both changes.
+        let hourly = Schedule::new(spec("0 * * * *", "Europe/Berlin")).unwrap();
+        let (ticks, n) = hourly.ticks_between(utc("2026-03-28T22:00:00Z"), utc("2026-03-29T04:00:00Z"), 100);
+        assert_eq!(n, 6);
+        assert_eq!(
+            hhmm(&ticks),
+            [
+                "03-28 23:00",
+                "03-29 00:00",
+                "03-29 01:00",
+                "03-29 02:00",
+                "03-29 03:00",
+                "03-29 04:00"
+            ]
+        );
+        let (_, n) = hourly.ticks_between(utc("2026-10-24T22:00:00Z"), utc("2026-10-25T04:00:00Z"), 100);
+        assert_eq!(n, 6, "the repeated hour is a real hour too");
+    }
+
+    #[test]
+    fn tick_ids_are_the_same_on_every_replica_and_differ_between_ticks_and_schedules() {
+        let t = utc("2026-11-22T06:00:00Z");
+        assert_eq!(tick_job_id("hourly", t), tick_job_id("hourly", t));
+        assert_ne!(tick_job_id("hourly", t), tick_job_id("daily", t));
+        assert_ne!(
+            tick_job_id("hourly", t),
+            tick_job_id("hourly", t + chrono::Duration::hours(1))
+        );
+        assert_eq!(
+            tick_job_id("hourly", t).timestamp_ms(),
+            t.timestamp_millis() as u64
+        );
+        assert_eq!(tick_idempotency_key("hourly", t), "schedule:hourly:1795327200000");
+        let jittery = Schedule::new(ScheduleSpec {
+            jitter_secs: 60,
+            ..spec("0 * * * *", "UTC")
+        })
+        .unwrap();
+        let j = jittery.jitter_for(t);
+        assert!(j < Duration::from_secs(60));
+        assert_eq!(j, jittery.jitter_for(t));
+    }
+
+    #[test]
+    fn catch_up_policies_after_downtime() {
+        let grace = Duration::from_secs(30);
+        let every_15 = |catch_up| {
+            Schedule::new(ScheduleSpec {
+                catch_up,
+                catch_up_cap: 3,
+                ..spec("*/15 * * * *", "UTC")
+            })
+            .unwrap()
+        };
+        let last = utc("2026-11-22T01:00:00Z");
+        // Down from 01:00 to 02:20: 02:15 is 5 min late, 01:15..02:15 missed (5 ticks).
+        let now = utc("2026-11-22T02:20:00Z");
+        let skip = plan(&every_15(CatchUp::Skip), Some(last), now, grace);
+        assert!(skip.fires.is_empty());
+        assert_eq!(skip.dropped, 5);
+        assert_eq!(skip.cursor, utc("2026-11-22T02:15:00Z"));
+        let once = plan(&every_15(CatchUp::FireOnce), Some(last), now, grace);
+        assert_eq!(
+            once.fires,
+            vec![Fire {
+                at: utc("2026-11-22T02:15:00Z"),
+                catch_up: true
+            }]
+        );
+        assert_eq!(once.dropped, 4);
+        let all = plan(&every_15(CatchUp::FireAll), Some(last), now, grace);
+        assert_eq!(
+            hhmm(&all.fires.iter().map(|f| f.at).collect::<Vec<_>>()),
+            ["11-22 01:45", "11-22 02:00", "11-22 02:15"]
+        );
+        assert!(all.fires.iter().all(|f| f.catch_up));
+        assert_eq!(all.dropped, 2, "capped at 3");
+
+        // Running normally: the tick just passed is on time, whatever the policy.
+        let now = utc("2026-11-22T01:15:02Z");
+        for policy in [CatchUp::Skip, CatchUp::FireOnce, CatchUp::FireAll] {
+            let p = plan(&every_15(policy), Some(last), now, grace);
+            assert_eq!(
+                p.fires,
+                vec![Fire {
+                    at: utc("2026-11-22T01:15:00Z"),
+                    catch_up: false
+                }],
+                "{policy:?}"
+            );
+            assert_eq!(p.dropped, 0);
+        }
+        // Nothing due: nothing fires and the cursor stays.
+        let idle = plan(
+            &every_15(CatchUp::FireAll),
+            Some(last),
+            utc("2026-11-22T01:10:00Z"),
+            grace,
+        );
+        assert!(idle.fires.is_empty());
+        assert_eq!(idle.cursor, last);
+        // A new schedule has no past.
+        let fresh = plan(&every_15(CatchUp::FireAll), None, now, grace);
+        assert!(fresh.fires.is_empty());
+        assert_eq!(fresh.cursor, now);
+    }
+
+    #[test]
+    fn a_per_second_schedule_after_a_day_of_downtime_is_counted_without_walking_every_tick() {
+        let s = Schedule::new(ScheduleSpec {
+            catch_up: CatchUp::FireAll,
+            catch_up_cap: 5,
+            ..spec("* * * * * *", "UTC")
+        })
+        .unwrap();
+        // An hour down: exact counts.
+        let now = utc("2026-11-22T00:00:00Z");
+        let p = plan(
+            &s,
+            Some(now - chrono::Duration::hours(1)),
+            now,
+            Duration::from_secs(0),
+        );
+        assert_eq!(p.fires.len(), 6);
+        assert_eq!(p.dropped, 3600 - 1 - 5);
+        // Two days down (172,800 ticks): past MAX_SCAN the walk jumps to the end.
+        let p = plan(
+            &s,
+            Some(now - chrono::Duration::days(2)),
+            now,
+            Duration::from_secs(0),
+        );
+        // The 5 most recent missed ticks, then the one due exactly now.
+        assert_eq!(p.fires.len(), 6);
+        assert_eq!(p.fires.iter().filter(|f| f.catch_up).count(), 5);
+        assert_eq!(p.fires[4].at, now - chrono::Duration::seconds(1));
+        assert_eq!(
+            p.fires[5],
+            Fire {
+                at: now,
+                catch_up: false
+            }
+        );
+        assert_eq!(p.cursor, now);
+        assert!(p.dropped >= MAX_SCAN - 5, "{}", p.dropped);
+    }
+}
