@@ -92,7 +92,7 @@ async fn repair_queue(
     Ok(())
 }
 
-fn redispatch_job(run: &JobRun) -> anyhow::Result<NewJob> {
+pub(crate) fn redispatch_job(run: &JobRun) -> anyhow::Result<NewJob> {
     // No idempotency key: the id itself makes a second dispatch a no-op.
     let mut job = NewJob::new(run.kind.clone(), run.payload.clone())
         .with_id(

@@ -91,6 +91,14 @@ pub struct SchedulerConfig {
     /// Jobs younger than this are left alone by the repair loop (their
     /// enqueue may still be on its way to Redis).
     pub repair_min_age: Duration,
+    /// TOML file of schedules; `None`: no schedules.
+    pub schedules_file: Option<String>,
+    /// The leader lease; a dead leader is replaced within two of these.
+    pub leader_lease: Duration,
+    /// How often the scheduler looks for due ticks.
+    pub tick_interval: Duration,
+    /// A tick this late is still on time; older ones follow the catch-up policy.
+    pub grace: Duration,
 }
 
 /// One AWS account Hangar syncs.
@@ -286,6 +294,26 @@ pub const VARS: &[Var] = &[
         name: "HANGAR_REPAIR_MIN_AGE_SECS",
         default: Some("10"),
         doc: "repair ignores jobs younger than this (s)",
+    },
+    Var {
+        name: "HANGAR_SCHEDULES_FILE",
+        default: Some(""),
+        doc: "TOML file of periodic schedules ([[schedule]] tables); empty: none",
+    },
+    Var {
+        name: "HANGAR_SCHEDULER_LEASE_SECS",
+        default: Some("10"),
+        doc: "scheduler leader lease; another replica takes over within two of these (s)",
+    },
+    Var {
+        name: "HANGAR_SCHEDULER_TICK_MS",
+        default: Some("1000"),
+        doc: "how often the scheduler looks for due ticks (ms)",
+    },
+    Var {
+        name: "HANGAR_SCHEDULER_GRACE_SECS",
+        default: Some("60"),
+        doc: "a tick at most this late fires as usual; older ones follow the catch-up policy (s)",
     },
     Var {
         name: "HANGAR_AWS_REGIONS",
@@ -628,6 +656,10 @@ impl Config {
         let scheduler = SchedulerConfig {
             repair_interval: r.secs("HANGAR_REPAIR_INTERVAL_SECS", 1, 86_400),
             repair_min_age: r.secs("HANGAR_REPAIR_MIN_AGE_SECS", 0, 86_400),
+            schedules_file: r.raw("HANGAR_SCHEDULES_FILE").filter(|f| !f.is_empty()),
+            leader_lease: r.secs("HANGAR_SCHEDULER_LEASE_SECS", 2, 3600),
+            tick_interval: r.millis("HANGAR_SCHEDULER_TICK_MS", 10, 60_000),
+            grace: r.secs("HANGAR_SCHEDULER_GRACE_SECS", 0, 86_400),
         };
         let aws = r.aws();
         let format = match r.raw("HANGAR_LOG_FORMAT").as_deref() {

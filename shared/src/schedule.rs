@@ -279,6 +279,39 @@ pub fn tick_idempotency_key(name: &str, tick: DateTime<Utc>) -> String {
     format!("schedule:{name}:{}", tick.timestamp_millis())
 }
 
+/// A schedules file: `[[schedule]]` tables, each a [`ScheduleSpec`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleFile {
+    #[serde(default)]
+    schedule: Vec<ScheduleSpec>,
+}
+
+/// Parses and validates a schedules file; every problem names the schedule
+/// and the field.
+pub fn parse_file(text: &str) -> Result<Vec<Schedule>, String> {
+    let file: ScheduleFile = toml::from_str(text).map_err(|e| format!("not a schedules file: {e}"))?;
+    let mut names = std::collections::BTreeSet::new();
+    let mut problems = Vec::new();
+    let mut schedules = Vec::new();
+    for (i, spec) in file.schedule.into_iter().enumerate() {
+        let label = format!("schedule #{} ({:?})", i + 1, spec.name);
+        if !names.insert(spec.name.clone()) {
+            problems.push(format!("{label}: the name is used twice"));
+            continue;
+        }
+        match Schedule::new(spec) {
+            Ok(s) => schedules.push(s),
+            Err(e) => problems.push(format!("{label}: {}: {}", e.field, e.message)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(schedules)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
 /// One tick to enqueue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fire {
@@ -471,6 +504,60 @@ mod tests {
         );
         let (_, n) = hourly.ticks_between(utc("2026-10-24T22:00:00Z"), utc("2026-10-25T04:00:00Z"), 100);
         assert_eq!(n, 6, "the repeated hour is a real hour too");
+    }
+
+    #[test]
+    fn a_schedules_file_is_parsed_and_every_problem_named() {
+        let ok = parse_file(
+            r#"
+            [[schedule]]
+            name = "noop-every-minute"
+            cron = "* * * * *"
+            kind = "system.noop"
+
+            [[schedule]]
+            name = "sleep-nightly"
+            cron = "0 3 * * *"
+            timezone = "Europe/Berlin"
+            kind = "system.sleep"
+            payload = { ms = 10 }
+            catch_up = "fire_all"
+            catch_up_cap = 3
+            overlap = "allow"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].spec.payload, json!({"ms": 10, "steps": 10}));
+        assert_eq!(ok[1].spec.catch_up, CatchUp::FireAll);
+        let err = parse_file(
+            r#"
+            [[schedule]]
+            name = "a"
+            cron = "* * * * *"
+            kind = "system.noop"
+            [[schedule]]
+            name = "a"
+            cron = "* * * * *"
+            kind = "system.noop"
+            [[schedule]]
+            name = "b"
+            cron = "0 * * * *"
+            timezone = "Nowhere/Land"
+            kind = "system.noop"
+            "#,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("schedule #2 (\"a\"): the name is used twice"),
+            "{err}"
+        );
+        assert!(err.contains("schedule #3 (\"b\"): timezone:"), "{err}");
+        assert!(
+            parse_file("[[schedule]]\nname = 1")
+                .unwrap_err()
+                .starts_with("not a schedules file")
+        );
     }
 
     #[test]

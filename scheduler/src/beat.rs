@@ -1,0 +1,268 @@
+//! The periodic scheduler (Celery Beat's replacement). Every replica runs
+//! [`Beat::pass`] each tick interval; only the holder of the leader lease (a
+//! Redis lease lock) fires. A leader killed with -9 stops renewing, its lease
+//! lapses, and the next replica to pass takes over: within one lease plus
+//! one tick interval.
+//!
+//! Firing is idempotent, so a leader change mid-pass cannot double a tick:
+//! each tick's job id and idempotency key derive from the schedule name and
+//! the scheduled time ([`schedule::tick_job_id`]), and `job_runs` keeps one
+//! row per id. Each schedule's cursor (the newest tick accounted for) lives
+//! in `schedule_state`, so the next leader continues where the last stopped
+//! and fires the gap by the schedule's catch-up policy.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use hangar_queue::{LeaseLock, LockOutcome, Queue};
+use hangar_shared::{
+    db::{self, Inserted, NewJobRun},
+    kinds,
+    schedule::{self, Fire, Overlap, Schedule},
+};
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+/// Where "now" comes from: the system clock in production, a clock the
+/// test moves in tests (no waiting for real minutes).
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock tests set by hand.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// Starting at `t`.
+    pub fn new(t: DateTime<Utc>) -> Self {
+        Self(Mutex::new(t))
+    }
+
+    /// Moves the clock by `d`.
+    pub fn advance(&self, d: chrono::Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t += d;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    /// This replica held the leader lease.
+    pub leader: bool,
+    /// Jobs created for ticks on time.
+    pub fired: usize,
+    /// Jobs created for missed ticks (catch-up).
+    pub caught_up: usize,
+    /// Ticks whose job already existed (fired before, e.g. by a previous leader).
+    pub duplicates: usize,
+    /// Ticks skipped because the schedule's previous job is still open.
+    pub skipped_overlap: usize,
+    /// Missed ticks the catch-up policy dropped.
+    pub dropped: usize,
+}
+
+/// The scheduler's firing half. Cheap to share; one per replica.
+pub struct Beat {
+    pool: PgPool,
+    queues: Arc<BTreeMap<String, Queue>>,
+    leader: LeaseLock,
+    schedules: Vec<Schedule>,
+    grace: Duration,
+    clock: Arc<dyn Clock>,
+    leading: AtomicBool,
+}
+
+impl std::fmt::Debug for Beat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Beat")
+            .field("schedules", &self.schedules.len())
+            .finish()
+    }
+}
+
+/// The leader lock's name under the Redis prefix.
+const LEADER_LOCK: &str = "scheduler-leader";
+
+impl Beat {
+    /// A beat for `replica` (a name unique to this process) over `schedules`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pool: PgPool,
+        queues: Arc<BTreeMap<String, Queue>>,
+        redis: ConnectionManager,
+        prefix: &str,
+        replica: &str,
+        schedules: Vec<Schedule>,
+        lease: Duration,
+        grace: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            pool,
+            queues,
+            leader: LeaseLock::new(redis, prefix, LEADER_LOCK, replica, 0, lease),
+            schedules,
+            grace,
+            clock,
+            leading: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes or renews the leader lease and, when leading, fires every due
+    /// tick of every enabled schedule.
+    pub async fn pass(&self) -> anyhow::Result<PassReport> {
+        let leader = matches!(self.leader.try_acquire().await?, LockOutcome::Acquired);
+        if self.leading.swap(leader, Ordering::Relaxed) != leader {
+            if leader {
+                tracing::info!("became the scheduler leader");
+            } else {
+                tracing::warn!("lost the scheduler leader lease");
+            }
+        }
+        let mut report = PassReport {
+            leader,
+            ..PassReport::default()
+        };
+        if !leader {
+            return Ok(report);
+        }
+        let now = self.clock.now();
+        for s in self.schedules.iter().filter(|s| s.spec.enabled) {
+            let cursor =
+                sqlx::query_scalar!("SELECT cursor FROM schedule_state WHERE name = $1", s.spec.name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            let plan = schedule::plan(s, cursor, now, self.grace);
+            report.dropped += plan.dropped;
+            if plan.dropped > 0 {
+                tracing::warn!(schedule = %s.spec.name, dropped = plan.dropped, policy = ?s.spec.catch_up,
+                    "missed ticks dropped by the catch-up policy");
+            }
+            let last_job = self.fire(s, &plan.fires, &mut report).await?;
+            sqlx::query!(
+                "INSERT INTO schedule_state (name, cursor, last_job_id, last_fired_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET
+                   cursor = GREATEST(schedule_state.cursor, EXCLUDED.cursor),
+                   last_job_id = COALESCE(EXCLUDED.last_job_id, schedule_state.last_job_id),
+                   last_fired_at = COALESCE(EXCLUDED.last_fired_at, schedule_state.last_fired_at),
+                   updated_at = now()",
+                s.spec.name,
+                plan.cursor,
+                last_job.as_ref().map(|(id, _)| id.clone()),
+                last_job.as_ref().map(|(_, at)| *at),
+            )
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(report)
+    }
+
+    /// Records and queues one job per fire; returns the newest job created.
+    async fn fire(
+        &self,
+        s: &Schedule,
+        fires: &[Fire],
+        report: &mut PassReport,
+    ) -> anyhow::Result<Option<(String, DateTime<Utc>)>> {
+        if fires.is_empty() {
+            return Ok(None);
+        }
+        let spec = &s.spec;
+        let queue = spec.queue.clone().unwrap_or_else(|| kinds::QUEUE_SYNC.to_owned());
+        let max_attempts = kinds::retry_policies().for_kind(&spec.kind).max_attempts as i32;
+        // At most one open job per schedule when overlaps are skipped; a kind
+        // with its own rule (one sync per account and region) keeps it.
+        let singleton = kinds::singleton_key(&spec.kind, &spec.payload)
+            .or_else(|| (spec.overlap == Overlap::SkipIfRunning).then(|| format!("schedule:{}", spec.name)));
+        let runs: Vec<NewJobRun> = fires
+            .iter()
+            .map(|f| {
+                let jitter = s.jitter_for(f.at);
+                NewJobRun {
+                    id: schedule::tick_job_id(&spec.name, f.at).to_string(),
+                    kind: spec.kind.clone(),
+                    queue: queue.clone(),
+                    payload: spec.payload.clone(),
+                    max_attempts,
+                    requested_by: Some(format!("schedule:{}", spec.name)),
+                    request_id: None,
+                    idempotency_key: Some(schedule::tick_idempotency_key(&spec.name, f.at)),
+                    run_at: (!jitter.is_zero() && !f.catch_up)
+                        .then(|| f.at + chrono::Duration::from_std(jitter).unwrap_or_default()),
+                    singleton_key: singleton.clone(),
+                }
+            })
+            .collect();
+        let results = db::insert_jobs(&self.pool, &runs).await?;
+        let mut created = Vec::new();
+        let mut newest = None;
+        for ((run, fire), result) in runs.iter().zip(fires).zip(results) {
+            match result {
+                Inserted::New(row) => {
+                    if fire.catch_up {
+                        report.caught_up += 1;
+                    } else {
+                        report.fired += 1;
+                    }
+                    tracing::info!(schedule = %spec.name, tick = %fire.at, job = %row.id, catch_up = fire.catch_up, "fired");
+                    newest = Some((row.id.clone(), fire.at));
+                    created.push(crate::repair::redispatch_job(&row)?);
+                }
+                Inserted::Existing(row) if row.id == run.id => report.duplicates += 1,
+                Inserted::Existing(row) => {
+                    report.skipped_overlap += 1;
+                    tracing::info!(schedule = %spec.name, tick = %fire.at, open_job = %row.id,
+                        "previous job still open; tick skipped (overlap = skip_if_running)");
+                }
+            }
+        }
+        if !created.is_empty() {
+            // Recorded first: if Redis fails here, the repair loop dispatches them.
+            match self.queues.get(&queue) {
+                Some(q) => {
+                    if let Err(e) = q.enqueue_batch(created).await {
+                        tracing::warn!(schedule = %spec.name, error = %e, "redis enqueue failed; the repair loop will dispatch");
+                    }
+                }
+                None => tracing::error!(schedule = %spec.name, queue, "queue not configured"),
+            }
+        }
+        Ok(newest)
+    }
+
+    /// Gives the lease up (on shutdown), so another replica leads at once.
+    pub async fn resign(&self) {
+        if self.leading.load(Ordering::Relaxed) {
+            match self.leader.release().await {
+                Ok(_) => tracing::info!("resigned the scheduler leader lease"),
+                Err(e) => tracing::warn!(error = %e, "could not resign; the lease lapses on its own"),
+            }
+        }
+    }
+}

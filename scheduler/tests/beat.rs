@@ -1,0 +1,198 @@
+//! The beat against real Redis and PostgreSQL with a clock the test moves:
+//! several replicas over many ticks fire each tick exactly once, a leader
+//! that stops (as if killed) loses no tick, and overlaps are skipped.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use hangar_queue::{Queue, RedisSettings};
+use hangar_scheduler::beat::{Beat, ManualClock};
+use hangar_shared::schedule;
+use hangar_tests::{TestDb, postgres_admin_url, redis_url};
+
+struct Env {
+    db: TestDb,
+    pool: sqlx::PgPool,
+    prefix: String,
+    queues: Arc<BTreeMap<String, Queue>>,
+    clock: Arc<ManualClock>,
+}
+
+async fn env(start: &str) -> Env {
+    let db = TestDb::create(&postgres_admin_url()).await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let settings = RedisSettings::new(redis_url());
+    let mut queues = BTreeMap::new();
+    for q in hangar_shared::kinds::QUEUES {
+        queues.insert(
+            (*q).to_owned(),
+            Queue::connect(&settings, &prefix, q).await.unwrap(),
+        );
+    }
+    Env {
+        db,
+        pool,
+        prefix,
+        queues: Arc::new(queues),
+        clock: Arc::new(ManualClock::new(start.parse::<DateTime<Utc>>().unwrap())),
+    }
+}
+
+impl Env {
+    async fn replica(&self, name: &str, schedules: &str, lease: Duration) -> Beat {
+        let conn = RedisSettings::new(redis_url()).connect().await.unwrap();
+        Beat::new(
+            self.pool.clone(),
+            self.queues.clone(),
+            conn,
+            &self.prefix,
+            name,
+            schedule::parse_file(schedules).unwrap(),
+            lease,
+            Duration::from_secs(60),
+            self.clock.clone(),
+        )
+    }
+
+    /// Ids of the jobs `schedule` created, sorted.
+    async fn jobs(&self, schedule: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT id FROM job_runs WHERE requested_by = $1 ORDER BY id")
+            .bind(format!("schedule:{schedule}"))
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+const EVERY_MINUTE: &str = r#"
+[[schedule]]
+name = "every-minute"
+cron = "* * * * *"
+kind = "system.noop"
+overlap = "allow"
+catch_up = "fire_all"
+catch_up_cap = 100
+"#;
+
+fn tick_ids(name: &str, from: &str, minutes: i64) -> Vec<String> {
+    let start: DateTime<Utc> = from.parse().unwrap();
+    let mut ids: Vec<String> = (1..=minutes)
+        .map(|m| schedule::tick_job_id(name, start + chrono::Duration::minutes(m)).to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn three_replicas_over_many_ticks_fire_each_tick_exactly_once() {
+    let e = env("2026-11-22T00:00:00Z").await;
+    let replicas = [
+        e.replica("a", EVERY_MINUTE, Duration::from_secs(30)).await,
+        e.replica("b", EVERY_MINUTE, Duration::from_secs(30)).await,
+        e.replica("c", EVERY_MINUTE, Duration::from_secs(30)).await,
+    ];
+    // The first pass only sets the cursor: a new schedule has no past.
+    for r in &replicas {
+        r.pass().await.unwrap();
+    }
+    // 180 minutes in 20-second steps; every replica passes every step, concurrently.
+    for _ in 0..(180 * 3) {
+        e.clock.advance(chrono::Duration::seconds(20));
+        let (a, b, c) = tokio::join!(replicas[0].pass(), replicas[1].pass(), replicas[2].pass());
+        let leaders = [a.unwrap(), b.unwrap(), c.unwrap()]
+            .iter()
+            .filter(|r| r.leader)
+            .count();
+        assert_eq!(leaders, 1, "exactly one leader per pass");
+    }
+    let ids = e.jobs("every-minute").await;
+    assert_eq!(
+        ids,
+        tick_ids("every-minute", "2026-11-22T00:00:00Z", 180),
+        "one job per tick, none twice"
+    );
+    let queued = e.queues["sync"].counts().await.unwrap();
+    assert_eq!(queued.ready, 180, "and each is in Redis once: {queued:?}");
+    drop(e.db);
+}
+
+#[tokio::test]
+async fn a_leader_that_stops_loses_no_tick() {
+    let e = env("2026-11-22T00:00:00Z").await;
+    let lease = Duration::from_millis(400);
+    let a = e.replica("a", EVERY_MINUTE, lease).await;
+    let b = e.replica("b", EVERY_MINUTE, lease).await;
+    assert!(a.pass().await.unwrap().leader);
+    assert!(!b.pass().await.unwrap().leader);
+    for _ in 0..10 {
+        e.clock.advance(chrono::Duration::minutes(1));
+        a.pass().await.unwrap();
+        b.pass().await.unwrap();
+    }
+    // a dies (no resign, no more passes: what kill -9 leaves). Meanwhile 7
+    // minutes pass; b takes over once the lease lapses and catches up.
+    e.clock.advance(chrono::Duration::minutes(7));
+    assert!(!b.pass().await.unwrap().leader, "the lease has not lapsed yet");
+    tokio::time::sleep(lease * 2).await;
+    let r = b.pass().await.unwrap();
+    assert!(r.leader, "b took over");
+    // The last two ticks are within the 60 s grace (on time); the 5 before
+    // them fire as catch-up (fire_all).
+    assert_eq!((r.fired, r.caught_up), (2, 5), "{r:?}");
+    let ids = e.jobs("every-minute").await;
+    assert_eq!(ids, tick_ids("every-minute", "2026-11-22T00:00:00Z", 17));
+}
+
+#[tokio::test]
+async fn downtime_is_handled_by_each_catch_up_policy_and_overlaps_are_skipped() {
+    let e = env("2026-11-22T00:00:00Z").await;
+    let schedules = r#"
+[[schedule]]
+name = "skip"
+cron = "*/5 * * * *"
+kind = "system.noop"
+overlap = "allow"
+catch_up = "skip"
+
+[[schedule]]
+name = "once"
+cron = "*/5 * * * *"
+kind = "system.noop"
+overlap = "allow"
+catch_up = "fire_once"
+
+[[schedule]]
+name = "all"
+cron = "*/5 * * * *"
+kind = "system.noop"
+overlap = "allow"
+catch_up = "fire_all"
+catch_up_cap = 4
+
+[[schedule]]
+name = "no-overlap"
+cron = "* * * * *"
+kind = "system.noop"
+overlap = "skip_if_running"
+"#;
+    let r = e.replica("a", schedules, Duration::from_secs(30)).await;
+    r.pass().await.unwrap();
+    // Down for an hour (12 ticks of each */5 schedule), back 2 minutes after a tick.
+    e.clock.advance(chrono::Duration::minutes(62));
+    let report = r.pass().await.unwrap();
+    assert_eq!(e.jobs("skip").await.len(), 0);
+    assert_eq!(e.jobs("once").await.len(), 1);
+    assert_eq!(e.jobs("all").await.len(), 4, "capped at 4");
+    // no-overlap: its first job (no worker runs it) is still open; later ticks skip.
+    assert_eq!(e.jobs("no-overlap").await.len(), 1);
+    for _ in 0..3 {
+        e.clock.advance(chrono::Duration::minutes(1));
+        let p = r.pass().await.unwrap();
+        assert_eq!(p.skipped_overlap, 1, "{p:?}");
+    }
+    assert_eq!(e.jobs("no-overlap").await.len(), 1);
+    // skip: all 12; fire_once: 11 of 12; fire_all: 8 past the cap of 4;
+    // no-overlap (fire_once, a tick on time): its 60 missed ticks.
+    assert_eq!(report.dropped, 12 + 11 + 8 + 60);
+}
