@@ -28,6 +28,8 @@ use hangar_shared::{
     schedule::{self, Fire, Overlap, Schedule},
 };
 use redis::aio::ConnectionManager;
+
+use crate::metrics::SchedulerMetrics;
 use sqlx::PgPool;
 
 /// Where "now" comes from: the system clock in production, a clock the
@@ -96,6 +98,7 @@ pub struct Beat {
     grace: Duration,
     clock: Arc<dyn Clock>,
     leading: AtomicBool,
+    metrics: Arc<SchedulerMetrics>,
 }
 
 impl std::fmt::Debug for Beat {
@@ -131,7 +134,19 @@ impl Beat {
             grace,
             clock,
             leading: AtomicBool::new(false),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts into `metrics` (shared with the `/metrics` endpoint).
+    pub fn with_metrics(mut self, metrics: Arc<SchedulerMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The schedules this beat fires.
+    pub fn schedules(&self) -> &[Schedule] {
+        &self.schedules
     }
 
     /// Takes or renews the leader lease and, when leading, fires every due
@@ -139,6 +154,7 @@ impl Beat {
     pub async fn pass(&self) -> anyhow::Result<PassReport> {
         let leader = matches!(self.leader.try_acquire().await?, LockOutcome::Acquired);
         if self.leading.swap(leader, Ordering::Relaxed) != leader {
+            self.metrics.leader_changed(leader);
             if leader {
                 tracing::info!("became the scheduler leader");
             } else {
@@ -161,6 +177,7 @@ impl Beat {
             let plan = schedule::plan(s, cursor, now, self.grace);
             report.dropped += plan.dropped;
             if plan.dropped > 0 {
+                self.metrics.dropped(&s.spec.name, plan.dropped);
                 tracing::warn!(schedule = %s.spec.name, dropped = plan.dropped, policy = ?s.spec.catch_up,
                     "missed ticks dropped by the catch-up policy");
             }
@@ -231,12 +248,14 @@ impl Beat {
                         report.fired += 1;
                     }
                     tracing::info!(schedule = %spec.name, tick = %fire.at, job = %row.id, catch_up = fire.catch_up, "fired");
+                    self.metrics.fired(&spec.name, fire.catch_up);
                     newest = Some((row.id.clone(), fire.at));
                     created.push(crate::repair::redispatch_job(&row)?);
                 }
                 Inserted::Existing(row) if row.id == run.id => report.duplicates += 1,
                 Inserted::Existing(row) => {
                     report.skipped_overlap += 1;
+                    self.metrics.skipped_overlap(&spec.name);
                     tracing::info!(schedule = %spec.name, tick = %fire.at, open_job = %row.id,
                         "previous job still open; tick skipped (overlap = skip_if_running)");
                 }

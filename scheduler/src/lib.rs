@@ -3,6 +3,7 @@
 //! every replica. It only enqueues, never runs jobs.
 
 pub mod beat;
+pub mod metrics;
 pub mod repair;
 
 use std::{collections::BTreeMap, future::Future, sync::Arc};
@@ -25,6 +26,68 @@ pub fn load_schedules(config: &Config) -> anyhow::Result<Vec<schedule::Schedule>
     schedule::parse_file(&text).map_err(|e| anyhow::anyhow!("HANGAR_SCHEDULES_FILE {path}: {e}"))
 }
 
+/// Every schedule with its settings and next `count` fire times (UTC and
+/// the schedule's own zone), for `hangar-scheduler list`.
+pub fn describe(
+    schedules: &[schedule::Schedule],
+    now: chrono::DateTime<chrono::Utc>,
+    count: usize,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if schedules.is_empty() {
+        out.push_str("no schedules (set HANGAR_SCHEDULES_FILE)\n");
+    }
+    for s in schedules {
+        let spec = &s.spec;
+        let _ = writeln!(
+            out,
+            "{}  cron {:?} in {}  kind {} on {}  {}  catch_up {:?} (cap {})  overlap {:?}  jitter {}s",
+            spec.name,
+            spec.cron,
+            spec.timezone,
+            spec.kind,
+            spec.queue.as_deref().unwrap_or("?"),
+            if spec.enabled { "enabled" } else { "DISABLED" },
+            spec.catch_up,
+            spec.catch_up_cap,
+            spec.overlap,
+            spec.jitter_secs,
+        );
+        for t in s.upcoming(now, count) {
+            let tz: chrono_tz::Tz = spec.timezone.parse().unwrap_or(chrono_tz::UTC);
+            let _ = writeln!(
+                out,
+                "    {}  ({})",
+                t.format("%Y-%m-%d %H:%M:%S UTC"),
+                t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z")
+            );
+        }
+    }
+    out
+}
+
+async fn serve_metrics(
+    bind: std::net::SocketAddr,
+    metrics: Arc<metrics::SchedulerMetrics>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move { metrics.render() }
+        }),
+    );
+    tracing::info!(addr = %listener.local_addr()?, "scheduler metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(())
+}
+
 /// Runs the beat (every tick interval) and the repair loop (every repair
 /// interval) until `shutdown` resolves, then resigns the leader lease so
 /// another replica takes over at once.
@@ -33,6 +96,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let queues = Arc::new(queues(&config).await?);
     let schedules = load_schedules(&config)?;
     let replica = format!("scheduler-{}-{}", std::process::id(), ulid::Ulid::new());
+    let metrics = Arc::new(metrics::SchedulerMetrics::default());
     tracing::info!(schedules = schedules.len(), replica = %replica, "scheduler starting");
     let beat = beat::Beat::new(
         pool.clone(),
@@ -44,7 +108,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         config.scheduler.leader_lease,
         config.scheduler.grace,
         Arc::new(beat::SystemClock),
-    );
+    )
+    .with_metrics(metrics.clone());
+    if let Some(bind) = config.scheduler.metrics_bind {
+        serve_metrics(bind, metrics).await?;
+    }
     tracing::info!(every = ?config.scheduler.repair_interval, "repair loop started");
     tokio::pin!(shutdown);
     let mut next_repair = tokio::time::Instant::now();

@@ -17,6 +17,12 @@ enum Command {
     Run,
     /// Run one repair pass, print what it did, exit.
     RepairOnce,
+    /// Print every schedule (HANGAR_SCHEDULES_FILE) with its next fire times, exit.
+    List {
+        /// How many fire times to show per schedule.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
     /// Validate the environment, print the report, exit 0 (valid) or 1.
     CheckConfig,
 }
@@ -40,6 +46,17 @@ async fn main() -> anyhow::Result<()> {
                 println!(
                     "scanned={} redispatched={} reconciled={}",
                     r.scanned, r.redispatched, r.reconciled
+                );
+            }
+            Ok(())
+        }
+        Command::List { count } => {
+            let schedules = hangar_scheduler::load_schedules(&config)?;
+            #[allow(clippy::print_stdout)]
+            {
+                print!(
+                    "{}",
+                    hangar_scheduler::describe(&schedules, chrono::Utc::now(), count)
                 );
             }
             Ok(())

@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use hangar_queue::{Queue, RedisSettings};
-use hangar_scheduler::beat::{Beat, ManualClock};
+use hangar_scheduler::{
+    beat::{Beat, ManualClock},
+    metrics::SchedulerMetrics,
+};
 use hangar_shared::schedule;
 use hangar_tests::{TestDb, postgres_admin_url, redis_url};
 
@@ -87,8 +90,11 @@ fn tick_ids(name: &str, from: &str, minutes: i64) -> Vec<String> {
 #[tokio::test]
 async fn three_replicas_over_many_ticks_fire_each_tick_exactly_once() {
     let e = env("2026-11-22T00:00:00Z").await;
+    let metrics: Arc<SchedulerMetrics> = Arc::default();
     let replicas = [
-        e.replica("a", EVERY_MINUTE, Duration::from_secs(30)).await,
+        e.replica("a", EVERY_MINUTE, Duration::from_secs(30))
+            .await
+            .with_metrics(metrics.clone()),
         e.replica("b", EVERY_MINUTE, Duration::from_secs(30)).await,
         e.replica("c", EVERY_MINUTE, Duration::from_secs(30)).await,
     ];
@@ -114,6 +120,15 @@ async fn three_replicas_over_many_ticks_fire_each_tick_exactly_once() {
     );
     let queued = e.queues["sync"].counts().await.unwrap();
     assert_eq!(queued.ready, 180, "and each is in Redis once: {queued:?}");
+    // Replica a led throughout: its metrics count every fire and one leader change.
+    let text = metrics.render();
+    for line in [
+        r#"hangar_scheduler_fires_total{schedule="every-minute",catch_up="false"} 180"#,
+        "hangar_scheduler_leader_changes_total 1",
+        "hangar_scheduler_is_leader 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
     drop(e.db);
 }
 

@@ -99,6 +99,8 @@ pub struct SchedulerConfig {
     pub tick_interval: Duration,
     /// A tick this late is still on time; older ones follow the catch-up policy.
     pub grace: Duration,
+    /// Where the scheduler serves `/metrics`; `None`: not served.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// One AWS account Hangar syncs.
@@ -314,6 +316,11 @@ pub const VARS: &[Var] = &[
         name: "HANGAR_SCHEDULER_GRACE_SECS",
         default: Some("60"),
         doc: "a tick at most this late fires as usual; older ones follow the catch-up policy (s)",
+    },
+    Var {
+        name: "HANGAR_SCHEDULER_METRICS_BIND",
+        default: Some(""),
+        doc: "scheduler /metrics address; empty: off",
     },
     Var {
         name: "HANGAR_AWS_REGIONS",
@@ -660,6 +667,7 @@ impl Config {
             leader_lease: r.secs("HANGAR_SCHEDULER_LEASE_SECS", 2, 3600),
             tick_interval: r.millis("HANGAR_SCHEDULER_TICK_MS", 10, 60_000),
             grace: r.secs("HANGAR_SCHEDULER_GRACE_SECS", 0, 86_400),
+            metrics_bind: r.addr("HANGAR_SCHEDULER_METRICS_BIND", true),
         };
         let aws = r.aws();
         let format = match r.raw("HANGAR_LOG_FORMAT").as_deref() {
