@@ -23,6 +23,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use hangar_queue::{LeaseLock, LockOutcome, Queue};
 use hangar_shared::{
+    config::AwsConfig,
     db::{self, Inserted, NewJobRun},
     kinds,
     schedule::{self, Fire, Overlap, Schedule},
@@ -99,6 +100,7 @@ pub struct Beat {
     clock: Arc<dyn Clock>,
     leading: AtomicBool,
     metrics: Arc<SchedulerMetrics>,
+    aws: Option<Arc<AwsConfig>>,
 }
 
 impl std::fmt::Debug for Beat {
@@ -135,7 +137,45 @@ impl Beat {
             clock,
             leading: AtomicBool::new(false),
             metrics: Arc::default(),
+            aws: None,
         }
+    }
+
+    /// The accounts and regions fan-out schedules (syncs without an
+    /// account) fire for.
+    pub fn with_aws(mut self, aws: AwsConfig) -> Self {
+        self.aws = Some(Arc::new(aws));
+        self
+    }
+
+    /// The (key, payload) of each job a tick of `s` creates: one, or one per
+    /// configured (account, region) for a fan-out schedule.
+    fn targets(&self, s: &Schedule) -> Vec<(String, serde_json::Value)> {
+        let spec = &s.spec;
+        if !s.fans_out() {
+            return vec![(spec.name.clone(), spec.payload.clone())];
+        }
+        let Some(aws) = &self.aws else {
+            tracing::error!(schedule = %spec.name, "fan-out schedule but no AWS accounts configured");
+            return Vec::new();
+        };
+        let mut out: Vec<(String, serde_json::Value)> = Vec::new();
+        for (account, region) in aws.targets() {
+            let region = if spec.kind == kinds::SYNC_BILLING {
+                kinds::GLOBAL_REGION
+            } else {
+                region
+            };
+            let key = format!("{}/{}/{region}", spec.name, account.name);
+            if out.iter().any(|(k, _)| *k == key) {
+                continue; // billing: one per account, whatever its regions
+            }
+            out.push((
+                key,
+                kinds::with_target(&spec.kind, &spec.payload, &account.name, region),
+            ));
+        }
+        out
     }
 
     /// Counts into `metrics` (shared with the `/metrics` endpoint).
@@ -213,33 +253,40 @@ impl Beat {
         let spec = &s.spec;
         let queue = spec.queue.clone().unwrap_or_else(|| kinds::QUEUE_SYNC.to_owned());
         let max_attempts = kinds::retry_policies().for_kind(&spec.kind).max_attempts as i32;
-        // At most one open job per schedule when overlaps are skipped; a kind
-        // with its own rule (one sync per account and region) keeps it.
-        let singleton = kinds::singleton_key(&spec.kind, &spec.payload)
-            .or_else(|| (spec.overlap == Overlap::SkipIfRunning).then(|| format!("schedule:{}", spec.name)));
-        let runs: Vec<NewJobRun> = fires
-            .iter()
-            .map(|f| {
-                let jitter = s.jitter_for(f.at);
-                NewJobRun {
-                    id: schedule::tick_job_id(&spec.name, f.at).to_string(),
+        let targets = self.targets(s);
+        let mut runs: Vec<NewJobRun> = Vec::new();
+        let mut run_fires: Vec<&Fire> = Vec::new();
+        for f in fires {
+            let jitter = s.jitter_for(f.at);
+            for (key, payload) in &targets {
+                // At most one open job per schedule (and target) when overlaps
+                // are skipped; a kind with its own rule (one sync per account
+                // and region) keeps it.
+                let singleton = kinds::singleton_key(&spec.kind, payload)
+                    .or_else(|| (spec.overlap == Overlap::SkipIfRunning).then(|| format!("schedule:{key}")));
+                runs.push(NewJobRun {
+                    id: schedule::tick_job_id(key, f.at).to_string(),
                     kind: spec.kind.clone(),
                     queue: queue.clone(),
-                    payload: spec.payload.clone(),
+                    payload: payload.clone(),
                     max_attempts,
                     requested_by: Some(format!("schedule:{}", spec.name)),
                     request_id: None,
-                    idempotency_key: Some(schedule::tick_idempotency_key(&spec.name, f.at)),
+                    idempotency_key: Some(schedule::tick_idempotency_key(key, f.at)),
                     run_at: (!jitter.is_zero() && !f.catch_up)
                         .then(|| f.at + chrono::Duration::from_std(jitter).unwrap_or_default()),
-                    singleton_key: singleton.clone(),
-                }
-            })
-            .collect();
+                    singleton_key: singleton,
+                });
+                run_fires.push(f);
+            }
+        }
+        if runs.is_empty() {
+            return Ok(None);
+        }
         let results = db::insert_jobs(&self.pool, &runs).await?;
         let mut created = Vec::new();
         let mut newest = None;
-        for ((run, fire), result) in runs.iter().zip(fires).zip(results) {
+        for ((run, fire), result) in runs.iter().zip(run_fires).zip(results) {
             match result {
                 Inserted::New(row) => {
                     if fire.catch_up {

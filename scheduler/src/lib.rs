@@ -16,11 +16,16 @@ pub async fn queues(config: &Config) -> anyhow::Result<BTreeMap<String, Queue>> 
     hangar_shared::open_queues(config, kinds::QUEUES.iter().copied()).await
 }
 
-/// The configured schedules (`HANGAR_SCHEDULES_FILE`), validated.
+/// The configured schedules, validated: `HANGAR_SCHEDULES_FILE`, the
+/// shipped ones (`deploy/schedules.toml`) when it is empty, none for `none`.
 pub fn load_schedules(config: &Config) -> anyhow::Result<Vec<schedule::Schedule>> {
     let Some(path) = &config.scheduler.schedules_file else {
-        return Ok(Vec::new());
+        return schedule::parse_file(schedule::SHIPPED)
+            .map_err(|e| anyhow::anyhow!("shipped schedules: {e}"));
     };
+    if path == "none" {
+        return Ok(Vec::new());
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("HANGAR_SCHEDULES_FILE {path}: cannot read it: {e}"))?;
     schedule::parse_file(&text).map_err(|e| anyhow::anyhow!("HANGAR_SCHEDULES_FILE {path}: {e}"))
@@ -36,7 +41,7 @@ pub fn describe(
     use std::fmt::Write as _;
     let mut out = String::new();
     if schedules.is_empty() {
-        out.push_str("no schedules (set HANGAR_SCHEDULES_FILE)\n");
+        out.push_str("no schedules (HANGAR_SCHEDULES_FILE=none)\n");
     }
     for s in schedules {
         let spec = &s.spec;
@@ -109,7 +114,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         config.scheduler.grace,
         Arc::new(beat::SystemClock),
     )
-    .with_metrics(metrics.clone());
+    .with_metrics(metrics.clone())
+    .with_aws(config.aws.clone());
     if let Some(bind) = config.scheduler.metrics_bind {
         serve_metrics(bind, metrics).await?;
     }

@@ -211,3 +211,63 @@ overlap = "skip_if_running"
     // no-overlap (fire_once, a tick on time): its 60 missed ticks.
     assert_eq!(report.dropped, 12 + 11 + 8 + 60);
 }
+
+#[tokio::test]
+async fn a_sync_schedule_without_an_account_fires_one_job_per_configured_target() {
+    let e = env("2026-11-22T00:00:00Z").await;
+    let accounts =
+        r#"[{"name":"prod","regions":["us-east-1","eu-west-1"]},{"name":"dev","regions":["us-west-2"]}]"#;
+    let aws = hangar_shared::Config::from_lookup(&|k| match k {
+        "HANGAR_DATABASE_URL" => Some("postgres://unused/x".into()),
+        "HANGAR_AWS_ACCOUNTS" => Some(accounts.into()),
+        _ => None,
+    })
+    .unwrap()
+    .aws;
+    let schedules = r#"
+[[schedule]]
+name = "ws"
+cron = "0 * * * *"
+kind = "sync.workspaces"
+
+[[schedule]]
+name = "costs"
+cron = "0 * * * *"
+kind = "sync.billing"
+"#;
+    let a = e
+        .replica("a", schedules, Duration::from_secs(30))
+        .await
+        .with_aws(aws.clone());
+    let b = e
+        .replica("b", schedules, Duration::from_secs(30))
+        .await
+        .with_aws(aws);
+    a.pass().await.unwrap();
+    e.clock.advance(chrono::Duration::minutes(60));
+    let r = a.pass().await.unwrap();
+    assert_eq!(
+        r.fired,
+        3 + 2,
+        "3 (account, region) pairs; billing once per account: {r:?}"
+    );
+    // The same tick again (another replica, or a pass repeated after a crash): nothing new.
+    let _ = b.pass().await.unwrap();
+    let again = a.pass().await.unwrap();
+    assert_eq!(again.fired, 0);
+    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM job_runs WHERE requested_by = 'schedule:ws' ORDER BY payload->>'account', payload->>'region'",
+    )
+    .fetch_all(&e.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        payloads,
+        vec![
+            serde_json::json!({"account": "dev", "region": "us-west-2"}),
+            serde_json::json!({"account": "prod", "region": "eu-west-1"}),
+            serde_json::json!({"account": "prod", "region": "us-east-1"}),
+        ]
+    );
+    assert_eq!(e.jobs("costs").await.len(), 2);
+}

@@ -91,7 +91,7 @@ pub struct SchedulerConfig {
     /// Jobs younger than this are left alone by the repair loop (their
     /// enqueue may still be on its way to Redis).
     pub repair_min_age: Duration,
-    /// TOML file of schedules; `None`: no schedules.
+    /// TOML file of schedules; `None`: the shipped ones; `none`: no schedules.
     pub schedules_file: Option<String>,
     /// The leader lease; a dead leader is replaced within two of these.
     pub leader_lease: Duration,
@@ -300,7 +300,7 @@ pub const VARS: &[Var] = &[
     Var {
         name: "HANGAR_SCHEDULES_FILE",
         default: Some(""),
-        doc: "TOML file of periodic schedules ([[schedule]] tables); empty: none",
+        doc: "TOML file of periodic schedules ([[schedule]] tables); empty: the shipped deploy/schedules.toml; none: no schedules",
     },
     Var {
         name: "HANGAR_SCHEDULER_LEASE_SECS",

@@ -113,6 +113,24 @@ pub fn sync_singleton_key(kind: &str, account: &str, region: &str) -> String {
     format!("{kind}:{account}:{region}")
 }
 
+/// Whether `kind` targets one (account, region): a schedule of it without an
+/// account fans out to every configured one when it fires.
+pub fn targets_accounts(kind: &str) -> bool {
+    matches!(kind, SYNC_WORKSPACES | SYNC_CLOUDTRAIL | SYNC_BILLING)
+}
+
+/// The payload of an account-targeting kind for one (account, region):
+/// `payload` plus the account, and the region unless the kind is
+/// account-wide (billing).
+pub fn with_target(kind: &str, payload: &Value, account: &str, region: &str) -> Value {
+    let mut p = payload.as_object().cloned().unwrap_or_default();
+    p.insert("account".into(), Value::String(account.to_owned()));
+    if kind != SYNC_BILLING {
+        p.insert("region".into(), Value::String(region.to_owned()));
+    }
+    Value::Object(p)
+}
+
 /// The singleton key of a job with a validated `payload`, for kinds that
 /// allow one open job at a time (the syncs), whichever route creates it.
 pub fn singleton_key(kind: &str, payload: &Value) -> Option<String> {

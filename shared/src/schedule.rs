@@ -152,14 +152,21 @@ impl Schedule {
                 format!("unknown kind {:?}; known: {}", spec.kind, known.join(", ")),
             )
         })?;
-        spec.payload = kind.validate(&spec.payload).map_err(|e| PayloadError {
+        let payload_error = |e: PayloadError| PayloadError {
             field: if e.field.is_empty() {
                 "payload".into()
             } else {
                 format!("payload.{}", e.field)
             },
             message: e.message,
-        })?;
+        };
+        if s_fans_out(&spec) {
+            // Checked as it will be sent (with a target), kept without one.
+            let probe = kinds::with_target(&spec.kind, &spec.payload, "probe", "us-east-1");
+            kind.validate(&probe).map_err(payload_error)?;
+        } else {
+            spec.payload = kind.validate(&spec.payload).map_err(payload_error)?;
+        }
         match &spec.queue {
             None => spec.queue = Some(kind.queue.to_owned()),
             Some(q) if kinds::QUEUES.contains(&q.as_str()) => {}
@@ -183,6 +190,12 @@ impl Schedule {
             return Err(invalid("cron", "never matches a real date"));
         }
         Ok(probe)
+    }
+
+    /// Whether each tick becomes one job per configured (account, region):
+    /// an account-targeting kind whose payload names no account.
+    pub fn fans_out(&self) -> bool {
+        s_fans_out(&self.spec)
     }
 
     /// The first tick strictly after `t`.
@@ -249,6 +262,14 @@ impl Schedule {
         Duration::from_millis(h % (u64::from(self.spec.jitter_secs) * 1000))
     }
 }
+
+fn s_fans_out(spec: &ScheduleSpec) -> bool {
+    kinds::targets_accounts(&spec.kind) && spec.payload.get("account").is_none()
+}
+
+/// The schedules Hangar ships with (`deploy/schedules.toml`), used when
+/// `HANGAR_SCHEDULES_FILE` is empty.
+pub const SHIPPED: &str = include_str!("../../deploy/schedules.toml");
 
 /// Ticks walked one by one before [`Schedule::ticks_between`] jumps ahead.
 const MAX_SCAN: usize = 100_000;
@@ -558,6 +579,27 @@ mod tests {
                 .unwrap_err()
                 .starts_with("not a schedules file")
         );
+    }
+
+    #[test]
+    fn the_shipped_schedules_are_valid_and_fan_out_over_accounts() {
+        let shipped = parse_file(SHIPPED).unwrap();
+        let names: Vec<&str> = shipped.iter().map(|s| s.spec.name.as_str()).collect();
+        assert_eq!(names, ["workspaces-sync", "cloudtrail-sync", "billing-sync"]);
+        assert!(shipped.iter().all(Schedule::fans_out));
+        let billing = &shipped[2];
+        assert_eq!(
+            hhmm(&billing.upcoming(utc("2026-11-22T07:00:00Z"), 2)),
+            ["11-23 06:00", "11-24 06:00"],
+            "daily at 06:00 UTC"
+        );
+        // A fan-out payload is still checked (as it will be sent).
+        let bad = Schedule::new(ScheduleSpec {
+            kind: "sync.cloudtrail".into(),
+            payload: json!({"start": "yesterday"}),
+            ..spec("0 * * * *", "UTC")
+        });
+        assert_eq!(bad.unwrap_err().field, "payload.start");
     }
 
     #[test]

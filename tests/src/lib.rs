@@ -109,6 +109,8 @@ pub fn test_env(db_url: &str, redis_url: &str, prefix: &str) -> HashMap<String, 
         ("HANGAR_DB_ACQUIRE_TIMEOUT_MS", "1000"),
         ("HANGAR_READY_TIMEOUT_MS", "1000"),
         ("HANGAR_LOG_LEVEL", "warn"),
+        // Tests that run the scheduler fire only the schedules they define.
+        ("HANGAR_SCHEDULES_FILE", "none"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
