@@ -40,6 +40,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/directories", get(inventory::list_directories))
         .route("/api/v1/audit-events", get(inventory::list_audit_events))
         .route("/api/v1/costs", get(inventory::list_costs))
+        .route("/api/v1/schedules", get(schedules::list).post(schedules::create))
+        .route(
+            "/api/v1/schedules/{name}",
+            get(schedules::get)
+                .patch(schedules::update)
+                .delete(schedules::delete),
+        )
+        .route("/api/v1/schedules/{name}/run", post(schedules::run_now))
         .route("/api/v1/queues", get(queues::list))
         .route("/api/v1/queues/{queue}/dead", get(queues::dead))
         .route(
@@ -64,12 +72,15 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let queues = Arc::new(hangar_shared::open_queues(&config, kinds::QUEUES.iter().copied()).await?);
     let metrics: Arc<metrics::Metrics> = Arc::default();
     let enqueuer = enqueue::Enqueuer::start(pool.clone(), queues.clone(), metrics.clone());
+    let file_schedules =
+        Arc::new(hangar_shared::schedule::load_file(&config).map_err(|e| anyhow::anyhow!(e))?);
     Ok(AppState {
         pool,
         queues,
         metrics,
         config: Arc::new(config),
         enqueuer,
+        file_schedules,
     })
 }
 

@@ -21,6 +21,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Records and enqueues new jobs in groups.
     pub enqueuer: Enqueuer,
+    /// The schedules of the deployment's schedules file (read-only here).
+    pub file_schedules: Arc<Vec<hangar_shared::schedule::Schedule>>,
 }
 
 impl AppState {

@@ -148,34 +148,16 @@ impl Beat {
         self
     }
 
-    /// The (key, payload) of each job a tick of `s` creates: one, or one per
-    /// configured (account, region) for a fan-out schedule.
+    /// The (key, payload) of each job a tick of `s` creates.
     fn targets(&self, s: &Schedule) -> Vec<(String, serde_json::Value)> {
-        let spec = &s.spec;
-        if !s.fans_out() {
-            return vec![(spec.name.clone(), spec.payload.clone())];
-        }
-        let Some(aws) = &self.aws else {
-            tracing::error!(schedule = %spec.name, "fan-out schedule but no AWS accounts configured");
-            return Vec::new();
-        };
-        let mut out: Vec<(String, serde_json::Value)> = Vec::new();
-        for (account, region) in aws.targets() {
-            let region = if spec.kind == kinds::SYNC_BILLING {
-                kinds::GLOBAL_REGION
-            } else {
-                region
-            };
-            let key = format!("{}/{}/{region}", spec.name, account.name);
-            if out.iter().any(|(k, _)| *k == key) {
-                continue; // billing: one per account, whatever its regions
+        match &self.aws {
+            Some(aws) => schedule::job_targets(s, aws),
+            None if s.fans_out() => {
+                tracing::error!(schedule = %s.spec.name, "fan-out schedule but no AWS accounts configured");
+                Vec::new()
             }
-            out.push((
-                key,
-                kinds::with_target(&spec.kind, &spec.payload, &account.name, region),
-            ));
+            None => vec![(s.spec.name.clone(), s.spec.payload.clone())],
         }
-        out
     }
 
     /// Counts into `metrics` (shared with the `/metrics` endpoint).
@@ -209,7 +191,8 @@ impl Beat {
             return Ok(report);
         }
         let now = self.clock.now();
-        for s in self.schedules.iter().filter(|s| s.spec.enabled) {
+        let managed = self.managed_schedules().await?;
+        for s in self.schedules.iter().chain(&managed).filter(|s| s.spec.enabled) {
             let cursor =
                 sqlx::query_scalar!("SELECT cursor FROM schedule_state WHERE name = $1", s.spec.name)
                     .fetch_optional(&self.pool)
@@ -238,6 +221,32 @@ impl Beat {
             .await?;
         }
         Ok(report)
+    }
+
+    /// The schedules managed through the API (the `schedules` table), read
+    /// every pass so changes apply at once. One that no longer validates
+    /// (e.g. a kind this build dropped) is skipped with an error, not fatal.
+    async fn managed_schedules(&self) -> anyhow::Result<Vec<Schedule>> {
+        let rows = sqlx::query!("SELECT name, spec FROM schedules ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            if self.schedules.iter().any(|s| s.spec.name == row.name) {
+                tracing::error!(schedule = %row.name, "defined in the schedules file and the API; the file's wins");
+                continue;
+            }
+            let spec = serde_json::from_value::<schedule::ScheduleSpec>(row.spec)
+                .map_err(|e| e.to_string())
+                .and_then(|spec| Schedule::new(spec).map_err(|e| format!("{}: {}", e.field, e.message)));
+            match spec {
+                Ok(s) => out.push(s),
+                Err(e) => {
+                    tracing::error!(schedule = %row.name, error = %e, "stored schedule is invalid; skipped")
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Records and queues one job per fire; returns the newest job created.

@@ -19,16 +19,7 @@ pub async fn queues(config: &Config) -> anyhow::Result<BTreeMap<String, Queue>> 
 /// The configured schedules, validated: `HANGAR_SCHEDULES_FILE`, the
 /// shipped ones (`deploy/schedules.toml`) when it is empty, none for `none`.
 pub fn load_schedules(config: &Config) -> anyhow::Result<Vec<schedule::Schedule>> {
-    let Some(path) = &config.scheduler.schedules_file else {
-        return schedule::parse_file(schedule::SHIPPED)
-            .map_err(|e| anyhow::anyhow!("shipped schedules: {e}"));
-    };
-    if path == "none" {
-        return Ok(Vec::new());
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("HANGAR_SCHEDULES_FILE {path}: cannot read it: {e}"))?;
-    schedule::parse_file(&text).map_err(|e| anyhow::anyhow!("HANGAR_SCHEDULES_FILE {path}: {e}"))
+    schedule::load_file(config).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// Every schedule with its settings and next `count` fire times (UTC and

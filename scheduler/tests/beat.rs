@@ -271,3 +271,28 @@ kind = "sync.billing"
     );
     assert_eq!(e.jobs("costs").await.len(), 2);
 }
+
+#[tokio::test]
+async fn schedules_created_through_the_api_fire_from_the_next_pass() {
+    let e = env("2026-11-22T00:00:00Z").await;
+    let r = e.replica("a", "", Duration::from_secs(30)).await;
+    r.pass().await.unwrap();
+    let spec = serde_json::json!({"name": "api-made", "cron": "*/10 * * * *", "kind": "system.noop"});
+    sqlx::query("INSERT INTO schedules (name, spec) VALUES ('api-made', $1)")
+        .bind(&spec)
+        .execute(&e.pool)
+        .await
+        .unwrap();
+    r.pass().await.unwrap(); // first sight: the cursor starts now
+    e.clock.advance(chrono::Duration::minutes(10));
+    let p = r.pass().await.unwrap();
+    assert_eq!(p.fired, 1, "{p:?}");
+    assert_eq!(e.jobs("api-made").await.len(), 1);
+    // A stored schedule that no longer validates is skipped, not fatal.
+    sqlx::query("UPDATE schedules SET spec = jsonb_set(spec, '{kind}', '\"gone.kind\"')")
+        .execute(&e.pool)
+        .await
+        .unwrap();
+    e.clock.advance(chrono::Duration::minutes(10));
+    assert_eq!(r.pass().await.unwrap().fired, 0);
+}

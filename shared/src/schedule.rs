@@ -263,6 +263,47 @@ impl Schedule {
     }
 }
 
+/// The (key, payload) of each job a tick of `s` creates: one (keyed by the
+/// schedule's name), or for a fan-out schedule one per configured (account,
+/// region), keyed `name/account/region` (billing: one per account).
+pub fn job_targets(s: &Schedule, aws: &crate::config::AwsConfig) -> Vec<(String, Value)> {
+    let spec = &s.spec;
+    if !s.fans_out() {
+        return vec![(spec.name.clone(), spec.payload.clone())];
+    }
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for (account, region) in aws.targets() {
+        let region = if spec.kind == kinds::SYNC_BILLING {
+            kinds::GLOBAL_REGION
+        } else {
+            region
+        };
+        let key = format!("{}/{}/{region}", spec.name, account.name);
+        if out.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        out.push((
+            key,
+            kinds::with_target(&spec.kind, &spec.payload, &account.name, region),
+        ));
+    }
+    out
+}
+
+/// The schedules of `HANGAR_SCHEDULES_FILE`: the shipped ones
+/// (`deploy/schedules.toml`) when it is empty, none when it is `none`.
+pub fn load_file(config: &crate::Config) -> Result<Vec<Schedule>, String> {
+    let Some(path) = &config.scheduler.schedules_file else {
+        return parse_file(SHIPPED).map_err(|e| format!("shipped schedules: {e}"));
+    };
+    if path == "none" {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("HANGAR_SCHEDULES_FILE {path}: cannot read it: {e}"))?;
+    parse_file(&text).map_err(|e| format!("HANGAR_SCHEDULES_FILE {path}: {e}"))
+}
+
 fn s_fans_out(spec: &ScheduleSpec) -> bool {
     kinds::targets_accounts(&spec.kind) && spec.payload.get("account").is_none()
 }

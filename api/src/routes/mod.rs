@@ -4,6 +4,7 @@ pub mod health;
 pub mod inventory;
 pub mod jobs;
 pub mod queues;
+pub mod schedules;
 pub mod syncs;
 
 use chrono::{DateTime, NaiveDate, Utc};

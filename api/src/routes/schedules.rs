@@ -1,0 +1,272 @@
+//! `/api/v1/schedules`: the periodic schedules. Those from the deployment's
+//! schedules file are listed read-only (`"source": "file"`); the API
+//! creates, changes and deletes its own (`"source": "api"`, stored in the
+//! `schedules` table, picked up by the scheduler on its next pass). Every
+//! schedule shows its next 5 fire times and its last run.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use chrono::Utc;
+use hangar_shared::{
+    db::NewJobRun,
+    kinds,
+    schedule::{self, Overlap, Schedule, ScheduleSpec},
+};
+use serde_json::{Map, Value, json};
+
+use super::jobs::job_json;
+use crate::{error::ApiError, request_id::current_request_id, state::AppState};
+
+fn parse_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        code: "invalid_json",
+        message: format!("request body is not JSON: {e}"),
+        field: None,
+    })?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::invalid("", "request body must be a JSON object")),
+    }
+}
+
+/// Decodes and validates a definition, naming the field at fault.
+fn validate(body: Map<String, Value>) -> Result<Schedule, ApiError> {
+    let spec: ScheduleSpec =
+        kinds::decode(&Value::Object(body)).map_err(|e| ApiError::invalid(e.field, e.message))?;
+    Schedule::new(spec).map_err(|e| ApiError::invalid(e.field, e.message))
+}
+
+/// The stored (API) schedule called `name`, if any.
+async fn stored(state: &AppState, name: &str) -> Result<Option<Value>, ApiError> {
+    Ok(
+        sqlx::query_scalar!("SELECT spec FROM schedules WHERE name = $1", name)
+            .fetch_optional(&state.pool)
+            .await?,
+    )
+}
+
+/// Every schedule, file ones first, with where it comes from.
+async fn all(state: &AppState) -> Result<Vec<(Schedule, &'static str)>, ApiError> {
+    let mut out: Vec<(Schedule, &'static str)> = state
+        .file_schedules
+        .iter()
+        .cloned()
+        .map(|s| (s, "file"))
+        .collect();
+    let rows = sqlx::query!("SELECT name, spec FROM schedules ORDER BY name")
+        .fetch_all(&state.pool)
+        .await?;
+    for row in rows {
+        let parsed = serde_json::from_value::<ScheduleSpec>(row.spec)
+            .ok()
+            .and_then(|spec| Schedule::new(spec).ok());
+        match parsed {
+            Some(s) => out.push((s, "api")),
+            None => tracing::error!(schedule = %row.name, "stored schedule no longer validates; not listed"),
+        }
+    }
+    Ok(out)
+}
+
+/// The JSON view: definition, source, next 5 fire times, last run.
+async fn views(state: &AppState, schedules: &[(Schedule, &'static str)]) -> Result<Vec<Value>, ApiError> {
+    let names: Vec<String> = schedules.iter().map(|(s, _)| s.spec.name.clone()).collect();
+    let runs = sqlx::query!(
+        r#"SELECT s.name, s.cursor, s.last_job_id, s.last_fired_at, j.state AS "state?"
+           FROM schedule_state s LEFT JOIN job_runs j ON j.id = s.last_job_id
+           WHERE s.name = ANY($1)"#,
+        &names
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let now = Utc::now();
+    Ok(schedules
+        .iter()
+        .map(|(s, source)| {
+            let mut v = serde_json::to_value(&s.spec).unwrap_or_else(|_| json!({}));
+            v["source"] = json!(source);
+            v["fans_out"] = json!(s.fans_out());
+            v["next"] = json!(if s.spec.enabled {
+                s.upcoming(now, 5)
+            } else {
+                Vec::new()
+            });
+            v["last_run"] = runs
+                .iter()
+                .find(|r| r.name == s.spec.name)
+                .map_or(Value::Null, |r| {
+                    json!({
+                        "job_id": r.last_job_id,
+                        "state": r.state,
+                        "tick": r.last_fired_at,
+                        "accounted_up_to": r.cursor,
+                    })
+                });
+            v
+        })
+        .collect())
+}
+
+async fn one(state: &AppState, name: &str) -> Result<(Schedule, &'static str), ApiError> {
+    all(state)
+        .await?
+        .into_iter()
+        .find(|(s, _)| s.spec.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no schedule {name}")))
+}
+
+/// `GET /api/v1/schedules`.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let schedules = all(&state).await?;
+    Ok(Json(json!({"schedules": views(&state, &schedules).await?})))
+}
+
+/// `GET /api/v1/schedules/{name}`.
+pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let s = one(&state, &name).await?;
+    let mut v = views(&state, std::slice::from_ref(&s)).await?;
+    Ok(Json(v.pop().unwrap_or(Value::Null)))
+}
+
+/// `POST /api/v1/schedules`: 201, 409 if the name is taken, 422 naming the field.
+pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let s = validate(parse_body(&body)?)?;
+    if state.file_schedules.iter().any(|f| f.spec.name == s.spec.name) {
+        return Err(ApiError::Conflict(format!(
+            "schedule {} is defined in the deployment's schedules file; change it there",
+            s.spec.name
+        )));
+    }
+    let spec = serde_json::to_value(&s.spec).map_err(anyhow::Error::from)?;
+    let inserted = sqlx::query_scalar!(
+        "INSERT INTO schedules (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING name",
+        s.spec.name,
+        spec
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    if inserted.is_none() {
+        return Err(ApiError::Conflict(format!(
+            "schedule {} already exists",
+            s.spec.name
+        )));
+    }
+    tracing::info!(schedule = %s.spec.name, "schedule created");
+    let mut v = views(&state, &[(s, "api")]).await?;
+    Ok((StatusCode::CREATED, Json(v.pop().unwrap_or(Value::Null))))
+}
+
+fn not_from_file(state: &AppState, name: &str) -> Result<(), ApiError> {
+    if state.file_schedules.iter().any(|f| f.spec.name == name) {
+        return Err(ApiError::Conflict(format!(
+            "schedule {name} is defined in the deployment's schedules file (HANGAR_SCHEDULES_FILE); change it there"
+        )));
+    }
+    Ok(())
+}
+
+/// `PATCH /api/v1/schedules/{name}`: changes the given fields.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    not_from_file(&state, &name)?;
+    let changes = parse_body(&body)?;
+    let Some(Value::Object(mut spec)) = stored(&state, &name).await? else {
+        return Err(ApiError::NotFound(format!("no schedule {name}")));
+    };
+    if let Some(new) = changes.get("name")
+        && new != &json!(name)
+    {
+        return Err(ApiError::invalid(
+            "name",
+            "cannot be changed; create a new schedule instead",
+        ));
+    }
+    spec.extend(changes);
+    let s = validate(spec)?;
+    let stored_spec = serde_json::to_value(&s.spec).map_err(anyhow::Error::from)?;
+    sqlx::query!(
+        "UPDATE schedules SET spec = $2, updated_at = now() WHERE name = $1",
+        name,
+        stored_spec
+    )
+    .execute(&state.pool)
+    .await?;
+    tracing::info!(schedule = %name, "schedule changed");
+    let mut v = views(&state, &[(s, "api")]).await?;
+    Ok(Json(v.pop().unwrap_or(Value::Null)))
+}
+
+/// `DELETE /api/v1/schedules/{name}`: 204.
+pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    not_from_file(&state, &name)?;
+    let deleted = sqlx::query!(
+        "WITH d AS (DELETE FROM schedules WHERE name = $1 RETURNING name),
+              s AS (DELETE FROM schedule_state WHERE name IN (SELECT name FROM d))
+         SELECT count(*) AS \"n!\" FROM d",
+        name
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    if deleted.n == 0 {
+        return Err(ApiError::NotFound(format!("no schedule {name}")));
+    }
+    tracing::info!(schedule = %name, "schedule deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/schedules/{name}/run`: runs it now, outside its ticks
+/// (one job, or one per target for a fan-out schedule). Its overlap policy
+/// applies: with `skip_if_running`, an open job is returned as `already`.
+pub async fn run_now(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (s, _) = one(&state, &name).await?;
+    let spec = &s.spec;
+    let targets = schedule::job_targets(&s, &state.config.aws);
+    if targets.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "schedule {name} has no account to run for (HANGAR_AWS_ACCOUNTS)"
+        )));
+    }
+    let max_attempts = kinds::retry_policies().for_kind(&spec.kind).max_attempts as i32;
+    let request_id = current_request_id();
+    let submits = targets.iter().map(|(key, payload)| {
+        let singleton = kinds::singleton_key(&spec.kind, payload)
+            .or_else(|| (spec.overlap == Overlap::SkipIfRunning).then(|| format!("schedule:{key}")));
+        let run = NewJobRun {
+            id: kinds::new_job_id().to_string(),
+            kind: spec.kind.clone(),
+            queue: spec.queue.clone().unwrap_or_else(|| kinds::QUEUE_SYNC.to_owned()),
+            payload: payload.clone(),
+            max_attempts,
+            requested_by: Some(format!("schedule:{name}")),
+            request_id: Some(request_id.clone()),
+            idempotency_key: None,
+            run_at: None,
+            singleton_key: singleton,
+        };
+        let enqueuer = state.enqueuer.clone();
+        async move { enqueuer.submit(run).await }
+    });
+    let results = futures_util::future::try_join_all(submits).await?;
+    let any_new = results.iter().any(|(_, already, _)| !already);
+    let jobs: Vec<Value> = results
+        .iter()
+        .map(|(_, already, run)| json!({"already": already, "job": job_json(run, None)}))
+        .collect();
+    let status = if any_new {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({"schedule": name, "jobs": jobs}))))
+}
