@@ -19,6 +19,8 @@ pub const SYSTEM_NOOP: &str = "system.noop";
 /// `system.sleep`: sleeps, reporting progress.
 pub const SYSTEM_SLEEP: &str = "system.sleep";
 
+/// `system.retention`: deletes old finished job records and CloudTrail events.
+pub const SYSTEM_RETENTION: &str = "system.retention";
 /// `sync.workspaces`: directories, workspaces, bundles, connection status and tags.
 pub const SYNC_WORKSPACES: &str = "sync.workspaces";
 /// `sync.cloudtrail`: WorkSpaces events from CloudTrail LookupEvents.
@@ -64,6 +66,27 @@ pub struct SleepPayload {
 
 fn default_steps() -> u32 {
     10
+}
+
+/// `system.retention` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPayload {
+    /// Finished jobs (succeeded, cancelled, dead) older than this many days
+    /// are deleted from `job_runs` (1-3650, default 30).
+    #[serde(default = "default_job_days")]
+    pub job_runs_days: u32,
+    /// CloudTrail events older than this many days are deleted from
+    /// `audit_events` (1-3650, default 400).
+    #[serde(default = "default_event_days")]
+    pub audit_events_days: u32,
+}
+
+fn default_job_days() -> u32 {
+    30
+}
+fn default_event_days() -> u32 {
+    400
 }
 
 /// `sync.workspaces` arguments.
@@ -175,6 +198,11 @@ pub const KINDS: &[KindSpec] = &[
         validate: validate_sleep,
     },
     KindSpec {
+        name: SYSTEM_RETENTION,
+        queue: QUEUE_SYNC,
+        validate: validate_retention,
+    },
+    KindSpec {
         name: SYNC_WORKSPACES,
         queue: QUEUE_SYNC,
         validate: validate_workspaces_sync,
@@ -210,6 +238,7 @@ pub fn retry_policies() -> &'static hangar_queue::RetryPolicies {
         hangar_queue::RetryPolicies::default()
             .with(SYSTEM_NOOP, system)
             .with(SYSTEM_SLEEP, system)
+            .with(SYSTEM_RETENTION, system)
             .with(SYNC_WORKSPACES, sync)
             .with(SYNC_CLOUDTRAIL, sync)
             .with(SYNC_BILLING, sync)
@@ -306,6 +335,19 @@ fn check_account_region(account: &str, region: Option<&str>) -> Result<(), Paylo
         ));
     }
     Ok(())
+}
+
+fn validate_retention(payload: &Value) -> Result<Value, PayloadError> {
+    let p: RetentionPayload = decode(payload)?;
+    for (field, days) in [
+        ("job_runs_days", p.job_runs_days),
+        ("audit_events_days", p.audit_events_days),
+    ] {
+        if !(1..=3650).contains(&days) {
+            return Err(invalid(field, "must be between 1 and 3650 days"));
+        }
+    }
+    Ok(to_value(&p))
 }
 
 fn validate_workspaces_sync(payload: &Value) -> Result<Value, PayloadError> {

@@ -626,8 +626,12 @@ mod tests {
     fn the_shipped_schedules_are_valid_and_fan_out_over_accounts() {
         let shipped = parse_file(SHIPPED).unwrap();
         let names: Vec<&str> = shipped.iter().map(|s| s.spec.name.as_str()).collect();
-        assert_eq!(names, ["workspaces-sync", "cloudtrail-sync", "billing-sync"]);
-        assert!(shipped.iter().all(Schedule::fans_out));
+        assert_eq!(
+            names,
+            ["workspaces-sync", "cloudtrail-sync", "billing-sync", "retention"]
+        );
+        assert!(shipped[..3].iter().all(Schedule::fans_out));
+        assert!(!shipped[3].fans_out());
         let billing = &shipped[2];
         assert_eq!(
             hhmm(&billing.upcoming(utc("2026-11-22T07:00:00Z"), 2)),

@@ -27,6 +27,7 @@ pub async fn dispatch(
     let result = match job.kind() {
         kinds::SYSTEM_NOOP => Ok(json!({})),
         kinds::SYSTEM_SLEEP => sleep(&payload, &job).await,
+        kinds::SYSTEM_RETENTION => retention(&payload, &job, &syncer.pool).await,
         kinds::SYNC_WORKSPACES => match decode(&payload) {
             Ok(p) => {
                 sync_result(Box::pin(syncer.sync_workspaces(job.id(), job.deliveries(), &p, &job)).await)
@@ -69,6 +70,63 @@ fn sync_result(result: Result<Value, SyncError>) -> Result<Value, BoxDynError> {
             Err(e.to_string().into())
         }
     }
+}
+
+/// Rows deleted per statement: big enough to be quick, small enough not to
+/// hold locks or bloat one transaction.
+const RETENTION_BATCH: i64 = 5_000;
+
+/// `system.retention`: deletes finished job records and CloudTrail events
+/// past their age, in batches, reporting progress, stopping when cancelled.
+async fn retention(payload: &Value, job: &JobContext, pool: &sqlx::PgPool) -> Result<Value, BoxDynError> {
+    let p: kinds::RetentionPayload = decode(payload)?;
+    let mut jobs_deleted = 0u64;
+    loop {
+        let n = sqlx::query!(
+            "DELETE FROM job_runs WHERE id IN (
+               SELECT id FROM job_runs
+               WHERE state IN ('succeeded', 'cancelled', 'dead')
+                 AND finished_at < now() - make_interval(days => $1)
+               LIMIT $2)",
+            p.job_runs_days as i32,
+            RETENTION_BATCH
+        )
+        .execute(pool)
+        .await?
+        .rows_affected();
+        jobs_deleted += n;
+        job.set_progress(json!({"step": "job_runs", "deleted": jobs_deleted}))
+            .await?;
+        if n < RETENTION_BATCH as u64 || job.cancel_requested() {
+            break;
+        }
+    }
+    let mut events_deleted = 0u64;
+    loop {
+        let n = sqlx::query!(
+            "DELETE FROM audit_events WHERE event_id IN (
+               SELECT event_id FROM audit_events
+               WHERE event_time < now() - make_interval(days => $1)
+               LIMIT $2)",
+            p.audit_events_days as i32,
+            RETENTION_BATCH
+        )
+        .execute(pool)
+        .await?
+        .rows_affected();
+        events_deleted += n;
+        job.set_progress(json!({"step": "audit_events", "deleted": events_deleted}))
+            .await?;
+        if n < RETENTION_BATCH as u64 || job.cancel_requested() {
+            break;
+        }
+    }
+    tracing::info!(
+        job_runs = jobs_deleted,
+        audit_events = events_deleted,
+        "retention applied"
+    );
+    Ok(json!({"job_runs_deleted": jobs_deleted, "audit_events_deleted": events_deleted}))
 }
 
 /// `system.sleep`: sleeps `ms` in `steps`, reporting progress after each,

@@ -1,0 +1,78 @@
+//! `system.retention` (shipped as a daily schedule): deletes finished job
+//! records and CloudTrail events past their age, nothing else.
+
+use std::time::Duration;
+
+use hangar_tests::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn retention_deletes_only_old_finished_jobs_and_old_events() {
+    let app = TestApp::spawn().await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    for (id, state, age_days) in [
+        ("01OLD0000000000000000DONE", "succeeded", 40),
+        ("01OLD000000000000000DEAD0", "dead", 40),
+        ("01OLD000000000000000QUEUE", "queued", 40),
+        ("01NEW0000000000000000DONE", "succeeded", 2),
+    ] {
+        sqlx::query(
+            "INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, created_at, finished_at)
+             VALUES ($1, 'system.noop', 'sync', '{}', $2, 3, now() - make_interval(days => $3),
+                     CASE WHEN $2 = 'queued' THEN NULL ELSE now() - make_interval(days => $3) END)",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(age_days)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for (id, age_days) in [("old-event", 500), ("new-event", 10)] {
+        sqlx::query(
+            "INSERT INTO audit_events (event_id, account, region, event_time, event_name, event_source)
+             VALUES ($1, 'a', 'us-east-1', now() - make_interval(days => $2), 'X', 'workspaces.amazonaws.com')",
+        )
+        .bind(id)
+        .bind(age_days)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let (status, bad) = app
+        .post(
+            "/api/v1/jobs",
+            json!({"kind": "system.retention", "payload": {"job_runs_days": 0}}),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["field"].clone()),
+        (422, json!("payload.job_runs_days")),
+        "{bad}"
+    );
+
+    let id = app.enqueue(json!({"kind": "system.retention"})).await;
+    let job = app.wait_state(&id, "succeeded", Duration::from_secs(30)).await;
+    assert_eq!(
+        job["result"],
+        json!({"job_runs_deleted": 2, "audit_events_deleted": 1}),
+        "{job}"
+    );
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM job_runs WHERE id LIKE '01OLD%' OR id LIKE '01NEW%' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        ["01NEW0000000000000000DONE", "01OLD000000000000000QUEUE"],
+        "open and recent jobs stay"
+    );
+    let events: Vec<String> = sqlx::query_scalar("SELECT event_id FROM audit_events")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, ["new-event"]);
+    pool.close().await;
+    app.shutdown().await;
+}
