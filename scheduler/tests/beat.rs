@@ -296,3 +296,74 @@ async fn schedules_created_through_the_api_fire_from_the_next_pass() {
     e.clock.advance(chrono::Duration::minutes(10));
     assert_eq!(r.pass().await.unwrap().fired, 0);
 }
+
+#[tokio::test]
+async fn a_daily_schedule_in_a_dst_zone_fires_once_a_day_at_the_right_time_across_both_changes() {
+    // Berlin: clocks jump 02:00 -> 03:00 on 2026-03-29 and 03:00 -> 02:00 on 2026-10-25.
+    for (start, expected) in [
+        (
+            "2026-03-27T12:00:00Z",
+            // 02:30 CET; the 29th has no 02:30: right after the jump (03:00 CEST); 02:30 CEST.
+            [
+                "2026-03-28T01:30:00Z",
+                "2026-03-29T01:00:00Z",
+                "2026-03-30T00:30:00Z",
+            ],
+        ),
+        (
+            "2026-10-23T12:00:00Z",
+            // 02:30 CEST; the 25th has 02:30 twice: once, the first; 02:30 CET.
+            [
+                "2026-10-24T00:30:00Z",
+                "2026-10-25T00:30:00Z",
+                "2026-10-26T01:30:00Z",
+            ],
+        ),
+    ] {
+        let e = env(start).await;
+        let schedules = r#"
+[[schedule]]
+name = "nightly"
+cron = "30 2 * * *"
+timezone = "Europe/Berlin"
+kind = "system.noop"
+overlap = "allow"
+"#;
+        let r = e.replica("a", schedules, Duration::from_secs(30)).await;
+        r.pass().await.unwrap();
+        // Three days in 5-minute passes: every tick is on time.
+        for _ in 0..(3 * 24 * 12) {
+            e.clock.advance(chrono::Duration::minutes(5));
+            r.pass().await.unwrap();
+        }
+        let fired: Vec<String> = e
+            .jobs("nightly")
+            .await
+            .iter()
+            .map(|id| {
+                let ms = id.parse::<ulid::Ulid>().unwrap().timestamp_ms() as i64;
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .unwrap()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+            .collect();
+        assert_eq!(fired, expected, "from {start}");
+    }
+}
+
+#[tokio::test]
+async fn the_schedule_state_records_the_last_job_and_its_tick() {
+    let e = env("2026-11-22T00:00:00Z").await;
+    let r = e.replica("a", EVERY_MINUTE, Duration::from_secs(30)).await;
+    r.pass().await.unwrap();
+    e.clock.advance(chrono::Duration::minutes(3));
+    r.pass().await.unwrap();
+    let (job, tick): (String, DateTime<Utc>) =
+        sqlx::query_as("SELECT last_job_id, last_fired_at FROM schedule_state WHERE name = 'every-minute'")
+            .fetch_one(&e.pool)
+            .await
+            .unwrap();
+    let expected: DateTime<Utc> = "2026-11-22T00:03:00Z".parse().unwrap();
+    assert_eq!(tick, expected);
+    assert_eq!(job, schedule::tick_job_id("every-minute", expected).to_string());
+}

@@ -205,3 +205,45 @@ async fn file_schedules_are_listed_read_only_and_their_names_are_reserved() {
     app.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_schedule_created_through_the_api_is_fired_by_the_running_scheduler_and_shows_its_last_run() {
+    let app = TestApp::spawn_with_env(
+        &hangar_tests::redis_url(),
+        true,
+        &[
+            ("HANGAR_SCHEDULER_TICK_MS", "100"),
+            ("HANGAR_SCHEDULER_LEASE_SECS", "5"),
+        ],
+    )
+    .await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(hangar_scheduler::run(app.config(), async move {
+        let _ = rx.await;
+    }));
+    let (status, v) = app
+        .post(
+            "/api/v1/schedules",
+            json!({"name": "every-second", "cron": "* * * * * *", "kind": "system.noop", "overlap": "allow"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let start = std::time::Instant::now();
+    let last = loop {
+        let (_, s) = app.get("/api/v1/schedules/every-second").await;
+        if s["last_run"]["state"] == "succeeded" {
+            break s["last_run"].clone();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "never ran: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let id = last["job_id"].as_str().unwrap();
+    let (_, job) = app.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(job["requested_by"], "schedule:every-second");
+    let _ = tx.send(());
+    scheduler.await.unwrap().unwrap();
+    app.shutdown().await;
+}
