@@ -63,27 +63,6 @@ pub fn describe(
     out
 }
 
-async fn serve_metrics(
-    bind: std::net::SocketAddr,
-    metrics: Arc<metrics::SchedulerMetrics>,
-) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(bind).await?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = metrics.clone();
-            async move { metrics.render() }
-        }),
-    );
-    tracing::info!(addr = %listener.local_addr()?, "scheduler metrics listening");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metrics server stopped");
-        }
-    });
-    Ok(())
-}
-
 /// Runs the beat (every tick interval) and the repair loop (every repair
 /// interval) until `shutdown` resolves, then resigns the leader lease so
 /// another replica takes over at once.
@@ -108,7 +87,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     .with_metrics(metrics.clone())
     .with_aws(config.aws.clone());
     if let Some(bind) = config.scheduler.metrics_bind {
-        serve_metrics(bind, metrics).await?;
+        hangar_shared::telemetry::serve_metrics(bind, "scheduler", move || metrics.render()).await?;
     }
     tracing::info!(every = ?config.scheduler.repair_interval, "repair loop started");
     tokio::pin!(shutdown);

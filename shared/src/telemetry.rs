@@ -34,3 +34,28 @@ pub async fn warn_about_redis(queue: &hangar_queue::Queue) {
         Err(e) => tracing::debug!(error = %e, "could not read redis settings (CONFIG may be disabled)"),
     }
 }
+
+/// Serves `render()` (the Prometheus text exposition) at `GET /metrics` on
+/// `bind`, in the background, for the binaries without an HTTP API of their
+/// own (worker, scheduler). Fails only if `bind` cannot be bound.
+pub async fn serve_metrics(
+    bind: std::net::SocketAddr,
+    component: &'static str,
+    render: impl Fn() -> String + Clone + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let render = render.clone();
+            async move { render() }
+        }),
+    );
+    tracing::info!(addr = %listener.local_addr()?, component, "metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, component, "metrics server stopped");
+        }
+    });
+    Ok(())
+}

@@ -80,53 +80,61 @@ const RETENTION_BATCH: i64 = 5_000;
 /// past their age, in batches, reporting progress, stopping when cancelled.
 async fn retention(payload: &Value, job: &JobContext, pool: &sqlx::PgPool) -> Result<Value, BoxDynError> {
     let p: kinds::RetentionPayload = decode(payload)?;
-    let mut jobs_deleted = 0u64;
-    loop {
-        let n = sqlx::query!(
+    let job_days = p.job_runs_days as i32;
+    let jobs_deleted = in_batches(job, "job_runs", || async move {
+        sqlx::query!(
             "DELETE FROM job_runs WHERE id IN (
                SELECT id FROM job_runs
                WHERE state IN ('succeeded', 'cancelled', 'dead')
                  AND finished_at < now() - make_interval(days => $1)
                LIMIT $2)",
-            p.job_runs_days as i32,
+            job_days,
             RETENTION_BATCH
         )
         .execute(pool)
-        .await?
-        .rows_affected();
-        jobs_deleted += n;
-        job.set_progress(json!({"step": "job_runs", "deleted": jobs_deleted}))
-            .await?;
-        if n < RETENTION_BATCH as u64 || job.cancel_requested() {
-            break;
-        }
-    }
-    let mut events_deleted = 0u64;
-    loop {
-        let n = sqlx::query!(
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .await?;
+    let event_days = p.audit_events_days as i32;
+    let events_deleted = in_batches(job, "audit_events", || async move {
+        sqlx::query!(
             "DELETE FROM audit_events WHERE event_id IN (
                SELECT event_id FROM audit_events
                WHERE event_time < now() - make_interval(days => $1)
                LIMIT $2)",
-            p.audit_events_days as i32,
+            event_days,
             RETENTION_BATCH
         )
         .execute(pool)
-        .await?
-        .rows_affected();
-        events_deleted += n;
-        job.set_progress(json!({"step": "audit_events", "deleted": events_deleted}))
-            .await?;
-        if n < RETENTION_BATCH as u64 || job.cancel_requested() {
-            break;
-        }
-    }
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .await?;
     tracing::info!(
         job_runs = jobs_deleted,
         audit_events = events_deleted,
         "retention applied"
     );
     Ok(json!({"job_runs_deleted": jobs_deleted, "audit_events_deleted": events_deleted}))
+}
+
+/// Runs `delete` (one batch of at most [`RETENTION_BATCH`] rows) until a
+/// batch comes back short or the job is cancelled; returns the total.
+async fn in_batches<F, Fut>(job: &JobContext, step: &str, mut delete: F) -> Result<u64, BoxDynError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0u64;
+    loop {
+        let n = delete().await?;
+        total += n;
+        job.set_progress(json!({"step": step, "deleted": total})).await?;
+        if n < RETENTION_BATCH as u64 || job.cancel_requested() {
+            return Ok(total);
+        }
+    }
 }
 
 /// `system.sleep`: sleeps `ms` in `steps`, reporting progress after each,

@@ -44,7 +44,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(64);
     let persister = tokio::spawn(persist::run(pool.clone(), outcomes_rx, metrics.clone()));
     if let Some(bind) = config.worker.metrics_bind {
-        serve_metrics(bind, metrics.clone()).await?;
+        let m = metrics.clone();
+        hangar_shared::telemetry::serve_metrics(bind, "worker", move || m.render()).await?;
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -129,22 +130,4 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     }
     tracing::info!("hangar-worker stopped");
     failure.map_or(Ok(()), Err)
-}
-
-async fn serve_metrics(bind: std::net::SocketAddr, metrics: Arc<WorkerMetrics>) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(bind).await?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = metrics.clone();
-            async move { metrics.render() }
-        }),
-    );
-    tracing::info!(addr = %listener.local_addr()?, "worker metrics listening");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metrics server stopped");
-        }
-    });
-    Ok(())
 }
