@@ -88,6 +88,8 @@ pub struct PassReport {
     pub skipped_overlap: usize,
     /// Missed ticks the catch-up policy dropped.
     pub dropped: usize,
+    /// Schedules whose pass failed (retried next tick).
+    pub failed: usize,
 }
 
 /// The scheduler's firing half. Cheap to share; one per replica.
@@ -192,7 +194,28 @@ impl Beat {
         }
         let now = self.clock.now();
         let managed = self.managed_schedules().await?;
-        for s in self.schedules.iter().chain(&managed).filter(|s| s.spec.enabled) {
+        for s in self.schedules.iter().chain(&managed) {
+            // One schedule's failure (a database error, a bad stored
+            // definition) must not stop the others: log, count, go on.
+            if let Err(e) = self.pass_one(s, now, &mut report).await {
+                report.failed += 1;
+                self.metrics.failed(&s.spec.name);
+                tracing::error!(schedule = %s.spec.name, error = %e, "schedule pass failed; retried next tick");
+            }
+        }
+        Ok(report)
+    }
+
+    /// Plans and fires one schedule, then records how far it looked. A
+    /// disabled schedule only moves its cursor, so enabling it later does
+    /// not replay the time it was off.
+    async fn pass_one(
+        &self,
+        s: &Schedule,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        let (plan_cursor, last_job) = if s.spec.enabled {
             let cursor =
                 sqlx::query_scalar!("SELECT cursor FROM schedule_state WHERE name = $1", s.spec.name)
                     .fetch_optional(&self.pool)
@@ -204,23 +227,25 @@ impl Beat {
                 tracing::warn!(schedule = %s.spec.name, dropped = plan.dropped, policy = ?s.spec.catch_up,
                     "missed ticks dropped by the catch-up policy");
             }
-            let last_job = self.fire(s, &plan.fires, &mut report).await?;
-            sqlx::query!(
-                "INSERT INTO schedule_state (name, cursor, last_job_id, last_fired_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (name) DO UPDATE SET
-                   cursor = GREATEST(schedule_state.cursor, EXCLUDED.cursor),
-                   last_job_id = COALESCE(EXCLUDED.last_job_id, schedule_state.last_job_id),
-                   last_fired_at = COALESCE(EXCLUDED.last_fired_at, schedule_state.last_fired_at),
-                   updated_at = now()",
-                s.spec.name,
-                plan.cursor,
-                last_job.as_ref().map(|(id, _)| id.clone()),
-                last_job.as_ref().map(|(_, at)| *at),
-            )
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(report)
+            (plan.cursor, self.fire(s, &plan.fires, report).await?)
+        } else {
+            (now, None)
+        };
+        sqlx::query!(
+            "INSERT INTO schedule_state (name, cursor, last_job_id, last_fired_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET
+               cursor = GREATEST(schedule_state.cursor, EXCLUDED.cursor),
+               last_job_id = COALESCE(EXCLUDED.last_job_id, schedule_state.last_job_id),
+               last_fired_at = COALESCE(EXCLUDED.last_fired_at, schedule_state.last_fired_at),
+               updated_at = now()",
+            s.spec.name,
+            plan_cursor,
+            last_job.as_ref().map(|(id, _)| id.clone()),
+            last_job.as_ref().map(|(_, at)| *at),
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The schedules managed through the API (the `schedules` table), read

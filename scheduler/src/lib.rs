@@ -105,7 +105,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             Err(e) => tracing::warn!(error = %e, "scheduler pass failed; retrying next tick"),
         }
         if tokio::time::Instant::now() >= next_repair {
-            next_repair += config.scheduler.repair_interval;
+            next_repair = tokio::time::Instant::now() + config.scheduler.repair_interval;
             match repair::repair_once(&pool, &queues, config.scheduler.repair_min_age).await {
                 Ok(r) if r.redispatched > 0 || r.reconciled > 0 => {
                     tracing::info!(

@@ -20,6 +20,7 @@ pub struct SchedulerMetrics {
     dropped: Family<Labels, Counter>,
     leader_changes: Counter,
     leader: Gauge,
+    failures: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for SchedulerMetrics {
@@ -36,6 +37,12 @@ impl Default for SchedulerMetrics {
         let dropped = Family::<Labels, Counter>::default();
         let leader_changes = Counter::default();
         let leader = Gauge::default();
+        let failures = Family::<Labels, Counter>::default();
+        registry.register(
+            "pass_failures",
+            "Schedule passes that failed (database or Redis errors); retried next tick",
+            failures.clone(),
+        );
         registry.register(
             "fires",
             "Jobs created for ticks, by schedule and whether the tick was caught up after downtime",
@@ -68,6 +75,7 @@ impl Default for SchedulerMetrics {
             dropped,
             leader_changes,
             leader,
+            failures,
         }
     }
 }
@@ -96,6 +104,11 @@ impl SchedulerMetrics {
         self.dropped
             .get_or_create(&schedule_label(schedule))
             .inc_by(n as u64);
+    }
+
+    /// A schedule's pass failed.
+    pub fn failed(&self, schedule: &str) {
+        self.failures.get_or_create(&schedule_label(schedule)).inc();
     }
 
     /// Leadership changed; `leading` is the new state.

@@ -367,3 +367,30 @@ async fn the_schedule_state_records_the_last_job_and_its_tick() {
     assert_eq!(tick, expected);
     assert_eq!(job, schedule::tick_job_id("every-minute", expected).to_string());
 }
+
+#[tokio::test]
+async fn a_re_enabled_schedule_does_not_replay_the_time_it_was_off() {
+    let e = env("2026-11-22T00:00:00Z").await;
+    let r = e.replica("a", "", Duration::from_secs(30)).await;
+    let spec = serde_json::json!({"name": "toggled", "cron": "* * * * *", "kind": "system.noop",
+                                  "enabled": false, "catch_up": "fire_all", "overlap": "allow"});
+    sqlx::query("INSERT INTO schedules (name, spec) VALUES ('toggled', $1)")
+        .bind(&spec)
+        .execute(&e.pool)
+        .await
+        .unwrap();
+    r.pass().await.unwrap();
+    e.clock.advance(chrono::Duration::minutes(30));
+    assert_eq!(r.pass().await.unwrap().fired, 0, "disabled");
+    sqlx::query("UPDATE schedules SET spec = jsonb_set(spec, '{enabled}', 'true')")
+        .execute(&e.pool)
+        .await
+        .unwrap();
+    e.clock.advance(chrono::Duration::minutes(1));
+    let p = r.pass().await.unwrap();
+    assert_eq!(
+        (p.fired, p.caught_up, p.dropped),
+        (1, 0, 0),
+        "only the tick since: {p:?}"
+    );
+}

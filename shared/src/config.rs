@@ -669,6 +669,22 @@ impl Config {
             grace: r.secs("HANGAR_SCHEDULER_GRACE_SECS", 0, 86_400),
             metrics_bind: r.addr("HANGAR_SCHEDULER_METRICS_BIND", true),
         };
+        // The leader renews its lease once per tick: a lease shorter than two
+        // ticks would lapse between passes and leadership would flap.
+        if scheduler.leader_lease < scheduler.tick_interval * 2 {
+            r.problem(
+                "HANGAR_SCHEDULER_LEASE_SECS",
+                "must be at least two HANGAR_SCHEDULER_TICK_MS intervals".into(),
+            );
+        }
+        // A pass may run a tick interval late: a shorter grace would treat
+        // every tick as missed.
+        if scheduler.grace < scheduler.tick_interval {
+            r.problem(
+                "HANGAR_SCHEDULER_GRACE_SECS",
+                "must be at least one HANGAR_SCHEDULER_TICK_MS interval".into(),
+            );
+        }
         let aws = r.aws();
         let format = match r.raw("HANGAR_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
@@ -831,6 +847,26 @@ mod tests {
         assert!(
             bad_json.contains("HANGAR_AWS_ACCOUNTS: not a JSON list"),
             "{bad_json}"
+        );
+    }
+
+    #[test]
+    fn the_scheduler_lease_and_grace_must_cover_its_tick() {
+        let err = load(&[
+            ("HANGAR_DATABASE_URL", "postgres://localhost/h"),
+            ("HANGAR_SCHEDULER_TICK_MS", "1500"),
+            ("HANGAR_SCHEDULER_LEASE_SECS", "2"),
+            ("HANGAR_SCHEDULER_GRACE_SECS", "1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("HANGAR_SCHEDULER_LEASE_SECS: must be at least two"),
+            "{err}"
+        );
+        assert!(
+            err.contains("HANGAR_SCHEDULER_GRACE_SECS: must be at least one"),
+            "{err}"
         );
     }
 

@@ -183,6 +183,13 @@ impl Schedule {
         if spec.jitter_secs > 3600 {
             return Err(invalid("jitter_secs", "must be at most 3600"));
         }
+        if spec.catch_up == CatchUp::FireAll && spec.overlap == Overlap::SkipIfRunning {
+            // Every missed tick would find the first one's job still open.
+            return Err(invalid(
+                "overlap",
+                "catch_up = fire_all runs every missed tick, which needs overlap = allow",
+            ));
+        }
         // An expression that never matches (e.g. 30 February) would make a
         // schedule that silently never fires.
         let probe = Schedule { spec, cron, tz };
@@ -234,6 +241,7 @@ impl Schedule {
         let mut recent = std::collections::VecDeque::with_capacity(keep.min(1024));
         let mut total = 0usize;
         let mut at = after;
+        let mut jumped = false;
         while let Some(next) = self.next_after(at).filter(|n| *n <= until) {
             total += 1;
             if keep > 0 {
@@ -242,16 +250,24 @@ impl Schedule {
                 }
                 recent.push_back(next);
             }
+            let spacing = next - at;
             at = next;
-            if total >= MAX_SCAN {
-                // A per-second schedule after days of downtime: jump to the
-                // last stretch instead of walking every tick.
-                at = until - (until - at).min(chrono::Duration::seconds(keep as i64 + 1));
+            if total >= MAX_SCAN && !jumped {
+                // A frequent schedule after a long downtime: jump to the last
+                // stretch (room for `keep` ticks at the spacing seen) instead
+                // of walking every tick; the total becomes a lower bound.
+                jumped = true;
+                let stretch = spacing.max(chrono::Duration::seconds(1)) * (keep as i32 + 2);
+                let from = until - stretch;
+                if from > at {
+                    recent.clear();
+                    total += ((from - at).num_milliseconds() / spacing.num_milliseconds().max(1)) as usize;
+                    at = from;
+                }
             }
         }
         (recent.into_iter().collect(), total)
     }
-
     /// This tick's delay within `jitter_secs`: derived from the schedule and
     /// the tick, so every replica picks the same one.
     pub fn jitter_for(&self, tick: DateTime<Utc>) -> Duration {
@@ -390,7 +406,8 @@ pub struct Plan {
     pub fires: Vec<Fire>,
     /// Missed ticks the policy dropped.
     pub dropped: usize,
-    /// The newest tick this pass accounted for: the next pass starts after it.
+    /// How far this pass looked (`now`): the next pass starts after it, so a
+    /// schedule changed or re-enabled later has no stale past to catch up.
     pub cursor: DateTime<Utc>,
 }
 
@@ -414,7 +431,7 @@ pub fn plan(schedule: &Schedule, cursor: Option<DateTime<Utc>>, now: DateTime<Ut
         return Plan {
             fires: Vec::new(),
             dropped: 0,
-            cursor,
+            cursor: now.max(cursor),
         };
     };
     let (on_time, missed): (Vec<_>, Vec<_>) = ticks.into_iter().partition(|t| now - *t <= grace);
@@ -443,7 +460,7 @@ pub fn plan(schedule: &Schedule, cursor: Option<DateTime<Utc>>, now: DateTime<Ut
     Plan {
         dropped: missed_total - caught_up,
         fires,
-        cursor: newest,
+        cursor: now.max(newest),
     }
 }
 
@@ -525,6 +542,13 @@ mod tests {
                     ..spec("0 * * * *", "UTC")
                 },
                 "catch_up_cap",
+            ),
+            (
+                ScheduleSpec {
+                    catch_up: CatchUp::FireAll,
+                    ..spec("0 * * * *", "UTC")
+                },
+                "overlap",
             ),
         ];
         for (s, field) in cases {
@@ -678,6 +702,7 @@ mod tests {
             Schedule::new(ScheduleSpec {
                 catch_up,
                 catch_up_cap: 3,
+                overlap: Overlap::Allow,
                 ..spec("*/15 * * * *", "UTC")
             })
             .unwrap()
@@ -688,7 +713,7 @@ mod tests {
         let skip = plan(&every_15(CatchUp::Skip), Some(last), now, grace);
         assert!(skip.fires.is_empty());
         assert_eq!(skip.dropped, 5);
-        assert_eq!(skip.cursor, utc("2026-11-22T02:15:00Z"));
+        assert_eq!(skip.cursor, now, "looked up to now");
         let once = plan(&every_15(CatchUp::FireOnce), Some(last), now, grace);
         assert_eq!(
             once.fires,
@@ -720,7 +745,7 @@ mod tests {
             );
             assert_eq!(p.dropped, 0);
         }
-        // Nothing due: nothing fires and the cursor stays.
+        // Nothing due: nothing fires; the cursor still moves to now.
         let idle = plan(
             &every_15(CatchUp::FireAll),
             Some(last),
@@ -728,7 +753,7 @@ mod tests {
             grace,
         );
         assert!(idle.fires.is_empty());
-        assert_eq!(idle.cursor, last);
+        assert_eq!(idle.cursor, utc("2026-11-22T01:10:00Z"));
         // A new schedule has no past.
         let fresh = plan(&every_15(CatchUp::FireAll), None, now, grace);
         assert!(fresh.fires.is_empty());
@@ -740,6 +765,7 @@ mod tests {
         let s = Schedule::new(ScheduleSpec {
             catch_up: CatchUp::FireAll,
             catch_up_cap: 5,
+            overlap: Overlap::Allow,
             ..spec("* * * * * *", "UTC")
         })
         .unwrap();
@@ -773,5 +799,27 @@ mod tests {
         );
         assert_eq!(p.cursor, now);
         assert!(p.dropped >= MAX_SCAN - 5, "{}", p.dropped);
+        // Every 5 s for a week (120,960 ticks): the jump keeps the newest ones.
+        let five = Schedule::new(ScheduleSpec {
+            catch_up: CatchUp::FireAll,
+            catch_up_cap: 3,
+            overlap: Overlap::Allow,
+            ..spec("*/5 * * * * *", "UTC")
+        })
+        .unwrap();
+        let p = plan(
+            &five,
+            Some(now - chrono::Duration::days(7)),
+            now,
+            Duration::from_secs(0),
+        );
+        let ats: Vec<DateTime<Utc>> = p.fires.iter().map(|f| f.at).collect();
+        let s = |secs| now - chrono::Duration::seconds(secs);
+        assert_eq!(
+            ats,
+            [s(15), s(10), s(5), now],
+            "the most recent missed ticks, then now"
+        );
+        assert!(p.dropped > 120_000, "{}", p.dropped);
     }
 }

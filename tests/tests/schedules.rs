@@ -84,6 +84,19 @@ async fn schedules_are_created_read_changed_run_and_deleted_with_clear_errors() 
         assert_eq!(v["error"]["field"], field, "{body}: {v}");
     }
 
+    // Tick idempotency keys are the scheduler's: a client cannot claim one.
+    let r = app
+        .http
+        .post(format!("{}/api/v1/jobs", app.base))
+        .header("Idempotency-Key", "schedule:nightly-sleep:1795400000000")
+        .json(&json!({"kind": "system.noop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["field"], "Idempotency-Key", "{v}");
+
     let (status, one) = app.get("/api/v1/schedules/nightly-sleep").await;
     assert_eq!(status, 200, "{one}");
     let (status, _) = app.get("/api/v1/schedules/nope").await;

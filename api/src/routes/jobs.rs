@@ -137,11 +137,14 @@ pub async fn create(
             let key = v
                 .to_str()
                 .ok()
-                .filter(|k| (1..=256).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+                .filter(|k| (1..=256).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+                // Reserved for the scheduler's tick keys: a client must not
+                // be able to claim (and so suppress) a future tick.
+                .filter(|k| !k.starts_with("schedule:"));
             Some(
                 key.ok_or_else(|| ApiError::BadRequest {
                     code: "invalid_header",
-                    message: "Idempotency-Key must be 1-256 visible ASCII characters".into(),
+                    message: "Idempotency-Key must be 1-256 visible ASCII characters, not starting with \"schedule:\"".into(),
                     field: Some("Idempotency-Key".into()),
                 })?
                 .to_owned(),

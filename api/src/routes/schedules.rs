@@ -143,8 +143,12 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<impl I
         )));
     }
     let spec = serde_json::to_value(&s.spec).map_err(anyhow::Error::from)?;
+    // A new schedule has no past: drop any state a former schedule of the
+    // same name left behind, in the same statement.
     let inserted = sqlx::query_scalar!(
-        "INSERT INTO schedules (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING name",
+        "WITH i AS (INSERT INTO schedules (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING name),
+              d AS (DELETE FROM schedule_state WHERE name IN (SELECT name FROM i))
+         SELECT name AS \"name!\" FROM i",
         s.spec.name,
         spec
     )
