@@ -291,8 +291,8 @@ impl Beat {
         let mut runs: Vec<NewJobRun> = Vec::new();
         let mut run_fires: Vec<&Fire> = Vec::new();
         for f in fires {
-            let jitter = s.jitter_for(f.at);
             for (key, payload) in &targets {
+                let jitter = s.jitter_for(key, f.at);
                 // At most one open job per schedule (and target) when overlaps
                 // are skipped; a kind with its own rule (one sync per account
                 // and region) keeps it.

@@ -183,6 +183,15 @@ impl Schedule {
         if spec.jitter_secs > 3600 {
             return Err(invalid("jitter_secs", "must be at most 3600"));
         }
+        if kinds::targets_accounts(&spec.kind)
+            && spec.payload.get("account").is_none()
+            && spec.payload.get("region").is_some()
+        {
+            return Err(invalid(
+                "payload.region",
+                "name the account too, or leave both out to run for every configured account and region",
+            ));
+        }
         if spec.catch_up == CatchUp::FireAll && spec.overlap == Overlap::SkipIfRunning {
             // Every missed tick would find the first one's job still open.
             return Err(invalid(
@@ -193,8 +202,23 @@ impl Schedule {
         // An expression that never matches (e.g. 30 February) would make a
         // schedule that silently never fires.
         let probe = Schedule { spec, cron, tz };
-        if probe.next_after(Utc::now()).is_none() {
+        let upcoming = probe.upcoming(Utc::now(), 6);
+        if upcoming.is_empty() {
             return Err(invalid("cron", "never matches a real date"));
+        }
+        // A delayed job is still open at the next tick if the jitter reaches
+        // it: with skip_if_running every other tick would be skipped.
+        let shortest = upcoming.windows(2).map(|w| w[1] - w[0]).min();
+        if let Some(gap) = shortest
+            && i64::from(probe.spec.jitter_secs) * 1000 >= gap.num_milliseconds()
+        {
+            return Err(invalid(
+                "jitter_secs",
+                format!(
+                    "must be shorter than the time between ticks ({} s)",
+                    gap.num_seconds()
+                ),
+            ));
         }
         Ok(probe)
     }
@@ -268,13 +292,14 @@ impl Schedule {
         }
         (recent.into_iter().collect(), total)
     }
-    /// This tick's delay within `jitter_secs`: derived from the schedule and
-    /// the tick, so every replica picks the same one.
-    pub fn jitter_for(&self, tick: DateTime<Utc>) -> Duration {
+    /// The delay within `jitter_secs` of the job `key` (the schedule's name,
+    /// or its fan-out target) creates at `tick`: derived from both, so every
+    /// replica picks the same one and fan-out targets spread out.
+    pub fn jitter_for(&self, key: &str, tick: DateTime<Utc>) -> Duration {
         if self.spec.jitter_secs == 0 {
             return Duration::ZERO;
         }
-        let h = stable_hash(&format!("{}@{}", self.spec.name, tick.timestamp_millis()));
+        let h = stable_hash(&format!("{key}@{}", tick.timestamp_millis()));
         Duration::from_millis(h % (u64::from(self.spec.jitter_secs) * 1000))
     }
 }
@@ -550,6 +575,21 @@ mod tests {
                 },
                 "overlap",
             ),
+            (
+                ScheduleSpec {
+                    jitter_secs: 60,
+                    ..spec("* * * * *", "UTC")
+                },
+                "jitter_secs",
+            ),
+            (
+                ScheduleSpec {
+                    kind: "sync.workspaces".into(),
+                    payload: json!({"region": "us-east-1"}),
+                    ..spec("0 * * * *", "UTC")
+                },
+                "payload.region",
+            ),
         ];
         for (s, field) in cases {
             let cron = s.cron.clone();
@@ -690,9 +730,13 @@ mod tests {
             ..spec("0 * * * *", "UTC")
         })
         .unwrap();
-        let j = jittery.jitter_for(t);
+        let j = jittery.jitter_for("s", t);
         assert!(j < Duration::from_secs(60));
-        assert_eq!(j, jittery.jitter_for(t));
+        assert_eq!(j, jittery.jitter_for("s", t));
+        let targets: std::collections::BTreeSet<Duration> = (0..10)
+            .map(|i| jittery.jitter_for(&format!("s/acct{i}/us-east-1"), t))
+            .collect();
+        assert!(targets.len() > 1, "fan-out targets spread out");
     }
 
     #[test]
