@@ -194,10 +194,19 @@ impl Beat {
         }
         let now = self.clock.now();
         let managed = self.managed_schedules().await?;
+        // Every cursor in one query, not one per schedule per tick.
+        let cursors: std::collections::HashMap<String, DateTime<Utc>> =
+            sqlx::query!("SELECT name, cursor FROM schedule_state")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| (r.name, r.cursor))
+                .collect();
         for s in self.schedules.iter().chain(&managed) {
+            let cursor = cursors.get(&s.spec.name).copied();
             // One schedule's failure (a database error, a bad stored
             // definition) must not stop the others: log, count, go on.
-            if let Err(e) = self.pass_one(s, now, &mut report).await {
+            if let Err(e) = self.pass_one(s, cursor, now, &mut report).await {
                 report.failed += 1;
                 self.metrics.failed(&s.spec.name);
                 tracing::error!(schedule = %s.spec.name, error = %e, "schedule pass failed; retried next tick");
@@ -212,14 +221,11 @@ impl Beat {
     async fn pass_one(
         &self,
         s: &Schedule,
+        cursor: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> anyhow::Result<()> {
         let (plan_cursor, last_job) = if s.spec.enabled {
-            let cursor =
-                sqlx::query_scalar!("SELECT cursor FROM schedule_state WHERE name = $1", s.spec.name)
-                    .fetch_optional(&self.pool)
-                    .await?;
             let plan = schedule::plan(s, cursor, now, self.grace);
             report.dropped += plan.dropped;
             if plan.dropped > 0 {

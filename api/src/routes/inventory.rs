@@ -22,6 +22,13 @@ fn flag(field: &str, value: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
+/// The parts of an optional `id~account~region` keyset cursor, as query
+/// parameters (all `None` on the first page).
+fn cursor_parts(cursor: &Option<Vec<String>>) -> [Option<&str>; 3] {
+    let part = |i: usize| cursor.as_ref().and_then(|c| c.get(i)).map(String::as_str);
+    [part(0), part(1), part(2)]
+}
+
 /// `%term%` for ILIKE with the caller's wildcards taken literally.
 fn like_pattern(q: &str) -> String {
     let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
@@ -74,10 +81,7 @@ pub async fn list_workspaces(
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let include_deleted = flag("include_deleted", q.include_deleted.as_deref())?;
     let cursor = split_cursor(q.cursor.as_deref(), 3)?;
-    let (after_id, after_account, after_region) = match &cursor {
-        Some(c) => (Some(c[0].as_str()), Some(c[1].as_str()), Some(c[2].as_str())),
-        None => (None, None, None),
-    };
+    let [after_id, after_account, after_region] = cursor_parts(&cursor);
     let search = q.q.as_deref().filter(|s| !s.is_empty()).map(like_pattern);
     let rows = sqlx::query_as!(
         WorkspaceRow,
@@ -229,10 +233,7 @@ pub async fn list_directories(
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let include_deleted = flag("include_deleted", q.include_deleted.as_deref())?;
     let cursor = split_cursor(q.cursor.as_deref(), 3)?;
-    let (after_id, after_account, after_region) = match &cursor {
-        Some(c) => (Some(c[0].as_str()), Some(c[1].as_str()), Some(c[2].as_str())),
-        None => (None, None, None),
-    };
+    let [after_id, after_account, after_region] = cursor_parts(&cursor);
     let rows = sqlx::query_as!(
         DirectoryRow,
         r#"SELECT d.account, d.region, d.directory_id, d.alias, d.directory_name, d.directory_type, d.state,
