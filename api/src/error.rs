@@ -33,9 +33,29 @@ pub enum ApiError {
         /// For the caller.
         message: String,
     },
+    /// Missing or refused credentials (401); the message says which.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but the role does not allow this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Over the caller's rate limit (429).
+    #[error("rate limit exceeded")]
+    RateLimited {
+        /// When to try again.
+        retry_after: std::time::Duration,
+        /// `read` or `write`.
+        class: &'static str,
+    },
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
+    /// The route exists, not with this method (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The body is not JSON (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The request conflicts with the resource's state.
     #[error("{0}")]
     Conflict(String),
@@ -122,6 +142,9 @@ impl From<hangar_queue::QueueError> for ApiError {
 pub fn envelope_for(status: StatusCode, body_text: &str) -> Response {
     let code = match status.as_u16() {
         400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        408 => "request_timeout",
         404 => "not_found",
         405 => "method_not_allowed",
         413 => "payload_too_large",
@@ -150,7 +173,27 @@ impl IntoResponse for ApiError {
                 message,
                 Some(field),
             ),
+            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m, None),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None),
+            Self::RateLimited { retry_after, class } => {
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let message = format!("rate limit for {class} requests exceeded; retry in {secs} s");
+                let body = json!({"error": {"code": "rate_limited", "message": message, "request_id": request_id}});
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
             Self::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
+            Self::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m, None),
+            Self::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                m,
+                Some("Content-Type".to_owned()),
+            ),
             Self::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
             Self::Unavailable { dependency, cause } => {
                 tracing::warn!(%dependency, %cause, request_id, "dependency unavailable");

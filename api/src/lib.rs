@@ -1,62 +1,53 @@
 //! Hangar's HTTP API. `main.rs` only parses arguments and calls [`run`]; tests
 //! call the same [`run`] with a listener on port 0.
 
+pub mod access;
+pub mod audit;
+pub mod auth;
 pub mod enqueue;
 pub mod error;
+pub mod hardening;
 pub mod metrics;
+pub mod openapi;
 pub mod request_id;
 pub mod routes;
+pub mod schema;
 pub mod state;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use axum::{
-    Router, middleware,
-    routing::{delete, get, post},
-};
+use axum::{Router, extract::DefaultBodyLimit, middleware};
 use hangar_shared::{Config, db, kinds};
 use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{error::ApiError, routes::*, state::AppState};
+use crate::{error::ApiError, state::AppState};
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 
-/// Every route.
+/// Every route, with its layers (outermost first): request id and
+/// metrics, security headers and JSON-only bodies, CORS, timeout, body
+/// limit, then authentication, rate limiting and audit.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health::live))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
-        .route("/api/v1/jobs/{id}", get(jobs::get))
-        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/api/v1/syncs/{kind}", post(syncs::create))
-        .route("/api/v1/workspaces", get(inventory::list_workspaces))
-        .route("/api/v1/workspaces/{id}", get(inventory::get_workspace))
-        .route("/api/v1/directories", get(inventory::list_directories))
-        .route("/api/v1/audit-events", get(inventory::list_audit_events))
-        .route("/api/v1/costs", get(inventory::list_costs))
-        .route("/api/v1/schedules", get(schedules::list).post(schedules::create))
-        .route(
-            "/api/v1/schedules/{name}",
-            get(schedules::get)
-                .patch(schedules::update)
-                .delete(schedules::delete),
-        )
-        .route("/api/v1/schedules/{name}/run", post(schedules::run_now))
-        .route("/api/v1/queues", get(queues::list))
-        .route("/api/v1/queues/{queue}/dead", get(queues::dead))
-        .route(
-            "/api/v1/queues/{queue}/dead/requeue-all",
-            post(queues::requeue_all),
-        )
-        .route("/api/v1/queues/{queue}/dead/{id}/requeue", post(queues::requeue))
-        .route("/api/v1/queues/{queue}/dead/{id}", delete(queues::delete))
+    let (routes, spec) = openapi::routes();
+    let security = &state.config.api.security;
+    let mut router = routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), access::middleware))
+        .layer(DefaultBodyLimit::max(security.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            security.request_timeout,
+        ));
+    if let Some(cors) = hardening::cors(&security.cors_origins) {
+        router = router.layer(cors);
+    }
+    router
+        .layer(middleware::from_fn_with_state(state.clone(), hardening::middleware))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_id::middleware,
@@ -74,7 +65,18 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let enqueuer = enqueue::Enqueuer::start(pool.clone(), queues.clone(), metrics.clone());
     let file_schedules =
         Arc::new(hangar_shared::schedule::load_file(&config).map_err(|e| anyhow::anyhow!(e))?);
+    let security = &config.api.security;
+    let policy = Arc::new(access::Policy::from_openapi(&openapi::document(), security.metrics_public));
+    let jwt = auth::jwt::JwtVerifier::new(&security.jwt)?;
+    jwt.spawn_refresh();
+    let redis = config.redis_settings().connect().await?;
+    let rate_limiter = hangar_queue::RateLimiter::new(redis, &config.redis.prefix);
+    let audit = audit::AuditLog::start(pool.clone());
     Ok(AppState {
+        policy,
+        jwt,
+        rate_limiter,
+        audit,
         pool,
         queues,
         metrics,
@@ -92,7 +94,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let state = state(config).await?;
     tracing::info!(addr = %listener.local_addr()?, "hangar-api listening");
-    axum::serve(listener, router(state))
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("hangar-api stopped");

@@ -19,13 +19,33 @@ enum Command {
     Migrate,
     /// Validate the environment, print the report, exit 0 (valid) or 1.
     CheckConfig,
+    /// Create an API key (e.g. the first admin key) and print its token once.
+    CreateApiKey {
+        /// Unique name among keys in use (a-z, A-Z, 0-9, '-', '_', '.').
+        #[arg(long)]
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::CheckConfig) = cli.command {
-        config::check_config_exit(&Config::from_env());
+    match &cli.command {
+        Some(Command::CheckConfig) => config::check_config_exit(&Config::from_env()),
+        Some(Command::Openapi) => {
+            let doc = hangar_api::openapi::document().to_pretty_json()?;
+            std::io::Write::write_all(&mut std::io::stdout(), format!("{doc}\n").as_bytes())?;
+            return Ok(());
+        }
+        _ => {}
     }
     let config = Config::from_env()?;
     telemetry::init(&config.log);
@@ -41,6 +61,33 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.api.bind).await?;
             hangar_api::run(config, listener, shutdown::signal()).await
         }
-        Command::CheckConfig => unreachable!("handled above"),
+        Command::CreateApiKey {
+            name,
+            role,
+            expires_in_days,
+        } => create_api_key(&config, &name, &role, expires_in_days).await,
+        Command::CheckConfig | Command::Openapi => unreachable!("handled above"),
     }
+}
+
+/// Creates a key straight in PostgreSQL (no API call, so it works before
+/// any key exists) and prints the token on stdout, alone, for scripts.
+async fn create_api_key(config: &Config, name: &str, role: &str, expires_in_days: Option<u32>) -> anyhow::Result<()> {
+    use hangar_api::auth::{Role, api_keys};
+    let role = Role::parse(role).ok_or_else(|| anyhow::anyhow!("--role must be viewer, operator or admin"))?;
+    anyhow::ensure!(
+        api_keys::valid_name(name),
+        "--name must be 1-64 of a-z, A-Z, 0-9, '-', '_', '.'"
+    );
+    let expires_at = expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d.max(1))));
+    let pool = db::pool(&config.database)?;
+    db::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;
+    let (key, token) = api_keys::create(&pool, name, role, expires_at, "cli").await?;
+    tracing::info!(key_id = %key.id, name = %key.name, role = %key.role, "API key created");
+    eprintln!(
+        "API key {:?} ({}) created, id {}. The token below is shown once; store it now.",
+        key.name, key.role, key.id
+    );
+    std::io::Write::write_all(&mut std::io::stdout(), format!("{token}\n").as_bytes())?;
+    Ok(())
 }

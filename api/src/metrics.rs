@@ -20,6 +20,10 @@ pub struct Metrics {
     queue_depth: Family<Labels, Gauge>,
     workers: Family<Labels, Gauge>,
     db_pool: Family<Labels, Gauge>,
+    auth_failures: Family<Labels, Counter>,
+    rate_limited: Family<Labels, Counter>,
+    rate_limit_errors: Counter,
+    audit_failures: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -45,6 +49,30 @@ impl Default for Metrics {
         let queue_depth = Family::<Labels, Gauge>::default();
         let workers = Family::<Labels, Gauge>::default();
         let db_pool = Family::<Labels, Gauge>::default();
+        let auth_failures = Family::<Labels, Counter>::default();
+        let rate_limited = Family::<Labels, Counter>::default();
+        let rate_limit_errors = Counter::default();
+        let audit_failures = Counter::default();
+        registry.register(
+            "api_auth_failures",
+            "Requests refused for their credentials (reason: missing, invalid, forbidden, unavailable)",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "api_rate_limited",
+            "Requests refused with 429, by class (read, write)",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "api_rate_limit_errors",
+            "Rate-limit checks that could not reach Redis (let through unless HANGAR_RATE_LIMIT_FAIL_CLOSED)",
+            rate_limit_errors.clone(),
+        );
+        registry.register(
+            "api_audit_failures",
+            "Audit entries that could not be stored (written to the log instead)",
+            audit_failures.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -89,6 +117,10 @@ impl Default for Metrics {
             queue_depth,
             workers,
             db_pool,
+            auth_failures,
+            rate_limited,
+            rate_limit_errors,
+            audit_failures,
         }
     }
 }
@@ -151,6 +183,26 @@ impl Metrics {
         self.db_pool
             .get_or_create(&labels(&[("state", "idle")]))
             .set(i64::from(idle));
+    }
+
+    /// Counts a request refused for its credentials.
+    pub fn auth_failed(&self, reason: &str) {
+        self.auth_failures.get_or_create(&labels(&[("reason", reason)])).inc();
+    }
+
+    /// Counts a 429.
+    pub fn rate_limited(&self, class: &str) {
+        self.rate_limited.get_or_create(&labels(&[("class", class)])).inc();
+    }
+
+    /// Counts a rate-limit check Redis did not answer.
+    pub fn rate_limit_error(&self) {
+        self.rate_limit_errors.inc();
+    }
+
+    /// Counts an audit entry that could not be stored.
+    pub fn audit_failed(&self) {
+        self.audit_failures.inc();
     }
 
     /// The Prometheus text exposition.

@@ -68,6 +68,62 @@ pub struct ApiConfig {
     pub bind: SocketAddr,
     /// How long readiness checks wait for PostgreSQL and Redis.
     pub ready_timeout: Duration,
+    /// Authentication, rate limits and HTTP hardening.
+    pub security: SecurityConfig,
+}
+
+/// How JWTs are verified. Any combination may be set; a token is checked
+/// against the key its header's algorithm belongs to, never another.
+#[derive(Debug, Clone, Default)]
+pub struct JwtConfig {
+    /// HS256 shared secret (at least 32 bytes).
+    pub hs256_secret: Option<Secret>,
+    /// PEM file with an RSA (RS256) or P-256 (ES256) public key.
+    pub public_key_file: Option<std::path::PathBuf>,
+    /// JWKS URL (RS256/ES256 keys by `kid`), cached and refreshed.
+    pub jwks_url: Option<String>,
+    /// How often the JWKS is refetched (also on an unknown `kid`, at most this often / 10).
+    pub jwks_refresh: Duration,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// The claim holding the role (a string, or a list whose highest role wins).
+    pub role_claim: String,
+}
+
+impl JwtConfig {
+    /// Whether any JWT verification key is configured.
+    pub fn enabled(&self) -> bool {
+        self.hs256_secret.is_some() || self.public_key_file.is_some() || self.jwks_url.is_some()
+    }
+}
+
+/// Authentication, rate limiting and HTTP hardening of the API.
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// JWT verification.
+    pub jwt: JwtConfig,
+    /// Whether `/metrics` is served without credentials.
+    pub metrics_public: bool,
+    /// Per-user limit on reads (`GET`); `None`: unlimited.
+    pub read_rate: Option<hangar_queue::Rate>,
+    /// Per-user limit on state-changing requests; `None`: unlimited.
+    pub write_rate: Option<hangar_queue::Rate>,
+    /// Refuse requests (503) when Redis cannot be asked, instead of letting them through.
+    pub rate_limit_fail_closed: bool,
+    /// Origins allowed by CORS (empty: no CORS headers at all).
+    pub cors_origins: Vec<String>,
+    /// Send `Strict-Transport-Security` (clients reach the API over TLS).
+    pub hsts: bool,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Requests taking longer are answered 408.
+    pub request_timeout: Duration,
+    /// Deepest nesting of objects and arrays accepted in a JSON body.
+    pub json_max_depth: usize,
 }
 
 /// Worker settings.
@@ -266,6 +322,91 @@ pub const VARS: &[Var] = &[
         name: "HANGAR_READY_TIMEOUT_MS",
         default: Some("1000"),
         doc: "readiness check timeout per dependency (ms)",
+    },
+    Var {
+        name: "HANGAR_JWT_HS256_SECRET",
+        default: Some(""),
+        doc: "shared secret for HS256 JWTs (32+ bytes); empty: HS256 off",
+    },
+    Var {
+        name: "HANGAR_JWT_PUBLIC_KEY_FILE",
+        default: Some(""),
+        doc: "PEM public key (RSA: RS256, P-256: ES256) for JWTs; empty: off",
+    },
+    Var {
+        name: "HANGAR_JWT_JWKS_URL",
+        default: Some(""),
+        doc: "JWKS URL with RS256/ES256 keys by kid; empty: off",
+    },
+    Var {
+        name: "HANGAR_JWT_JWKS_REFRESH_SECS",
+        default: Some("300"),
+        doc: "refetch the JWKS this often (s); an unknown kid refetches sooner",
+    },
+    Var {
+        name: "HANGAR_JWT_ISSUER",
+        default: Some(""),
+        doc: "required iss claim (required when any JWT key is set)",
+    },
+    Var {
+        name: "HANGAR_JWT_AUDIENCE",
+        default: Some(""),
+        doc: "required aud claim (required when any JWT key is set)",
+    },
+    Var {
+        name: "HANGAR_JWT_LEEWAY_SECS",
+        default: Some("30"),
+        doc: "clock skew tolerated on exp and nbf (s, 0-300)",
+    },
+    Var {
+        name: "HANGAR_JWT_ROLE_CLAIM",
+        default: Some("role"),
+        doc: "claim holding viewer|operator|admin (or a list of them)",
+    },
+    Var {
+        name: "HANGAR_METRICS_PUBLIC",
+        default: Some("true"),
+        doc: "serve /metrics without credentials (false: viewer role needed)",
+    },
+    Var {
+        name: "HANGAR_RATE_LIMIT_READ",
+        default: Some("600/min"),
+        doc: "per-user limit on GET requests, N/s|min|hour (a burst of N), or off",
+    },
+    Var {
+        name: "HANGAR_RATE_LIMIT_WRITE",
+        default: Some("120/min"),
+        doc: "per-user limit on enqueues and other changes, N/s|min|hour, or off",
+    },
+    Var {
+        name: "HANGAR_RATE_LIMIT_FAIL_CLOSED",
+        default: Some("false"),
+        doc: "when Redis cannot be asked: true refuses (503), false lets requests through",
+    },
+    Var {
+        name: "HANGAR_CORS_ORIGINS",
+        default: Some(""),
+        doc: "comma-separated origins allowed by CORS (https://ops.example.com); empty: none",
+    },
+    Var {
+        name: "HANGAR_HSTS",
+        default: Some("false"),
+        doc: "send Strict-Transport-Security (set when clients reach the API over TLS)",
+    },
+    Var {
+        name: "HANGAR_MAX_BODY_BYTES",
+        default: Some("262144"),
+        doc: "largest request body (bytes)",
+    },
+    Var {
+        name: "HANGAR_REQUEST_TIMEOUT_SECS",
+        default: Some("30"),
+        doc: "requests taking longer are answered 408 (s)",
+    },
+    Var {
+        name: "HANGAR_JSON_MAX_DEPTH",
+        default: Some("32"),
+        doc: "deepest nesting of objects/arrays accepted in a JSON body",
     },
     Var {
         name: "HANGAR_QUEUES",
@@ -491,6 +632,110 @@ impl Reader<'_> {
         }
     }
 
+    fn boolean(&mut self, name: &'static str) -> bool {
+        match self.raw(name).unwrap_or_default().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            other => {
+                self.problem(name, format!("{other:?} is not true or false"));
+                false
+            }
+        }
+    }
+
+    /// `N/unit` (`s`, `min`, `hour`), or `off`.
+    fn rate(&mut self, name: &'static str) -> Option<hangar_queue::Rate> {
+        let text = self.raw(name).unwrap_or_default();
+        if text.eq_ignore_ascii_case("off") {
+            return None;
+        }
+        let parsed = text.split_once('/').and_then(|(n, unit)| {
+            let n = n.trim().parse::<u32>().ok().filter(|n| (1..=1_000_000).contains(n))?;
+            let period = match unit.trim() {
+                "s" | "sec" | "second" => 1,
+                "m" | "min" | "minute" => 60,
+                "h" | "hour" => 3600,
+                _ => return None,
+            };
+            Some(hangar_queue::Rate::per(n, Duration::from_secs(period)))
+        });
+        if parsed.is_none() {
+            self.problem(name, format!("{text:?} is not N/s, N/min, N/hour (N 1-1000000) or off"));
+        }
+        parsed
+    }
+
+    fn optional(&mut self, name: &'static str) -> Option<String> {
+        self.raw(name).filter(|v| !v.is_empty())
+    }
+
+    fn security(&mut self) -> SecurityConfig {
+        let hs256_secret = self.optional("HANGAR_JWT_HS256_SECRET").map(Secret);
+        if hs256_secret.as_ref().is_some_and(|s| s.0.len() < 32) {
+            self.problem("HANGAR_JWT_HS256_SECRET", "must be at least 32 bytes".into());
+        }
+        let public_key_file = self.optional("HANGAR_JWT_PUBLIC_KEY_FILE").map(std::path::PathBuf::from);
+        if let Some(f) = &public_key_file
+            && !f.is_file()
+        {
+            self.problem("HANGAR_JWT_PUBLIC_KEY_FILE", format!("{} is not a readable file", f.display()));
+        }
+        let jwks_url = self.optional("HANGAR_JWT_JWKS_URL");
+        if let Some(u) = &jwks_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            self.problem("HANGAR_JWT_JWKS_URL", "not a URL starting with https:// or http://".into());
+        }
+        let jwt = JwtConfig {
+            hs256_secret,
+            public_key_file,
+            jwks_url,
+            jwks_refresh: self.secs("HANGAR_JWT_JWKS_REFRESH_SECS", 10, 86_400),
+            issuer: self.raw("HANGAR_JWT_ISSUER").unwrap_or_default(),
+            audience: self.raw("HANGAR_JWT_AUDIENCE").unwrap_or_default(),
+            leeway: self.secs("HANGAR_JWT_LEEWAY_SECS", 0, 300),
+            role_claim: self.raw("HANGAR_JWT_ROLE_CLAIM").unwrap_or_default(),
+        };
+        if jwt.enabled() {
+            // A token minted for another service must not work here.
+            for (var, value) in [("HANGAR_JWT_ISSUER", &jwt.issuer), ("HANGAR_JWT_AUDIENCE", &jwt.audience)] {
+                if value.is_empty() {
+                    self.problem(var, "required when a JWT key is configured".into());
+                }
+            }
+        }
+        if jwt.role_claim.is_empty() {
+            self.problem("HANGAR_JWT_ROLE_CLAIM", "must name a claim".into());
+        }
+        let cors_origins: Vec<String> = self
+            .raw("HANGAR_CORS_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if let Some(bad) = cors_origins.iter().find(|o| {
+            !(o.starts_with("https://") || o.starts_with("http://")) || o.matches('/').count() != 2
+        }) {
+            self.problem(
+                "HANGAR_CORS_ORIGINS",
+                format!("{bad:?} is not an origin like https://ops.example.com (no path, no *)"),
+            );
+        }
+        SecurityConfig {
+            jwt,
+            metrics_public: self.boolean("HANGAR_METRICS_PUBLIC"),
+            read_rate: self.rate("HANGAR_RATE_LIMIT_READ"),
+            write_rate: self.rate("HANGAR_RATE_LIMIT_WRITE"),
+            rate_limit_fail_closed: self.boolean("HANGAR_RATE_LIMIT_FAIL_CLOSED"),
+            cors_origins,
+            hsts: self.boolean("HANGAR_HSTS"),
+            max_body_bytes: self.number("HANGAR_MAX_BODY_BYTES", 1024, 64 * 1024 * 1024),
+            request_timeout: self.secs("HANGAR_REQUEST_TIMEOUT_SECS", 1, 3600),
+            json_max_depth: self.number("HANGAR_JSON_MAX_DEPTH", 2, 128),
+        }
+    }
+
     fn regions(&mut self, name: &'static str) -> Vec<String> {
         let text = self.raw(name).unwrap_or_default();
         let regions: Vec<String> = text
@@ -653,6 +898,7 @@ impl Config {
                 .addr("HANGAR_BIND", false)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             ready_timeout: r.millis("HANGAR_READY_TIMEOUT_MS", 10, 60_000),
+            security: r.security(),
         };
         let worker = WorkerConfig {
             queues: r.queues("HANGAR_QUEUES"),

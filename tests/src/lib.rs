@@ -93,6 +93,46 @@ impl Drop for TestDb {
     }
 }
 
+/// The HS256 secret, issuer and audience every test app accepts.
+pub const TEST_JWT_SECRET: &str = "hangar-test-secret-not-for-production-0123456789";
+/// Issuer of test tokens.
+pub const TEST_JWT_ISSUER: &str = "hangar-tests";
+/// Audience of test tokens.
+pub const TEST_JWT_AUDIENCE: &str = "hangar-api";
+
+/// An HS256 token for `sub` with `role`, valid for an hour.
+pub fn token(sub: &str, role: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    sign_hs256(
+        &serde_json::json!({"sub": sub, "role": role, "iss": TEST_JWT_ISSUER, "aud": TEST_JWT_AUDIENCE,
+            "iat": now, "exp": now + 3600}),
+        TEST_JWT_SECRET,
+    )
+}
+
+/// Signs `claims` with HS256 and `secret`.
+pub fn sign_hs256(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("token signs")
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>`.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 /// Settings every TestApp starts with; tests override single variables.
 pub fn test_env(db_url: &str, redis_url: &str, prefix: &str) -> HashMap<String, String> {
     [
@@ -111,6 +151,12 @@ pub fn test_env(db_url: &str, redis_url: &str, prefix: &str) -> HashMap<String, 
         ("HANGAR_LOG_LEVEL", "warn"),
         // Tests that run the scheduler fire only the schedules they define.
         ("HANGAR_SCHEDULES_FILE", "none"),
+        ("HANGAR_JWT_HS256_SECRET", TEST_JWT_SECRET),
+        ("HANGAR_JWT_ISSUER", TEST_JWT_ISSUER),
+        ("HANGAR_JWT_AUDIENCE", TEST_JWT_AUDIENCE),
+        // Rate limits are tested on their own; other tests push bursts.
+        ("HANGAR_RATE_LIMIT_READ", "off"),
+        ("HANGAR_RATE_LIMIT_WRITE", "off"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -195,7 +241,7 @@ impl TestApp {
         let worker = with_worker.then(|| spawn_worker(config(&env)));
         let app = Self {
             base,
-            http: reqwest::Client::new(),
+            http: client_with_token(&token("test-admin", "admin")),
             env,
             api: Some(api),
             worker,

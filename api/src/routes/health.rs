@@ -8,15 +8,39 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::state::AppState;
+use crate::{schema, state::AppState};
 
-/// `GET /health` and `/health/live`: the process is up and serving.
+/// Liveness
+///
+/// The process is up and serving. No dependency is checked: restart the
+/// process only when this fails.
+#[utoipa::path(get, path = "/health/live", operation_id = "live", tag = "health",
+    responses((status = 200, description = "Serving", body = schema::Live)),
+    security(()))]
 pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /health/ready`: PostgreSQL and Redis answer within the timeout and
-/// migrations are applied; otherwise 503 naming what failed.
+/// Liveness (alias)
+///
+/// Same as `/health/live`.
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "health",
+    responses((status = 200, description = "Serving", body = schema::Live)),
+    security(()))]
+pub async fn health() -> Json<Value> {
+    live().await
+}
+
+/// Readiness
+///
+/// PostgreSQL and Redis answer within `HANGAR_READY_TIMEOUT_MS` and every
+/// migration is applied; otherwise 503 naming what failed. Route traffic
+/// only to ready replicas.
+#[utoipa::path(get, path = "/health/ready", operation_id = "ready", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = schema::Ready),
+        (status = 503, description = "A dependency failed", body = schema::Ready)),
+    security(()))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let timeout = state.config.api.ready_timeout;
     let postgres =
@@ -59,8 +83,14 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-/// `GET /metrics`: Prometheus text. Queue depths and pool gauges are
-/// refreshed at scrape time.
+/// Prometheus metrics
+///
+/// Prometheus text: requests, latency, enqueues, queue depths, pool,
+/// authentication failures, rate limiting, audit failures. Public unless
+/// `HANGAR_METRICS_PUBLIC=false` (then the viewer role is needed).
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")),
+    security((), ("bearer" = ["viewer"])))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for (name, q) in state.queues.iter() {
         if let (Ok(counts), Ok(workers)) = (

@@ -11,16 +11,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{make_cursor, next_cursor, page_limit, parse_date, parse_time, split_cursor};
-use crate::{error::ApiError, state::AppState};
-
-fn flag(field: &str, value: Option<&str>) -> Result<bool, ApiError> {
-    match value {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(_) => Err(ApiError::invalid(field, "must be true or false")),
-    }
-}
+use super::{flag, make_cursor, next_cursor, page_limit, parse_date, parse_time, split_cursor};
+use crate::{error::ApiError, schema, state::AppState};
 
 /// The parts of an optional `id~account~region` keyset cursor, as query
 /// parameters (all `None` on the first page).
@@ -36,8 +28,9 @@ fn like_pattern(q: &str) -> String {
 }
 
 /// Query of `GET /api/v1/workspaces`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WorkspaceQuery {
     account: Option<String>,
     region: Option<String>,
@@ -47,33 +40,62 @@ pub struct WorkspaceQuery {
     bundle: Option<String>,
     /// Free text: matches workspace id, user name, computer name or IP address.
     q: Option<String>,
+    /// `true` to include rows deleted in AWS.
+    #[param(value_type = Option<bool>)]
     include_deleted: Option<String>,
+    /// Page size, 1-1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct WorkspaceRow {
-    account: String,
-    region: String,
-    workspace_id: String,
-    directory_id: Option<String>,
-    user_name: Option<String>,
-    ip_address: Option<String>,
-    state: Option<String>,
-    bundle_id: Option<String>,
-    computer_name: Option<String>,
-    running_mode: Option<String>,
-    compute_type: Option<String>,
-    tags: Value,
-    connection_state: Option<String>,
-    last_user_connection_at: Option<DateTime<Utc>>,
-    first_seen_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
+/// A synced workspace with its last connection state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkspaceRow {
+    /// Account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Directory id.
+    pub directory_id: Option<String>,
+    /// User name.
+    pub user_name: Option<String>,
+    /// Ip address.
+    pub ip_address: Option<String>,
+    /// State.
+    pub state: Option<String>,
+    /// Bundle id.
+    pub bundle_id: Option<String>,
+    /// Computer name.
+    pub computer_name: Option<String>,
+    /// Running mode.
+    pub running_mode: Option<String>,
+    /// Compute type.
+    pub compute_type: Option<String>,
+    /// Tags.
+    pub tags: Value,
+    /// Connection state.
+    pub connection_state: Option<String>,
+    /// Last user connection at.
+    pub last_user_connection_at: Option<DateTime<Utc>>,
+    /// First seen at.
+    pub first_seen_at: DateTime<Utc>,
+    /// Updated at.
+    pub updated_at: DateTime<Utc>,
+    /// Deleted at.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// `GET /api/v1/workspaces`: by workspace id, filtered.
+/// List workspaces
+///
+/// Synced workspaces by id, filtered, with their last connection state.
+#[utoipa::path(get, path = "/api/v1/workspaces", operation_id = "list_workspaces", tag = "inventory",
+    params(WorkspaceQuery),
+    responses((status = 200, description = "A page of workspaces", body = schema::WorkspacePage)),
+    security(("bearer" = ["viewer"])))]
 pub async fn list_workspaces(
     State(state): State<AppState>,
     Query(q): Query<WorkspaceQuery>,
@@ -125,13 +147,22 @@ pub async fn list_workspaces(
 }
 
 /// Query of `GET /api/v1/workspaces/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OneWorkspaceQuery {
     account: Option<String>,
 }
 
-/// `GET /api/v1/workspaces/{id}`: with its last connection, tags, directory and bundle.
+/// Get a workspace
+///
+/// One workspace with its last connection, tags, directory and bundle.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}", operation_id = "get_workspace", tag = "inventory",
+    params(("id" = String, Path, description = "Workspace id, e.g. ws-0123456789"), OneWorkspaceQuery),
+    responses(
+        (status = 200, description = "The workspace", body = schema::WorkspaceDetail),
+        (status = 404, description = "Not synced", body = schema::ErrorBody)),
+    security(("bearer" = ["viewer"])))]
 pub async fn get_workspace(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -197,35 +228,62 @@ pub async fn get_workspace(
 }
 
 /// Query of `GET /api/v1/directories`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DirectoryQuery {
     account: Option<String>,
     region: Option<String>,
+    /// `true` to include rows deleted in AWS.
+    #[param(value_type = Option<bool>)]
     include_deleted: Option<String>,
+    /// Page size, 1-1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct DirectoryRow {
-    account: String,
-    region: String,
-    directory_id: String,
-    alias: Option<String>,
-    directory_name: Option<String>,
-    directory_type: Option<String>,
-    state: Option<String>,
-    registration_code: Option<String>,
-    subnet_ids: Vec<String>,
-    dns_ip_addresses: Vec<String>,
-    workspaces: i64,
-    first_seen_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
+/// A synced directory.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DirectoryRow {
+    /// Account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Directory id.
+    pub directory_id: String,
+    /// Alias.
+    pub alias: Option<String>,
+    /// Directory name.
+    pub directory_name: Option<String>,
+    /// Directory type.
+    pub directory_type: Option<String>,
+    /// State.
+    pub state: Option<String>,
+    /// Registration code.
+    pub registration_code: Option<String>,
+    /// Subnet ids.
+    pub subnet_ids: Vec<String>,
+    /// Dns ip addresses.
+    pub dns_ip_addresses: Vec<String>,
+    /// Workspaces.
+    pub workspaces: i64,
+    /// First seen at.
+    pub first_seen_at: DateTime<Utc>,
+    /// Updated at.
+    pub updated_at: DateTime<Utc>,
+    /// Deleted at.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// `GET /api/v1/directories`: with the number of (not deleted) workspaces in each.
+/// List directories
+///
+/// Synced directories with the number of (not deleted) workspaces in each.
+#[utoipa::path(get, path = "/api/v1/directories", operation_id = "list_directories", tag = "inventory",
+    params(DirectoryQuery),
+    responses((status = 200, description = "A page of directories", body = schema::DirectoryPage)),
+    security(("bearer" = ["viewer"])))]
 pub async fn list_directories(
     State(state): State<AppState>,
     Query(q): Query<DirectoryQuery>,
@@ -264,8 +322,9 @@ pub async fn list_directories(
 }
 
 /// Query of `GET /api/v1/audit-events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     account: Option<String>,
     region: Option<String>,
@@ -273,26 +332,47 @@ pub struct AuditQuery {
     end: Option<String>,
     event_name: Option<String>,
     user: Option<String>,
+    /// Page size, 1-1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct AuditRow {
-    event_id: String,
-    account: String,
-    region: String,
-    event_time: DateTime<Utc>,
-    event_name: String,
-    event_source: String,
-    username: Option<String>,
-    read_only: Option<bool>,
-    access_key_id: Option<String>,
-    resources: Value,
-    cloudtrail_event: Option<Value>,
+/// A CloudTrail event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditRow {
+    /// Event id.
+    pub event_id: String,
+    /// Account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Event time.
+    pub event_time: DateTime<Utc>,
+    /// Event name.
+    pub event_name: String,
+    /// Event source.
+    pub event_source: String,
+    /// Username.
+    pub username: Option<String>,
+    /// Read only.
+    pub read_only: Option<bool>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Resources.
+    pub resources: Value,
+    /// Cloudtrail event.
+    pub cloudtrail_event: Option<Value>,
 }
 
-/// `GET /api/v1/audit-events`: CloudTrail events, newest first.
+/// List CloudTrail events
+///
+/// WorkSpaces events from CloudTrail, newest first.
+#[utoipa::path(get, path = "/api/v1/audit-events", operation_id = "list_audit_events", tag = "inventory",
+    params(AuditQuery),
+    responses((status = 200, description = "A page of events", body = schema::AuditEventPage)),
+    security(("bearer" = ["viewer"])))]
 pub async fn list_audit_events(
     State(state): State<AppState>,
     Query(q): Query<AuditQuery>,
@@ -350,8 +430,9 @@ pub async fn list_audit_events(
 }
 
 /// Query of `GET /api/v1/costs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CostQuery {
     account: Option<String>,
     start: Option<String>,
@@ -359,20 +440,35 @@ pub struct CostQuery {
     group_by: Option<String>,
     view: Option<String>,
     service: Option<String>,
+    /// Page size, 1-1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct CostGroup {
-    key: String,
-    currency: String,
-    amount: Decimal,
-    estimated: bool,
+/// The sum of one group.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CostGroup {
+    /// Key.
+    pub key: String,
+    /// Currency.
+    pub currency: String,
+    /// Amount.
+    #[schema(value_type = String, example = "12.3400000000")]
+    pub amount: Decimal,
+    /// Estimated.
+    pub estimated: bool,
 }
 
-/// `GET /api/v1/costs?start=&end=&group_by=service|usage_type|day&view=all|workspaces`:
-/// exact sums (decimal strings) per group, in key order, with the total.
+/// Costs
+///
+/// Exact sums (decimal strings) of Cost Explorer's daily costs per service,
+/// usage type or day, in key order, with the total per currency.
+#[utoipa::path(get, path = "/api/v1/costs", operation_id = "list_costs", tag = "inventory",
+    params(CostQuery),
+    responses((status = 200, description = "Grouped costs", body = schema::CostReport)),
+    security(("bearer" = ["viewer"])))]
 pub async fn list_costs(
     State(state): State<AppState>,
     Query(q): Query<CostQuery>,

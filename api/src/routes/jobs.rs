@@ -1,7 +1,7 @@
 //! `/api/v1/jobs`: enqueue, read, list, cancel, retry.
 
 use axum::{
-    Json,
+    Extension, Json,
     body::Bytes,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
@@ -16,7 +16,10 @@ use hangar_shared::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{error::ApiError, request_id::current_request_id, state::AppState};
+use crate::{
+    audit::AuditTarget, auth::Principal, error::ApiError, request_id::current_request_id, schema,
+    state::AppState,
+};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
@@ -75,29 +78,30 @@ fn is_open(state: &str) -> bool {
     matches!(state, "scheduled" | "queued" | "running" | "retrying")
 }
 
-/// `POST /api/v1/jobs` `{kind, payload, run_at?}`.
+/// Enqueue a job
+///
+/// Records the job in PostgreSQL, then queues it in Redis. With an
+/// `Idempotency-Key` header, or for kinds that allow one open job per key
+/// (syncs), an existing job is returned (200, `duplicate: true`) instead of
+/// a second one.
+#[utoipa::path(post, path = "/api/v1/jobs", operation_id = "create_job", tag = "jobs",
+    request_body = schema::CreateJob,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1-256 visible ASCII characters (not starting with `schedule:`); a repeat returns the first job")),
+    responses(
+        (status = 202, description = "Recorded and queued", body = schema::JobAccepted),
+        (status = 200, description = "An existing job (same Idempotency-Key, or its singleton is open)", body = schema::JobAccepted)),
+    security(("bearer" = ["operator"])))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body: Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
-        code: "invalid_json",
-        message: format!("request body is not JSON: {e}"),
-        field: None,
-    })?;
-    let Some(obj) = body.as_object() else {
-        return Err(ApiError::invalid("", "request body must be a JSON object"));
-    };
-    if let Some(unknown) = obj
-        .keys()
-        .find(|k| !matches!(k.as_str(), "kind" | "payload" | "run_at"))
-    {
-        return Err(ApiError::invalid(
-            unknown.clone(),
-            "unknown field; expected kind, payload, run_at",
-        ));
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("kind", "missing (the body is empty)"));
     }
+    let obj = super::json_object(&state, &body, &["kind", "payload", "run_at"])?;
     let kind_name = match obj.get("kind") {
         Some(Value::String(k)) => k.clone(),
         Some(_) => return Err(ApiError::invalid("kind", "must be a string")),
@@ -160,20 +164,32 @@ pub async fn create(
         queue: spec.queue.to_owned(),
         payload,
         max_attempts: max_attempts as i32,
-        requested_by: None,
+        requested_by: Some(caller.actor.clone()),
         request_id: Some(request_id.clone()),
         idempotency_key,
         run_at,
         singleton_key,
     };
     let (status, duplicate, run) = state.enqueuer.submit(new).await?;
-    Ok((
+    let mut response = (
         status,
         Json(json!({"duplicate": duplicate, "job": job_json(&run, None)})),
-    ))
+    )
+        .into_response();
+    response.extensions_mut().insert(AuditTarget(run.id));
+    Ok(response)
 }
 
-/// `GET /api/v1/jobs/{id}`.
+/// Get a job
+///
+/// Its record, with the live state (attempts, progress, worker) while it
+/// is open.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", operation_id = "get_job", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = schema::Job),
+        (status = 404, description = "No such job", body = schema::ErrorBody)),
+    security(("bearer" = ["viewer"])))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let run = recorded_job(&state, &id).await?;
     let live = if is_open(&run.state) {
@@ -210,15 +226,27 @@ async fn job_and_queue<'s>(
 }
 
 /// Query of `GET /api/v1/jobs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this kind.
     kind: Option<String>,
+    /// Only this state: scheduled, queued, running, retrying, succeeded, cancelled, dead.
     state: Option<String>,
+    /// Page size, 1-200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-/// `GET /api/v1/jobs?kind=&state=&limit=&cursor=`: newest first, keyset paged.
+/// List jobs
+///
+/// Recorded jobs, newest first, keyset paged.
+#[utoipa::path(get, path = "/api/v1/jobs", operation_id = "list_jobs", tag = "jobs",
+    params(ListQuery),
+    responses((status = 200, description = "A page of jobs", body = schema::JobPage)),
+    security(("bearer" = ["viewer"])))]
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -265,7 +293,18 @@ async fn record_live(state: &AppState, queue: &hangar_queue::Queue, id: &str) ->
     Ok(())
 }
 
-/// `POST /api/v1/jobs/{id}/cancel`.
+/// Cancel a job
+///
+/// A waiting job is cancelled at once (200); a running one is asked to stop
+/// (202) and stops at its next checkpoint. A finished job answers 409.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", operation_id = "cancel_job", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Cancelled", body = schema::Cancelled),
+        (status = 202, description = "Running; asked to stop", body = schema::Cancelled),
+        (status = 404, description = "No such job", body = schema::ErrorBody),
+        (status = 409, description = "Already finished", body = schema::ErrorBody)),
+    security(("bearer" = ["admin"])))]
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -296,7 +335,16 @@ pub async fn cancel(
     Ok((status, Json(body)))
 }
 
-/// `POST /api/v1/jobs/{id}/retry`: a dead job runs again with a fresh attempt budget.
+/// Retry a dead job
+///
+/// The dead job runs again under the same id with a fresh attempt budget.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", operation_id = "retry_job", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 202, description = "Queued again", body = schema::Requeued),
+        (status = 404, description = "No such job", body = schema::ErrorBody),
+        (status = 409, description = "Not dead", body = schema::ErrorBody)),
+    security(("bearer" = ["admin"])))]
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,

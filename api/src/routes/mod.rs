@@ -1,5 +1,7 @@
 //! Route handlers, one module per resource, and the query parsing they share.
 
+pub mod api_keys;
+pub mod audit_log;
 pub mod health;
 pub mod inventory;
 pub mod jobs;
@@ -8,8 +10,80 @@ pub mod schedules;
 pub mod syncs;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::{error::ApiError, state::AppState};
+
+/// Deepest nesting of arrays and objects in `body`, counted without parsing
+/// (strings and their escapes skipped), so a hostile body is refused
+/// before serde recurses into it.
+pub fn json_depth(body: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Parses a JSON request body within the configured nesting limit.
+pub fn parse_json(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
+    let max = state.config.api.security.json_max_depth;
+    if json_depth(body) > max {
+        return Err(ApiError::BadRequest {
+            code: "json_too_deep",
+            message: format!("the JSON body nests deeper than {max} levels (HANGAR_JSON_MAX_DEPTH)"),
+            field: None,
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        code: "invalid_json",
+        message: format!("request body is not JSON: {e}"),
+        field: None,
+    })
+}
+
+/// A JSON object body with only `fields` (an empty body is `{}`).
+pub fn json_object(state: &AppState, body: &[u8], fields: &[&str]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let Value::Object(map) = parse_json(state, body)? else {
+        return Err(ApiError::invalid("", "request body must be a JSON object"));
+    };
+    if let Some(unknown) = map.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            unknown.clone(),
+            format!("unknown field; expected {}", fields.join(", ")),
+        ));
+    }
+    Ok(map)
+}
+
+/// A `true`/`false` query parameter (absent: false).
+pub fn flag(field: &str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::invalid(field, "must be true or false")),
+    }
+}
 
 /// `limit` of a paged list: `default` when absent, else 1..=`max`.
 pub fn page_limit(value: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
@@ -87,4 +161,17 @@ pub fn next_cursor<T>(rows: &[T], limit: i64, key: impl Fn(&T) -> String) -> Opt
     (rows.len() as i64 == limit)
         .then(|| rows.last().map(key))
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_depth;
+
+    #[test]
+    fn depth_counts_nesting_outside_strings() {
+        assert_eq!(json_depth(b"1"), 0);
+        assert_eq!(json_depth(br#"{"a": [1, {"b": 2}]}"#), 3);
+        assert_eq!(json_depth(br#"{"a": "[[[[{{{{\"[[["}"#), 1);
+        assert_eq!(json_depth(&b"[".repeat(10_000)), 10_000);
+    }
 }

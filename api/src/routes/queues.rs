@@ -12,7 +12,7 @@ use hangar_queue::Queue;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, schema, state::AppState};
 
 /// A worker counts as alive if it reported in this recently.
 pub const ALIVE_WITHIN: Duration = Duration::from_secs(30);
@@ -23,7 +23,12 @@ fn queue<'a>(state: &'a AppState, name: &str) -> Result<&'a Queue, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no queue {name:?}")))
 }
 
-/// `GET /api/v1/queues`.
+/// List queues
+///
+/// Depth by part and live workers, per queue.
+#[utoipa::path(get, path = "/api/v1/queues", operation_id = "list_queues", tag = "queues",
+    responses((status = 200, description = "Every queue", body = schema::QueueList)),
+    security(("bearer" = ["viewer"])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
     for (name, q) in state.queues.iter() {
@@ -44,9 +49,14 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 }
 
 /// Paging of the dead set.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Skip this many (default 0).
+    #[param(value_type = Option<i64>, minimum = 0)]
     offset: Option<String>,
+    /// Page size, 1-200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
 }
 
@@ -61,7 +71,15 @@ fn number(v: Option<&str>, field: &str, default: u64, max: u64) -> Result<u64, A
     }
 }
 
-/// `GET /api/v1/queues/{queue}/dead?offset=&limit=`, newest first.
+/// List dead jobs
+///
+/// A queue's dead jobs (out of attempts), newest first, with their last error.
+#[utoipa::path(get, path = "/api/v1/queues/{queue}/dead", operation_id = "list_dead_jobs", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name: sync, reports or inference"), Page),
+    responses(
+        (status = 200, description = "A page of dead jobs", body = schema::DeadPage),
+        (status = 404, description = "No such queue", body = schema::ErrorBody)),
+    security(("bearer" = ["admin"])))]
 pub async fn dead(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -76,7 +94,15 @@ pub async fn dead(
     ))
 }
 
-/// `POST /api/v1/queues/{queue}/dead/{id}/requeue`.
+/// Requeue a dead job
+///
+/// Runs it again with a fresh attempt budget.
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/{id}/requeue", operation_id = "requeue_dead_job", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name: sync, reports or inference"), ("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 202, description = "Queued again", body = schema::Requeued),
+        (status = 404, description = "No such dead job", body = schema::ErrorBody)),
+    security(("bearer" = ["admin"])))]
 pub async fn requeue(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
@@ -95,7 +121,15 @@ pub async fn requeue(
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "state": "queued"}))))
 }
 
-/// `POST /api/v1/queues/{queue}/dead/requeue-all`.
+/// Requeue every dead job
+///
+/// Every dead job of the queue runs again.
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/requeue-all", operation_id = "requeue_all_dead_jobs", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name: sync, reports or inference")),
+    responses(
+        (status = 202, description = "Queued again", body = schema::RequeuedAll),
+        (status = 404, description = "No such queue", body = schema::ErrorBody)),
+    security(("bearer" = ["admin"])))]
 pub async fn requeue_all(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -118,8 +152,15 @@ pub async fn requeue_all(
     Ok((StatusCode::ACCEPTED, Json(json!({"requeued": total}))))
 }
 
-/// `DELETE /api/v1/queues/{queue}/dead/{id}`: forget it in Redis (its
-/// `job_runs` record stays, as history).
+/// Delete a dead job
+///
+/// Forgets it in Redis; its record in PostgreSQL stays, as history.
+#[utoipa::path(delete, path = "/api/v1/queues/{queue}/dead/{id}", operation_id = "delete_dead_job", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name: sync, reports or inference"), ("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such dead job", body = schema::ErrorBody)),
+    security(("bearer" = ["admin"])))]
 pub async fn delete(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,

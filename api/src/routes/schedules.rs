@@ -20,15 +20,10 @@ use hangar_shared::{
 use serde_json::{Map, Value, json};
 
 use super::jobs::job_json;
-use crate::{error::ApiError, request_id::current_request_id, state::AppState};
+use crate::{audit::AuditTarget, error::ApiError, request_id::current_request_id, schema, state::AppState};
 
-fn parse_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
-        code: "invalid_json",
-        message: format!("request body is not JSON: {e}"),
-        field: None,
-    })?;
-    match v {
+fn parse_body(state: &AppState, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    match super::parse_json(state, body)? {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::invalid("", "request body must be a JSON object")),
     }
@@ -120,22 +115,42 @@ async fn one(state: &AppState, name: &str) -> Result<(Schedule, &'static str), A
         .ok_or_else(|| ApiError::NotFound(format!("no schedule {name}")))
 }
 
-/// `GET /api/v1/schedules`.
+/// List schedules
+///
+/// File schedules (read-only) first, then API ones, each with its next 5
+/// fire times and last run.
+#[utoipa::path(get, path = "/api/v1/schedules", operation_id = "list_schedules", tag = "schedules",
+    responses((status = 200, description = "Every schedule", body = schema::ScheduleList)),
+    security(("bearer" = ["viewer"])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let schedules = all(&state).await?;
     Ok(Json(json!({"schedules": views(&state, &schedules).await?})))
 }
 
-/// `GET /api/v1/schedules/{name}`.
+/// Get a schedule
+#[utoipa::path(get, path = "/api/v1/schedules/{name}", operation_id = "get_schedule", tag = "schedules",
+    params(("name" = String, Path, description = "Schedule name")),
+    responses(
+        (status = 200, description = "The schedule", body = schema::ScheduleView),
+        (status = 404, description = "No such schedule", body = schema::ErrorBody)),
+    security(("bearer" = ["viewer"])))]
 pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let s = one(&state, &name).await?;
     let mut v = views(&state, std::slice::from_ref(&s)).await?;
     Ok(Json(v.pop().unwrap_or(Value::Null)))
 }
 
-/// `POST /api/v1/schedules`: 201, 409 if the name is taken, 422 naming the field.
+/// Create a schedule
+///
+/// Stored in PostgreSQL; the scheduler picks it up on its next pass.
+#[utoipa::path(post, path = "/api/v1/schedules", operation_id = "create_schedule", tag = "schedules",
+    request_body = schema::ScheduleInput,
+    responses(
+        (status = 201, description = "Created", body = schema::ScheduleView),
+        (status = 409, description = "The name is taken (or defined in the schedules file)", body = schema::ErrorBody)),
+    security(("bearer" = ["admin"])))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
-    let s = validate(parse_body(&body)?)?;
+    let s = validate(parse_body(&state, &body)?)?;
     if state.file_schedules.iter().any(|f| f.spec.name == s.spec.name) {
         return Err(ApiError::Conflict(format!(
             "schedule {} is defined in the deployment's schedules file; change it there",
@@ -161,8 +176,11 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<impl I
         )));
     }
     tracing::info!(schedule = %s.spec.name, "schedule created");
+    let name = s.spec.name.clone();
     let mut v = views(&state, &[(s, "api")]).await?;
-    Ok((StatusCode::CREATED, Json(v.pop().unwrap_or(Value::Null))))
+    let mut response = (StatusCode::CREATED, Json(v.pop().unwrap_or(Value::Null))).into_response();
+    response.extensions_mut().insert(AuditTarget(name));
+    Ok(response)
 }
 
 fn not_from_file(state: &AppState, name: &str) -> Result<(), ApiError> {
@@ -174,14 +192,25 @@ fn not_from_file(state: &AppState, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `PATCH /api/v1/schedules/{name}`: changes the given fields.
+/// Change a schedule
+///
+/// Changes the given fields (the name cannot change); the result is
+/// validated as a whole.
+#[utoipa::path(patch, path = "/api/v1/schedules/{name}", operation_id = "update_schedule", tag = "schedules",
+    params(("name" = String, Path, description = "Schedule name")),
+    request_body(content = Object, description = "Any fields of a schedule definition except name"),
+    responses(
+        (status = 200, description = "Changed", body = schema::ScheduleView),
+        (status = 404, description = "No such schedule", body = schema::ErrorBody),
+        (status = 409, description = "Defined in the schedules file", body = schema::ErrorBody)),
+    security(("bearer" = ["admin"])))]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     not_from_file(&state, &name)?;
-    let changes = parse_body(&body)?;
+    let changes = parse_body(&state, &body)?;
     let Some(Value::Object(mut spec)) = stored(&state, &name).await? else {
         return Err(ApiError::NotFound(format!("no schedule {name}")));
     };
@@ -208,7 +237,14 @@ pub async fn update(
     Ok(Json(v.pop().unwrap_or(Value::Null)))
 }
 
-/// `DELETE /api/v1/schedules/{name}`: 204.
+/// Delete a schedule
+#[utoipa::path(delete, path = "/api/v1/schedules/{name}", operation_id = "delete_schedule", tag = "schedules",
+    params(("name" = String, Path, description = "Schedule name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such schedule", body = schema::ErrorBody),
+        (status = 409, description = "Defined in the schedules file", body = schema::ErrorBody)),
+    security(("bearer" = ["admin"])))]
 pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     not_from_file(&state, &name)?;
     let deleted = sqlx::query!(
@@ -226,9 +262,19 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/v1/schedules/{name}/run`: runs it now, outside its ticks
-/// (one job, or one per target for a fan-out schedule). Its overlap policy
-/// applies: with `skip_if_running`, an open job is returned as `already`.
+/// Run a schedule now
+///
+/// Runs it outside its ticks (one job, or one per target for a fan-out
+/// schedule). Its overlap policy applies: with `skip_if_running`, an open
+/// job is returned as `already`.
+#[utoipa::path(post, path = "/api/v1/schedules/{name}/run", operation_id = "run_schedule", tag = "schedules",
+    params(("name" = String, Path, description = "Schedule name")),
+    responses(
+        (status = 202, description = "At least one new job", body = schema::ScheduleRun),
+        (status = 200, description = "Every job was already open", body = schema::ScheduleRun),
+        (status = 404, description = "No such schedule", body = schema::ErrorBody),
+        (status = 409, description = "No account to run for", body = schema::ErrorBody)),
+    security(("bearer" = ["operator"])))]
 pub async fn run_now(
     State(state): State<AppState>,
     Path(name): Path<String>,

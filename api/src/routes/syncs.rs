@@ -7,7 +7,7 @@
 //! job with `"already": true` instead of starting a second one.
 
 use axum::{
-    Json,
+    Extension, Json,
     body::Bytes,
     extract::{Path, State},
     http::StatusCode,
@@ -20,7 +20,10 @@ use hangar_shared::{
 use serde_json::{Map, Value, json};
 
 use super::{jobs::job_json, parse_date, parse_time};
-use crate::{error::ApiError, request_id::current_request_id, state::AppState};
+use crate::{
+    audit::AuditTarget, auth::Principal, error::ApiError, request_id::current_request_id, schema,
+    state::AppState,
+};
 
 const FIELDS: &[&str] = &["account", "region", "start", "end"];
 
@@ -43,31 +46,28 @@ fn string_field<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<
     }
 }
 
-/// `POST /api/v1/syncs/{kind}` `{account?, region?, start?, end?}`.
+/// Sync now
+///
+/// Starts a sync of `workspaces`, `cloudtrail` or `billing`: one job per
+/// configured (account, region), or only those the body names. While a
+/// sync of the same kind, account and region is open, that job is returned
+/// with `already: true` (200 when every job already existed).
+#[utoipa::path(post, path = "/api/v1/syncs/{kind}", operation_id = "start_sync", tag = "syncs",
+    params(("kind" = String, Path, description = "workspaces, cloudtrail or billing")),
+    request_body(content = Option<schema::SyncRequest>, description = "Optional; an empty body syncs everything configured"),
+    responses(
+        (status = 202, description = "At least one new job", body = schema::SyncAccepted),
+        (status = 200, description = "Every job was already open", body = schema::SyncAccepted),
+        (status = 404, description = "No such sync kind", body = schema::ErrorBody)),
+    security(("bearer" = ["operator"])))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let kind = kind_of(&name)?;
-    let body: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
-            code: "invalid_json",
-            message: format!("request body is not JSON: {e}"),
-            field: None,
-        })?
-    };
-    let Some(body) = body.as_object() else {
-        return Err(ApiError::invalid("", "request body must be a JSON object"));
-    };
-    if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            unknown.clone(),
-            "unknown field; expected account, region, start, end",
-        ));
-    }
+    let body = &super::json_object(&state, &body, FIELDS)?;
     let aws = &state.config.aws;
     let account = string_field(body, "account")?;
     let region = string_field(body, "region")?;
@@ -189,7 +189,7 @@ pub async fn create(
             queue: spec.queue.to_owned(),
             payload,
             max_attempts,
-            requested_by: None,
+            requested_by: Some(caller.actor.clone()),
             request_id: Some(request_id.clone()),
             idempotency_key: None,
             run_at: None,
@@ -211,5 +211,8 @@ pub async fn create(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({"kind": kind, "jobs": jobs}))))
+    let ids: Vec<&str> = results.iter().map(|(_, _, run)| run.id.as_str()).collect();
+    let mut response = (status, Json(json!({"kind": kind, "jobs": jobs}))).into_response();
+    response.extensions_mut().insert(AuditTarget(ids.join(",")));
+    Ok(response)
 }

@@ -1,0 +1,254 @@
+//! API keys for automation: `hangar_<prefix>_<secret>`, 192 random bits of
+//! secret. Only the SHA-256 of the whole token is stored; the 12-character
+//! prefix (random, not secret) finds its row. A key shows its secret once,
+//! when created.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use super::{AuthError, Method, Principal, Role};
+
+/// Every API key starts with this, so a leaked one is recognisable (and
+/// secret scanners can match it).
+pub const TOKEN_PREFIX: &str = "hangar_";
+
+/// An API key as listed (never with its secret).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ApiKey {
+    /// Key id (ULID).
+    #[schema(example = "01JD3Q6W8Y4N2M5K7P9R1T3V5X")]
+    pub id: String,
+    /// Unique name among keys in use.
+    #[schema(example = "ci-deploy")]
+    pub name: String,
+    /// What the key may do.
+    pub role: Role,
+    /// The token's public prefix (`hangar_<prefix>_…`), to recognise it.
+    #[schema(example = "3f9a1c0b2e4d")]
+    pub prefix: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// After this it is refused.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last authenticated request (updated at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked (refused from then on).
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Who revoked it.
+    pub revoked_by: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A new random token and its lookup prefix.
+fn generate() -> anyhow::Result<(String, String)> {
+    let mut bytes = [0u8; 30];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+    let prefix = hex(&bytes[..6]);
+    Ok((format!("{TOKEN_PREFIX}{prefix}_{}", hex(&bytes[6..])), prefix))
+}
+
+/// Compares without an early exit, so timing does not reveal how much of
+/// a hash matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks `token` against the stored keys.
+pub async fn verify(pool: &PgPool, token: &str) -> Result<Principal, AuthError> {
+    let invalid = || AuthError::Invalid("unknown API key".into());
+    let prefix = token
+        .strip_prefix(TOKEN_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+        .map(|(p, _)| p)
+        .filter(|p| p.len() == 12)
+        .ok_or_else(invalid)?;
+    let row = sqlx::query!(
+        "SELECT id, name, role, token_sha256, expires_at, revoked_at FROM api_keys WHERE prefix = $1",
+        prefix
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "API key lookup failed");
+        AuthError::Unavailable("postgres")
+    })?
+    .ok_or_else(invalid)?;
+    if !same(&row.token_sha256, &digest(token)) {
+        return Err(invalid());
+    }
+    if row.revoked_at.is_some() {
+        return Err(AuthError::Invalid(format!("API key {:?} has been revoked", row.name)));
+    }
+    if let Some(at) = row.expires_at
+        && at <= Utc::now()
+    {
+        return Err(AuthError::Invalid(format!(
+            "API key {:?} expired at {}",
+            row.name,
+            at.to_rfc3339()
+        )));
+    }
+    let role = Role::parse(&row.role).ok_or_else(|| AuthError::NoRole("the API key has no valid role".into()))?;
+    touch(pool.clone(), row.id.clone());
+    Ok(Principal {
+        actor: format!("key:{}", row.name),
+        rate_key: format!("key:{}", row.id),
+        role,
+        method: Method::ApiKey,
+    })
+}
+
+/// Records the key's use, at most once a minute, off the request path.
+fn touch(pool: PgPool, id: String) {
+    tokio::spawn(async move {
+        let result = sqlx::query!(
+            "UPDATE api_keys SET last_used_at = now()
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')",
+            id
+        )
+        .execute(&pool)
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "could not record API key use");
+        }
+    });
+}
+
+/// Why a key could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// A key in use already has this name.
+    #[error("an API key named {0:?} is already in use; revoke it first or pick another name")]
+    NameTaken(String),
+    /// The database refused.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// No randomness.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Validates a key name: 1-64 of a-z, A-Z, 0-9, `-`, `_`, `.`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Creates a key; returns it and its token (shown once).
+pub async fn create(
+    pool: &PgPool,
+    name: &str,
+    role: Role,
+    expires_at: Option<DateTime<Utc>>,
+    created_by: &str,
+) -> Result<(ApiKey, String), CreateError> {
+    let (token, prefix) = generate()?;
+    let id = ulid::Ulid::new().to_string();
+    let row = sqlx::query_as!(
+        ApiKeyRow,
+        r#"INSERT INTO api_keys (id, name, role, prefix, token_sha256, created_by, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (name) WHERE revoked_at IS NULL DO NOTHING
+           RETURNING id, name, role, prefix, created_by, created_at, expires_at, last_used_at, revoked_at, revoked_by"#,
+        id,
+        name,
+        role.as_str(),
+        prefix,
+        digest(&token),
+        created_by,
+        expires_at,
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CreateError::NameTaken(name.to_owned()))?;
+    Ok((row.into(), token))
+}
+
+struct ApiKeyRow {
+    id: String,
+    name: String,
+    role: String,
+    prefix: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    revoked_by: Option<String>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(r: ApiKeyRow) -> Self {
+        Self {
+            role: Role::parse(&r.role).unwrap_or(Role::Viewer),
+            id: r.id,
+            name: r.name,
+            prefix: r.prefix,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
+            revoked_at: r.revoked_at,
+            revoked_by: r.revoked_by,
+        }
+    }
+}
+
+/// Keys, newest first; revoked ones only when asked.
+pub async fn list(pool: &PgPool, include_revoked: bool) -> Result<Vec<ApiKey>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        ApiKeyRow,
+        "SELECT id, name, role, prefix, created_by, created_at, expires_at, last_used_at, revoked_at, revoked_by
+         FROM api_keys WHERE $1 OR revoked_at IS NULL ORDER BY id DESC",
+        include_revoked
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(ApiKey::from).collect())
+}
+
+/// Revokes key `id`; `None` if there is no such key. Revoking twice keeps
+/// the first revocation.
+pub async fn revoke(pool: &PgPool, id: &str, by: &str) -> Result<Option<ApiKey>, sqlx::Error> {
+    let row = sqlx::query_as!(
+        ApiKeyRow,
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()), revoked_by = coalesce(revoked_by, $2)
+         WHERE id = $1
+         RETURNING id, name, role, prefix, created_by, created_at, expires_at, last_used_at, revoked_at, revoked_by",
+        id,
+        by
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(ApiKey::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_carry_their_prefix() {
+        let (a, pa) = generate().unwrap();
+        let (b, _) = generate().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("hangar_{pa}_")), "{a}");
+        assert_eq!(a.len(), "hangar_".len() + 12 + 1 + 48);
+        assert!(same(&digest(&a), &digest(&a)));
+        assert!(!same(&digest(&a), &digest(&b)));
+        assert!(valid_name("ci-deploy.v2") && !valid_name("") && !valid_name("a b"));
+    }
+}

@@ -1,0 +1,133 @@
+//! Who is calling: a JWT (`Authorization: Bearer <jwt>`) or an API key
+//! (`Authorization: Bearer hangar_…`), resolved to a [`Principal`] with one
+//! of three [`Role`]s. What each role may do is declared on the routes
+//! themselves (see [`crate::access`]).
+
+pub mod api_keys;
+pub mod jwt;
+
+use std::fmt;
+
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::state::AppState;
+
+/// What a caller may do; each role includes the ones below it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything except the audit log and API keys.
+    Viewer,
+    /// Also triggers syncs, reports, inference and jobs.
+    Operator,
+    /// Also manages schedules, API keys, dead jobs, cancel/retry, and reads the audit log.
+    Admin,
+}
+
+impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    /// `viewer`, `operator` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a role name (exact, lower case).
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A verified JWT.
+    Jwt,
+    /// An API key.
+    ApiKey,
+}
+
+impl Method {
+    /// `jwt` or `api_key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Jwt => "jwt",
+            Method::ApiKey => "api_key",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// For people: `jwt:<sub>`; for automation: `key:<name>`. Shown in job
+    /// records (`requested_by`) and the audit log.
+    pub actor: String,
+    /// Stable identity the rate limiter counts against (`jwt:<sub>`, `key:<id>`).
+    pub rate_key: String,
+    /// What it may do.
+    pub role: Role,
+    /// How it authenticated.
+    pub method: Method,
+}
+
+/// Why a request's credentials were refused. Messages say what to fix and
+/// never echo the credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("authentication required: send Authorization: Bearer <JWT or API key>")]
+    Missing,
+    /// The header is not `Bearer <token>`.
+    #[error("the Authorization header must be \"Bearer <JWT or API key>\"")]
+    Malformed,
+    /// The token was refused; the reason is safe to show.
+    #[error("{0}")]
+    Invalid(String),
+    /// Valid credentials, but no Hangar role in them.
+    #[error("{0}")]
+    NoRole(String),
+    /// The credential store could not be asked (PostgreSQL or the JWKS endpoint).
+    #[error("{0} is unavailable; retry later")]
+    Unavailable(&'static str),
+}
+
+/// The bearer token of `headers`, if any.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > 8192 {
+        return Err(AuthError::Malformed);
+    }
+    Ok(Some(token))
+}
+
+/// Resolves the caller of a request: `Ok(None)` without credentials.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AuthError> {
+    let Some(token) = bearer(headers)? else {
+        return Ok(None);
+    };
+    if token.starts_with(api_keys::TOKEN_PREFIX) {
+        api_keys::verify(&state.pool, token).await.map(Some)
+    } else {
+        state.jwt.verify(token).await.map(Some)
+    }
+}

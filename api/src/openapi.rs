@@ -1,0 +1,169 @@
+//! The OpenAPI 3.1 document, built from the handlers' annotations as the
+//! router is assembled, so a route cannot exist without its documentation
+//! (and, through [`crate::access::Policy`], without its access rule).
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::{
+        self, RefOr, Response, ResponseBuilder,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{routes::*, state::AppState};
+
+/// The document's fixed parts.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Hangar API",
+        description = "Jobs, AWS WorkSpaces inventory, CloudTrail events, costs and schedules.\n\n\
+            Authenticate with `Authorization: Bearer <token>`, where the token is a JWT (HS256, RS256 or ES256, \
+            with `iss`, `aud`, `exp`, `sub` and a role claim) or an API key (`hangar_…`). Roles: `viewer` reads, \
+            `operator` also starts jobs and syncs, `admin` also manages schedules, API keys, dead jobs, \
+            cancel/retry and reads the audit log. Each operation's security requirement names the least role it needs.\n\n\
+            Every error is `{\"error\": {\"code\", \"message\", \"field\"?, \"request_id\"}}`. \
+            Requests are rate-limited per caller; see the `RateLimit-*` headers.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "health", description = "Liveness, readiness, metrics (no credentials)"),
+        (name = "jobs", description = "Enqueue, inspect, cancel and retry jobs"),
+        (name = "syncs", description = "Start AWS syncs now"),
+        (name = "inventory", description = "What the syncs brought in"),
+        (name = "schedules", description = "Periodic jobs"),
+        (name = "queues", description = "Queue depth and dead jobs"),
+        (name = "api-keys", description = "Keys for automation"),
+        (name = "audit", description = "Who changed what"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The `bearer` scheme: a JWT or an API key.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A JWT or an API key (hangar_…). The scope lists the least role the operation needs.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The error answers any operation can give, added where the operation
+/// does not describe them itself.
+struct CommonErrors;
+
+const COMMON: &[(&str, &str)] = &[
+    ("400", "Malformed request: bad JSON, a bad header, a value that cannot be stored"),
+    ("401", "Missing or refused credentials"),
+    ("403", "The credentials' role does not allow this"),
+    ("404", "No such resource"),
+    ("405", "Method not allowed on this path"),
+    ("408", "The request took longer than HANGAR_REQUEST_TIMEOUT_SECS"),
+    ("413", "The body is larger than HANGAR_MAX_BODY_BYTES"),
+    ("415", "The body is not application/json"),
+    ("422", "A field is invalid; `field` names it"),
+    ("429", "Rate limit exceeded; see Retry-After"),
+    ("500", "Internal error (details are in the logs under the request id)"),
+    ("503", "PostgreSQL or Redis is unavailable; retry later"),
+];
+
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            openapi::ContentBuilder::new()
+                .schema(Some(openapi::Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+impl Modify for CommonErrors {
+    fn modify(&self, doc: &mut openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let public = op
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| serde_json::to_value(s).is_ok_and(|v| v == serde_json::json!([{}])));
+                for (code, description) in COMMON {
+                    // Public routes never answer 401/403/429.
+                    if public && ["401", "403", "429", "413", "415", "422"].contains(code) {
+                        continue;
+                    }
+                    op.responses
+                        .responses
+                        .entry((*code).to_owned())
+                        .or_insert_with(|| RefOr::T(error_response(description)));
+                }
+            }
+        }
+        let components = doc.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .entry("ErrorBody".into())
+            .or_insert_with(|| <crate::schema::ErrorBody as utoipa::PartialSchema>::schema());
+    }
+}
+
+/// Every documented route and the OpenAPI document describing them.
+pub fn routes() -> (axum::Router<AppState>, openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::metrics))
+        .routes(routes!(jobs::create, jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(syncs::create))
+        .routes(routes!(inventory::list_workspaces))
+        .routes(routes!(inventory::get_workspace))
+        .routes(routes!(inventory::list_directories))
+        .routes(routes!(inventory::list_audit_events))
+        .routes(routes!(inventory::list_costs))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(schedules::get, schedules::update, schedules::delete))
+        .routes(routes!(schedules::run_now))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::dead))
+        .routes(routes!(queues::requeue_all))
+        .routes(routes!(queues::requeue))
+        .routes(routes!(queues::delete))
+        .routes(routes!(api_keys::list, api_keys::create))
+        .routes(routes!(api_keys::revoke))
+        .routes(routes!(audit_log::list))
+        .split_for_parts();
+    // After the routes are in: the modifiers of `ApiDoc` run before.
+    CommonErrors.modify(&mut doc);
+    (router, doc)
+}
+
+/// The document alone (for `hangar-api openapi` and tests).
+pub fn document() -> openapi::OpenApi {
+    routes().1
+}
