@@ -49,7 +49,7 @@ async fn with_postgres_down_readiness_and_enqueue_answer_503_and_recover() {
     let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
     let env = test_env(&db.url, &hangar_tests::redis_url(), &prefix);
     let (base, api) = spawn_api(config(&env)).await;
-    let http = reqwest::Client::new();
+    let http = hangar_tests::client_with_token(&hangar_tests::token("ops", "admin"));
     let ready = || http.get(format!("{base}/health/ready")).send();
     let post = || {
         http.post(format!("{base}/api/v1/jobs"))
