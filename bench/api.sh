@@ -27,6 +27,8 @@ export HANGAR_BIND="127.0.0.1:$APORT"
 export HANGAR_LOG_LEVEL=warn HANGAR_DB_MAX_CONNECTIONS=16 HANGAR_QUEUES="sync=50,reports=1,inference=1"
 URL="http://127.0.0.1:$APORT"
 "$BIN/hangar-api" migrate 2>/dev/null
+TOKEN=$(api_key)
+AUTH="Authorization: Bearer $TOKEN"
 "$BIN/hangar-api" serve 2>"$WORK/api.log" & PIDS+=($!)
 for _ in $(seq 1 100); do curl -fs "$URL/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -34,7 +36,9 @@ cat >"$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"kind":"system.noop"}'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer TOKEN_HERE"
 LUA
+sed -i "s/TOKEN_HERE/$TOKEN/" "$WORK/post.lua"
 
 # wrk's summary -> "rate p50_ms p99_ms non2xx"
 parse_wrk() {

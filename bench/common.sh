@@ -22,3 +22,9 @@ cleanup() {
 trap cleanup EXIT
 export HANGAR_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
 export HANGAR_REDIS_URL="redis://127.0.0.1:$RPORT"
+
+# Every API request is authenticated, rate-limited and (writes) audited, as
+# in production; the limits are set high enough never to refuse.
+export HANGAR_RATE_LIMIT_READ="1000000/s" HANGAR_RATE_LIMIT_WRITE="1000000/s"
+# An admin API key for the benchmark's requests (after `migrate`).
+api_key() { "$BIN/hangar-api" create-api-key --name "bench-$$" --role admin 2>/dev/null; }

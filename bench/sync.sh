@@ -37,6 +37,8 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$MPORT" AWS_ACCESS_KEY_ID=testing AWS_
 export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 URL="http://127.0.0.1:$APORT"
 "$BIN/hangar-api" migrate 2>/dev/null
+TOKEN=$(api_key)
+AUTH="Authorization: Bearer $TOKEN"
 "$BIN/hangar-api" serve 2>"$WORK/api.log" & PIDS+=($!)
 "$BIN/hangar-worker" run 2>"$WORK/worker.log" & PIDS+=($!)
 for _ in $(seq 1 100); do curl -fs "$URL/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -44,9 +46,9 @@ for _ in $(seq 1 100); do curl -fs "$URL/health/ready" >/dev/null 2>&1 && break;
 sync_once() {
   local label="$1" id state job
   curl -fsS -X POST -H 'content-type: application/json' "$MOTO/stats/reset" >/dev/null
-  id=$(curl -fsS -X POST "$URL/api/v1/syncs/workspaces" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["job"]["id"])')
+  id=$(curl -fsS -H "$AUTH" -X POST "$URL/api/v1/syncs/workspaces" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["job"]["id"])')
   while :; do
-    job=$(curl -fsS "$URL/api/v1/jobs/$id")
+    job=$(curl -fsS -H "$AUTH" "$URL/api/v1/jobs/$id")
     state=$(printf '%s' "$job" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
     case "$state" in succeeded|dead) break ;; esac
     sleep 0.2

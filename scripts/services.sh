@@ -74,6 +74,17 @@ ensure_moto() {
     || python3 -m pip install -q --break-system-packages -r "$(dirname "$0")/../tests/moto/requirements.txt"
 }
 
+# The API tests' Python tools: schemathesis and the OpenAPI validator.
+ensure_api_tools() {
+  local req; req="$(dirname "$0")/../tests/api-tools-requirements.txt"
+  if python3 -c 'import schemathesis, openapi_spec_validator' 2>/dev/null; then
+    log "api tools: schemathesis $(python3 -c 'import schemathesis; print(schemathesis.__version__)') installed"
+    return
+  fi
+  log "api tools: installing $(basename "$req") with pip"
+  python3 -m pip install -q -r "$req" || python3 -m pip install -q --break-system-packages -r "$req"
+}
+
 stop_ours() {
   for f in "$STATE_DIR"/*.pid; do
     [ -e "$f" ] || continue
@@ -84,7 +95,7 @@ stop_ours() {
 }
 
 case "${1:-ensure}" in
-  ensure) ensure_redis; ensure_postgres; ensure_moto ;;
+  ensure) ensure_redis; ensure_postgres; ensure_moto; ensure_api_tools ;;
   redis) ensure_redis ;;
   moto) ensure_moto ;;
   stop) stop_ours ;;

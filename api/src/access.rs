@@ -7,11 +7,7 @@
 //! and a route whose operation declares no security at all is refused to
 //! everyone (fail closed) and caught by a test.
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    time::Duration,
-};
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use axum::{
     extract::{ConnectInfo, MatchedPath, Request, State},
@@ -68,7 +64,9 @@ impl Policy {
         for (path, item) in paths {
             let Some(item) = item.as_object() else { continue };
             for (method, op) in item {
-                let Ok(method) = method.to_ascii_uppercase().parse::<Method>() else { continue };
+                let Ok(method) = method.to_ascii_uppercase().parse::<Method>() else {
+                    continue;
+                };
                 let action = op
                     .get("operationId")
                     .and_then(Value::as_str)
@@ -88,7 +86,11 @@ impl Policy {
 
     /// The rule of `method` on `route` (HEAD follows GET).
     pub fn rule(&self, method: &Method, route: &str) -> Option<&Rule> {
-        let method = if method == Method::HEAD { &Method::GET } else { method };
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         self.rules.get(&(method.clone(), route.to_owned()))
     }
 
@@ -132,9 +134,17 @@ fn class_of(method: &Method) -> &'static str {
 
 /// Counts the request against the caller's limit. `Ok(None)`: no limit
 /// configured, or Redis did not answer and the limiter fails open.
-async fn check_rate(state: &AppState, key: &str, class: &'static str) -> Result<Option<(Rate, RateDecision)>, ApiError> {
+async fn check_rate(
+    state: &AppState,
+    key: &str,
+    class: &'static str,
+) -> Result<Option<(Rate, RateDecision)>, ApiError> {
     let security = &state.config.api.security;
-    let rate = if class == "read" { security.read_rate } else { security.write_rate };
+    let rate = if class == "read" {
+        security.read_rate
+    } else {
+        security.write_rate
+    };
     let Some(rate) = rate else { return Ok(None) };
     let key = format!("api:{class}:{key}");
     // A Redis that does not answer must not hold every request for the
@@ -180,7 +190,9 @@ fn unauthorized(state: &AppState, error: &AuthError) -> Response {
         ),
         AuthError::NoRole(m) => ("forbidden", ApiError::Forbidden(m.clone())),
         AuthError::Missing => ("missing", ApiError::Unauthorized(error.to_string())),
-        AuthError::Malformed | AuthError::Invalid(_) => ("invalid", ApiError::Unauthorized(error.to_string())),
+        AuthError::Malformed | AuthError::Invalid(_) => {
+            ("invalid", ApiError::Unauthorized(error.to_string()))
+        }
     };
     state.metrics.auth_failed(reason);
     let mut response = api_error.into_response();
@@ -199,7 +211,11 @@ fn unauthorized(state: &AppState, error: &AuthError) -> Response {
 
 /// Authenticates, authorizes, rate-limits and audits each request.
 pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(route) = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
+    let Some(route) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+    else {
         return next.run(req).await; // no route: the fallback answers 404
     };
     if is_docs(&route) {
@@ -295,11 +311,26 @@ mod tests {
     #[test]
     fn access_is_read_from_security_requirements() {
         assert_eq!(access_of(Some(&json!([{}])), false), Access::Public);
-        assert_eq!(access_of(Some(&json!([{"bearer": ["operator"]}])), false), Access::Role(Role::Operator));
-        assert_eq!(access_of(Some(&json!([{}, {"bearer": ["viewer"]}])), true), Access::Public);
-        assert_eq!(access_of(Some(&json!([{}, {"bearer": ["viewer"]}])), false), Access::Role(Role::Viewer));
+        assert_eq!(
+            access_of(Some(&json!([{"bearer": ["operator"]}])), false),
+            Access::Role(Role::Operator)
+        );
+        assert_eq!(
+            access_of(Some(&json!([{}, {"bearer": ["viewer"]}])), true),
+            Access::Public
+        );
+        assert_eq!(
+            access_of(Some(&json!([{}, {"bearer": ["viewer"]}])), false),
+            Access::Role(Role::Viewer)
+        );
         assert_eq!(access_of(None, true), Access::Undeclared);
-        assert_eq!(access_of(Some(&json!([{"bearer": ["root"]}])), true), Access::Undeclared);
-        assert_eq!(access_of(Some(&json!([{"bearer": []}])), true), Access::Undeclared);
+        assert_eq!(
+            access_of(Some(&json!([{"bearer": ["root"]}])), true),
+            Access::Undeclared
+        );
+        assert_eq!(
+            access_of(Some(&json!([{"bearer": []}])), true),
+            Access::Undeclared
+        );
     }
 }

@@ -117,7 +117,10 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
-async fn insert<'a>(pool: &PgPool, entries: impl Iterator<Item = &'a Entry> + Clone) -> Result<(), sqlx::Error> {
+async fn insert<'a>(
+    pool: &PgPool,
+    entries: impl Iterator<Item = &'a Entry> + Clone,
+) -> Result<(), sqlx::Error> {
     let col = |f: fn(&Entry) -> String| entries.clone().map(f).collect::<Vec<String>>();
     let opt = |f: fn(&Entry) -> Option<String>| entries.clone().map(f).collect::<Vec<Option<String>>>();
     let status: Vec<i16> = entries.clone().map(|e| e.status.as_u16() as i16).collect();

@@ -178,7 +178,8 @@ impl IntoResponse for ApiError {
             Self::RateLimited { retry_after, class } => {
                 let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 let message = format!("rate limit for {class} requests exceeded; retry in {secs} s");
-                let body = json!({"error": {"code": "rate_limited", "message": message, "request_id": request_id}});
+                let body =
+                    json!({"error": {"code": "rate_limited", "message": message, "request_id": request_id}});
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     [(axum::http::header::RETRY_AFTER, secs.to_string())],

@@ -18,7 +18,12 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
@@ -39,7 +44,10 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let docs = req.uri().path() == "/docs" || req.uri().path().starts_with("/docs/");
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let mut response = if writes && has_body(&req) {
-        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         if content_type.is_some_and(is_json) {
             next.run(req).await
         } else {
@@ -53,7 +61,10 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         next.run(req).await
     };
     let h = response.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(
@@ -75,7 +86,10 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 /// CORS for the configured origins; `None` when there are none (browsers
 /// then refuse cross-origin calls, the safe default).
 pub fn cors(origins: &[String]) -> Option<CorsLayer> {
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     if origins.is_empty() {
         return None;
     }

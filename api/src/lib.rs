@@ -47,7 +47,10 @@ pub fn router(state: AppState) -> Router {
         router = router.layer(cors);
     }
     router
-        .layer(middleware::from_fn_with_state(state.clone(), hardening::middleware))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            hardening::middleware,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_id::middleware,
@@ -66,7 +69,10 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let file_schedules =
         Arc::new(hangar_shared::schedule::load_file(&config).map_err(|e| anyhow::anyhow!(e))?);
     let security = &config.api.security;
-    let policy = Arc::new(access::Policy::from_openapi(&openapi::document(), security.metrics_public));
+    let policy = Arc::new(access::Policy::from_openapi(
+        &openapi::document(),
+        security.metrics_public,
+    ));
     let jwt = auth::jwt::JwtVerifier::new(&security.jwt)?;
     jwt.spawn_refresh();
     let redis = config.redis_settings().connect().await?;
@@ -98,8 +104,8 @@ pub async fn run(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    .with_graceful_shutdown(shutdown)
+    .await?;
     tracing::info!("hangar-api stopped");
     Ok(())
 }

@@ -72,14 +72,21 @@ async fn main() -> anyhow::Result<()> {
 
 /// Creates a key straight in PostgreSQL (no API call, so it works before
 /// any key exists) and prints the token on stdout, alone, for scripts.
-async fn create_api_key(config: &Config, name: &str, role: &str, expires_in_days: Option<u32>) -> anyhow::Result<()> {
+async fn create_api_key(
+    config: &Config,
+    name: &str,
+    role: &str,
+    expires_in_days: Option<u32>,
+) -> anyhow::Result<()> {
     use hangar_api::auth::{Role, api_keys};
-    let role = Role::parse(role).ok_or_else(|| anyhow::anyhow!("--role must be viewer, operator or admin"))?;
+    let role =
+        Role::parse(role).ok_or_else(|| anyhow::anyhow!("--role must be viewer, operator or admin"))?;
     anyhow::ensure!(
         api_keys::valid_name(name),
         "--name must be 1-64 of a-z, A-Z, 0-9, '-', '_', '.'"
     );
-    let expires_at = expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d.max(1))));
+    let expires_at =
+        expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d.max(1))));
     let pool = db::pool(&config.database)?;
     db::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;
     let (key, token) = api_keys::create(&pool, name, role, expires_at, "cli").await?;

@@ -187,12 +187,16 @@ impl Metrics {
 
     /// Counts a request refused for its credentials.
     pub fn auth_failed(&self, reason: &str) {
-        self.auth_failures.get_or_create(&labels(&[("reason", reason)])).inc();
+        self.auth_failures
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
     }
 
     /// Counts a 429.
     pub fn rate_limited(&self, class: &str) {
-        self.rate_limited.get_or_create(&labels(&[("class", class)])).inc();
+        self.rate_limited
+            .get_or_create(&labels(&[("class", class)]))
+            .inc();
     }
 
     /// Counts a rate-limit check Redis did not answer.

@@ -21,7 +21,12 @@ fn claims(sub: &str, role: &str, exp_offset: i64) -> Value {
     json!({"sub": sub, "role": role, "iss": TEST_JWT_ISSUER, "aud": TEST_JWT_AUDIENCE, "iat": now, "exp": now + exp_offset})
 }
 
-async fn send(client: &reqwest::Client, method: Method, url: &str, body: Option<Value>) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let mut r = client.request(method, url);
     if let Some(b) = body {
         r = r.json(&b);
@@ -34,7 +39,9 @@ async fn send(client: &reqwest::Client, method: Method, url: &str, body: Option<
 
 /// Creates an API key through the API (as admin); returns (id, token).
 async fn create_key(app: &TestApp, name: &str, role: &str) -> (String, String) {
-    let (status, body) = app.post("/api/v1/api-keys", json!({"name": name, "role": role})).await;
+    let (status, body) = app
+        .post("/api/v1/api-keys", json!({"name": name, "role": role}))
+        .await;
     assert_eq!(status, 201, "{body}");
     (
         body["api_key"]["id"].as_str().unwrap().to_owned(),
@@ -63,7 +70,13 @@ fn concrete(path: &str) -> String {
 async fn every_route_answers_each_credential_as_its_declared_role_says() {
     let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
     let anonymous = reqwest::Client::new();
-    let (status, _, spec) = send(&anonymous, Method::GET, &format!("{}/openapi.json", app.base), None).await;
+    let (status, _, spec) = send(
+        &anonymous,
+        Method::GET,
+        &format!("{}/openapi.json", app.base),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, revoked_token) = create_key(&app, "revoked", "admin").await;
     let (revoked_id, _) = {
@@ -85,10 +98,16 @@ async fn every_route_answers_each_credential_as_its_declared_role_says() {
     // Credentials that must be refused with 401.
     let refused: Vec<(&str, reqwest::Client)> = vec![
         ("none", anonymous.clone()),
-        ("expired", client_with_token(&sign_hs256(&claims("a", "admin", -3600), TEST_JWT_SECRET))),
+        (
+            "expired",
+            client_with_token(&sign_hs256(&claims("a", "admin", -3600), TEST_JWT_SECRET)),
+        ),
         (
             "bad signature",
-            client_with_token(&sign_hs256(&claims("a", "admin", 3600), "another-secret-another-secret-xx")),
+            client_with_token(&sign_hs256(
+                &claims("a", "admin", 3600),
+                "another-secret-another-secret-xx",
+            )),
         ),
         ("revoked key", client_with_token(&revoked_token)),
         ("garbage", client_with_token("not-a-token")),
@@ -106,8 +125,12 @@ async fn every_route_answers_each_credential_as_its_declared_role_says() {
             let method: Method = method.to_uppercase().parse().unwrap();
             let url = format!("{}{}", app.base, concrete(path));
             let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));
-            let security = op["security"].as_array().unwrap_or_else(|| panic!("{method} {path} declares no security"));
-            let public = security.iter().any(|s| s.as_object().is_some_and(|o| o.is_empty()));
+            let security = op["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path} declares no security"));
+            let public = security
+                .iter()
+                .any(|s| s.as_object().is_some_and(|o| o.is_empty()));
             let needed = security
                 .iter()
                 .find_map(|s| s["bearer"][0].as_str())
@@ -115,7 +138,10 @@ async fn every_route_answers_each_credential_as_its_declared_role_says() {
             for (what, client) in &refused {
                 let (status, headers, answer) = send(client, method.clone(), &url, body.clone()).await;
                 if public {
-                    assert!(![401, 403].contains(&status), "{what} on public {method} {path}: {status}");
+                    assert!(
+                        ![401, 403].contains(&status),
+                        "{what} on public {method} {path}: {status}"
+                    );
                 } else {
                     assert_eq!(status, 401, "{what} on {method} {path}: {answer}");
                     assert_eq!(answer["error"]["code"], "unauthorized");
@@ -127,8 +153,14 @@ async fn every_route_answers_each_credential_as_its_declared_role_says() {
                 let (status, _, answer) = send(client, method.clone(), &url, body.clone()).await;
                 let allowed = public || needed.is_some_and(|n| role_rank(role) >= n);
                 if allowed {
-                    assert!(![401, 403].contains(&status) && status < 500, "{role} on {method} {path}: {status} {answer}");
-                    assert_ne!(answer["error"]["message"], "no such route", "{method} {path} is documented but not routed");
+                    assert!(
+                        ![401, 403].contains(&status) && status < 500,
+                        "{role} on {method} {path}: {status} {answer}"
+                    );
+                    assert_ne!(
+                        answer["error"]["message"], "no such route",
+                        "{method} {path} is documented but not routed"
+                    );
                 } else {
                     assert_eq!(status, 403, "{role} on {method} {path}: {answer}");
                     assert_eq!(answer["error"]["code"], "forbidden");
@@ -156,21 +188,36 @@ async fn jwts_are_checked_for_issuer_audience_time_and_algorithm() {
     assert_eq!(try_token(sign_hs256(&c, TEST_JWT_SECRET)).await.0, 200);
     c["exp"] = json!(now - 120);
     let (status, _, body) = try_token(sign_hs256(&c, TEST_JWT_SECRET)).await;
-    assert_eq!((status, body["error"]["message"].as_str().unwrap()), (401, "the token has expired (exp)"));
+    assert_eq!(
+        (status, body["error"]["message"].as_str().unwrap()),
+        (401, "the token has expired (exp)")
+    );
     let mut c = claims("alice", "viewer", 3600);
     c["nbf"] = json!(now + 600);
-    assert!(try_token(sign_hs256(&c, TEST_JWT_SECRET)).await.2["error"]["message"].as_str().unwrap().contains("nbf"));
+    assert!(
+        try_token(sign_hs256(&c, TEST_JWT_SECRET)).await.2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nbf")
+    );
     for (field, value, word) in [("iss", "someone-else", "iss"), ("aud", "another-api", "aud")] {
         let mut c = claims("alice", "viewer", 3600);
         c[field] = json!(value);
         let (status, _, body) = try_token(sign_hs256(&c, TEST_JWT_SECRET)).await;
         assert_eq!(status, 401);
-        assert!(body["error"]["message"].as_str().unwrap().contains(word), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(word),
+            "{body}"
+        );
     }
     for missing in ["exp", "sub"] {
         let mut c = claims("alice", "viewer", 3600);
         c.as_object_mut().unwrap().remove(missing);
-        assert_eq!(try_token(sign_hs256(&c, TEST_JWT_SECRET)).await.0, 401, "without {missing}");
+        assert_eq!(
+            try_token(sign_hs256(&c, TEST_JWT_SECRET)).await.0,
+            401,
+            "without {missing}"
+        );
     }
     // No Hangar role: authenticated, but forbidden.
     let (status, _, body) = try_token(sign_hs256(&claims("alice", "superuser", 3600), TEST_JWT_SECRET)).await;
@@ -180,7 +227,11 @@ async fn jwts_are_checked_for_issuer_audience_time_and_algorithm() {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
-    let unsigned = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims("eve", "admin", 3600)));
+    let unsigned = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims("eve", "admin", 3600))
+    );
     assert_eq!(try_token(unsigned).await.0, 401);
     // HS512 with the right secret: not an accepted algorithm.
     let hs512 = jsonwebtoken::encode(
@@ -195,17 +246,52 @@ async fn jwts_are_checked_for_issuer_audience_time_and_algorithm() {
 /// An RSA and a P-256 key pair made with openssl in `dir`.
 fn keypairs(dir: &std::path::Path) {
     let run = |args: &[&str]| {
-        let ok = Command::new("openssl").args(args).current_dir(dir).status().unwrap().success();
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "openssl {args:?}");
     };
-    run(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.pem"]);
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "rsa.pem",
+    ]);
     run(&["pkey", "-in", "rsa.pem", "-pubout", "-out", "rsa.pub.pem"]);
-    run(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ec.pem"]);
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "ec.pem",
+    ]);
     run(&["pkey", "-in", "ec.pem", "-pubout", "-out", "ec.pub.pem"]);
-    run(&["pkey", "-in", "ec.pem", "-pubout", "-outform", "DER", "-out", "ec.pub.der"]);
+    run(&[
+        "pkey",
+        "-in",
+        "ec.pem",
+        "-pubout",
+        "-outform",
+        "DER",
+        "-out",
+        "ec.pub.der",
+    ]);
 }
 
-fn sign(alg: jsonwebtoken::Algorithm, kid: Option<&str>, key: &jsonwebtoken::EncodingKey, c: &Value) -> String {
+fn sign(
+    alg: jsonwebtoken::Algorithm,
+    kid: Option<&str>,
+    key: &jsonwebtoken::EncodingKey,
+    c: &Value,
+) -> String {
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, c, key).unwrap()
@@ -233,7 +319,10 @@ async fn rs256_from_a_pem_file_and_es256_from_a_jwks_with_no_algorithm_confusion
     let jwks_url = format!("http://{}/jwks.json", jwks_listener.local_addr().unwrap());
     let served = jwks.clone();
     tokio::spawn(async move {
-        let app = axum::Router::new().route("/jwks.json", axum::routing::get(move || async move { axum::Json(served) }));
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || async move { axum::Json(served) }),
+        );
         axum::serve(jwks_listener, app).await.unwrap();
     });
     let pem_path = dir.join("rsa.pub.pem");
@@ -255,14 +344,33 @@ async fn rs256_from_a_pem_file_and_es256_from_a_jwks_with_no_algorithm_confusion
     let c = claims("svc", "viewer", 3600);
     let rsa = EncodingKey::from_rsa_pem(&read("rsa.pem")).unwrap();
     let ec = EncodingKey::from_ec_pem(&read("ec.pem")).unwrap();
-    assert_eq!(status(sign(Algorithm::RS256, None, &rsa, &c)).await, 200, "RS256, PEM key");
-    assert_eq!(status(sign(Algorithm::ES256, Some("ec-1"), &ec, &c)).await, 200, "ES256, JWKS key");
-    assert_eq!(status(sign(Algorithm::ES256, Some("unknown"), &ec, &c)).await, 401, "unknown kid");
-    assert_eq!(status(sign(Algorithm::ES256, None, &ec, &c)).await, 401, "ES256 without kid, PEM is RSA");
+    assert_eq!(
+        status(sign(Algorithm::RS256, None, &rsa, &c)).await,
+        200,
+        "RS256, PEM key"
+    );
+    assert_eq!(
+        status(sign(Algorithm::ES256, Some("ec-1"), &ec, &c)).await,
+        200,
+        "ES256, JWKS key"
+    );
+    assert_eq!(
+        status(sign(Algorithm::ES256, Some("unknown"), &ec, &c)).await,
+        401,
+        "unknown kid"
+    );
+    assert_eq!(
+        status(sign(Algorithm::ES256, None, &ec, &c)).await,
+        401,
+        "ES256 without kid, PEM is RSA"
+    );
     // Algorithm confusion: HS256 "signed" with the public key or the JWKS
     // secret is verified only against the HS256 secret, and fails.
     let public_as_secret = EncodingKey::from_secret(&read("rsa.pub.pem"));
-    assert_eq!(status(sign(Algorithm::HS256, None, &public_as_secret, &c)).await, 401);
+    assert_eq!(
+        status(sign(Algorithm::HS256, None, &public_as_secret, &c)).await,
+        401
+    );
     let oct = EncodingKey::from_secret(b"published-secret-published-secret");
     assert_eq!(status(sign(Algorithm::HS256, Some("oct-1"), &oct, &c)).await, 401);
     // The RSA key signing as ES256's kid: the key type does not match.
@@ -275,17 +383,26 @@ async fn api_keys_are_created_once_listed_without_secrets_revoked_and_expire() {
     let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
     let (id, token) = create_key(&app, "ci-deploy", "operator").await;
     assert!(token.starts_with("hangar_"), "{token}");
-    let (status, body) = app.post("/api/v1/api-keys", json!({"name": "ci-deploy", "role": "viewer"})).await;
+    let (status, body) = app
+        .post("/api/v1/api-keys", json!({"name": "ci-deploy", "role": "viewer"}))
+        .await;
     assert_eq!(status, 409, "{body}");
     for (body, field) in [
         (json!({"role": "viewer"}), "name"),
         (json!({"name": "has space", "role": "viewer"}), "name"),
         (json!({"name": "x", "role": "root"}), "role"),
-        (json!({"name": "x", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"}), "expires_at"),
+        (
+            json!({"name": "x", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
         (json!({"name": "x", "role": "viewer", "extra": 1}), "extra"),
     ] {
         let (status, answer) = app.post("/api/v1/api-keys", body.clone()).await;
-        assert_eq!((status, answer["error"]["field"].as_str()), (422, Some(field)), "{body}: {answer}");
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {answer}"
+        );
     }
     let (_, listed) = app.get("/api/v1/api-keys").await;
     let text = listed.to_string();
@@ -293,7 +410,13 @@ async fn api_keys_are_created_once_listed_without_secrets_revoked_and_expire() {
     assert_eq!(listed["api_keys"][0]["name"], "ci-deploy");
 
     let key = client_with_token(&token);
-    let (status, _, job) = send(&key, Method::POST, &format!("{}/api/v1/jobs", app.base), Some(json!({"kind": "system.noop"}))).await;
+    let (status, _, job) = send(
+        &key,
+        Method::POST,
+        &format!("{}/api/v1/jobs", app.base),
+        Some(json!({"kind": "system.noop"})),
+    )
+    .await;
     assert_eq!(status, 202);
     assert_eq!(job["job"]["requested_by"], "key:ci-deploy");
     let (status, _, _) = send(&key, Method::GET, &format!("{}/api/v1/api-keys", app.base), None).await;
@@ -310,11 +433,19 @@ async fn api_keys_are_created_once_listed_without_secrets_revoked_and_expire() {
     }
     assert!(used.is_string(), "last_used_at not recorded");
 
-    let r = app.http.delete(format!("{}/api/v1/api-keys/{id}", app.base)).send().await.unwrap();
+    let r = app
+        .http
+        .delete(format!("{}/api/v1/api-keys/{id}", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let (status, _, body) = send(&key, Method::GET, &format!("{}/api/v1/jobs", app.base), None).await;
     assert_eq!(status, 401);
-    assert!(body["error"]["message"].as_str().unwrap().contains("revoked"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
     let (_, listed) = app.get("/api/v1/api-keys").await;
     assert_eq!(listed["api_keys"].as_array().unwrap().len(), 0);
     let (_, listed) = app.get("/api/v1/api-keys?include_revoked=true").await;
@@ -326,16 +457,39 @@ async fn api_keys_are_created_once_listed_without_secrets_revoked_and_expire() {
         .execute(&pool)
         .await
         .unwrap();
-    let (status, _, body) = send(&client_with_token(&expiring), Method::GET, &format!("{}/api/v1/jobs", app.base), None).await;
+    let (status, _, body) = send(
+        &client_with_token(&expiring),
+        Method::GET,
+        &format!("{}/api/v1/jobs", app.base),
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
-    assert!(body["error"]["message"].as_str().unwrap().contains("expired"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
     // A token with a known prefix but a wrong secret.
     let forged = format!("{}{}", &expiring[..20], "0".repeat(expiring.len() - 20));
-    assert_eq!(send(&client_with_token(&forged), Method::GET, &format!("{}/api/v1/jobs", app.base), None).await.0, 401);
+    assert_eq!(
+        send(
+            &client_with_token(&forged),
+            Method::GET,
+            &format!("{}/api/v1/jobs", app.base),
+            None
+        )
+        .await
+        .0,
+        401
+    );
 }
 
 /// `hangar-api` as a process on a free port with `env`; stderr to `log`.
-fn api_process(env: &std::collections::HashMap<String, String>, extra: &[(&str, &str)], log: Option<&std::path::Path>) -> (Child, String) {
+fn api_process(
+    env: &std::collections::HashMap<String, String>,
+    extra: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> (Child, String) {
     let port = free_port();
     let stderr = match log {
         Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
@@ -355,7 +509,10 @@ fn api_process(env: &std::collections::HashMap<String, String>, extra: &[(&str, 
 
 async fn wait_up(base: &str) {
     for _ in 0..300 {
-        if reqwest::get(format!("{base}/health")).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(format!("{base}/health"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -366,7 +523,10 @@ async fn wait_up(base: &str) {
 #[tokio::test]
 async fn the_rate_limit_holds_across_two_api_processes() {
     let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
-    let limits = [("HANGAR_RATE_LIMIT_WRITE", "5/min"), ("HANGAR_RATE_LIMIT_READ", "4/hour")];
+    let limits = [
+        ("HANGAR_RATE_LIMIT_WRITE", "5/min"),
+        ("HANGAR_RATE_LIMIT_READ", "4/hour"),
+    ];
     let (mut a, base_a) = api_process(&app.env, &limits, None);
     let (mut b, base_b) = api_process(&app.env, &limits, None);
     wait_up(&base_a).await;
@@ -377,12 +537,21 @@ async fn the_rate_limit_holds_across_two_api_processes() {
     let mut last = None;
     for i in 0..8 {
         let base = if i % 2 == 0 { &base_a } else { &base_b };
-        let (status, headers, body) = send(&alice, Method::POST, &format!("{base}/api/v1/jobs"), Some(json!({"kind": "system.noop"}))).await;
+        let (status, headers, body) = send(
+            &alice,
+            Method::POST,
+            &format!("{base}/api/v1/jobs"),
+            Some(json!({"kind": "system.noop"})),
+        )
+        .await;
         assert_eq!(headers["ratelimit-limit"], "5");
         match status {
             202 => {
                 allowed += 1;
-                assert_eq!(headers["ratelimit-remaining"].to_str().unwrap(), (5 - allowed).to_string());
+                assert_eq!(
+                    headers["ratelimit-remaining"].to_str().unwrap(),
+                    (5 - allowed).to_string()
+                );
             }
             429 => last = Some((headers, body)),
             other => panic!("{other}: {body}"),
@@ -396,19 +565,44 @@ async fn the_rate_limit_holds_across_two_api_processes() {
     assert!((1..=12).contains(&retry), "Retry-After {retry}");
     assert!(headers.contains_key("ratelimit-reset"));
     // Another user has their own budget; reads have theirs.
-    assert_eq!(send(&bob, Method::POST, &format!("{base_b}/api/v1/jobs"), Some(json!({"kind": "system.noop"}))).await.0, 202);
-    assert_eq!(send(&alice, Method::GET, &format!("{base_a}/api/v1/jobs"), None).await.0, 200);
+    assert_eq!(
+        send(
+            &bob,
+            Method::POST,
+            &format!("{base_b}/api/v1/jobs"),
+            Some(json!({"kind": "system.noop"}))
+        )
+        .await
+        .0,
+        202
+    );
+    assert_eq!(
+        send(&alice, Method::GET, &format!("{base_a}/api/v1/jobs"), None)
+            .await
+            .0,
+        200
+    );
     // Without credentials the client address is limited (4 reads an hour), before the 401.
     let anonymous = reqwest::Client::new();
     let mut statuses = Vec::new();
     for i in 0..6 {
         let base = if i % 2 == 0 { &base_a } else { &base_b };
-        statuses.push(send(&anonymous, Method::GET, &format!("{base}/api/v1/jobs"), None).await.0);
+        statuses.push(
+            send(&anonymous, Method::GET, &format!("{base}/api/v1/jobs"), None)
+                .await
+                .0,
+        );
     }
     assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
     // Health and docs are never limited.
     for _ in 0..10 {
-        assert_eq!(reqwest::get(format!("{base_a}/health/live")).await.unwrap().status(), 200);
+        assert_eq!(
+            reqwest::get(format!("{base_a}/health/live"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
     let _ = a.kill();
     let _ = b.kill();
@@ -423,7 +617,10 @@ async fn with_redis_down_the_limiter_fails_open_or_closed_as_configured() {
     let closed = TestApp::spawn_with_env(
         &redis.url(),
         false,
-        &[("HANGAR_RATE_LIMIT_READ", "100/min"), ("HANGAR_RATE_LIMIT_FAIL_CLOSED", "true")],
+        &[
+            ("HANGAR_RATE_LIMIT_READ", "100/min"),
+            ("HANGAR_RATE_LIMIT_FAIL_CLOSED", "true"),
+        ],
     )
     .await;
     assert_eq!(open.get("/api/v1/jobs").await.0, 200);
@@ -434,7 +631,12 @@ async fn with_redis_down_the_limiter_fails_open_or_closed_as_configured() {
     let (status, body) = closed.get("/api/v1/jobs").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
-    let metrics = reqwest::get(format!("{}/metrics", open.base)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", open.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let errors = metrics
         .lines()
         .find(|l| l.starts_with("hangar_api_rate_limit_errors_total"))
@@ -449,7 +651,11 @@ async fn hardening_headers_cors_limits_and_malformed_requests() {
     let app = TestApp::spawn_with_env(
         &hangar_tests::redis_url(),
         false,
-        &[("HANGAR_CORS_ORIGINS", "https://ops.example.com"), ("HANGAR_HSTS", "true"), ("HANGAR_MAX_BODY_BYTES", "4096")],
+        &[
+            ("HANGAR_CORS_ORIGINS", "https://ops.example.com"),
+            ("HANGAR_HSTS", "true"),
+            ("HANGAR_MAX_BODY_BYTES", "4096"),
+        ],
     )
     .await;
     let jobs = format!("{}/api/v1/jobs", app.base);
@@ -458,11 +664,26 @@ async fn hardening_headers_cors_limits_and_malformed_requests() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["referrer-policy"], "no-referrer");
-    assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
-    assert!(h["strict-transport-security"].to_str().unwrap().contains("max-age="));
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert!(
+        h["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
     let docs = reqwest::get(format!("{}/docs/", app.base)).await.unwrap();
     assert_eq!(docs.status(), 200);
-    assert!(docs.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(
+        docs.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
     assert!(docs.text().await.unwrap().contains("swagger-ui"));
 
     let preflight = |origin: &'static str| {
@@ -474,30 +695,72 @@ async fn hardening_headers_cors_limits_and_malformed_requests() {
             .send()
     };
     let ok = preflight("https://ops.example.com").await.unwrap();
-    assert_eq!(ok.headers()["access-control-allow-origin"], "https://ops.example.com");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://ops.example.com"
+    );
     let other = preflight("https://evil.example.net").await.unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
 
     let raw = |body: Vec<u8>, content_type: &'static str| {
-        app.http.post(&jobs).header("content-type", content_type).body(body).send()
+        app.http
+            .post(&jobs)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
     };
     let envelope = |r: reqwest::Response| async move {
         let status = r.status().as_u16();
         let body: Value = r.json().await.expect("a JSON envelope");
         assert!(body["error"]["request_id"].is_string(), "{body}");
-        (status, body["error"]["code"].as_str().unwrap_or_default().to_owned(), body)
+        (
+            status,
+            body["error"]["code"].as_str().unwrap_or_default().to_owned(),
+            body,
+        )
     };
-    assert_eq!(envelope(raw(b"{\"kind\":".to_vec(), "application/json").await.unwrap()).await.1, "invalid_json");
-    let (status, code, _) = envelope(raw(b"{\"kind\":\"system.noop\"}".to_vec(), "text/plain").await.unwrap()).await;
+    assert_eq!(
+        envelope(raw(b"{\"kind\":".to_vec(), "application/json").await.unwrap())
+            .await
+            .1,
+        "invalid_json"
+    );
+    let (status, code, _) = envelope(
+        raw(b"{\"kind\":\"system.noop\"}".to_vec(), "text/plain")
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((status, code.as_str()), (415, "unsupported_media_type"));
-    let big = format!("{{\"kind\":\"system.noop\",\"payload\":{{\"x\":\"{}\"}}}}", "a".repeat(8192));
-    assert_eq!(envelope(raw(big.into_bytes(), "application/json").await.unwrap()).await.0, 413);
+    let big = format!(
+        "{{\"kind\":\"system.noop\",\"payload\":{{\"x\":\"{}\"}}}}",
+        "a".repeat(8192)
+    );
+    assert_eq!(
+        envelope(raw(big.into_bytes(), "application/json").await.unwrap())
+            .await
+            .0,
+        413
+    );
     let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
     let (status, code, _) = envelope(raw(deep.into_bytes(), "application/json").await.unwrap()).await;
     assert_eq!((status, code.as_str()), (400, "json_too_deep"));
-    let (status, _, body) = envelope(raw(b"{\"kind\":\"system.noop\",\"bogus\":1}".to_vec(), "application/json").await.unwrap()).await;
+    let (status, _, body) = envelope(
+        raw(
+            b"{\"kind\":\"system.noop\",\"bogus\":1}".to_vec(),
+            "application/json",
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
     assert_eq!((status, body["error"]["field"].as_str()), (422, Some("bogus")));
-    for path in ["/api/v1/jobs/%00", "/api/v1/workspaces/%FF%FE", "/api/v1/queues/nope/dead?limit=-1", "/api/v1/jobs?limit=abc"] {
+    for path in [
+        "/api/v1/jobs/%00",
+        "/api/v1/workspaces/%FF%FE",
+        "/api/v1/queues/nope/dead?limit=-1",
+        "/api/v1/jobs?limit=abc",
+    ] {
         let r = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
         let (status, _, body) = envelope(r).await;
         assert!((400..500).contains(&status), "{path}: {status} {body}");
@@ -522,13 +785,32 @@ async fn state_changes_are_audited_with_actor_action_target_and_request_id() {
     let job: Value = r.json().await.unwrap();
     let job_id = job["job"]["id"].as_str().unwrap().to_owned();
     assert_eq!(job["job"]["requested_by"], "jwt:olga");
-    assert_eq!(send(&viewer, Method::POST, &format!("{}/api/v1/jobs", app.base), Some(json!({"kind": "system.noop"}))).await.0, 403);
-    let (status, _) = app.post(&format!("/api/v1/jobs/{job_id}/cancel"), json!({})).await;
+    assert_eq!(
+        send(
+            &viewer,
+            Method::POST,
+            &format!("{}/api/v1/jobs", app.base),
+            Some(json!({"kind": "system.noop"}))
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, _) = app
+        .post(&format!("/api/v1/jobs/{job_id}/cancel"), json!({}))
+        .await;
     assert_eq!(status, 200);
     let (key_id, _) = create_key(&app, "auditor", "viewer").await;
-    app.http.delete(format!("{}/api/v1/api-keys/{key_id}", app.base)).send().await.unwrap();
+    app.http
+        .delete(format!("{}/api/v1/api-keys/{key_id}", app.base))
+        .send()
+        .await
+        .unwrap();
     let (status, _) = app
-        .post("/api/v1/schedules", json!({"name": "audited", "cron": "0 3 * * *", "kind": "system.noop"}))
+        .post(
+            "/api/v1/schedules",
+            json!({"name": "audited", "cron": "0 3 * * *", "kind": "system.noop"}),
+        )
         .await;
     assert_eq!(status, 201);
     // Reads are not audited.
@@ -540,7 +822,14 @@ async fn state_changes_are_audited_with_actor_action_target_and_request_id() {
     let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions,
-        ["create_schedule", "revoke_api_key", "create_api_key", "cancel_job", "create_job", "create_job"],
+        [
+            "create_schedule",
+            "revoke_api_key",
+            "create_api_key",
+            "cancel_job",
+            "create_job",
+            "create_job"
+        ],
         "{log}"
     );
     let created = &entries[5];
@@ -562,11 +851,23 @@ async fn state_changes_are_audited_with_actor_action_target_and_request_id() {
     assert_eq!(by_actor["entries"].as_array().unwrap().len(), 1);
     let (_, page) = app.get("/api/v1/audit-log?limit=4").await;
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
-    let (_, rest) = app.get(&format!("/api/v1/audit-log?limit=4&cursor={cursor}")).await;
+    let (_, rest) = app
+        .get(&format!("/api/v1/audit-log?limit=4&cursor={cursor}"))
+        .await;
     assert_eq!(rest["entries"].as_array().unwrap().len(), 2);
     assert!(rest["next_cursor"].is_null());
     assert_eq!(app.get("/api/v1/audit-log?outcome=maybe").await.0, 422);
-    assert_eq!(send(&operator, Method::GET, &format!("{}/api/v1/audit-log", app.base), None).await.0, 403);
+    assert_eq!(
+        send(
+            &operator,
+            Method::GET,
+            &format!("{}/api/v1/audit-log", app.base),
+            None
+        )
+        .await
+        .0,
+        403
+    );
 }
 
 #[tokio::test]
@@ -591,23 +892,104 @@ async fn secrets_never_reach_the_logs() {
     let (mut api, base) = api_process(&app.env, &[("HANGAR_LOG_LEVEL", "trace")], Some(&log));
     wait_up(&base).await;
     let jwt = token("logger", "admin");
-    let bad = sign_hs256(&claims("x", "admin", 3600), "a-wrong-secret-that-must-not-be-logged-123");
+    let bad = sign_hs256(
+        &claims("x", "admin", 3600),
+        "a-wrong-secret-that-must-not-be-logged-123",
+    );
     let as_key = client_with_token(&key);
-    let (status, _, created) = send(&as_key, Method::POST, &format!("{base}/api/v1/api-keys"), Some(json!({"name": "second", "role": "viewer"}))).await;
+    let (status, _, created) = send(
+        &as_key,
+        Method::POST,
+        &format!("{base}/api/v1/api-keys"),
+        Some(json!({"name": "second", "role": "viewer"})),
+    )
+    .await;
     assert_eq!(status, 201);
     let second = created["token"].as_str().unwrap().to_owned();
     for t in [&jwt, &bad, &key, &second] {
-        send(&client_with_token(t), Method::GET, &format!("{base}/api/v1/jobs"), None).await;
-        send(&client_with_token(t), Method::POST, &format!("{base}/api/v1/jobs"), Some(json!({"kind": "system.noop"}))).await;
+        send(
+            &client_with_token(t),
+            Method::GET,
+            &format!("{base}/api/v1/jobs"),
+            None,
+        )
+        .await;
+        send(
+            &client_with_token(t),
+            Method::POST,
+            &format!("{base}/api/v1/jobs"),
+            Some(json!({"kind": "system.noop"})),
+        )
+        .await;
     }
     let _ = api.kill();
     let _ = api.wait();
     let text = std::fs::read_to_string(&log).unwrap() + &cli_log;
-    assert!(text.contains("request"), "the log captured requests at trace level");
-    for secret in [jwt.as_str(), bad.as_str(), key.as_str(), second.as_str(), TEST_JWT_SECRET] {
+    assert!(
+        text.contains("request"),
+        "the log captured requests at trace level"
+    );
+    for secret in [
+        jwt.as_str(),
+        bad.as_str(),
+        key.as_str(),
+        second.as_str(),
+        TEST_JWT_SECRET,
+    ] {
         // The signature part alone must not appear either.
         let tail = &secret[secret.len() - 24..];
         assert!(!text.contains(tail), "a secret reached the log");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_is_valid_openapi_3_1_and_describes_every_operation() {
+    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let spec: Value = reqwest::get(format!("{}/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let file = std::env::temp_dir().join(format!("hangar-openapi-{}.json", ulid::Ulid::new()));
+    std::fs::write(&file, spec.to_string()).unwrap();
+    let out = Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 with openapi-spec-validator (scripts/services.sh installs it)");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let what = format!("{method} {path}");
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{what} has no summary"
+            );
+            assert!(op["operationId"].is_string(), "{what} has no operationId");
+            assert!(op["security"].is_array(), "{what} declares no security");
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|c| c.starts_with('2')),
+                "{what} has no success response"
+            );
+            if op["security"] != json!([{}]) {
+                for code in ["401", "403", "422", "429", "500", "503"] {
+                    assert!(responses.contains_key(code), "{what} does not document {code}");
+                }
+            }
+        }
+    }
+    assert_eq!(operations, 30, "every operation of the router is documented");
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
 }

@@ -650,7 +650,11 @@ impl Reader<'_> {
             return None;
         }
         let parsed = text.split_once('/').and_then(|(n, unit)| {
-            let n = n.trim().parse::<u32>().ok().filter(|n| (1..=1_000_000).contains(n))?;
+            let n = n
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))?;
             let period = match unit.trim() {
                 "s" | "sec" | "second" => 1,
                 "m" | "min" | "minute" => 60,
@@ -660,7 +664,10 @@ impl Reader<'_> {
             Some(hangar_queue::Rate::per(n, Duration::from_secs(period)))
         });
         if parsed.is_none() {
-            self.problem(name, format!("{text:?} is not N/s, N/min, N/hour (N 1-1000000) or off"));
+            self.problem(
+                name,
+                format!("{text:?} is not N/s, N/min, N/hour (N 1-1000000) or off"),
+            );
         }
         parsed
     }
@@ -674,17 +681,25 @@ impl Reader<'_> {
         if hs256_secret.as_ref().is_some_and(|s| s.0.len() < 32) {
             self.problem("HANGAR_JWT_HS256_SECRET", "must be at least 32 bytes".into());
         }
-        let public_key_file = self.optional("HANGAR_JWT_PUBLIC_KEY_FILE").map(std::path::PathBuf::from);
+        let public_key_file = self
+            .optional("HANGAR_JWT_PUBLIC_KEY_FILE")
+            .map(std::path::PathBuf::from);
         if let Some(f) = &public_key_file
             && !f.is_file()
         {
-            self.problem("HANGAR_JWT_PUBLIC_KEY_FILE", format!("{} is not a readable file", f.display()));
+            self.problem(
+                "HANGAR_JWT_PUBLIC_KEY_FILE",
+                format!("{} is not a readable file", f.display()),
+            );
         }
         let jwks_url = self.optional("HANGAR_JWT_JWKS_URL");
         if let Some(u) = &jwks_url
             && !(u.starts_with("https://") || u.starts_with("http://"))
         {
-            self.problem("HANGAR_JWT_JWKS_URL", "not a URL starting with https:// or http://".into());
+            self.problem(
+                "HANGAR_JWT_JWKS_URL",
+                "not a URL starting with https:// or http://".into(),
+            );
         }
         let jwt = JwtConfig {
             hs256_secret,
@@ -698,7 +713,10 @@ impl Reader<'_> {
         };
         if jwt.enabled() {
             // A token minted for another service must not work here.
-            for (var, value) in [("HANGAR_JWT_ISSUER", &jwt.issuer), ("HANGAR_JWT_AUDIENCE", &jwt.audience)] {
+            for (var, value) in [
+                ("HANGAR_JWT_ISSUER", &jwt.issuer),
+                ("HANGAR_JWT_AUDIENCE", &jwt.audience),
+            ] {
                 if value.is_empty() {
                     self.problem(var, "required when a JWT key is configured".into());
                 }
@@ -714,9 +732,10 @@ impl Reader<'_> {
             .map(|o| o.trim().trim_end_matches('/').to_owned())
             .filter(|o| !o.is_empty())
             .collect();
-        if let Some(bad) = cors_origins.iter().find(|o| {
-            !(o.starts_with("https://") || o.starts_with("http://")) || o.matches('/').count() != 2
-        }) {
+        if let Some(bad) = cors_origins
+            .iter()
+            .find(|o| !(o.starts_with("https://") || o.starts_with("http://")) || o.matches('/').count() != 2)
+        {
             self.problem(
                 "HANGAR_CORS_ORIGINS",
                 format!("{bad:?} is not an origin like https://ops.example.com (no path, no *)"),

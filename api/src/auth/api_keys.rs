@@ -88,7 +88,10 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Principal, AuthError> 
         return Err(invalid());
     }
     if row.revoked_at.is_some() {
-        return Err(AuthError::Invalid(format!("API key {:?} has been revoked", row.name)));
+        return Err(AuthError::Invalid(format!(
+            "API key {:?} has been revoked",
+            row.name
+        )));
     }
     if let Some(at) = row.expires_at
         && at <= Utc::now()
@@ -99,7 +102,8 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Principal, AuthError> 
             at.to_rfc3339()
         )));
     }
-    let role = Role::parse(&row.role).ok_or_else(|| AuthError::NoRole("the API key has no valid role".into()))?;
+    let role =
+        Role::parse(&row.role).ok_or_else(|| AuthError::NoRole("the API key has no valid role".into()))?;
     touch(pool.clone(), row.id.clone());
     Ok(Principal {
         actor: format!("key:{}", row.name),

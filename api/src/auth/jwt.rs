@@ -253,7 +253,9 @@ impl JwtVerifier {
             .get("sub")
             .and_then(Value::as_str)
             .filter(|s| (1..=256).contains(&s.len()))
-            .ok_or_else(|| AuthError::Invalid("the token's sub claim must be a string of 1-256 characters".into()))?;
+            .ok_or_else(|| {
+                AuthError::Invalid("the token's sub claim must be a string of 1-256 characters".into())
+            })?;
         let role = role_from(&claims, &self.inner.role_claim).ok_or_else(|| {
             AuthError::NoRole(format!(
                 "the token carries no viewer, operator or admin role in its {:?} claim",
@@ -294,7 +296,11 @@ fn role_from(claims: &Map<String, Value>, claim: &str) -> Option<Role> {
     }
     match value {
         Value::String(s) => Role::parse(s),
-        Value::Array(items) => items.iter().filter_map(Value::as_str).filter_map(Role::parse).max(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(Role::parse)
+            .max(),
         _ => None,
     }
 }
@@ -308,13 +314,19 @@ mod tests {
     #[test]
     fn roles_come_from_a_string_a_list_or_a_nested_claim() {
         let claims = |v: Value| v.as_object().cloned().unwrap();
-        assert_eq!(role_from(&claims(json!({"role": "operator"})), "role"), Some(Role::Operator));
+        assert_eq!(
+            role_from(&claims(json!({"role": "operator"})), "role"),
+            Some(Role::Operator)
+        );
         assert_eq!(
             role_from(&claims(json!({"roles": ["viewer", "admin", "other"]})), "roles"),
             Some(Role::Admin)
         );
         assert_eq!(
-            role_from(&claims(json!({"realm_access": {"roles": ["viewer"]}})), "realm_access.roles"),
+            role_from(
+                &claims(json!({"realm_access": {"roles": ["viewer"]}})),
+                "realm_access.roles"
+            ),
             Some(Role::Viewer)
         );
         assert_eq!(role_from(&claims(json!({"role": "Admin"})), "role"), None);

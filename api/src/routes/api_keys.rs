@@ -39,7 +39,10 @@ pub struct ListQuery {
     params(ListQuery),
     responses((status = 200, description = "The keys", body = schema::ApiKeyList)),
     security(("bearer" = ["admin"])))]
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let include_revoked = super::flag("include_revoked", q.include_revoked.as_deref())?;
     let keys = api_keys::list(&state.pool, include_revoked).await?;
     Ok(Json(json!({ "api_keys": keys })))
@@ -63,7 +66,12 @@ pub async fn create(
     let body = json_object(&state, &body, &["name", "role", "expires_at"])?;
     let name = match body.get("name") {
         Some(Value::String(n)) if api_keys::valid_name(n) => n.clone(),
-        Some(_) => return Err(ApiError::invalid("name", "must be 1-64 of a-z, A-Z, 0-9, '-', '_', '.'")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "name",
+                "must be 1-64 of a-z, A-Z, 0-9, '-', '_', '.'",
+            ));
+        }
         None => return Err(ApiError::invalid("name", "missing")),
     };
     let role = match body.get("role") {
@@ -80,7 +88,10 @@ pub async fn create(
                 .map_err(|_| ApiError::invalid("expires_at", "must be an RFC 3339 time"))?
                 .with_timezone(&Utc);
             if t <= Utc::now() || chrono::Datelike::year(&t) > 9999 {
-                return Err(ApiError::invalid("expires_at", "must be in the future (and before year 10000)"));
+                return Err(ApiError::invalid(
+                    "expires_at",
+                    "must be in the future (and before year 10000)",
+                ));
             }
             Some(t)
         }

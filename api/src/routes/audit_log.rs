@@ -43,7 +43,10 @@ pub struct AuditLogQuery {
     params(AuditLogQuery),
     responses((status = 200, description = "A page of entries", body = schema::AuditLogPage)),
     security(("bearer" = ["admin"])))]
-pub async fn list(State(state): State<AppState>, Query(q): Query<AuditLogQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<AuditLogQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let start = parse_time("start", q.start.as_deref())?;
     let end = parse_time("end", q.end.as_deref())?;
