@@ -131,7 +131,7 @@ impl Modify for CommonErrors {
         components
             .schemas
             .entry("ErrorBody".into())
-            .or_insert_with(|| <crate::schema::ErrorBody as utoipa::PartialSchema>::schema());
+            .or_insert_with(<crate::schema::ErrorBody as utoipa::PartialSchema>::schema);
     }
 }
 
