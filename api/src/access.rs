@@ -17,6 +17,7 @@ use axum::{
 };
 use hangar_queue::{Rate, RateDecision};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::{
     audit::{AuditTarget, Entry},
@@ -209,6 +210,47 @@ fn unauthorized(state: &AppState, error: &AuthError) -> Response {
     response
 }
 
+/// The audit target a handler named and the status of `response`.
+fn outcome(response: &Response) -> (Option<String>, StatusCode) {
+    (
+        response.extensions().get::<AuditTarget>().map(|t| t.0.clone()),
+        response.status(),
+    )
+}
+
+/// Stores the audit entry of a write (allowed or refused).
+#[allow(clippy::too_many_arguments)]
+async fn audit(
+    state: &AppState,
+    principal: &Principal,
+    rule: &Rule,
+    method: &Method,
+    path: String,
+    client_ip: Option<String>,
+    request_id: String,
+    (target, status): (Option<String>, StatusCode),
+) {
+    let entry = Entry {
+        actor: principal.actor.clone(),
+        role: principal.role.to_string(),
+        // The key id as well: a name can be reused after a revocation.
+        auth: match principal.method {
+            auth::Method::ApiKey => principal.rate_key.replacen("key:", "api_key:", 1),
+            auth::Method::Jwt => "jwt".to_owned(),
+        },
+        action: rule.action.clone(),
+        method: method.to_string(),
+        path,
+        target,
+        status,
+        request_id,
+        client_ip,
+    };
+    if !state.audit.record(entry).await {
+        state.metrics.audit_failed();
+    }
+}
+
 /// Authenticates, authorizes, rate-limits and audits each request.
 pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(route) = req
@@ -239,7 +281,8 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         .map(|c| c.0.ip().to_string());
     let caller = auth::authenticate(&state, req.headers()).await;
 
-    // Limit first, so guessing credentials is limited per address too.
+    // Callers without valid credentials count against their address, so
+    // guessing credentials is limited too.
     let class = class_of(&method);
     let rate_key = match &caller {
         Ok(Some(p)) => p.rate_key.clone(),
@@ -275,26 +318,53 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
             method, principal.role
         ))
         .into_response()
+    } else if class == "write" {
+        // The handler and its audit entry run in their own task: a request
+        // timeout or a client hanging up drops this future, but not the
+        // change it started, nor its audit entry.
+        req.extensions_mut().insert(principal.clone());
+        let request_id = current_request_id();
+        let task = crate::request_id::scope(request_id.clone(), async move {
+            let response = next.run(req).await;
+            audit(
+                &state,
+                &principal,
+                &rule,
+                &method,
+                path,
+                client_ip,
+                request_id,
+                outcome(&response),
+            )
+            .await;
+            response
+        });
+        return match tokio::spawn(task.instrument(tracing::Span::current())).await {
+            Ok(mut response) => {
+                if let Some((rate, decision)) = &limit {
+                    rate_headers(&mut response, *rate, decision);
+                }
+                response
+            }
+            Err(e) => ApiError::Internal(anyhow::anyhow!("handler task failed: {e}")).into_response(),
+        };
     } else {
         req.extensions_mut().insert(principal.clone());
         next.run(req).await
     };
     if class == "write" {
-        let entry = Entry {
-            actor: principal.actor.clone(),
-            role: principal.role.to_string(),
-            auth: principal.method.as_str().to_owned(),
-            action: rule.action.clone(),
-            method: method.to_string(),
+        let request_id = current_request_id();
+        audit(
+            &state,
+            &principal,
+            &rule,
+            &method,
             path,
-            target: response.extensions().get::<AuditTarget>().map(|t| t.0.clone()),
-            status: response.status(),
-            request_id: current_request_id(),
             client_ip,
-        };
-        if !state.audit.record(entry).await {
-            state.metrics.audit_failed();
-        }
+            request_id,
+            outcome(&response),
+        )
+        .await;
     }
     if let Some((rate, decision)) = &limit {
         rate_headers(&mut response, *rate, decision);

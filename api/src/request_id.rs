@@ -21,6 +21,38 @@ tokio::task_local! {
     static REQUEST_ID: String;
 }
 
+/// Runs `fut` with `id` as the current request id (for work a request
+/// hands to a spawned task).
+pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
+    REQUEST_ID.scope(id, fut).await
+}
+
+/// A metrics label for `method`: the standard methods, else `other` (any
+/// token is a valid method, and each would otherwise be a new series).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .iter()
+    .find(|m| *m == method)
+    .map_or("other", |m| match m.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        _ => "OPTIONS",
+    })
+}
+
 /// The current request's id ("" outside a request).
 pub fn current_request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
@@ -38,11 +70,19 @@ async fn into_envelope(response: Response) -> Response {
         return response;
     }
     let status = response.status();
-    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    crate::error::envelope_for(status, &text)
+    let mut envelope = crate::error::envelope_for(status, &text);
+    // Keep the security, CORS and rate-limit headers of the original.
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            envelope.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    envelope
 }
 
 fn acceptable(v: &str) -> bool {
@@ -61,7 +101,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_owned();
     let span = tracing::info_span!("request", request_id = %id, %method, route = %route);
     let start = Instant::now();
     let mut response = REQUEST_ID

@@ -693,12 +693,19 @@ impl Reader<'_> {
             );
         }
         let jwks_url = self.optional("HANGAR_JWT_JWKS_URL");
+        // Keys fetched over plain HTTP could be swapped on the way: only
+        // loopback (a local sidecar, the tests) may use http://.
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
         if let Some(u) = &jwks_url
-            && !(u.starts_with("https://") || u.starts_with("http://"))
+            && !(u.starts_with("https://")
+                || loopback.iter().any(|l| {
+                    u.strip_prefix(l)
+                        .is_some_and(|r| r.is_empty() || r.starts_with([':', '/']))
+                }))
         {
             self.problem(
                 "HANGAR_JWT_JWKS_URL",
-                "not a URL starting with https:// or http://".into(),
+                "must start with https:// (http:// only for 127.0.0.1, localhost or [::1])".into(),
             );
         }
         let jwt = JwtConfig {

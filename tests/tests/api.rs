@@ -82,6 +82,7 @@ async fn bad_requests_get_the_envelope_naming_the_field() {
     let r = app
         .http
         .post(format!("{}/api/v1/jobs", app.base))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await
@@ -252,7 +253,8 @@ async fn a_client_that_hangs_up_mid_request_never_leaves_a_recorded_job_out_of_t
     let addr = app.base.trim_start_matches("http://").to_owned();
     let body = r#"{"kind":"system.noop"}"#;
     let request = format!(
-        "POST /api/v1/jobs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST /api/v1/jobs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        hangar_tests::token("hang-up", "operator"),
         body.len()
     );
     for _ in 0..100 {

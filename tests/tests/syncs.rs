@@ -144,6 +144,7 @@ async fn bad_sync_requests_name_the_field() {
     let r = app
         .http
         .post(format!("{}/api/v1/syncs/workspaces", app.base))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await

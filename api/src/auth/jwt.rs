@@ -154,6 +154,7 @@ impl JwtVerifier {
             url: url.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
             refresh: config.jwks_refresh,

@@ -47,7 +47,12 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         match tokio::time::timeout(timeout, hangar_shared::db::pending_migrations(&state.pool)).await {
             Ok(Ok(0)) => Ok(()),
             Ok(Ok(n)) => Err(format!("{n} migration(s) not applied; run `hangar-api migrate`")),
-            Ok(Err(e)) => Err(format!("unreachable: {e}")),
+            Ok(Err(e)) => {
+                // The cause (host names, user names) goes to the log, not to
+                // an unauthenticated caller.
+                tracing::warn!(error = %e, "readiness: postgres unreachable");
+                Err("unreachable".to_owned())
+            }
             Err(_) => Err(format!("no answer within {timeout:?}")),
         };
     let redis = match state.queues.values().next() {
