@@ -311,21 +311,21 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         Err(e) => return unauthorized(&state, &e),
     };
     let path = req.uri().path().to_owned();
-    let mut response = if principal.role < needed {
+    let request_id = current_request_id();
+    let forbidden = (principal.role < needed).then(|| {
         state.metrics.auth_failed("forbidden");
-        ApiError::Forbidden(format!(
-            "{} {route} needs the {needed} role; your credentials carry {}",
-            method, principal.role
-        ))
-        .into_response()
-    } else if class == "write" {
-        // The handler and its audit entry run in their own task: a request
-        // timeout or a client hanging up drops this future, but not the
-        // change it started, nor its audit entry.
-        req.extensions_mut().insert(principal.clone());
-        let request_id = current_request_id();
-        let task = crate::request_id::scope(request_id.clone(), async move {
-            let response = next.run(req).await;
+        format!(
+            "{method} {route} needs the {needed} role; your credentials carry {}",
+            principal.role
+        )
+    });
+    req.extensions_mut().insert(principal.clone());
+    let served = crate::request_id::scope(request_id.clone(), async move {
+        let response = match forbidden {
+            Some(message) => ApiError::Forbidden(message).into_response(),
+            None => next.run(req).await,
+        };
+        if class == "write" {
             audit(
                 &state,
                 &principal,
@@ -337,35 +337,20 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
                 outcome(&response),
             )
             .await;
-            response
-        });
-        return match tokio::spawn(task.instrument(tracing::Span::current())).await {
-            Ok(mut response) => {
-                if let Some((rate, decision)) = &limit {
-                    rate_headers(&mut response, *rate, decision);
-                }
-                response
-            }
+        }
+        response
+    });
+    // A write and its audit entry run in their own task: a request timeout
+    // or a client hanging up drops this future, but not the change it
+    // started, nor its audit entry.
+    let mut response = if class == "write" {
+        match tokio::spawn(served.instrument(tracing::Span::current())).await {
+            Ok(response) => response,
             Err(e) => ApiError::Internal(anyhow::anyhow!("handler task failed: {e}")).into_response(),
-        };
+        }
     } else {
-        req.extensions_mut().insert(principal.clone());
-        next.run(req).await
+        served.await
     };
-    if class == "write" {
-        let request_id = current_request_id();
-        audit(
-            &state,
-            &principal,
-            &rule,
-            &method,
-            path,
-            client_ip,
-            request_id,
-            outcome(&response),
-        )
-        .await;
-    }
     if let Some((rate, decision)) = &limit {
         rate_headers(&mut response, *rate, decision);
     }
