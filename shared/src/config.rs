@@ -12,6 +12,11 @@ use std::{collections::BTreeMap, fmt, net::SocketAddr, time::Duration};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret read from somewhere other than a HANGAR_ variable.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
     /// The secret itself, for the one place that needs it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -228,6 +233,15 @@ pub fn is_region_name(r: &str) -> bool {
             .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Inference settings: the model registry and its health probes.
+#[derive(Debug, Clone)]
+pub struct InferenceConfig {
+    /// Every configured model server.
+    pub models: crate::models::ModelRegistry,
+    /// How often each process probes every model's health.
+    pub probe_interval: Duration,
+}
+
 /// Logging settings.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -252,6 +266,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// AWS syncs.
     pub aws: AwsConfig,
+    /// Model servers for inference jobs.
+    pub inference: InferenceConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -519,6 +535,16 @@ pub const VARS: &[Var] = &[
         doc: "Cost Explorer requests allowed per account per month (each costs $0.01)",
     },
     Var {
+        name: "HANGAR_MODELS_FILE",
+        default: Some(""),
+        doc: "TOML file of model servers for inference jobs ([[model]] tables); empty: no models",
+    },
+    Var {
+        name: "HANGAR_MODEL_PROBE_SECS",
+        default: Some("10"),
+        doc: "how often every process probes each model server's health (s)",
+    },
+    Var {
         name: "HANGAR_LOG_FORMAT",
         default: Some("pretty"),
         doc: "pretty or json",
@@ -779,6 +805,30 @@ impl Reader<'_> {
         regions
     }
 
+    fn inference(&mut self) -> InferenceConfig {
+        let probe_interval = self.secs("HANGAR_MODEL_PROBE_SECS", 1, 3600);
+        let models = match self.raw("HANGAR_MODELS_FILE").filter(|f| !f.is_empty()) {
+            None => crate::models::ModelRegistry::default(),
+            Some(path) => match std::fs::read_to_string(&path) {
+                Err(e) => {
+                    self.problem("HANGAR_MODELS_FILE", format!("cannot read {path}: {e}"));
+                    crate::models::ModelRegistry::default()
+                }
+                Ok(text) => match crate::models::ModelRegistry::parse(&text, self.lookup) {
+                    Ok(r) => r,
+                    Err(problems) => {
+                        self.problem("HANGAR_MODELS_FILE", format!("{path}: {}", problems.join("; ")));
+                        crate::models::ModelRegistry::default()
+                    }
+                },
+            },
+        };
+        InferenceConfig {
+            models,
+            probe_interval,
+        }
+    }
+
     fn aws(&mut self) -> AwsConfig {
         let default_regions = self.regions("HANGAR_AWS_REGIONS");
         let text = self.raw("HANGAR_AWS_ACCOUNTS").unwrap_or_default();
@@ -958,6 +1008,7 @@ impl Config {
             );
         }
         let aws = r.aws();
+        let inference = r.inference();
         let format = match r.raw("HANGAR_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
             Some("pretty") | None => LogFormat::Pretty,
@@ -983,6 +1034,7 @@ impl Config {
             worker,
             scheduler,
             aws,
+            inference,
             log: LogConfig { format, level },
         })
     }
@@ -1003,7 +1055,7 @@ impl Config {
             .map(|(q, n)| format!("{q}={n}"))
             .collect();
         format!(
-            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url>, prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  log: {:?} {}",
+            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url>, prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  models: {}\n  log: {:?} {}",
             self.database.min_connections,
             self.database.max_connections,
             self.database.acquire_timeout,
@@ -1020,6 +1072,16 @@ impl Config {
                 .map(|a| format!("{} ({})", a.name, a.regions.join(",")))
                 .collect::<Vec<_>>()
                 .join("; "),
+            if self.inference.models.is_empty() {
+                "none".to_owned()
+            } else {
+                self.inference
+                    .models
+                    .iter()
+                    .map(|m| format!("{} ({}, {} in flight)", m.name, m.base_url, m.max_in_flight))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
             self.log.format,
             self.log.level,
         )

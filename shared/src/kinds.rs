@@ -27,6 +27,8 @@ pub const SYNC_WORKSPACES: &str = "sync.workspaces";
 pub const SYNC_CLOUDTRAIL: &str = "sync.cloudtrail";
 /// `sync.billing`: daily costs from Cost Explorer.
 pub const SYNC_BILLING: &str = "sync.billing";
+/// `inference.chat`: a chat completion on a configured model server.
+pub const INFERENCE_CHAT: &str = "inference.chat";
 /// The region recorded for account-wide data (Cost Explorer is global).
 pub const GLOBAL_REGION: &str = "global";
 
@@ -217,7 +219,27 @@ pub const KINDS: &[KindSpec] = &[
         queue: QUEUE_SYNC,
         validate: validate_billing_sync,
     },
+    KindSpec {
+        name: INFERENCE_CHAT,
+        queue: QUEUE_INFERENCE,
+        validate: crate::chat::validate_shape,
+    },
 ];
+
+/// Validates `payload` for `spec` completely: its shape, then what depends
+/// on the deployment (an inference job's model must be configured, and its
+/// `max_tokens` within that model's cap; defaults are filled in).
+pub fn validate_for(
+    spec: &KindSpec,
+    payload: &Value,
+    models: &crate::models::ModelRegistry,
+) -> Result<Value, PayloadError> {
+    let payload = spec.validate(payload)?;
+    match spec.name {
+        INFERENCE_CHAT => crate::chat::validate_for_model(&payload, models),
+        _ => Ok(payload),
+    }
+}
 
 /// Retry policies by kind, used by the API (max attempts recorded with each
 /// job) and the worker (backoff between attempts). Built once.
@@ -242,6 +264,17 @@ pub fn retry_policies() -> &'static hangar_queue::RetryPolicies {
             .with(SYNC_WORKSPACES, sync)
             .with(SYNC_CLOUDTRAIL, sync)
             .with(SYNC_BILLING, sync)
+            // Transient model-server failures are retried inside the
+            // attempt (with backoff); a failed attempt has exhausted them,
+            // and a worker whose model is down stops leasing anyway.
+            .with(
+                INFERENCE_CHAT,
+                hangar_queue::RetryPolicy {
+                    max_attempts: 1,
+                    base: std::time::Duration::from_secs(2),
+                    cap: std::time::Duration::from_secs(30),
+                },
+            )
     });
     &POLICIES
 }
@@ -312,7 +345,7 @@ fn validate_sleep(payload: &Value) -> Result<Value, PayloadError> {
     Ok(to_value(&p))
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> PayloadError {
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> PayloadError {
     PayloadError {
         field: field.into(),
         message: message.into(),

@@ -1,9 +1,11 @@
 //! What every Hangar binary shares: typed configuration from the environment,
 //! telemetry, the job kinds and their payload validation, and database access.
 
+pub mod chat;
 pub mod config;
 pub mod db;
 pub mod kinds;
+pub mod models;
 pub mod schedule;
 pub mod shutdown;
 pub mod telemetry;
