@@ -76,7 +76,9 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let jwt = auth::jwt::JwtVerifier::new(&security.jwt)?;
     jwt.spawn_refresh();
     let redis = config.redis_settings().connect().await?;
-    let rate_limiter = hangar_queue::RateLimiter::new(redis, &config.redis.prefix);
+    let rate_limiter = hangar_queue::RateLimiter::new(redis.clone(), &config.redis.prefix);
+    let models = hangar_inference::ModelMonitor::start(&config.inference.models, config.inference.probe_interval);
+    metrics.watch_models(models.clone());
     let audit = audit::AuditLog::start(pool.clone());
     Ok(AppState {
         policy,
@@ -89,6 +91,8 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         enqueuer,
         file_schedules,
+        models,
+        redis,
     })
 }
 

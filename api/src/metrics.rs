@@ -24,6 +24,7 @@ pub struct Metrics {
     rate_limited: Family<Labels, Counter>,
     rate_limit_errors: Counter,
     audit_failures: Counter,
+    models: hangar_inference::HealthCollector,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,7 +109,10 @@ impl Default for Metrics {
             "PostgreSQL pool connections by state (in_use, idle)",
             db_pool.clone(),
         );
+        let models = hangar_inference::HealthCollector::default();
+        registry.register_collector(Box::new(models.clone()));
         Self {
+            models,
             registry,
             requests,
             latency,
@@ -122,6 +126,13 @@ impl Default for Metrics {
             rate_limit_errors,
             audit_failures,
         }
+    }
+}
+
+impl Metrics {
+    /// Exports the readiness of `monitor`'s models (once).
+    pub fn watch_models(&self, monitor: hangar_inference::ModelMonitor) {
+        let _ = self.models.0.set(monitor);
     }
 }
 

@@ -37,6 +37,7 @@ use crate::{routes::*, state::AppState};
         (name = "queues", description = "Queue depth and dead jobs"),
         (name = "api-keys", description = "Keys for automation"),
         (name = "audit", description = "Who changed what"),
+        (name = "inference", description = "Chat completions on model servers, their health, token streams and conversations"),
     ),
 )]
 pub struct ApiDoc;
@@ -163,6 +164,11 @@ pub fn routes() -> (axum::Router<AppState>, openapi::OpenApi) {
         .routes(routes!(api_keys::list, api_keys::create))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(audit_log::list))
+        .routes(routes!(models::list))
+        .routes(routes!(models::get))
+        .routes(routes!(inference::chat))
+        .routes(routes!(inference::conversation))
+        .routes(routes!(inference::stream))
         .split_for_parts();
     // After the routes are in: the modifiers of `ApiDoc` run before.
     CommonErrors.modify(&mut doc);

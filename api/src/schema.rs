@@ -531,3 +531,120 @@ pub struct AuditLogPage {
     /// Next page's cursor; null on the last page.
     pub next_cursor: Option<String>,
 }
+
+/// A chat message.
+#[derive(ToSchema)]
+pub struct ChatMessage {
+    /// `system` (first only), `user` or `assistant`.
+    #[schema(example = "user")]
+    pub role: String,
+    /// What was said (1-100,000 characters).
+    pub content: String,
+}
+
+/// An `inference.chat` request: `messages` for a new conversation, or
+/// `conversation_id` with `message` to continue one. Unknown fields are refused.
+#[derive(ToSchema)]
+pub struct ChatRequest {
+    /// A configured model (see `/api/models`).
+    #[schema(example = "phi3")]
+    pub model: String,
+    /// The conversation so far, ending with the user's message (1-256).
+    pub messages: Option<Vec<ChatMessage>>,
+    /// A conversation to continue.
+    pub conversation_id: Option<String>,
+    /// The user's next message in `conversation_id`.
+    pub message: Option<String>,
+    /// 0-2; the model's default when absent.
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f64>,
+    /// (0, 1]; the model's default when absent.
+    #[schema(exclusive_minimum = 0, maximum = 1)]
+    pub top_p: Option<f64>,
+    /// 1 to the model's `max_tokens_cap`.
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<u32>,
+    /// Up to 4 strings (1-64 characters) that end generation.
+    pub stop: Option<Vec<String>>,
+    /// Sampling seed (0-4294967295), for repeatable output.
+    pub seed: Option<u32>,
+}
+
+/// A chat job accepted.
+#[derive(ToSchema)]
+pub struct ChatAccepted {
+    /// The job.
+    pub job: Job,
+    /// The conversation this job adds to (its own id for a new one).
+    pub conversation_id: String,
+    /// Server-sent events of the job's tokens.
+    pub stream_url: String,
+}
+
+/// A conversation.
+#[derive(ToSchema)]
+pub struct Conversation {
+    /// Its id (the job that started it).
+    pub id: String,
+    /// The model it started on.
+    pub model: String,
+    /// Who started it.
+    pub created_by: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Last turn.
+    pub updated_at: DateTime<Utc>,
+    /// Every turn, oldest first.
+    pub messages: Vec<ChatMessage>,
+}
+
+/// A model's cached health.
+#[derive(ToSchema)]
+pub struct ModelHealth {
+    /// `unknown`, `healthy`, `warming` or `unhealthy`.
+    pub status: String,
+    /// Healthy and warmed up: workers take its jobs.
+    pub ready: bool,
+    /// The last warm-up (a `max_tokens: 1` request) succeeded.
+    pub warmed_up: bool,
+    /// The last probe's round trip.
+    pub latency_ms: Option<u64>,
+    /// Failed probes or requests since it last answered.
+    pub consecutive_failures: u32,
+    /// The most recent failure.
+    pub last_error: Option<String>,
+    /// Last probe.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// Last successful probe.
+    pub healthy_at: Option<DateTime<Utc>>,
+    /// The server's per-slot context, when it reports it.
+    pub server_context: Option<u64>,
+}
+
+/// A configured model.
+#[derive(ToSchema)]
+pub struct Model {
+    /// Its name in jobs.
+    pub name: String,
+    /// The server.
+    pub base_url: String,
+    /// The model id sent upstream.
+    pub upstream_model: String,
+    /// Cached health.
+    pub health: ModelHealth,
+    /// Context size, caps, timeouts and default generation parameters.
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    /// Requests in flight across every worker (null if Redis is unreachable).
+    pub in_flight: Option<u32>,
+    /// Queued and running jobs, and last hour's outcomes and success rate.
+    #[schema(value_type = Object)]
+    pub jobs: serde_json::Value,
+}
+
+/// Every configured model.
+#[derive(ToSchema)]
+pub struct ModelList {
+    /// In name order.
+    pub items: Vec<Model>,
+}

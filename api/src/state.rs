@@ -31,6 +31,10 @@ pub struct AppState {
     pub rate_limiter: hangar_queue::RateLimiter,
     /// The audit log writer.
     pub audit: AuditLog,
+    /// Model health, probed in the background.
+    pub models: hangar_inference::ModelMonitor,
+    /// A shared Redis connection (semaphore counts).
+    pub redis: redis::aio::ConnectionManager,
 }
 
 impl AppState {

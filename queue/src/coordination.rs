@@ -210,3 +210,80 @@ impl LeaseLock {
         Ok(held == 1)
     }
 }
+
+static SEMAPHORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/semaphore.lua")));
+
+/// A counting semaphore shared by every process through Redis: at most
+/// `capacity` holders at once (a model server's slots, across all worker
+/// replicas). Each holder's slot has a lease that it renews while it works;
+/// a holder that dies (killed with -9) loses its slot when the lease
+/// lapses, so a crash never leaks capacity for longer than one lease.
+#[derive(Clone)]
+pub struct DistributedSemaphore {
+    conn: ConnectionManager,
+    key: String,
+    capacity: u32,
+    lease: Duration,
+}
+
+impl std::fmt::Debug for DistributedSemaphore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistributedSemaphore")
+            .field("key", &self.key)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl DistributedSemaphore {
+    /// The semaphore `{prefix}:sem:{name}` with `capacity` slots.
+    pub fn new(conn: ConnectionManager, prefix: &str, name: &str, capacity: u32, lease: Duration) -> Self {
+        Self {
+            conn,
+            key: format!("{prefix}:sem:{name}"),
+            capacity: capacity.max(1),
+            lease,
+        }
+    }
+
+    /// Slots in total.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// The lease each slot is held for between renewals.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    async fn call(&self, op: &str, token: &str) -> Result<i64> {
+        Ok(SEMAPHORE
+            .key(&self.key)
+            .arg(op)
+            .arg(token)
+            .arg(self.lease.as_millis().max(1) as u64)
+            .arg(self.capacity)
+            .invoke_async(&mut self.conn.clone())
+            .await?)
+    }
+
+    /// Takes a slot for `token` if one is free (or `token` already has one).
+    pub async fn try_acquire(&self, token: &str) -> Result<bool> {
+        Ok(self.call("acquire", token).await? == 1)
+    }
+
+    /// Extends `token`'s lease; `false` if its slot lapsed and was lost.
+    pub async fn renew(&self, token: &str) -> Result<bool> {
+        Ok(self.call("renew", token).await? == 1)
+    }
+
+    /// Gives `token`'s slot back.
+    pub async fn release(&self, token: &str) -> Result<bool> {
+        Ok(self.call("release", token).await? == 1)
+    }
+
+    /// Slots held right now (expired leases not counted).
+    pub async fn in_use(&self) -> Result<u32> {
+        Ok(self.call("count", "").await?.max(0) as u32)
+    }
+}

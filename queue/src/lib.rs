@@ -13,7 +13,7 @@ mod scripts;
 mod worker;
 
 pub use connection::RedisSettings;
-pub use coordination::{LeaseLock, LockOutcome, Rate, RateDecision, RateLimiter};
+pub use coordination::{DistributedSemaphore, LeaseLock, LockOutcome, Rate, RateDecision, RateLimiter};
 pub use error::{QueueError, Result};
 pub use identity::WorkerId;
 pub use job::{CancelOutcome, Enqueued, ErrorRecord, JobState, JobStatus, NewJob, QueueCounts};

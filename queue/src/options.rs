@@ -58,6 +58,11 @@ pub struct WorkerOptions {
     pub outage_limit: Option<Duration>,
     /// Most outcomes recorded in one script call.
     pub ack_batch: usize,
+    /// While this reads `false`, nothing new is claimed (jobs already held
+    /// run on). Inference workers close it while their model server is
+    /// down or not yet warmed up, so jobs wait in the queue instead of
+    /// failing. `None`: always open.
+    pub gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Default for WorkerOptions {
@@ -72,6 +77,7 @@ impl Default for WorkerOptions {
             retention: Retention::default(),
             outage_limit: None,
             ack_batch: 256,
+            gate: None,
         }
     }
 }

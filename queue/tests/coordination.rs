@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestQueue, redis_url};
-use hangar_queue::{LeaseLock, LockOutcome, Rate, RateLimiter, RedisSettings};
+use hangar_queue::{DistributedSemaphore, LeaseLock, LockOutcome, Rate, RateLimiter, RedisSettings};
 
 async fn connection() -> redis::aio::ConnectionManager {
     RedisSettings::new(redis_url()).connect().await.unwrap()
@@ -119,4 +119,44 @@ async fn a_later_delivery_of_the_same_job_takes_the_lock_over_and_the_stale_one_
         LockOutcome::HeldBy("job-1#2".into())
     );
     assert!(second.renew().await.unwrap());
+}
+
+#[tokio::test]
+async fn the_semaphore_caps_holders_across_replicas_and_a_dead_holder_lapses() {
+    let t = TestQueue::new("sem").await;
+    let lease = Duration::from_millis(400);
+    let replicas = [
+        DistributedSemaphore::new(connection().await, &t.prefix, "model:tiny", 2, lease),
+        DistributedSemaphore::new(connection().await, &t.prefix, "model:tiny", 2, lease),
+    ];
+    // 20 would-be holders race for 2 slots.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let sem = replicas[i % 2].clone();
+        tasks.push(tokio::spawn(async move { sem.try_acquire(&format!("job{i}")).await.unwrap() }));
+    }
+    let mut winners = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        if task.await.unwrap() {
+            winners.push(format!("job{i}"));
+        }
+    }
+    assert_eq!(winners.len(), 2, "exactly the capacity, whatever the interleaving");
+    assert_eq!(replicas[0].in_use().await.unwrap(), 2);
+    // A holder asking again keeps its slot; a newcomer still waits.
+    assert!(replicas[1].try_acquire(&winners[0]).await.unwrap());
+    assert!(!replicas[1].try_acquire("late").await.unwrap());
+    // Releasing frees a slot at once.
+    assert!(replicas[0].release(&winners[0]).await.unwrap());
+    assert!(replicas[1].try_acquire("late").await.unwrap());
+    // The other winner "dies" (stops renewing) while "late" keeps renewing:
+    // after a lease only the renewer holds a slot.
+    for _ in 0..4 {
+        tokio::time::sleep(lease / 4).await;
+        assert!(replicas[1].renew("late").await.unwrap());
+    }
+    tokio::time::sleep(lease / 4).await;
+    assert!(!replicas[0].renew(&winners[1]).await.unwrap(), "the silent holder's lease lapsed");
+    assert_eq!(replicas[0].in_use().await.unwrap(), 1);
+    assert!(replicas[0].try_acquire("next").await.unwrap());
 }

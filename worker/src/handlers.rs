@@ -7,6 +7,7 @@ use std::{
 };
 
 use apalis_core::{error::BoxDynError, task::data::Data};
+use hangar_inference::{ChatFailure, ChatRunner};
 use hangar_queue::{JobContext, permanent};
 use hangar_shared::kinds::{self, SleepPayload};
 use hangar_sync::{SyncError, Syncer};
@@ -21,6 +22,7 @@ pub async fn dispatch(
     job: JobContext,
     metrics: Data<Arc<WorkerMetrics>>,
     syncer: Data<Arc<Syncer>>,
+    inference: Data<Arc<ChatRunner>>,
 ) -> Result<Value, BoxDynError> {
     metrics.started(job.kind());
     let start = Instant::now();
@@ -43,6 +45,14 @@ pub async fn dispatch(
         kinds::SYNC_BILLING => match decode(&payload) {
             Ok(p) => sync_result(Box::pin(syncer.sync_billing(job.id(), job.deliveries(), &p, &job)).await),
             Err(e) => Err(e),
+        },
+        kinds::INFERENCE_CHAT => match inference.run(&job, &payload).await {
+            Ok(v) => Ok(v),
+            Err(ChatFailure::Cancelled) => Err("cancelled while generating".into()),
+            Err(ChatFailure::Permanent(m)) => {
+                tracing::error!(error = %m, "inference failed");
+                Err(permanent(m).into())
+            }
         },
         other => Err(permanent(format!("this worker has no handler for kind {other:?}")).into()),
     };

@@ -10,7 +10,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis_core::worker::builder::WorkerBuilder;
 use hangar_queue::{BackendHandle, HangarBackend, WorkerOptions};
-use hangar_shared::{Config, db};
+use hangar_inference::{ChatRunner, ModelMonitor};
+use hangar_shared::{Config, db, kinds};
 use serde_json::Value;
 use tokio::{sync::watch, task::JoinSet};
 
@@ -31,6 +32,32 @@ pub fn queue_options(config: &Config, concurrency: usize) -> WorkerOptions {
         outage_limit: Some(config.redis.outage_limit),
         ..WorkerOptions::default()
     }
+}
+
+/// The inference job runner and its model monitor (which probes only when
+/// this worker serves the inference queue).
+async fn inference_runner(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    metrics: &WorkerMetrics,
+) -> anyhow::Result<(Arc<ChatRunner>, ModelMonitor)> {
+    let serves = config.worker.queues.iter().any(|(q, _)| q == kinds::QUEUE_INFERENCE);
+    let registry = if serves {
+        config.inference.models.clone()
+    } else {
+        hangar_shared::models::ModelRegistry::default()
+    };
+    let monitor = ModelMonitor::start(&registry, config.inference.probe_interval);
+    metrics.watch_models(monitor.clone());
+    let runner = ChatRunner::new(
+        registry,
+        monitor.clone(),
+        pool.clone(),
+        config.redis_settings().connect().await?,
+        &config.redis.prefix,
+        metrics.inference(),
+    );
+    Ok((Arc::new(runner), monitor))
 }
 
 /// Runs every configured queue until `shutdown` resolves, then drains:
@@ -60,11 +87,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         config.aws.clone(),
         metrics.sync(),
     ));
+    let inference = inference_runner(&config, &pool, &metrics).await?;
     for (name, concurrency) in &config.worker.queues {
         let queue = queues
             .remove(name)
             .ok_or_else(|| anyhow::anyhow!("queue {name} not opened"))?;
-        let backend = HangarBackend::<Value>::new(queue, queue_options(&config, *concurrency))?
+        let mut options = queue_options(&config, *concurrency);
+        if name == kinds::QUEUE_INFERENCE {
+            // Lease inference jobs only while a model is up and warmed up:
+            // while the server is down they wait in the queue, not die.
+            options.gate = Some(inference.1.any_ready());
+            if config.inference.models.is_empty() {
+                tracing::warn!("serving the inference queue with no models configured (HANGAR_MODELS_FILE); inference jobs will wait");
+            }
+        }
+        let backend = HangarBackend::<Value>::new(queue, options)?
             .with_outcome_sink(outcomes_tx.clone());
         let handle = backend.handle();
         tracing::info!(queue = %name, concurrency, worker = %handle.worker_id(), "serving queue");
@@ -74,6 +111,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             .backend(backend)
             .data(metrics.clone())
             .data(syncer.clone())
+            .data(inference.0.clone())
             .build(handlers::dispatch);
         let mut stop = stop_rx.clone();
         let name = name.clone();

@@ -26,6 +26,8 @@ pub struct WorkerMetrics {
     persist_errors: Counter,
     engines: Arc<Mutex<Vec<(String, BackendHandle)>>>,
     sync: Arc<hangar_sync::SyncMetrics>,
+    inference: Arc<hangar_inference::InferenceMetrics>,
+    models: hangar_inference::HealthCollector,
 }
 
 /// The queue engine's own counters (everything that can go wrong below the
@@ -117,7 +119,13 @@ impl Default for WorkerMetrics {
         registry.register_collector(Box::new(EngineEvents(engines.clone())));
         let sync = Arc::new(hangar_sync::SyncMetrics::default());
         sync.register(&mut registry);
+        let inference = Arc::new(hangar_inference::InferenceMetrics::default());
+        inference.register(&mut registry);
+        let models = hangar_inference::HealthCollector::default();
+        registry.register_collector(Box::new(models.clone()));
         Self {
+            inference,
+            models,
             registry,
             started,
             handler_results,
@@ -135,6 +143,16 @@ fn kind_label(kind: &str) -> Labels {
 }
 
 impl WorkerMetrics {
+    /// The inference jobs' metrics (registered with the rest).
+    pub fn inference(&self) -> Arc<hangar_inference::InferenceMetrics> {
+        self.inference.clone()
+    }
+
+    /// Exports the readiness of `monitor`'s models (once; later calls are ignored).
+    pub fn watch_models(&self, monitor: hangar_inference::ModelMonitor) {
+        let _ = self.models.0.set(monitor);
+    }
+
     /// Exports the queue engine counters of `queue`'s backend.
     pub fn watch(&self, queue: &str, handle: BackendHandle) {
         if let Ok(mut e) = self.engines.lock() {

@@ -114,8 +114,11 @@ pub async fn create(
             format!("unknown kind {kind_name:?}; known: {}", known.join(", ")),
         ));
     };
-    let payload = spec
-        .validate(obj.get("payload").unwrap_or(&json!({})))
+    let payload = kinds::validate_for(
+        spec,
+        obj.get("payload").unwrap_or(&json!({})),
+        &state.config.inference.models,
+    )
         .map_err(|e| {
             ApiError::invalid(
                 if e.field.is_empty() {
@@ -207,14 +210,14 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 }
 
 /// The job's record, or 404.
-async fn recorded_job(state: &AppState, id: &str) -> Result<JobRun, ApiError> {
+pub(crate) async fn recorded_job(state: &AppState, id: &str) -> Result<JobRun, ApiError> {
     db::get_job(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
 }
 
 /// The job's record and the queue it runs on.
-async fn job_and_queue<'s>(
+pub(crate) async fn job_and_queue<'s>(
     state: &'s AppState,
     id: &str,
 ) -> Result<(JobRun, &'s hangar_queue::Queue), ApiError> {

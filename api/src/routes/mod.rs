@@ -3,8 +3,10 @@
 pub mod api_keys;
 pub mod audit_log;
 pub mod health;
+pub mod inference;
 pub mod inventory;
 pub mod jobs;
+pub mod models;
 pub mod queues;
 pub mod schedules;
 pub mod syncs;

@@ -97,6 +97,17 @@ impl Fetcher {
                 self.stop.cancelled().await;
                 return;
             }
+            if let Some(gate) = &self.options.gate
+                && !*gate.borrow()
+            {
+                tracing::info!(queue = %self.queue.name(), "fetch gate closed; not leasing until it opens");
+                let mut gate = gate.clone();
+                tokio::select! {
+                    r = gate.wait_for(|open| *open) => if r.is_err() { return },
+                    () = self.stop.cancelled() => return,
+                }
+                tracing::info!(queue = %self.queue.name(), "fetch gate open; leasing again");
+            }
             let mut permits = vec![first];
             while permits.len() < self.options.fetch_batch {
                 match self.slots.clone().try_acquire_owned() {

@@ -1,0 +1,449 @@
+//! One `inference.chat` job, start to finish: decode and re-check the
+//! payload, load the conversation, fit it into the context, take a server
+//! slot (capped across every worker), stream the completion with retries,
+//! publish tokens as they come, store the new turn, and answer the result.
+
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
+
+use hangar_queue::{DistributedSemaphore, JobContext};
+use hangar_shared::{
+    chat::{ChatMessage, ChatPayload, Role},
+    kinds,
+    models::{ModelConfig, ModelRegistry},
+};
+use redis::aio::ConnectionManager;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::{
+    client::{ChatRequest, Completion, ModelClient, context_overflow_message},
+    context::{self, estimate_tokens},
+    error::InferenceError,
+    health::ModelMonitor,
+    metrics::InferenceMetrics,
+    tokens,
+};
+
+/// How a job ended, when not with a result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatFailure {
+    /// Cannot succeed as asked: do not run again.
+    #[error("{0}")]
+    Permanent(String),
+    /// The job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The semaphore lease: long enough to ride out a Redis hiccup, short
+/// enough that a killed worker's slot comes back quickly.
+const SLOT_LEASE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Runs `inference.chat` jobs.
+#[derive(Clone)]
+pub struct ChatRunner {
+    registry: ModelRegistry,
+    monitor: ModelMonitor,
+    pool: PgPool,
+    redis: ConnectionManager,
+    prefix: String,
+    metrics: Arc<InferenceMetrics>,
+    slots: Arc<BTreeMap<String, DistributedSemaphore>>,
+}
+
+impl std::fmt::Debug for ChatRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatRunner").field("monitor", &self.monitor).finish()
+    }
+}
+
+/// The semaphore that caps model `name`'s requests in flight.
+pub fn slot_semaphore(conn: ConnectionManager, prefix: &str, model: &ModelConfig) -> DistributedSemaphore {
+    DistributedSemaphore::new(
+        conn,
+        prefix,
+        &format!("model:{}", model.name),
+        model.max_in_flight,
+        SLOT_LEASE,
+    )
+}
+
+impl ChatRunner {
+    /// A runner over `registry`'s models, probed by `monitor`.
+    pub fn new(
+        registry: ModelRegistry,
+        monitor: ModelMonitor,
+        pool: PgPool,
+        redis: ConnectionManager,
+        prefix: &str,
+        metrics: Arc<InferenceMetrics>,
+    ) -> Self {
+        let slots = registry
+            .iter()
+            .map(|m| (m.name.clone(), slot_semaphore(redis.clone(), prefix, m)))
+            .collect();
+        Self {
+            registry,
+            monitor,
+            pool,
+            redis,
+            prefix: prefix.to_owned(),
+            metrics,
+            slots: Arc::new(slots),
+        }
+    }
+
+    /// Runs the job. Tokens go to the job's stream as they arrive; the
+    /// final entry (`done` or `error`) is written before this returns.
+    pub async fn run(&self, job: &JobContext, payload: &Value) -> Result<Value, ChatFailure> {
+        let key = tokens::stream_key(&self.prefix, job.id());
+        let outcome = self.run_inner(job, payload, &key).await;
+        let (kind, data, label) = match &outcome {
+            Ok(result) => ("done", result.clone(), "succeeded"),
+            Err(ChatFailure::Cancelled) => ("error", json!({"error": "cancelled", "state": "cancelled"}), "cancelled"),
+            Err(ChatFailure::Permanent(m)) => ("error", json!({"error": m, "state": "dead"}), "failed"),
+        };
+        if let Err(e) = tokens::append(&self.redis, &key, kind, &data).await {
+            tracing::warn!(error = %e, "could not publish the final stream entry; watchers fall back to the job's state");
+        }
+        let model = payload.get("model").and_then(Value::as_str).unwrap_or("?");
+        self.metrics.outcome(model, label);
+        outcome
+    }
+
+    async fn run_inner(&self, job: &JobContext, payload: &Value, key: &str) -> Result<Value, ChatFailure> {
+        let payload = kinds::validate_for(
+            kinds::kind(kinds::INFERENCE_CHAT).ok_or_else(|| ChatFailure::Permanent("kind not registered".into()))?,
+            payload,
+            &self.registry,
+        )
+        .map_err(|e| ChatFailure::Permanent(format!("payload.{}: {}", e.field, e.message)))?;
+        let p: ChatPayload = kinds::decode(&payload)
+            .map_err(|e| ChatFailure::Permanent(format!("payload.{}: {}", e.field, e.message)))?;
+        let model = self
+            .registry
+            .get(&p.model)
+            .ok_or_else(|| ChatFailure::Permanent(format!("model {} is not configured", p.model)))?;
+        let client = self
+            .monitor
+            .client(&model.name)
+            .ok_or_else(|| ChatFailure::Permanent(format!("model {} is not monitored", model.name)))?;
+        let max_tokens = p.max_tokens.unwrap_or(model.defaults.max_tokens);
+
+        // The conversation so far, and the turn this job adds.
+        let (conversation_id, mut history, new_turn) = match (&p.messages, &p.conversation_id) {
+            (Some(messages), _) => (job.id().to_owned(), Vec::new(), messages.clone()),
+            (None, Some(id)) => {
+                let earlier = self.load_conversation(id).await?;
+                let user = ChatMessage {
+                    role: Role::User,
+                    content: p.message.clone().unwrap_or_default(),
+                };
+                (id.clone(), earlier, vec![user])
+            }
+            (None, None) => return Err(ChatFailure::Permanent("payload.messages: missing".into())),
+        };
+        history.extend(new_turn.iter().cloned());
+
+        // Wait for the model to be ready (a worker only leases while one of
+        // its models is; this one may be another).
+        if !self.monitor.is_ready(&model.name) {
+            job.set_progress(json!({"phase": "waiting_for_model", "model": model.name})).await.ok();
+            tokio::select! {
+                () = self.monitor.wait_ready(&model.name) => {}
+                () = tokio::time::sleep(model.request_timeout) => {
+                    let h = self.monitor.health(&model.name).unwrap_or_default();
+                    return Err(ChatFailure::Permanent(format!(
+                        "model {} was not ready within {:?}: {}", model.name, model.request_timeout,
+                        h.last_error.unwrap_or_else(|| h.status.to_owned()))));
+                }
+                () = job.cancelled() => return Err(ChatFailure::Cancelled),
+            }
+        }
+
+        let fitted = self.fit(client, &history, max_tokens).await?;
+        self.metrics.dropped(&model.name, fitted.dropped as u64);
+        let request = ChatRequest {
+            messages: fitted.messages,
+            temperature: p.temperature.unwrap_or(model.defaults.temperature),
+            top_p: p.top_p.unwrap_or(model.defaults.top_p),
+            max_tokens,
+            stop: p.stop.clone().unwrap_or_default(),
+            seed: p.seed,
+        };
+
+        // A server slot, across every worker.
+        let slot_token = format!("{}#{}", job.id(), job.deliveries());
+        let sem = self
+            .slots
+            .get(&model.name)
+            .ok_or_else(|| ChatFailure::Permanent(format!("no semaphore for model {}", model.name)))?;
+        let waited = Instant::now();
+        job.set_progress(json!({"phase": "waiting_for_slot", "model": model.name})).await.ok();
+        tokio::select! {
+            r = acquire(sem, &slot_token) => r.map_err(|e| ChatFailure::Permanent(format!("redis: {e}")))?,
+            () = job.cancelled() => return Err(ChatFailure::Cancelled),
+        }
+        self.metrics.slot_waited(&model.name, waited.elapsed().as_secs_f64());
+        self.metrics.in_flight(&model.name, 1);
+        let renewer = tokio::spawn(renew_slot(sem.clone(), slot_token.clone()));
+        let generated = self.generate(job, client, &request, key).await;
+        renewer.abort();
+        self.metrics.in_flight(&model.name, -1);
+        if let Err(e) = sem.release(&slot_token).await {
+            tracing::warn!(error = %e, "could not release the server slot; its lease frees it shortly");
+        }
+        let (completion, tries) = generated?;
+
+        let prompt = completion.prompt_tokens.unwrap_or(fitted.prompt_tokens as u64);
+        let generated_tokens = completion.completion_tokens.unwrap_or(completion.deltas);
+        self.metrics.tokens(&model.name, prompt, generated_tokens);
+        self.metrics.timings(
+            &model.name,
+            completion.elapsed.as_secs_f64(),
+            completion.first_token.map(|d| d.as_secs_f64()),
+        );
+        let answer = ChatMessage {
+            role: Role::Assistant,
+            content: completion.content.clone(),
+        };
+        self.store_turn(job.id(), &conversation_id, &model.name, p.messages.is_some(), &new_turn, &answer)
+            .await?;
+        tracing::info!(model = %model.name, prompt_tokens = prompt, completion_tokens = generated_tokens,
+            finish_reason = %completion.finish_reason, ms = completion.elapsed.as_millis() as u64, "chat completed");
+        Ok(json!({
+            "model": model.name,
+            "content": completion.content,
+            "finish_reason": completion.finish_reason,
+            "conversation_id": conversation_id,
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": generated_tokens,
+                "total_tokens": prompt + generated_tokens,
+            },
+            "timings": {
+                "slot_wait_ms": waited.elapsed().saturating_sub(completion.elapsed).as_millis() as u64,
+                "first_token_ms": completion.first_token.map(|d| d.as_millis() as u64),
+                "generation_ms": completion.elapsed.as_millis() as u64,
+                "server": completion.server_timings,
+            },
+            "dropped_turns": fitted.dropped,
+            "tries": tries,
+        }))
+    }
+
+    async fn load_conversation(&self, id: &str) -> Result<Vec<ChatMessage>, ChatFailure> {
+        let exists = sqlx::query_scalar!("SELECT count(*) FROM conversations WHERE id = $1", id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| ChatFailure::Permanent(format!("database: {e}")))?;
+        if exists.unwrap_or(0) == 0 {
+            return Err(ChatFailure::Permanent(format!(
+                "payload.conversation_id: no conversation {id}"
+            )));
+        }
+        let rows = sqlx::query!(
+            "SELECT role, content FROM messages WHERE conversation_id = $1 ORDER BY id",
+            id
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| ChatFailure::Permanent(format!("database: {e}")))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(ChatMessage {
+                    role: Role::parse(&r.role)?,
+                    content: r.content,
+                })
+            })
+            .collect())
+    }
+
+    /// Counts each message with the server's tokenizer (or estimates, for
+    /// servers without one) and keeps what fits.
+    async fn fit(
+        &self,
+        client: &ModelClient,
+        history: &[ChatMessage],
+        max_tokens: u32,
+    ) -> Result<context::Fitted, ChatFailure> {
+        let model = client.model();
+        let mut counts = Vec::with_capacity(history.len());
+        let mut exact = true;
+        for m in history {
+            let n = if exact {
+                match client.count_tokens(&m.content).await {
+                    Ok(Some(n)) => n,
+                    Ok(None) | Err(_) => {
+                        // No tokenizer endpoint, or the server is briefly
+                        // unreachable: estimate (the server has the last word).
+                        exact = false;
+                        estimate_tokens(&m.content)
+                    }
+                }
+            } else {
+                estimate_tokens(&m.content)
+            };
+            counts.push(n);
+        }
+        context::fit(history, &counts, model.context_size as usize, max_tokens as usize).map_err(|needed| {
+            ChatFailure::Permanent(format!(
+                "{} (max_tokens {max_tokens} is reserved for the answer)",
+                context_overflow_message(&model.name, Some(needed as u64), Some(u64::from(model.context_size)))
+            ))
+        })
+    }
+
+    /// Streams the completion, retrying transient failures with backoff up
+    /// to the model's `request_attempts`. Returns the completion and tries.
+    async fn generate(
+        &self,
+        job: &JobContext,
+        client: &ModelClient,
+        request: &ChatRequest,
+        key: &str,
+    ) -> Result<(Completion, u32), ChatFailure> {
+        let model = client.model();
+        let mut previous_answer: Option<(u16, String)> = None;
+        let mut delay = std::time::Duration::from_millis(250);
+        for attempt in 1..=model.request_attempts {
+            job.set_progress(json!({"phase": "generating", "model": model.name, "try": attempt}))
+                .await
+                .ok();
+            let (tx, publisher) = tokens::publisher(self.redis.clone(), key.to_owned());
+            let result = tokio::select! {
+                r = client.chat_stream(request, &tx) => r,
+                () = job.cancelled() => {
+                    // Dropping the stream closes the connection: the server stops generating.
+                    drop(tx);
+                    let _ = publisher.await;
+                    return Err(ChatFailure::Cancelled);
+                }
+            };
+            drop(tx);
+            let published = publisher.await.unwrap_or(0);
+            let err = match result {
+                Ok(c) => return Ok((c, attempt)),
+                Err(InferenceError::Permanent(m)) => return Err(ChatFailure::Permanent(m)),
+                Err(e) => e,
+            };
+            if let InferenceError::Transient {
+                answer: Some((status, body)),
+                ..
+            } = &err
+                && *status >= 500
+                && *status != 503
+            {
+                if previous_answer.as_ref() == Some(&(*status, body.clone())) {
+                    return Err(ChatFailure::Permanent(format!(
+                        "{err} (the same answer twice: the server rejects this request, so it is not retried again)"
+                    )));
+                }
+                previous_answer = Some((*status, body.clone()));
+            }
+            if matches!(err.reason(), "refused" | "timeout") {
+                self.monitor.report_unreachable(&model.name, &err.to_string());
+            }
+            if attempt == model.request_attempts {
+                return Err(ChatFailure::Permanent(format!(
+                    "{err} (gave up after {attempt} tries)"
+                )));
+            }
+            self.metrics.retry(&model.name, err.reason());
+            tracing::warn!(model = %model.name, try_ = attempt, reason = err.reason(), error = %err, ?delay, "model request failed; retrying");
+            if published > 0 {
+                let _ = tokens::append(&self.redis, key, "retry", &json!({"try": attempt + 1, "reason": err.to_string()})).await;
+            }
+            job.set_progress(json!({"phase": "retrying", "model": model.name, "try": attempt, "error": err.to_string()}))
+                .await
+                .ok();
+            let jittered = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
+            tokio::select! {
+                () = tokio::time::sleep(jittered) => {}
+                () = job.cancelled() => return Err(ChatFailure::Cancelled),
+            }
+            delay = (delay * 2).min(std::time::Duration::from_secs(8));
+        }
+        Err(ChatFailure::Permanent("no tries configured".into()))
+    }
+
+    /// Stores the new turn with the answer in one transaction, idempotently
+    /// (a redelivered job inserts nothing twice).
+    async fn store_turn(
+        &self,
+        job_id: &str,
+        conversation_id: &str,
+        model: &str,
+        new_conversation: bool,
+        turn: &[ChatMessage],
+        answer: &ChatMessage,
+    ) -> Result<(), ChatFailure> {
+        let db = |e: sqlx::Error| ChatFailure::Permanent(format!("storing the conversation: {e}"));
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        if new_conversation {
+            sqlx::query!(
+                "INSERT INTO conversations (id, model, created_by)
+                 SELECT $1, $2, (SELECT requested_by FROM job_runs WHERE id = $1)
+                 ON CONFLICT (id) DO NOTHING",
+                conversation_id,
+                model
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        } else {
+            sqlx::query!("UPDATE conversations SET updated_at = now() WHERE id = $1", conversation_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let all: Vec<&ChatMessage> = turn.iter().chain(std::iter::once(answer)).collect();
+        let positions: Vec<i16> = (0..all.len() as i16).collect();
+        let roles: Vec<String> = all.iter().map(|m| m.role.as_str().to_owned()).collect();
+        let contents: Vec<String> = all.iter().map(|m| m.content.clone()).collect();
+        sqlx::query!(
+            "INSERT INTO messages (conversation_id, job_id, position, role, content)
+             SELECT $1, $2, pos, role, content
+             FROM UNNEST($3::smallint[], $4::text[], $5::text[]) AS t(pos, role, content)
+             ORDER BY pos
+             ON CONFLICT (job_id, position) DO NOTHING",
+            conversation_id,
+            job_id,
+            &positions,
+            &roles,
+            &contents
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+}
+
+/// Waits for a free slot, polling with jitter (slots free up when a
+/// generation ends, seconds apart, so polling costs little).
+async fn acquire(sem: &DistributedSemaphore, token: &str) -> hangar_queue::Result<()> {
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        if sem.try_acquire(token).await? {
+            return Ok(());
+        }
+        tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64())).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(250));
+    }
+}
+
+async fn renew_slot(sem: DistributedSemaphore, token: String) {
+    loop {
+        tokio::time::sleep(sem.lease() / 3).await;
+        match sem.renew(&token).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(%token, "server slot lease lapsed (Redis or this worker stalled); the cap may be exceeded briefly");
+                let _ = sem.try_acquire(&token).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the server slot"),
+        }
+    }
+}

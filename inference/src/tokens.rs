@@ -1,0 +1,149 @@
+//! Generated tokens on their way from the worker to whoever watches the
+//! job (`GET /api/v1/jobs/{id}/stream`), through a Redis stream per job:
+//! ordered, replayable from the start (a client that connects late misses
+//! nothing) and resumable from an entry id (SSE's `Last-Event-ID`), and
+//! shared by every API replica.
+//!
+//! Entries carry a type `t` and JSON data `d`: `tokens` (a list of texts),
+//! `retry` (the attempt failed and starts over: discard the text so far),
+//! `done` (the job's result) and `error` (the job failed or was cancelled).
+
+use std::time::Duration;
+
+use redis::{Value as RedisValue, aio::ConnectionManager};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// How long a job's stream stays readable after its last entry.
+pub const STREAM_TTL: Duration = Duration::from_secs(3600);
+/// Entries kept per stream, at most (a generation is capped well below).
+const MAX_ENTRIES: u32 = 100_000;
+/// Token deltas are batched into one entry for at most this long.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+
+/// The stream key of job `id`.
+pub fn stream_key(prefix: &str, job_id: &str) -> String {
+    format!("{prefix}:tokens:{job_id}")
+}
+
+/// One entry, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The Redis entry id (`1700000000000-0`), usable as an SSE event id.
+    pub id: String,
+    /// `tokens`, `retry`, `done` or `error`.
+    pub kind: String,
+    /// Its data.
+    pub data: Value,
+}
+
+/// Appends one entry.
+pub async fn append(conn: &ConnectionManager, key: &str, kind: &str, data: &Value) -> redis::RedisResult<()> {
+    let mut conn = conn.clone();
+    redis::pipe()
+        .cmd("XADD")
+        .arg(key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(MAX_ENTRIES)
+        .arg("*")
+        .arg("t")
+        .arg(kind)
+        .arg("d")
+        .arg(data.to_string())
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(key)
+        .arg(STREAM_TTL.as_millis() as u64)
+        .ignore()
+        .query_async::<()>(&mut conn)
+        .await
+}
+
+/// Publishes the token deltas sent to the returned sender, a batch per
+/// entry, until the sender is dropped; resolves to how many were published.
+/// A Redis failure loses stream entries only (the job's result is recorded
+/// regardless), so it is logged, not fatal.
+pub fn publisher(conn: ConnectionManager, key: String) -> (mpsc::UnboundedSender<String>, tokio::task::JoinHandle<u64>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let task = tokio::spawn(async move {
+        let mut published = 0u64;
+        let mut batch = Vec::new();
+        let mut warned = false;
+        while rx.recv_many(&mut batch, 512).await > 0 {
+            // Let a few more arrive: one entry per burst, not per token.
+            tokio::time::sleep(BATCH_WINDOW).await;
+            while let Ok(t) = rx.try_recv() {
+                batch.push(t);
+            }
+            published += batch.len() as u64;
+            if let Err(e) = append(&conn, &key, "tokens", &Value::from(std::mem::take(&mut batch))).await
+                && !warned
+            {
+                warned = true;
+                tracing::warn!(error = %e, "could not publish tokens; stream watchers miss some (the result is unaffected)");
+            }
+        }
+        published
+    });
+    (tx, task)
+}
+
+fn text(v: &RedisValue) -> Option<String> {
+    match v {
+        RedisValue::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        RedisValue::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn entries(v: &RedisValue) -> Vec<Entry> {
+    let RedisValue::Array(items) = v else { return Vec::new() };
+    items
+        .iter()
+        .filter_map(|item| {
+            let RedisValue::Array(parts) = item else { return None };
+            let id = text(parts.first()?)?;
+            let RedisValue::Array(fields) = parts.get(1)? else { return None };
+            let mut kind = String::new();
+            let mut data = Value::Null;
+            for pair in fields.chunks(2) {
+                match (pair.first().and_then(text).as_deref(), pair.get(1).and_then(text)) {
+                    (Some("t"), Some(t)) => kind = t,
+                    (Some("d"), Some(d)) => data = serde_json::from_str(&d).unwrap_or(Value::Null),
+                    _ => {}
+                }
+            }
+            Some(Entry { id, kind, data })
+        })
+        .collect()
+}
+
+/// Entries after `after` (`0` for all), waiting up to `block` for the first.
+/// Blocks its connection: give each reader its own.
+pub async fn read(
+    conn: &mut ConnectionManager,
+    key: &str,
+    after: &str,
+    block: Duration,
+) -> redis::RedisResult<Vec<Entry>> {
+    let reply: RedisValue = redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(256)
+        .arg("BLOCK")
+        .arg(block.as_millis().max(1) as u64)
+        .arg("STREAMS")
+        .arg(key)
+        .arg(after)
+        .query_async(conn)
+        .await?;
+    // [[key, [entries]]] or nil on timeout.
+    let RedisValue::Array(streams) = reply else { return Ok(Vec::new()) };
+    Ok(streams
+        .first()
+        .and_then(|s| match s {
+            RedisValue::Array(kv) => kv.get(1).map(entries),
+            _ => None,
+        })
+        .unwrap_or_default())
+}
