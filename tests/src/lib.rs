@@ -4,6 +4,8 @@
 //! [`OwnRedis`] are private servers for tests that stop or flush them.
 #![allow(missing_docs, clippy::missing_panics_doc)]
 
+pub mod fake_model;
+pub mod llama;
 use std::{
     collections::HashMap,
     net::TcpListener as StdListener,

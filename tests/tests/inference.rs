@@ -1,0 +1,385 @@
+//! Inference jobs end to end: the API validates and enqueues, a worker
+//! runs the job against a model server, results, tokens and conversations
+//! come back. `llama_*` tests use a real llama.cpp server with a tiny
+//! generated model (run one at a time: see .config/nextest.toml);
+//! `fake_*` tests use a scripted server for the failures a real one will
+//! not produce on demand.
+
+use std::time::{Duration, Instant};
+
+use hangar_tests::{
+    TestApp,
+    fake_model::{FakeModel, Script},
+    llama::{LlamaServer, models_file},
+    redis_url, spawn_worker,
+};
+use serde_json::{Value, json};
+
+const TINY: &str = "context_size = 512\nmax_in_flight = 2\nmax_tokens_cap = 256\nrequest_attempts = 3\nstall_timeout_secs = 2\nrequest_timeout_secs = 30";
+
+async fn app_with(models: &[(&str, &str, &str)], probe_secs: &str) -> TestApp {
+    let file = models_file(models);
+    TestApp::spawn_with_env(
+        &redis_url(),
+        true,
+        &[
+            ("HANGAR_MODELS_FILE", file.to_str().unwrap()),
+            ("HANGAR_MODEL_PROBE_SECS", probe_secs),
+        ],
+    )
+    .await
+}
+
+/// Enqueues a chat; returns the job id.
+async fn chat(app: &TestApp, body: Value) -> String {
+    let (status, answer) = app.post("/api/v1/inference/chat", body).await;
+    assert_eq!(status, 202, "{answer}");
+    answer["job"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits until the job is succeeded or dead; returns it.
+async fn finished(app: &TestApp, id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let (_, job) = app.get(&format!("/api/v1/jobs/{id}")).await;
+        if matches!(job["state"].as_str(), Some("succeeded" | "dead" | "cancelled")) {
+            return job;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "job {id} never finished: {job}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn wait_model(app: &TestApp, name: &str, status: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let (code, m) = app.get(&format!("/api/models/{name}")).await;
+        assert_eq!(code, 200, "{m}");
+        if m["health"]["status"] == status {
+            return m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "model {name} never {status}: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+/// The SSE events of a stream: (event, data) pairs until it ends.
+async fn sse_events(app: &TestApp, id: &str) -> Vec<(String, Value)> {
+    let mut r = app
+        .http
+        .get(format!("{}/api/v1/jobs/{id}/stream", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut text = String::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), r.chunk()).await.unwrap().unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_owned());
+                }
+                if let Some(d) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).ok();
+                }
+            }
+            Some((event?, data?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn llama_greedy_output_is_repeatable_and_max_tokens_and_stop_are_respected() {
+    let server = LlamaServer::start(2, 512).await;
+    let app = app_with(&[("tiny", &server.url(), TINY)], "1").await;
+    wait_model(&app, "tiny", "healthy").await;
+    let ask = json!({"model": "tiny", "messages": user("hello"), "temperature": 0, "max_tokens": 16});
+    let first = finished(&app, &chat(&app, ask.clone()).await).await;
+    let second = finished(&app, &chat(&app, ask).await).await;
+    assert_eq!(first["state"], "succeeded", "{first}");
+    let r1 = &first["result"];
+    assert!(!r1["content"].as_str().unwrap().is_empty());
+    assert_eq!(r1["content"], second["result"]["content"], "greedy decoding is deterministic");
+    assert_eq!(r1["usage"]["completion_tokens"], 16, "max_tokens respected: {r1}");
+    assert_eq!(r1["finish_reason"], "length");
+    assert!(r1["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(r1["timings"]["generation_ms"].is_u64());
+
+    // A stop string from the middle of the greedy answer ends it there.
+    let full = r1["content"].as_str().unwrap();
+    let mid = full.char_indices().nth(full.chars().count() / 2).unwrap().0;
+    let stop: String = full[mid..].chars().take(3).collect();
+    let stopped = finished(
+        &app,
+        &chat(&app, json!({"model": "tiny", "messages": user("hello"), "temperature": 0, "max_tokens": 16, "stop": [stop]})).await,
+    )
+    .await;
+    assert_eq!(stopped["result"]["finish_reason"], "stop", "{stopped}");
+    assert_eq!(stopped["result"]["content"].as_str().unwrap(), &full[..full.find(&stop).unwrap()]);
+
+    // Metrics per model on the API side.
+    let (_, models) = app.get("/api/models").await;
+    let m = &models["items"][0];
+    assert_eq!(m["name"], "tiny");
+    assert_eq!(m["health"]["warmed_up"], true);
+    assert_eq!(m["parameters"]["max_in_flight"], 2);
+    assert_eq!(m["jobs"]["last_hour"]["succeeded"], 3);
+    assert_eq!(m["jobs"]["last_hour"]["success_rate"], 1.0);
+    assert_eq!(m["in_flight"], 0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn llama_a_prompt_over_the_context_fails_permanently_saying_what_to_shorten() {
+    let server = LlamaServer::start(1, 512).await;
+    let app = app_with(&[("tiny", &server.url(), TINY)], "1").await;
+    wait_model(&app, "tiny", "healthy").await;
+    let long = "word ".repeat(2_000);
+    let job = finished(&app, &chat(&app, json!({"model": "tiny", "messages": user(&long), "max_tokens": 8})).await).await;
+    assert_eq!(job["state"], "dead", "{job}");
+    assert_eq!(job["attempts"], 1, "not retried: {job}");
+    let error = job["error"].to_string();
+    assert!(error.contains("does not fit model tiny's context"), "{error}");
+    assert!(error.contains("shorten"), "{error}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn llama_streaming_relays_tokens_in_order_then_the_result() {
+    let server = LlamaServer::start(1, 512).await;
+    let app = app_with(&[("tiny", &server.url(), TINY)], "1").await;
+    wait_model(&app, "tiny", "healthy").await;
+    let id = chat(&app, json!({"model": "tiny", "messages": user("stream please"), "temperature": 0, "max_tokens": 24})).await;
+    let events = sse_events(&app, &id).await;
+    let (last, result) = events.last().unwrap();
+    assert_eq!(last, "result", "{events:?}");
+    let tokens: Vec<&str> = events
+        .iter()
+        .filter(|(e, _)| e == "token")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect();
+    assert!(tokens.len() > 1, "{events:?}");
+    assert_eq!(tokens.concat(), result["content"].as_str().unwrap(), "tokens in order make the answer");
+    // A late client gets the same events again from the start.
+    let again = sse_events(&app, &id).await;
+    assert_eq!(again, events);
+    // Non-inference jobs do not stream.
+    let noop = app.enqueue(json!({"kind": "system.noop"})).await;
+    let r = app.http.get(format!("{}/api/v1/jobs/{noop}/stream", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn llama_a_conversations_second_turn_includes_the_first() {
+    let server = LlamaServer::start(1, 1024).await;
+    let app = app_with(&[("tiny", &server.url(), TINY.replace("512", "1024").as_str())], "1").await;
+    wait_model(&app, "tiny", "healthy").await;
+    let system = json!({"role": "system", "content": "You are terse."});
+    let first_id = chat(
+        &app,
+        json!({"model": "tiny", "messages": [system, {"role": "user", "content": "first question"}], "temperature": 0, "max_tokens": 12}),
+    )
+    .await;
+    let first = finished(&app, &first_id).await;
+    let conversation = first["result"]["conversation_id"].as_str().unwrap().to_owned();
+    assert_eq!(conversation, first_id);
+    let second = finished(
+        &app,
+        &chat(&app, json!({"model": "tiny", "conversation_id": conversation, "message": "second question", "temperature": 0, "max_tokens": 12})).await,
+    )
+    .await;
+    assert_eq!(second["state"], "succeeded", "{second}");
+    let p1 = first["result"]["usage"]["prompt_tokens"].as_u64().unwrap();
+    let c1 = first["result"]["usage"]["completion_tokens"].as_u64().unwrap();
+    let p2 = second["result"]["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(p2 > p1 + c1, "the second prompt ({p2}) carries the first turn ({p1} + {c1})");
+    let (_, convo) = app.get(&format!("/api/v1/conversations/{conversation}")).await;
+    let roles: Vec<&str> = convo["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user", "assistant"]);
+    assert_eq!(convo["messages"][2]["content"], first["result"]["content"]);
+    assert_eq!(convo["messages"][3]["content"], "second question");
+    // Unknown conversations are refused before anything is queued.
+    let (status, err) = app
+        .post("/api/v1/inference/chat", json!({"model": "tiny", "conversation_id": "01KB0000000000000000000000", "message": "x"}))
+        .await;
+    assert_eq!((status, err["error"]["field"].as_str()), (422, Some("conversation_id")), "{err}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn llama_server_stopped_retries_then_dead_and_health_follows_the_server() {
+    let mut server = LlamaServer::start(1, 512).await;
+    // The API probes every second; the worker only hourly, so it still
+    // believes the model is up when the job arrives: the job must find out.
+    let file = models_file(&[("tiny", &server.url(), TINY)]);
+    let mut app = TestApp::spawn_with_env(
+        &redis_url(),
+        false,
+        &[("HANGAR_MODELS_FILE", file.to_str().unwrap()), ("HANGAR_MODEL_PROBE_SECS", "1")],
+    )
+    .await;
+    let mut worker_env = app.env.clone();
+    worker_env.insert("HANGAR_MODEL_PROBE_SECS".into(), "3600".into());
+    app.worker = Some(spawn_worker(hangar_tests::config(&worker_env)));
+    wait_model(&app, "tiny", "healthy").await;
+    let ok = finished(&app, &chat(&app, json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4})).await).await;
+    assert_eq!(ok["state"], "succeeded", "{ok}");
+    server.stop();
+    let job = finished(&app, &chat(&app, json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4})).await).await;
+    assert_eq!(job["state"], "dead", "{job}");
+    let error = job["error"].to_string();
+    assert!(error.contains("could not connect") && error.contains("gave up after 3 tries"), "{error}");
+    // The API's own probes see it too (unhealthy within seconds; it probes a sick model every second).
+    let down = wait_model(&app, "tiny", "unhealthy").await;
+    assert!(down["health"]["consecutive_failures"].as_u64().unwrap() >= 1);
+    assert!(down["health"]["last_error"].as_str().unwrap().contains("could not connect"), "{down}");
+    assert_eq!(down["health"]["ready"], false);
+    // Queued while down: waits (the worker stops leasing), then runs once the server is back.
+    let waiting = chat(&app, json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, still) = app.get(&format!("/api/v1/jobs/{waiting}")).await;
+    assert_eq!(still["state"], "queued", "{still}");
+    server.restart().await;
+    let up = wait_model(&app, "tiny", "healthy").await;
+    assert_eq!(up["health"]["consecutive_failures"], 0);
+    let done = finished(&app, &waiting).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn fake_transient_failures_are_retried_and_a_repeated_500_is_not_retried_forever() {
+    let fake = FakeModel::start(Script::Stream { tokens: 3, delay: Duration::ZERO }).await;
+    let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
+    wait_model(&app, "fake", "healthy").await;
+    // A stall, a malformed event and a cut-off stream, then success.
+    fake.then([
+        Script::Stall { after: 2 },
+        Script::Malformed { after: 1 },
+        Script::Disconnect { after: 2 },
+    ]);
+    let app_job = chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await;
+    let job = finished(&app, &app_job).await;
+    // request_attempts = 3: the third failure is the last try.
+    assert_eq!(job["state"], "dead", "{job}");
+    let error = job["error"].to_string();
+    assert!(error.contains("closed the stream before it finished") && error.contains("gave up after 3 tries"), "{error}");
+    assert_eq!(fake.requests(), 3);
+
+    // Busy (503), then a good answer: retried, succeeds; the stream says it restarted nothing (no tokens before).
+    fake.then([Script::Status { status: 503, body: json!({"error": {"message": "Loading model"}}) }]);
+    let ok = finished(&app, &chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await).await;
+    assert_eq!(ok["state"], "succeeded", "{ok}");
+    assert_eq!(ok["result"]["content"], "t0 t1 t2 ");
+    assert_eq!(ok["result"]["tries"], 2);
+
+    // The same 500 twice: the request is the problem; dead after two tries, not three.
+    let bad = json!({"error": {"code": 500, "message": "[json.exception.parse_error.101] parse error"}});
+    fake.then([
+        Script::Status { status: 500, body: bad.clone() },
+        Script::Status { status: 500, body: bad },
+    ]);
+    let before = fake.requests();
+    let dead = finished(&app, &chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await).await;
+    assert_eq!(dead["state"], "dead");
+    assert!(dead["error"].to_string().contains("the same answer twice"), "{dead}");
+    assert_eq!(fake.requests() - before, 2);
+
+    // A 400 is permanent at once.
+    fake.then([Script::Status { status: 400, body: json!({"error": {"message": "bad sampling"}}) }]);
+    let before = fake.requests();
+    let rejected = finished(&app, &chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await).await;
+    assert_eq!(rejected["state"], "dead");
+    assert!(rejected["error"].to_string().contains("rejected the request (400): bad sampling"), "{rejected}");
+    assert_eq!(fake.requests() - before, 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn fake_a_retry_mid_stream_is_announced_on_the_stream() {
+    let fake = FakeModel::start(Script::Stream { tokens: 4, delay: Duration::from_millis(30) }).await;
+    let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
+    wait_model(&app, "fake", "healthy").await;
+    fake.then([Script::Disconnect { after: 2 }]);
+    let id = chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await;
+    let events = sse_events(&app, &id).await;
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names,
+        ["token", "token", "retry", "token", "token", "token", "token", "result"],
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap().1["content"], "t0 t1 t2 t3 ");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn fake_cancelling_a_job_drops_the_upstream_request() {
+    let fake = FakeModel::start(Script::Stream { tokens: 1_000, delay: Duration::from_millis(20) }).await;
+    let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
+    wait_model(&app, "fake", "healthy").await;
+    let id = chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 200})).await;
+    let start = Instant::now();
+    while fake.max_in_flight() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "the request never reached the server");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _) = app.post(&format!("/api/v1/jobs/{id}/cancel"), json!({})).await;
+    assert_eq!(status, 202);
+    let job = finished(&app, &id).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    let start = Instant::now();
+    while fake.hung_up() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the upstream request was not dropped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.completed(), 0);
+    let events = sse_events(&app, &id).await;
+    assert_eq!(events.last().unwrap().0, "error");
+    assert_eq!(events.last().unwrap().1["state"], "cancelled");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_chat_requests_get_422_naming_the_field_and_nothing_is_queued() {
+    // The model server is never reached: validation needs only the registry.
+    let app = app_with(&[("tiny", "http://127.0.0.1:9", TINY)], "60").await;
+    let cases = [
+        (json!({"model": "tiny", "messages": user("x"), "temperature": 3}), "temperature"),
+        (json!({"model": "tiny", "messages": user("x"), "top_p": 0}), "top_p"),
+        (json!({"model": "tiny", "messages": user("x"), "max_tokens": 257}), "max_tokens"),
+        (json!({"model": "tiny", "messages": user("x"), "max_tokens": 0}), "max_tokens"),
+        (json!({"model": "tiny", "messages": user("x"), "stream": true}), "stream"),
+        (json!({"model": "nope", "messages": user("x")}), "model"),
+        (json!({"model": "tiny", "messages": [{"role": "robot", "content": "x"}]}), "messages[0].role"),
+        (json!({"model": "tiny"}), "messages"),
+    ];
+    for (body, field) in cases {
+        let (status, err) = app.post("/api/v1/inference/chat", body.clone()).await;
+        assert_eq!(status, 422, "{body} -> {err}");
+        assert_eq!(err["error"]["field"], field, "{body} -> {err}");
+    }
+    // The generic jobs route applies the same checks.
+    let (status, err) = app
+        .post("/api/v1/jobs", json!({"kind": "inference.chat", "payload": {"model": "tiny", "messages": user("x"), "max_tokens": 999}}))
+        .await;
+    assert_eq!((status, err["error"]["field"].as_str()), (422, Some("payload.max_tokens")), "{err}");
+    let (_, jobs) = app.get("/api/v1/jobs?kind=inference.chat").await;
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 0);
+    let (status, _) = app.get("/api/models/nope").await;
+    assert_eq!(status, 404);
+    let (_, m) = app.get("/api/models/tiny").await;
+    assert_eq!(m["health"]["ready"], false);
+    app.shutdown().await;
+}
