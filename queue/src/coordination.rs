@@ -257,17 +257,25 @@ impl DistributedSemaphore {
     }
 
     async fn call(&self, op: &str, token: &str) -> Result<i64> {
+        // "owner#generation" tokens let a later generation take over.
+        let (owner, generation) = match token.rsplit_once('#') {
+            Some((o, g)) if g.parse::<u64>().is_ok() => (format!("{o}#"), g.to_owned()),
+            _ => (String::new(), "0".to_owned()),
+        };
         Ok(SEMAPHORE
             .key(&self.key)
             .arg(op)
             .arg(token)
             .arg(self.lease.as_millis().max(1) as u64)
             .arg(self.capacity)
+            .arg(owner)
+            .arg(generation)
             .invoke_async(&mut self.conn.clone())
             .await?)
     }
 
     /// Takes a slot for `token` if one is free (or `token` already has one).
+    /// A token `owner#generation` first drops earlier generations of `owner`.
     pub async fn try_acquire(&self, token: &str) -> Result<bool> {
         Ok(self.call("acquire", token).await? == 1)
     }

@@ -159,4 +159,12 @@ async fn the_semaphore_caps_holders_across_replicas_and_a_dead_holder_lapses() {
     assert!(!replicas[0].renew(&winners[1]).await.unwrap(), "the silent holder's lease lapsed");
     assert_eq!(replicas[0].in_use().await.unwrap(), 1);
     assert!(replicas[0].try_acquire("next").await.unwrap());
+    // Full again; a redelivered job ("owner#2") takes over its dead
+    // predecessor's ("owner#1") slot instead of waiting for its lease.
+    assert!(replicas[0].release("next").await.unwrap());
+    assert!(replicas[0].try_acquire("01JOB#1").await.unwrap());
+    assert!(!replicas[1].try_acquire("other#1").await.unwrap());
+    assert!(replicas[1].try_acquire("01JOB#2").await.unwrap());
+    assert_eq!(replicas[1].in_use().await.unwrap(), 2);
+    assert!(!replicas[0].renew("01JOB#1").await.unwrap(), "the stale generation lost its slot");
 }

@@ -86,7 +86,17 @@ struct ModelEntry {
     #[serde(default = "default_attempts")]
     request_attempts: u32,
     #[serde(default)]
-    defaults: GenerationDefaults,
+    defaults: RawDefaults,
+}
+
+/// `[model.defaults]` as written: `max_tokens` left out means 256 or the
+/// cap, whichever is lower.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<u32>,
 }
 
 fn default_in_flight() -> u32 {
@@ -240,6 +250,11 @@ fn check(e: ModelEntry, env: &dyn Fn(&str) -> Option<String>) -> Result<ModelCon
         p.push(format!("{}: must be 1-1024", at("max_in_flight")));
     }
     let cap = e.max_tokens_cap.unwrap_or(e.context_size / 2).max(1);
+    let defaults = GenerationDefaults {
+        temperature: e.defaults.temperature.unwrap_or_else(default_temperature),
+        top_p: e.defaults.top_p.unwrap_or_else(default_top_p),
+        max_tokens: e.defaults.max_tokens.unwrap_or_else(|| default_max_tokens().min(cap)),
+    };
     if cap >= e.context_size {
         p.push(format!(
             "{}: must be below context_size ({}) to leave room for the prompt",
@@ -247,13 +262,13 @@ fn check(e: ModelEntry, env: &dyn Fn(&str) -> Option<String>) -> Result<ModelCon
             e.context_size
         ));
     }
-    if !(0.0..=2.0).contains(&e.defaults.temperature) {
+    if !(0.0..=2.0).contains(&defaults.temperature) {
         p.push(format!("{}: must be 0-2", at("defaults.temperature")));
     }
-    if !(e.defaults.top_p > 0.0 && e.defaults.top_p <= 1.0) {
+    if !(defaults.top_p > 0.0 && defaults.top_p <= 1.0) {
         p.push(format!("{}: must be in (0, 1]", at("defaults.top_p")));
     }
-    if e.defaults.max_tokens == 0 || e.defaults.max_tokens > cap {
+    if defaults.max_tokens == 0 || defaults.max_tokens > cap {
         p.push(format!("{}: must be 1-{cap} (max_tokens_cap)", at("defaults.max_tokens")));
     }
     if !(1..=86_400).contains(&e.request_timeout_secs) {
@@ -283,7 +298,7 @@ fn check(e: ModelEntry, env: &dyn Fn(&str) -> Option<String>) -> Result<ModelCon
         connect_timeout: Duration::from_millis(e.connect_timeout_ms),
         stall_timeout: Duration::from_secs(e.stall_timeout_secs),
         request_attempts: e.request_attempts,
-        defaults: e.defaults,
+        defaults,
     })
 }
 

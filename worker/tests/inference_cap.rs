@@ -1,0 +1,93 @@
+//! The cross-replica in-flight cap: two `hangar-worker` processes, each
+//! allowed three inference jobs at once, share a model whose
+//! `max_in_flight` is 2; the (scripted) model server counts the requests
+//! it has in flight at once. Then a worker killed with -9 mid-request: its
+//! slot comes back when the lease lapses, and the job still completes.
+
+use std::time::{Duration, Instant};
+
+use hangar_tests::{
+    TestApp,
+    fake_model::{FakeModel, Script},
+    llama::models_file,
+};
+use serde_json::json;
+
+#[tokio::test]
+async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none() {
+    let fake = FakeModel::start(Script::Stream {
+        tokens: 10,
+        delay: Duration::from_millis(30),
+    })
+    .await;
+    let file = models_file(&[(
+        "capped",
+        &fake.url,
+        "context_size = 512\nmax_in_flight = 2\nmax_tokens_cap = 64",
+    )]);
+    let mut app = TestApp::spawn_with_env(
+        &hangar_tests::redis_url(),
+        false,
+        &[("HANGAR_MODELS_FILE", file.to_str().unwrap()), ("HANGAR_MODEL_PROBE_SECS", "1")],
+    )
+    .await;
+    let bin = env!("CARGO_BIN_EXE_hangar-worker");
+    let mut workers = [
+        app.worker_process(bin, "inference=3", &[]),
+        app.worker_process(bin, "inference=3", &[]),
+    ];
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let (status, body) = app
+            .post(
+                "/api/v1/inference/chat",
+                json!({"model": "capped", "messages": [{"role": "user", "content": format!("q{i}")}], "max_tokens": 10}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["job"]["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let job = app.wait_state(id, "succeeded", Duration::from_secs(60)).await;
+        assert_eq!(job["result"]["content"], "t0 t1 t2 t3 t4 t5 t6 t7 t8 t9 ");
+    }
+    assert_eq!(fake.requests(), 12);
+    assert_eq!(
+        fake.max_in_flight(),
+        2,
+        "six worker slots, two model slots: the model's cap holds across processes"
+    );
+
+    // Kill one worker mid-request: its slot lapses with its lease (15 s), and the job is redelivered.
+    fake.then([Script::Stream {
+        tokens: 40,
+        delay: Duration::from_millis(100),
+    }]);
+    let before = fake.requests();
+    let (_, body) = app
+        .post(
+            "/api/v1/inference/chat",
+            json!({"model": "capped", "messages": [{"role": "user", "content": "long"}], "max_tokens": 40}),
+        )
+        .await;
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    while fake.requests() == before {
+        assert!(start.elapsed() < Duration::from_secs(20), "the job never reached the server");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Whichever worker holds it dies: kill both, start a fresh one.
+    for w in &mut workers {
+        w.kill().unwrap();
+        w.wait().unwrap();
+    }
+    let mut rescuer = app.worker_process(bin, "inference=2", &[]);
+    let job = app.wait_state(&id, "succeeded", Duration::from_secs(60)).await;
+    assert_eq!(job["deliveries"], 2, "{job}");
+    let (_, model) = app.get("/api/models/capped").await;
+    assert_eq!(model["in_flight"], 0, "no slot leaked: {model}");
+    rescuer.kill().unwrap();
+    rescuer.wait().unwrap();
+    app.worker = None;
+    app.shutdown().await;
+}
