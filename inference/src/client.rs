@@ -167,7 +167,10 @@ impl ModelClient {
     ) -> Result<Completion, InferenceError> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.model.request_timeout;
-        let send = self.post("/v1/chat/completions").json(&self.body(req, true)).send();
+        let send = self
+            .post("/v1/chat/completions")
+            .json(&self.body(req, true))
+            .send();
         let response = match tokio::time::timeout_at(deadline, send).await {
             Err(_) => return Err(self.timed_out()),
             Ok(Err(e)) => return Err(connect_error(&self.model, &e)),
@@ -231,13 +234,18 @@ impl ModelClient {
                     out.elapsed = started.elapsed();
                     return Ok(out);
                 }
-                let chunk: Value = serde_json::from_str(&event.data)
-                    .map_err(|e| self.malformed(&format!("an event is not JSON ({e}): {}", clip(&event.data))))?;
+                let chunk: Value = serde_json::from_str(&event.data).map_err(|e| {
+                    self.malformed(&format!("an event is not JSON ({e}): {}", clip(&event.data)))
+                })?;
                 if let Some(err) = chunk.get("error") {
                     // llama.cpp reports errors raised mid-generation in-band.
                     return Err(InferenceError::transient(
                         "server_error",
-                        format!("model server {} failed mid-stream: {}", self.model.name, error_text(err)),
+                        format!(
+                            "model server {} failed mid-stream: {}",
+                            self.model.name,
+                            error_text(err)
+                        ),
                     ));
                 }
                 let choices = chunk.get("choices").and_then(Value::as_array).ok_or_else(|| {
@@ -306,7 +314,9 @@ impl ModelClient {
                 reason: "busy",
                 message: format!(
                     "model server {name} answered {status} (busy or loading{}): {text}",
-                    retry_after.map(|r| format!(", retry after {r}s")).unwrap_or_default()
+                    retry_after
+                        .map(|r| format!(", retry after {r}s"))
+                        .unwrap_or_default()
                 ),
                 answer: Some((status, body)),
             },
@@ -314,7 +324,9 @@ impl ModelClient {
                 let error = parsed.as_ref().and_then(|v| v.get("error"));
                 let kind = error.and_then(|e| e.get("type")).and_then(Value::as_str);
                 if kind == Some("exceed_context_size_error") {
-                    let n = error.and_then(|e| e.get("n_prompt_tokens")).and_then(Value::as_u64);
+                    let n = error
+                        .and_then(|e| e.get("n_prompt_tokens"))
+                        .and_then(Value::as_u64);
                     let ctx = error.and_then(|e| e.get("n_ctx")).and_then(Value::as_u64);
                     InferenceError::Permanent(context_overflow_message(
                         name,
@@ -322,7 +334,9 @@ impl ModelClient {
                         ctx.or(Some(u64::from(self.model.context_size))),
                     ))
                 } else {
-                    InferenceError::Permanent(format!("model server {name} rejected the request (400): {text}"))
+                    InferenceError::Permanent(format!(
+                        "model server {name} rejected the request (400): {text}"
+                    ))
                 }
             }
             401 | 403 => InferenceError::Permanent(format!(
@@ -357,7 +371,10 @@ impl ModelClient {
         if !r.status().is_success() {
             return Err(self.refusal(r.status().as_u16(), r).await);
         }
-        let v: Value = r.json().await.map_err(|e| self.malformed(&format!("/tokenize answer: {e}")))?;
+        let v: Value = r
+            .json()
+            .await
+            .map_err(|e| self.malformed(&format!("/tokenize answer: {e}")))?;
         Ok(v.get("tokens").and_then(Value::as_array).map(Vec::len))
     }
 
@@ -427,7 +444,10 @@ impl ModelClient {
         if !r.status().is_success() {
             return Err(self.refusal(r.status().as_u16(), r).await);
         }
-        let v: Value = r.json().await.map_err(|e| self.malformed(&format!("warm-up answer: {e}")))?;
+        let v: Value = r
+            .json()
+            .await
+            .map_err(|e| self.malformed(&format!("warm-up answer: {e}")))?;
         if v.pointer("/choices/0").is_none() {
             return Err(self.malformed("the warm-up answer has no choices"));
         }
@@ -441,7 +461,8 @@ impl ModelClient {
             return None;
         }
         let v: Value = r.json().await.ok()?;
-        v.pointer("/default_generation_settings/n_ctx").and_then(Value::as_u64)
+        v.pointer("/default_generation_settings/n_ctx")
+            .and_then(Value::as_u64)
     }
 }
 
@@ -450,7 +471,9 @@ pub fn context_overflow_message(model: &str, prompt_tokens: Option<u64>, context
     format!(
         "the prompt{} does not fit model {model}'s context{}: shorten the message or the system prompt, \
          start a new conversation, or lower max_tokens",
-        prompt_tokens.map(|n| format!(" ({n} tokens)")).unwrap_or_default(),
+        prompt_tokens
+            .map(|n| format!(" ({n} tokens)"))
+            .unwrap_or_default(),
         context.map(|n| format!(" of {n} tokens")).unwrap_or_default(),
     )
 }

@@ -99,7 +99,14 @@ mod tests {
         assert!(some.prompt_tokens <= 90);
         // Only system + question.
         let least = fit(&msgs, &tokens, 36 + 100, 100).unwrap();
-        assert_eq!(least.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["sys", "u3"]);
+        assert_eq!(
+            least
+                .messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>(),
+            ["sys", "u3"]
+        );
         assert_eq!(least.dropped, 4);
         // Not even that.
         assert_eq!(fit(&msgs, &tokens, 35 + 100, 100), Err(36));

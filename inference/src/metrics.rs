@@ -21,7 +21,9 @@ fn model(name: &str) -> Labels {
 }
 
 fn latency() -> Histogram {
-    Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0])
+    Histogram::new([
+        0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ])
 }
 
 /// Registered into the worker's registry.
@@ -118,7 +120,9 @@ impl InferenceMetrics {
 
     pub(crate) fn tokens(&self, name: &str, prompt: u64, completion: u64) {
         self.prompt_tokens.get_or_create(&model(name)).inc_by(prompt);
-        self.completion_tokens.get_or_create(&model(name)).inc_by(completion);
+        self.completion_tokens
+            .get_or_create(&model(name))
+            .inc_by(completion);
     }
 
     pub(crate) fn timings(&self, name: &str, total: f64, first_token: Option<f64>) {
@@ -151,9 +155,14 @@ pub struct HealthCollector(pub std::sync::Arc<std::sync::OnceLock<ModelMonitor>>
 
 impl Collector for HealthCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(monitor) = self.0.get() else { return Ok(()) };
+        let Some(monitor) = self.0.get() else {
+            return Ok(());
+        };
         let names = monitor.names();
-        let healths: Vec<_> = names.iter().filter_map(|n| Some((n, monitor.health(n)?))).collect();
+        let healths: Vec<_> = names
+            .iter()
+            .filter_map(|n| Some((n, monitor.health(n)?)))
+            .collect();
         let mut ready = encoder.encode_descriptor(
             "model_ready",
             "1 while the model answers its health probe and has warmed up",
@@ -170,7 +179,8 @@ impl Collector for HealthCollector {
             MetricType::Gauge,
         )?;
         for (name, h) in &healths {
-            ConstGauge::new(i64::from(h.consecutive_failures)).encode(failures.encode_family(&model(name))?)?;
+            ConstGauge::new(i64::from(h.consecutive_failures))
+                .encode(failures.encode_family(&model(name))?)?;
         }
         let mut probe = encoder.encode_descriptor(
             "model_probe_latency_seconds",

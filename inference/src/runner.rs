@@ -53,7 +53,9 @@ pub struct ChatRunner {
 
 impl std::fmt::Debug for ChatRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatRunner").field("monitor", &self.monitor).finish()
+        f.debug_struct("ChatRunner")
+            .field("monitor", &self.monitor)
+            .finish()
     }
 }
 
@@ -100,7 +102,11 @@ impl ChatRunner {
         let outcome = self.run_inner(job, payload, &key).await;
         let (kind, data, label) = match &outcome {
             Ok(result) => ("done", result.clone(), "succeeded"),
-            Err(ChatFailure::Cancelled) => ("error", json!({"error": "cancelled", "state": "cancelled"}), "cancelled"),
+            Err(ChatFailure::Cancelled) => (
+                "error",
+                json!({"error": "cancelled", "state": "cancelled"}),
+                "cancelled",
+            ),
             Err(ChatFailure::Permanent(m)) => ("error", json!({"error": m, "state": "dead"}), "failed"),
         };
         if let Err(e) = tokens::append(&self.redis, &key, kind, &data).await {
@@ -113,7 +119,8 @@ impl ChatRunner {
 
     async fn run_inner(&self, job: &JobContext, payload: &Value, key: &str) -> Result<Value, ChatFailure> {
         let payload = kinds::validate_for(
-            kinds::kind(kinds::INFERENCE_CHAT).ok_or_else(|| ChatFailure::Permanent("kind not registered".into()))?,
+            kinds::kind(kinds::INFERENCE_CHAT)
+                .ok_or_else(|| ChatFailure::Permanent("kind not registered".into()))?,
             payload,
             &self.registry,
         )
@@ -148,7 +155,9 @@ impl ChatRunner {
         // Wait for the model to be ready (a worker only leases while one of
         // its models is; this one may be another).
         if !self.monitor.is_ready(&model.name) {
-            job.set_progress(json!({"phase": "waiting_for_model", "model": model.name})).await.ok();
+            job.set_progress(json!({"phase": "waiting_for_model", "model": model.name}))
+                .await
+                .ok();
             tokio::select! {
                 () = self.monitor.wait_ready(&model.name) => {}
                 () = tokio::time::sleep(model.request_timeout) => {
@@ -179,12 +188,15 @@ impl ChatRunner {
             .get(&model.name)
             .ok_or_else(|| ChatFailure::Permanent(format!("no semaphore for model {}", model.name)))?;
         let waited = Instant::now();
-        job.set_progress(json!({"phase": "waiting_for_slot", "model": model.name})).await.ok();
+        job.set_progress(json!({"phase": "waiting_for_slot", "model": model.name}))
+            .await
+            .ok();
         tokio::select! {
             r = acquire(sem, &slot_token) => r.map_err(|e| ChatFailure::Permanent(format!("redis: {e}")))?,
             () = job.cancelled() => return Err(ChatFailure::Cancelled),
         }
-        self.metrics.slot_waited(&model.name, waited.elapsed().as_secs_f64());
+        self.metrics
+            .slot_waited(&model.name, waited.elapsed().as_secs_f64());
         self.metrics.in_flight(&model.name, 1);
         let renewer = tokio::spawn(renew_slot(sem.clone(), slot_token.clone()));
         let generated = self.generate(job, client, &request, key).await;
@@ -207,8 +219,15 @@ impl ChatRunner {
             role: Role::Assistant,
             content: completion.content.clone(),
         };
-        self.store_turn(job.id(), &conversation_id, &model.name, p.messages.is_some(), &new_turn, &answer)
-            .await?;
+        self.store_turn(
+            job.id(),
+            &conversation_id,
+            &model.name,
+            p.messages.is_some(),
+            &new_turn,
+            &answer,
+        )
+        .await?;
         tracing::info!(model = %model.name, prompt_tokens = prompt, completion_tokens = generated_tokens,
             finish_reason = %completion.finish_reason, ms = completion.elapsed.as_millis() as u64, "chat completed");
         Ok(json!({
@@ -290,7 +309,11 @@ impl ChatRunner {
         context::fit(history, &counts, model.context_size as usize, max_tokens as usize).map_err(|needed| {
             ChatFailure::Permanent(format!(
                 "{} (max_tokens {max_tokens} is reserved for the answer)",
-                context_overflow_message(&model.name, Some(needed as u64), Some(u64::from(model.context_size)))
+                context_overflow_message(
+                    &model.name,
+                    Some(needed as u64),
+                    Some(u64::from(model.context_size))
+                )
             ))
         })
     }
@@ -353,11 +376,19 @@ impl ChatRunner {
             self.metrics.retry(&model.name, err.reason());
             tracing::warn!(model = %model.name, try_ = attempt, reason = err.reason(), error = %err, ?delay, "model request failed; retrying");
             if published > 0 {
-                let _ = tokens::append(&self.redis, key, "retry", &json!({"try": attempt + 1, "reason": err.to_string()})).await;
+                let _ = tokens::append(
+                    &self.redis,
+                    key,
+                    "retry",
+                    &json!({"try": attempt + 1, "reason": err.to_string()}),
+                )
+                .await;
             }
-            job.set_progress(json!({"phase": "retrying", "model": model.name, "try": attempt, "error": err.to_string()}))
-                .await
-                .ok();
+            job.set_progress(
+                json!({"phase": "retrying", "model": model.name, "try": attempt, "error": err.to_string()}),
+            )
+            .await
+            .ok();
             let jittered = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
             tokio::select! {
                 () = tokio::time::sleep(jittered) => {}
@@ -393,10 +424,13 @@ impl ChatRunner {
             .await
             .map_err(db)?;
         } else {
-            sqlx::query!("UPDATE conversations SET updated_at = now() WHERE id = $1", conversation_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            sqlx::query!(
+                "UPDATE conversations SET updated_at = now() WHERE id = $1",
+                conversation_id
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         }
         let all: Vec<&ChatMessage> = turn.iter().chain(std::iter::once(answer)).collect();
         let positions: Vec<i16> = (0..all.len() as i16).collect();

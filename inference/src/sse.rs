@@ -49,7 +49,9 @@ impl SseParser {
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
-            let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8)?.to_owned();
+            let line = std::str::from_utf8(line)
+                .map_err(|_| SseError::NotUtf8)?
+                .to_owned();
             start = end + 1;
             if let Some(e) = self.line(&line) {
                 events.push(e);
@@ -116,7 +118,11 @@ mod tests {
             let mut p = SseParser::default();
             let mut all = p.push(&bytes[..split]).unwrap();
             all.extend(p.push(&bytes[split..]).unwrap());
-            assert_eq!(data(&all), vec!["{\"a\":1}", "{\"b\":\"é\"}", "one\ntwo", "[DONE]"], "split at {split}");
+            assert_eq!(
+                data(&all),
+                vec!["{\"a\":1}", "{\"b\":\"é\"}", "one\ntwo", "[DONE]"],
+                "split at {split}"
+            );
             assert_eq!(all[2].event.as_deref(), Some("x"));
             assert!(!p.has_partial());
         }

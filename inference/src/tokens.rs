@@ -64,7 +64,10 @@ pub async fn append(conn: &ConnectionManager, key: &str, kind: &str, data: &Valu
 /// entry, until the sender is dropped; resolves to how many were published.
 /// A Redis failure loses stream entries only (the job's result is recorded
 /// regardless), so it is logged, not fatal.
-pub fn publisher(conn: ConnectionManager, key: String) -> (mpsc::UnboundedSender<String>, tokio::task::JoinHandle<u64>) {
+pub fn publisher(
+    conn: ConnectionManager,
+    key: String,
+) -> (mpsc::UnboundedSender<String>, tokio::task::JoinHandle<u64>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let task = tokio::spawn(async move {
         let mut published = 0u64;
@@ -98,13 +101,19 @@ fn text(v: &RedisValue) -> Option<String> {
 }
 
 fn entries(v: &RedisValue) -> Vec<Entry> {
-    let RedisValue::Array(items) = v else { return Vec::new() };
+    let RedisValue::Array(items) = v else {
+        return Vec::new();
+    };
     items
         .iter()
         .filter_map(|item| {
-            let RedisValue::Array(parts) = item else { return None };
+            let RedisValue::Array(parts) = item else {
+                return None;
+            };
             let id = text(parts.first()?)?;
-            let RedisValue::Array(fields) = parts.get(1)? else { return None };
+            let RedisValue::Array(fields) = parts.get(1)? else {
+                return None;
+            };
             let mut kind = String::new();
             let mut data = Value::Null;
             for pair in fields.chunks(2) {
@@ -138,7 +147,9 @@ pub async fn read(
         .query_async(conn)
         .await?;
     // [[key, [entries]]] or nil on timeout.
-    let RedisValue::Array(streams) = reply else { return Ok(Vec::new()) };
+    let RedisValue::Array(streams) = reply else {
+        return Ok(Vec::new());
+    };
     Ok(streams
         .first()
         .and_then(|s| match s {

@@ -133,7 +133,9 @@ async fn the_semaphore_caps_holders_across_replicas_and_a_dead_holder_lapses() {
     let mut tasks = Vec::new();
     for i in 0..20 {
         let sem = replicas[i % 2].clone();
-        tasks.push(tokio::spawn(async move { sem.try_acquire(&format!("job{i}")).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            sem.try_acquire(&format!("job{i}")).await.unwrap()
+        }));
     }
     let mut winners = Vec::new();
     for (i, task) in tasks.into_iter().enumerate() {
@@ -141,7 +143,11 @@ async fn the_semaphore_caps_holders_across_replicas_and_a_dead_holder_lapses() {
             winners.push(format!("job{i}"));
         }
     }
-    assert_eq!(winners.len(), 2, "exactly the capacity, whatever the interleaving");
+    assert_eq!(
+        winners.len(),
+        2,
+        "exactly the capacity, whatever the interleaving"
+    );
     assert_eq!(replicas[0].in_use().await.unwrap(), 2);
     // A holder asking again keeps its slot; a newcomer still waits.
     assert!(replicas[1].try_acquire(&winners[0]).await.unwrap());
@@ -156,7 +162,10 @@ async fn the_semaphore_caps_holders_across_replicas_and_a_dead_holder_lapses() {
         assert!(replicas[1].renew("late").await.unwrap());
     }
     tokio::time::sleep(lease / 4).await;
-    assert!(!replicas[0].renew(&winners[1]).await.unwrap(), "the silent holder's lease lapsed");
+    assert!(
+        !replicas[0].renew(&winners[1]).await.unwrap(),
+        "the silent holder's lease lapsed"
+    );
     assert_eq!(replicas[0].in_use().await.unwrap(), 1);
     assert!(replicas[0].try_acquire("next").await.unwrap());
     // Full again; a redelivered job ("owner#2") takes over its dead
@@ -166,5 +175,8 @@ async fn the_semaphore_caps_holders_across_replicas_and_a_dead_holder_lapses() {
     assert!(!replicas[1].try_acquire("other#1").await.unwrap());
     assert!(replicas[1].try_acquire("01JOB#2").await.unwrap());
     assert_eq!(replicas[1].in_use().await.unwrap(), 2);
-    assert!(!replicas[0].renew("01JOB#1").await.unwrap(), "the stale generation lost its slot");
+    assert!(
+        !replicas[0].renew("01JOB#1").await.unwrap(),
+        "the stale generation lost its slot"
+    );
 }

@@ -99,7 +99,10 @@ fn check_content(field: &str, content: &str) -> Result<(), PayloadError> {
         return Err(invalid(field, "must not be empty"));
     }
     if content.chars().count() > MAX_CONTENT_CHARS {
-        return Err(invalid(field, format!("must be at most {MAX_CONTENT_CHARS} characters")));
+        return Err(invalid(
+            field,
+            format!("must be at most {MAX_CONTENT_CHARS} characters"),
+        ));
     }
     Ok(())
 }
@@ -136,7 +139,10 @@ fn check_shape(p: &ChatPayload) -> Result<(), PayloadError> {
                 ));
             }
             if messages.is_empty() || messages.len() > MAX_MESSAGES {
-                return Err(invalid("messages", format!("must hold 1-{MAX_MESSAGES} messages")));
+                return Err(invalid(
+                    "messages",
+                    format!("must hold 1-{MAX_MESSAGES} messages"),
+                ));
             }
             for (i, m) in messages.iter().enumerate() {
                 check_content(&format!("messages[{i}].content"), &m.content)?;
@@ -198,7 +204,10 @@ pub fn validate_for_model(payload: &Value, models: &ModelRegistry) -> Result<Val
         return Err(invalid(
             "model",
             if names.is_empty() {
-                format!("unknown model {:?}: no model is configured (HANGAR_MODELS_FILE)", p.model)
+                format!(
+                    "unknown model {:?}: no model is configured (HANGAR_MODELS_FILE)",
+                    p.model
+                )
             } else {
                 format!("unknown model {:?}; configured: {}", p.model, names.join(", "))
             },
@@ -208,7 +217,10 @@ pub fn validate_for_model(payload: &Value, models: &ModelRegistry) -> Result<Val
     if max_tokens > model.max_tokens_cap {
         return Err(invalid(
             "max_tokens",
-            format!("must be at most {} for model {}", model.max_tokens_cap, model.name),
+            format!(
+                "must be at most {} for model {}",
+                model.max_tokens_cap, model.name
+            ),
         ));
     }
     p.max_tokens = Some(max_tokens);
@@ -241,7 +253,8 @@ mod tests {
     #[test]
     fn good_payloads_get_the_models_defaults() {
         let p = validate_for_model(
-            &validate_shape(&json!({"model": "tiny", "messages": [{"role": "user", "content": "hi"}]})).unwrap(),
+            &validate_shape(&json!({"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}))
+                .unwrap(),
             &registry(),
         )
         .unwrap();
@@ -255,26 +268,65 @@ mod tests {
     fn every_bad_field_is_named() {
         let user = json!([{"role": "user", "content": "hi"}]);
         let cases = [
-            (json!({"model": "tiny", "messages": user, "temperature": 2.5}), "temperature"),
+            (
+                json!({"model": "tiny", "messages": user, "temperature": 2.5}),
+                "temperature",
+            ),
             (json!({"model": "tiny", "messages": user, "top_p": 0}), "top_p"),
             (json!({"model": "tiny", "messages": user, "top_p": 1.5}), "top_p"),
-            (json!({"model": "tiny", "messages": user, "max_tokens": 0}), "max_tokens"),
-            (json!({"model": "tiny", "messages": user, "max_tokens": 65}), "max_tokens"),
-            (json!({"model": "tiny", "messages": user, "max_tokens": -1}), "max_tokens"),
-            (json!({"model": "tiny", "messages": user, "stop": ["a", "b", "c", "d", "e"]}), "stop"),
-            (json!({"model": "tiny", "messages": user, "stop": [""]}), "stop[0]"),
+            (
+                json!({"model": "tiny", "messages": user, "max_tokens": 0}),
+                "max_tokens",
+            ),
+            (
+                json!({"model": "tiny", "messages": user, "max_tokens": 65}),
+                "max_tokens",
+            ),
+            (
+                json!({"model": "tiny", "messages": user, "max_tokens": -1}),
+                "max_tokens",
+            ),
+            (
+                json!({"model": "tiny", "messages": user, "stop": ["a", "b", "c", "d", "e"]}),
+                "stop",
+            ),
+            (
+                json!({"model": "tiny", "messages": user, "stop": [""]}),
+                "stop[0]",
+            ),
             (json!({"model": "tiny", "messages": user, "seed": "x"}), "seed"),
             (json!({"model": "tiny", "messages": user, "extra": 1}), "extra"),
             (json!({"model": "nope", "messages": user}), "model"),
             (json!({"model": "tiny"}), "messages"),
             (json!({"model": "tiny", "messages": []}), "messages"),
-            (json!({"model": "tiny", "messages": [{"role": "bot", "content": "x"}]}), "messages[0].role"),
-            (json!({"model": "tiny", "messages": [{"role": "user", "content": " "}]}), "messages[0].content"),
-            (json!({"model": "tiny", "messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]}), "messages[1].role"),
-            (json!({"model": "tiny", "messages": [{"role": "assistant", "content": "a"}]}), "messages[0].role"),
-            (json!({"model": "tiny", "conversation_id": "x", "message": "hi"}), "conversation_id"),
-            (json!({"model": "tiny", "conversation_id": "01KB0000000000000000000000"}), "message"),
-            (json!({"model": "tiny", "messages": user, "conversation_id": "01KB0000000000000000000000"}), "conversation_id"),
+            (
+                json!({"model": "tiny", "messages": [{"role": "bot", "content": "x"}]}),
+                "messages[0].role",
+            ),
+            (
+                json!({"model": "tiny", "messages": [{"role": "user", "content": " "}]}),
+                "messages[0].content",
+            ),
+            (
+                json!({"model": "tiny", "messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]}),
+                "messages[1].role",
+            ),
+            (
+                json!({"model": "tiny", "messages": [{"role": "assistant", "content": "a"}]}),
+                "messages[0].role",
+            ),
+            (
+                json!({"model": "tiny", "conversation_id": "x", "message": "hi"}),
+                "conversation_id",
+            ),
+            (
+                json!({"model": "tiny", "conversation_id": "01KB0000000000000000000000"}),
+                "message",
+            ),
+            (
+                json!({"model": "tiny", "messages": user, "conversation_id": "01KB0000000000000000000000"}),
+                "conversation_id",
+            ),
         ];
         for (payload, expected) in cases {
             assert_eq!(field(payload.clone()), expected, "{payload}");

@@ -253,7 +253,10 @@ fn check(e: ModelEntry, env: &dyn Fn(&str) -> Option<String>) -> Result<ModelCon
     let defaults = GenerationDefaults {
         temperature: e.defaults.temperature.unwrap_or_else(default_temperature),
         top_p: e.defaults.top_p.unwrap_or_else(default_top_p),
-        max_tokens: e.defaults.max_tokens.unwrap_or_else(|| default_max_tokens().min(cap)),
+        max_tokens: e
+            .defaults
+            .max_tokens
+            .unwrap_or_else(|| default_max_tokens().min(cap)),
     };
     if cap >= e.context_size {
         p.push(format!(
@@ -269,7 +272,10 @@ fn check(e: ModelEntry, env: &dyn Fn(&str) -> Option<String>) -> Result<ModelCon
         p.push(format!("{}: must be in (0, 1]", at("defaults.top_p")));
     }
     if defaults.max_tokens == 0 || defaults.max_tokens > cap {
-        p.push(format!("{}: must be 1-{cap} (max_tokens_cap)", at("defaults.max_tokens")));
+        p.push(format!(
+            "{}: must be 1-{cap} (max_tokens_cap)",
+            at("defaults.max_tokens")
+        ));
     }
     if !(1..=86_400).contains(&e.request_timeout_secs) {
         p.push(format!("{}: must be 1-86400", at("request_timeout_secs")));
@@ -369,8 +375,11 @@ top_p = 0.0
         ] {
             assert!(all.contains(&format!(": {field}:")), "{field} missing in {all}");
         }
-        let unknown = ModelRegistry::parse("[[model]]\nname='a'\nbase_url='http://h'\ncontext_size=64\nslots=2", &|_| None)
-            .unwrap_err();
+        let unknown = ModelRegistry::parse(
+            "[[model]]\nname='a'\nbase_url='http://h'\ncontext_size=64\nslots=2",
+            &|_| None,
+        )
+        .unwrap_err();
         assert!(unknown[0].contains("slots"), "{unknown:?}");
         let twice = format!("{GOOD}{GOOD}");
         assert!(ModelRegistry::parse(&twice, &|_| None).unwrap_err()[0].contains("twice"));
@@ -382,6 +391,9 @@ top_p = 0.0
     fn the_api_key_comes_from_the_named_variable() {
         let text = GOOD.replace("max_in_flight = 2", "max_in_flight = 2\napi_key_env = \"K\"");
         let r = ModelRegistry::parse(&text, &|v| (v == "K").then(|| "s3cret".to_owned())).unwrap();
-        assert_eq!(r.get("phi3").unwrap().api_key.as_ref().unwrap().expose(), "s3cret");
+        assert_eq!(
+            r.get("phi3").unwrap().api_key.as_ref().unwrap().expose(),
+            "s3cret"
+        );
     }
 }

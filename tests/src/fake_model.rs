@@ -117,7 +117,8 @@ impl Drop for InFlight {
 }
 
 fn delta(i: usize) -> Bytes {
-    let chunk = json!({"choices": [{"index": 0, "delta": {"content": format!("t{i} ")}, "finish_reason": null}]});
+    let chunk =
+        json!({"choices": [{"index": 0, "delta": {"content": format!("t{i} ")}, "finish_reason": null}]});
     Bytes::from(format!("data: {chunk}\n\n"))
 }
 
@@ -169,7 +170,10 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
         }
         match end {
             "finish" => Some((Ok(finish(tokens)), (i + 1, script, guard))),
-            "malformed" => Some((Ok(Bytes::from("data: {\"choices\": [oops\n\n")), (i + 1, script, guard))),
+            "malformed" => Some((
+                Ok(Bytes::from("data: {\"choices\": [oops\n\n")),
+                (i + 1, script, guard),
+            )),
             "stall" => {
                 std::future::pending::<()>().await;
                 None

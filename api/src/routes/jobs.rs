@@ -119,16 +119,16 @@ pub async fn create(
         obj.get("payload").unwrap_or(&json!({})),
         &state.config.inference.models,
     )
-        .map_err(|e| {
-            ApiError::invalid(
-                if e.field.is_empty() {
-                    "payload".into()
-                } else {
-                    format!("payload.{}", e.field)
-                },
-                e.message,
-            )
-        })?;
+    .map_err(|e| {
+        ApiError::invalid(
+            if e.field.is_empty() {
+                "payload".into()
+            } else {
+                format!("payload.{}", e.field)
+            },
+            e.message,
+        )
+    })?;
     let run_at = match obj.get("run_at") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(
