@@ -243,8 +243,8 @@ mod tests {
         .unwrap()
     }
 
-    fn field(payload: Value) -> String {
-        validate_shape(&payload)
+    fn field(payload: &Value) -> String {
+        validate_shape(payload)
             .and_then(|p| validate_for_model(&p, &registry()))
             .unwrap_err()
             .field
@@ -329,7 +329,7 @@ mod tests {
             ),
         ];
         for (payload, expected) in cases {
-            assert_eq!(field(payload.clone()), expected, "{payload}");
+            assert_eq!(field(&payload), expected, "{payload}");
         }
     }
 }
