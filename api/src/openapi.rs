@@ -189,7 +189,7 @@ mod tests {
     fn every_operation_has_an_access_rule() {
         let policy = Policy::from_openapi(&document(), false);
         let rules: Vec<_> = policy.rules().collect();
-        assert_eq!(rules.len(), 30);
+        assert_eq!(rules.len(), 35);
         for (method, path, rule) in rules {
             assert_ne!(rule.access, Access::Undeclared, "{method} {path}");
         }

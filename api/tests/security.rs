@@ -990,6 +990,6 @@ async fn the_served_openapi_document_is_valid_openapi_3_1_and_describes_every_op
             }
         }
     }
-    assert_eq!(operations, 30, "every operation of the router is documented");
+    assert_eq!(operations, 35, "every operation of the router is documented");
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
 }

@@ -204,6 +204,12 @@ impl ModelClient {
             };
             let bytes = match chunk {
                 Ok(Some(b)) => b,
+                Ok(None) if !out.finish_reason.is_empty() && !parser.has_partial() => {
+                    // Finished, but the server closed without `[DONE]`: the
+                    // answer is whole; take it rather than generate again.
+                    out.elapsed = started.elapsed();
+                    return Ok(out);
+                }
                 Ok(None) => {
                     return Err(InferenceError::transient(
                         "disconnected",
@@ -239,6 +245,13 @@ impl ModelClient {
                 })?;
                 if let Some(err) = chunk.get("error") {
                     // llama.cpp reports errors raised mid-generation in-band.
+                    if err.get("type").and_then(Value::as_str) == Some("exceed_context_size_error") {
+                        return Err(InferenceError::Permanent(context_overflow_message(
+                            &self.model.name,
+                            err.get("n_prompt_tokens").and_then(Value::as_u64),
+                            err.get("n_ctx").and_then(Value::as_u64),
+                        )));
+                    }
                     return Err(InferenceError::transient(
                         "server_error",
                         format!(

@@ -68,6 +68,9 @@ struct Watched {
     health: RwLock<ModelHealth>,
     ready: watch::Sender<bool>,
     wake: Notify,
+    /// Bumped by every `report_unreachable`: a probe that started before a
+    /// report must not mark the model ready over it.
+    reports: std::sync::atomic::AtomicU64,
 }
 
 /// Probes every configured model in the background.
@@ -98,6 +101,7 @@ impl ModelMonitor {
                         health: RwLock::new(ModelHealth::default()),
                         ready: watch::channel(false).0,
                         wake: Notify::new(),
+                        reports: Default::default(),
                     }),
                 )
             })
@@ -153,6 +157,7 @@ impl ModelMonitor {
     /// now, and is probed again at once.
     pub fn report_unreachable(&self, name: &str, error: &str) {
         let Some(w) = self.models.get(name) else { return };
+        w.reports.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut h) = w.health.write() {
             h.status = "unhealthy";
             h.ready = false;
@@ -166,8 +171,10 @@ impl ModelMonitor {
     }
 
     fn refresh_any(&self) {
-        let any = self.models.values().any(|w| *w.ready.borrow());
+        // Computed under the gate's own lock, so concurrent refreshes
+        // cannot leave an older answer last.
         self.any_ready.send_if_modified(|v| {
+            let any = self.models.values().any(|w| *w.ready.borrow());
             let changed = *v != any;
             *v = any;
             changed
@@ -177,6 +184,7 @@ impl ModelMonitor {
 
 async fn probe_loop(name: String, w: Arc<Watched>, monitor: ModelMonitor, interval: Duration) {
     loop {
+        let reports_before = w.reports.load(std::sync::atomic::Ordering::SeqCst);
         let probe = w.client.probe().await;
         let was = w.health.read().map(|h| h.clone()).unwrap_or_default();
         let mut next = was.clone();
@@ -219,6 +227,13 @@ async fn probe_loop(name: String, w: Arc<Watched>, monitor: ModelMonitor, interv
             }
         }
         next.ready = next.status == "healthy";
+        if w.reports.load(std::sync::atomic::Ordering::SeqCst) != reports_before {
+            // A request failed to connect while this probe ran: believe it,
+            // and probe again shortly.
+            next.ready = false;
+            next.status = "unhealthy";
+            next.warmed_up = false;
+        }
         if next.ready && was.status == "unhealthy" {
             tracing::info!(model = %name, "model healthy again");
         }
@@ -228,7 +243,13 @@ async fn probe_loop(name: String, w: Arc<Watched>, monitor: ModelMonitor, interv
         }
         w.ready.send_replace(ready);
         monitor.refresh_any();
-        let wait = if ready { interval } else { interval.min(SICK_PROBE) };
+        // Answering but failing its warm-up is a configuration problem (model
+        // id, credentials): retry at the normal pace, not every second.
+        let wait = if ready || probe.ok {
+            interval
+        } else {
+            interval.min(SICK_PROBE)
+        };
         let slept = Instant::now();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}

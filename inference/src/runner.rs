@@ -109,7 +109,12 @@ impl ChatRunner {
             ),
             Err(ChatFailure::Permanent(m)) => ("error", json!({"error": m, "state": "dead"}), "failed"),
         };
-        if let Err(e) = tokens::append(&self.redis, &key, kind, &data).await {
+        // Stopped without a cancel request: this worker lost the job's lease
+        // and another delivery carries on, so the stream is not over.
+        let lease_lost = matches!(outcome, Err(ChatFailure::Cancelled)) && !job.cancel_requested();
+        if lease_lost {
+            tracing::warn!("lease lost mid-generation; the job's next delivery continues its stream");
+        } else if let Err(e) = tokens::append(&self.redis, &key, kind, &data).await {
             tracing::warn!(error = %e, "could not publish the final stream entry; watchers fall back to the job's state");
         }
         let model = payload.get("model").and_then(Value::as_str).unwrap_or("?");
@@ -136,12 +141,28 @@ impl ChatRunner {
             .client(&model.name)
             .ok_or_else(|| ChatFailure::Permanent(format!("model {} is not monitored", model.name)))?;
         let max_tokens = p.max_tokens.unwrap_or(model.defaults.max_tokens);
+        if job.deliveries() > 1 {
+            // An earlier delivery may have streamed tokens: watchers start over.
+            let _ = tokens::append(
+                &self.redis,
+                key,
+                "retry",
+                &json!({"reason": "redelivered", "delivery": job.deliveries()}),
+            )
+            .await;
+        }
+        // A delivery that died after storing its answer (before the queue
+        // heard of it) already did the work: answer what it stored.
+        if let Some(stored) = self.stored_answer(job.id()).await? {
+            tracing::info!("answer already stored by an earlier delivery; not generating again");
+            return Ok(stored);
+        }
 
         // The conversation so far, and the turn this job adds.
         let (conversation_id, mut history, new_turn) = match (&p.messages, &p.conversation_id) {
             (Some(messages), _) => (job.id().to_owned(), Vec::new(), messages.clone()),
             (None, Some(id)) => {
-                let earlier = self.load_conversation(id).await?;
+                let earlier = self.load_conversation(id, job.id()).await?;
                 let user = ChatMessage {
                     role: Role::User,
                     content: p.message.clone().unwrap_or_default(),
@@ -192,19 +213,18 @@ impl ChatRunner {
             .await
             .ok();
         tokio::select! {
-            r = acquire(sem, &slot_token) => r.map_err(|e| ChatFailure::Permanent(format!("redis: {e}")))?,
-            () = job.cancelled() => return Err(ChatFailure::Cancelled),
+            () = acquire(sem, &slot_token) => {}
+            () = job.cancelled() => {
+                // An acquire may have landed just before: give it back.
+                let _ = sem.release(&slot_token).await;
+                return Err(ChatFailure::Cancelled);
+            }
         }
-        self.metrics
-            .slot_waited(&model.name, waited.elapsed().as_secs_f64());
-        self.metrics.in_flight(&model.name, 1);
-        let renewer = tokio::spawn(renew_slot(sem.clone(), slot_token.clone()));
+        let slot_wait = waited.elapsed();
+        self.metrics.slot_waited(&model.name, slot_wait.as_secs_f64());
+        let slot = HeldSlot::new(sem.clone(), slot_token, self.metrics.clone(), &model.name);
         let generated = self.generate(job, client, &request, key).await;
-        renewer.abort();
-        self.metrics.in_flight(&model.name, -1);
-        if let Err(e) = sem.release(&slot_token).await {
-            tracing::warn!(error = %e, "could not release the server slot; its lease frees it shortly");
-        }
+        slot.release().await;
         let (completion, tries) = generated?;
 
         let prompt = completion.prompt_tokens.unwrap_or(fitted.prompt_tokens as u64);
@@ -241,7 +261,7 @@ impl ChatRunner {
                 "total_tokens": prompt + generated_tokens,
             },
             "timings": {
-                "slot_wait_ms": waited.elapsed().saturating_sub(completion.elapsed).as_millis() as u64,
+                "slot_wait_ms": slot_wait.as_millis() as u64,
                 "first_token_ms": completion.first_token.map(|d| d.as_millis() as u64),
                 "generation_ms": completion.elapsed.as_millis() as u64,
                 "server": completion.server_timings,
@@ -251,7 +271,30 @@ impl ChatRunner {
         }))
     }
 
-    async fn load_conversation(&self, id: &str) -> Result<Vec<ChatMessage>, ChatFailure> {
+    /// The answer an earlier delivery of `job_id` stored, as a result.
+    async fn stored_answer(&self, job_id: &str) -> Result<Option<Value>, ChatFailure> {
+        let row = with_db_retries(|| {
+            sqlx::query!(
+                "SELECT m.conversation_id, m.content, c.model FROM messages m
+                 JOIN conversations c ON c.id = m.conversation_id
+                 WHERE m.job_id = $1 AND m.role = 'assistant'",
+                job_id
+            )
+            .fetch_optional(&self.pool)
+        })
+        .await?;
+        Ok(row.map(|r| {
+            json!({
+                "model": r.model,
+                "content": r.content,
+                "finish_reason": null,
+                "conversation_id": r.conversation_id,
+                "recovered": true,
+            })
+        }))
+    }
+
+    async fn load_conversation(&self, id: &str, job_id: &str) -> Result<Vec<ChatMessage>, ChatFailure> {
         let exists = sqlx::query_scalar!("SELECT count(*) FROM conversations WHERE id = $1", id)
             .fetch_one(&self.pool)
             .await
@@ -262,8 +305,9 @@ impl ChatRunner {
             )));
         }
         let rows = sqlx::query!(
-            "SELECT role, content FROM messages WHERE conversation_id = $1 ORDER BY id",
-            id
+            "SELECT role, content FROM messages WHERE conversation_id = $1 AND job_id <> $2 ORDER BY id",
+            id,
+            job_id
         )
         .fetch_all(&self.pool)
         .await
@@ -365,7 +409,7 @@ impl ChatRunner {
                 }
                 previous_answer = Some((*status, body.clone()));
             }
-            if matches!(err.reason(), "refused" | "timeout") {
+            if err.reason() == "refused" {
                 self.monitor.report_unreachable(&model.name, &err.to_string());
             }
             if attempt == model.request_attempts {
@@ -410,8 +454,26 @@ impl ChatRunner {
         turn: &[ChatMessage],
         answer: &ChatMessage,
     ) -> Result<(), ChatFailure> {
-        let db = |e: sqlx::Error| ChatFailure::Permanent(format!("storing the conversation: {e}"));
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        with_db_retries(|| {
+            self.store_turn_once(job_id, conversation_id, model, new_conversation, turn, answer)
+        })
+        .await
+        .map_err(|e| match e {
+            ChatFailure::Permanent(m) => ChatFailure::Permanent(format!("storing the conversation: {m}")),
+            other => other,
+        })
+    }
+
+    async fn store_turn_once(
+        &self,
+        job_id: &str,
+        conversation_id: &str,
+        model: &str,
+        new_conversation: bool,
+        turn: &[ChatMessage],
+        answer: &ChatMessage,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
         if new_conversation {
             sqlx::query!(
                 "INSERT INTO conversations (id, model, created_by)
@@ -421,16 +483,14 @@ impl ChatRunner {
                 model
             )
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         } else {
             sqlx::query!(
                 "UPDATE conversations SET updated_at = now() WHERE id = $1",
                 conversation_id
             )
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         }
         let all: Vec<&ChatMessage> = turn.iter().chain(std::iter::once(answer)).collect();
         let positions: Vec<i16> = (0..all.len() as i16).collect();
@@ -449,23 +509,96 @@ impl ChatRunner {
             &contents
         )
         .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
+        .await?;
+        tx.commit().await
     }
 }
 
 /// Waits for a free slot, polling with jitter (slots free up when a
-/// generation ends, seconds apart, so polling costs little).
-async fn acquire(sem: &DistributedSemaphore, token: &str) -> hangar_queue::Result<()> {
+/// generation ends, seconds apart, so polling costs little). Redis errors
+/// are waited out: the job cannot run without the cap.
+async fn acquire(sem: &DistributedSemaphore, token: &str) {
     let mut pause = std::time::Duration::from_millis(20);
     loop {
-        if sem.try_acquire(token).await? {
-            return Ok(());
+        match sem.try_acquire(token).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "redis unreachable while waiting for a server slot; retrying")
+            }
         }
         tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64())).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(250));
     }
+}
+
+/// A held server slot: renewed in the background until released. Dropped
+/// without `release` (the job's future dropped, a panic), it stops
+/// renewing, and the slot lapses with its lease.
+struct HeldSlot {
+    sem: DistributedSemaphore,
+    token: String,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+    metrics: Arc<InferenceMetrics>,
+    model: String,
+}
+
+impl HeldSlot {
+    fn new(sem: DistributedSemaphore, token: String, metrics: Arc<InferenceMetrics>, model: &str) -> Self {
+        metrics.in_flight(model, 1);
+        let renewer = Some(tokio::spawn(renew_slot(sem.clone(), token.clone())));
+        Self {
+            sem,
+            token,
+            renewer,
+            metrics,
+            model: model.to_owned(),
+        }
+    }
+
+    async fn release(mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+            // A renewal in flight must not land after the release.
+            let _ = r.await;
+        }
+        if let Err(e) = self.sem.release(&self.token).await {
+            tracing::warn!(error = %e, "could not release the server slot; its lease frees it shortly");
+        }
+    }
+}
+
+impl Drop for HeldSlot {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        self.metrics.in_flight(&self.model, -1);
+    }
+}
+
+/// Runs a database call, retrying connection trouble a few times (a
+/// PostgreSQL restart must not throw a generated answer away).
+async fn with_db_retries<T, F, Fut>(mut call: F) -> Result<T, ChatFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut pause = std::time::Duration::from_millis(200);
+    for attempt in 1..=6 {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed))
+                if attempt < 6 =>
+            {
+                tracing::warn!(error = %e, attempt, "database unavailable; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(e) => return Err(ChatFailure::Permanent(format!("database: {e}"))),
+        }
+    }
+    Err(ChatFailure::Permanent("database: unavailable".into()))
 }
 
 async fn renew_slot(sem: DistributedSemaphore, token: String) {
@@ -474,8 +607,11 @@ async fn renew_slot(sem: DistributedSemaphore, token: String) {
         match sem.renew(&token).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(%token, "server slot lease lapsed (Redis or this worker stalled); the cap may be exceeded briefly");
-                let _ = sem.try_acquire(&token).await;
+                // Lapsed (Redis or this worker stalled), or taken over by a
+                // later delivery of the job: finish without it rather than
+                // push the server past its slots.
+                tracing::warn!(%token, "server slot lease lapsed; finishing this request without it");
+                return;
             }
             Err(e) => tracing::warn!(error = %e, "could not renew the server slot"),
         }

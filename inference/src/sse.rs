@@ -35,6 +35,7 @@ pub struct SseParser {
     event: Option<String>,
     data: Vec<String>,
     has_data: bool,
+    too_long: bool,
 }
 
 impl SseParser {
@@ -58,7 +59,7 @@ impl SseParser {
             }
         }
         self.buf.drain(..start);
-        if self.buf.len() > MAX_LINE {
+        if self.buf.len() > MAX_LINE || self.too_long {
             return Err(SseError::LineTooLong);
         }
         Ok(events)
@@ -91,6 +92,12 @@ impl SseParser {
         };
         match field {
             "data" => {
+                if self.data.iter().map(String::len).sum::<usize>() + value.len() > MAX_LINE {
+                    // Counted as a line too long: an event without end.
+                    self.data.clear();
+                    self.too_long = true;
+                    return None;
+                }
                 self.data.push(value.to_owned());
                 self.has_data = true;
             }

@@ -158,3 +158,19 @@ pub async fn read(
         })
         .unwrap_or_default())
 }
+
+/// The entry with exactly `id`, if it is still there.
+pub async fn entry(conn: &mut ConnectionManager, key: &str, id: &str) -> redis::RedisResult<Option<Entry>> {
+    let reply: RedisValue = redis::cmd("XRANGE")
+        .arg(key)
+        .arg(id)
+        .arg(id)
+        .query_async(conn)
+        .await?;
+    Ok(entries(&reply).into_iter().next())
+}
+
+/// Whether the stream exists (it expires an hour after its last entry).
+pub async fn exists(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<bool> {
+    redis::cmd("EXISTS").arg(key).query_async(conn).await
+}

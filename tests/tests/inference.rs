@@ -75,12 +75,23 @@ fn user(text: &str) -> Value {
 
 /// The SSE events of a stream: (event, data) pairs until it ends.
 async fn sse_events(app: &TestApp, id: &str) -> Vec<(String, Value)> {
-    let mut r = app
-        .http
-        .get(format!("{}/api/v1/jobs/{id}/stream", app.base))
-        .send()
+    sse_from(app, id, None)
         .await
-        .unwrap();
+        .into_iter()
+        .map(|(_, e, d)| (e, d))
+        .collect()
+}
+
+/// The SSE events (id, event, data) after `last_event_id`.
+async fn sse_from(app: &TestApp, id: &str, last_event_id: Option<&str>) -> Vec<(String, String, Value)> {
+    let mut req = app.http.get(format!("{}/api/v1/jobs/{id}/stream", app.base));
+    if let Some(last) = last_event_id {
+        req = req.header("last-event-id", last);
+    }
+    let mut r = req.send().await.unwrap();
+    if r.status() == 204 {
+        return Vec::new();
+    }
     assert_eq!(r.status(), 200);
     assert!(
         r.headers()["content-type"]
@@ -100,7 +111,11 @@ async fn sse_events(app: &TestApp, id: &str) -> Vec<(String, Value)> {
         .filter_map(|block| {
             let mut event = None;
             let mut data = None;
+            let mut event_id = String::new();
             for line in block.lines() {
+                if let Some(i) = line.strip_prefix("id: ") {
+                    event_id = i.to_owned();
+                }
                 if let Some(e) = line.strip_prefix("event: ") {
                     event = Some(e.to_owned());
                 }
@@ -108,7 +123,7 @@ async fn sse_events(app: &TestApp, id: &str) -> Vec<(String, Value)> {
                     data = serde_json::from_str(d).ok();
                 }
             }
-            Some((event?, data?))
+            Some((event_id, event?, data?))
         })
         .collect()
 }
@@ -148,8 +163,17 @@ async fn llama_greedy_output_is_repeatable_and_max_tokens_and_stop_are_respected
         &full[..full.find(&stop).unwrap()]
     );
 
-    // Metrics per model on the API side.
-    let (_, models) = app.get("/api/models").await;
+    // The model as the API shows it (outcomes reach job_runs a moment after
+    // the job's state in Redis: poll).
+    let start = Instant::now();
+    let models = loop {
+        let (_, models) = app.get("/api/models").await;
+        if models["items"][0]["jobs"]["last_hour"]["succeeded"] == 3 {
+            break models;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "{models}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let m = &models["items"][0];
     assert_eq!(m["name"], "tiny");
     assert_eq!(m["health"]["warmed_up"], true);
@@ -208,8 +232,28 @@ async fn llama_streaming_relays_tokens_in_order_then_the_result() {
         "tokens in order make the answer"
     );
     // A late client gets the same events again from the start.
-    let again = sse_events(&app, &id).await;
-    assert_eq!(again, events);
+    let again = sse_from(&app, &id, None).await;
+    assert_eq!(
+        again
+            .iter()
+            .map(|(_, e, d)| (e.clone(), d.clone()))
+            .collect::<Vec<_>>(),
+        events
+    );
+    // Every event has an id; reconnecting after the second resumes exactly after it.
+    assert!(again.iter().all(|(i, _, _)| !i.is_empty()), "{again:?}");
+    let rest = sse_from(&app, &id, Some(&again[1].0)).await;
+    assert_eq!(rest, again[2..].to_vec());
+    // After the final event there is nothing more: 204 ends EventSource's reconnects.
+    let (last_id, _, _) = again.last().unwrap();
+    let r = app
+        .http
+        .get(format!("{}/api/v1/jobs/{id}/stream", app.base))
+        .header("last-event-id", last_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
     // Non-inference jobs do not stream.
     let noop = app.enqueue(json!({"kind": "system.noop"})).await;
     let r = app

@@ -9,13 +9,12 @@ use axum::{
     Extension, Json,
     body::Bytes,
     extract::{Path, State},
-    http::HeaderMap,
+    http::{HeaderMap, StatusCode},
     response::{
         IntoResponse,
         sse::{Event, KeepAlive, Sse},
     },
 };
-use futures_util::Stream;
 use hangar_inference::tokens;
 use hangar_shared::{db::NewJobRun, kinds};
 use serde_json::{Value, json};
@@ -28,6 +27,12 @@ use crate::{
 
 /// How long one XREAD waits before the relay checks on the job itself.
 const READ_BLOCK: Duration = Duration::from_secs(5);
+/// Longest a relay stays open; a client that still wants more reconnects
+/// with `Last-Event-ID` (a job queued for hours must not hold a connection
+/// and a Redis connection forever).
+const MAX_RELAY: Duration = Duration::from_secs(3600);
+/// The id of a final event made from the job's record (its stream gone).
+const FINAL_ID: &str = "final";
 
 /// Start a chat completion
 ///
@@ -151,6 +156,9 @@ struct Relay {
     after: String,
     pending: VecDeque<Event>,
     finished: bool,
+    /// Tokens of the entry `after` already delivered before a reconnect.
+    resume_skip: Option<usize>,
+    opened: std::time::Instant,
 }
 
 fn data_event(name: &str, data: &Value) -> Event {
@@ -158,18 +166,16 @@ fn data_event(name: &str, data: &Value) -> Event {
 }
 
 impl Relay {
-    /// SSE events of one stream entry: one `token` event per delta.
-    fn push_entry(&mut self, entry: tokens::Entry) {
+    /// SSE events of one stream entry: one `token` event per delta, each
+    /// with its own id (`{entry}.{index}`), so a reconnect resumes exactly.
+    fn push_entry(&mut self, entry: tokens::Entry, skip: usize) {
         match entry.kind.as_str() {
             "tokens" => {
                 let texts = entry.data.as_array().cloned().unwrap_or_default();
-                let n = texts.len();
-                for (i, t) in texts.into_iter().enumerate() {
-                    let mut e = data_event("token", &json!({ "text": t }));
-                    if i + 1 == n {
-                        e = e.id(entry.id.clone());
-                    }
-                    self.pending.push_back(e);
+                for (i, t) in texts.into_iter().enumerate().skip(skip) {
+                    self.pending.push_back(
+                        data_event("token", &json!({ "text": t })).id(format!("{}.{i}", entry.id)),
+                    );
                 }
             }
             "retry" => self
@@ -216,10 +222,13 @@ impl Relay {
         if !matches!(status.as_str(), "succeeded" | "dead" | "cancelled") {
             return false;
         }
-        self.pending.push_back(match (status.as_str(), result) {
-            ("succeeded", Some(r)) => data_event("result", &r),
-            _ => data_event("error", &json!({ "error": error, "state": status })),
-        });
+        self.pending.push_back(
+            match (status.as_str(), result) {
+                ("succeeded", Some(r)) => data_event("result", &r),
+                _ => data_event("error", &json!({ "error": error, "state": status })),
+            }
+            .id(FINAL_ID),
+        );
         self.finished = true;
         true
     }
@@ -232,8 +241,18 @@ impl Relay {
             if self.finished {
                 return None;
             }
+            if let Some(skip) = self.resume_skip.take() {
+                // Reconnected mid-entry: the rest of that entry first.
+                if let Ok(Some(e)) = tokens::entry(&mut self.conn, &self.key, &self.after).await {
+                    self.push_entry(e, skip);
+                }
+                continue;
+            }
+            if self.opened.elapsed() > MAX_RELAY {
+                return None; // the client reconnects with Last-Event-ID
+            }
             match tokens::read(&mut self.conn, &self.key, &self.after, READ_BLOCK).await {
-                Ok(entries) if !entries.is_empty() => entries.into_iter().for_each(|e| self.push_entry(e)),
+                Ok(entries) if !entries.is_empty() => entries.into_iter().for_each(|e| self.push_entry(e, 0)),
                 Ok(_) => {
                     self.finish_from_job().await;
                 }
@@ -255,12 +274,15 @@ impl Relay {
 /// The job's tokens as server-sent events, in order, from the first (a
 /// late client misses nothing; `Last-Event-ID` resumes): `token` events
 /// (`{"text"}`), `retry` when an attempt starts over (discard the text so
-/// far), and a final `result` (the job's result) or `error` event.
+/// far), and a final `result` (the job's result) or `error` event. Each event
+/// has an id; reconnecting with `Last-Event-ID` resumes after it, and after
+/// the final event the answer is 204 (which stops EventSource reconnecting).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/stream", operation_id = "stream_job", tag = "inference",
     params(("id" = String, Path, description = "Job id of an inference.chat job"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses(
         (status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String),
+        (status = 204, description = "The stream already ended (Last-Event-ID at its final event)"),
         (status = 404, description = "No such job", body = schema::ErrorBody),
         (status = 409, description = "Not an inference job", body = schema::ErrorBody)),
     security(("bearer" = ["viewer"])))]
@@ -268,7 +290,7 @@ pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let (run, _) = job_and_queue(&state, &id).await?;
     if run.kind != kinds::INFERENCE_CHAT {
         return Err(ApiError::Conflict(format!(
@@ -277,32 +299,63 @@ pub async fn stream(
             kinds::INFERENCE_CHAT
         )));
     }
-    let after = headers
+    let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            v.split_once('-')
-                .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok())
-        })
-        .unwrap_or("0")
-        .to_owned();
+        .unwrap_or("");
+    if last == FINAL_ID {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // `{entry}.{index}` (a token) or `{entry}` (other events); anything else: from the start.
+    let (entry_id, index) = match last.split_once('.') {
+        Some((e, i)) => (e, i.parse::<usize>().ok()),
+        None => (last, None),
+    };
+    let valid = entry_id
+        .split_once('-')
+        .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok());
     let settings = state.config.redis_settings();
-    let conn = settings
+    let mut conn = settings
         .connect_with_timeout(READ_BLOCK + settings.response_timeout)
         .await
         .map_err(ApiError::from)?;
-    let relay = Relay {
-        key: tokens::stream_key(&state.config.redis.prefix, &id),
+    let key = tokens::stream_key(&state.config.redis.prefix, &id);
+    if valid
+        && let Some(e) = tokens::entry(&mut conn, &key, entry_id)
+            .await
+            .map_err(hangar_queue::QueueError::from)?
+        && matches!(e.kind.as_str(), "done" | "error")
+    {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let stream_exists = tokens::exists(&mut conn, &key)
+        .await
+        .map_err(hangar_queue::QueueError::from)?;
+    let mut relay = Relay {
+        key,
         queue: run.queue.clone(),
         job_id: id,
         state,
         conn,
-        after,
+        after: if valid {
+            entry_id.to_owned()
+        } else {
+            "0".to_owned()
+        },
         pending: VecDeque::new(),
         finished: false,
+        resume_skip: index.filter(|_| valid).map(|i| i + 1),
+        opened: std::time::Instant::now(),
     };
+    if !stream_exists {
+        // Finished long ago (stream expired) or never started: answer from
+        // the job at once instead of after a first empty wait.
+        relay.finish_from_job().await;
+    }
     let events = futures_util::stream::unfold(relay, |mut relay| async move {
-        relay.next_event().await.map(|e| (Ok(e), relay))
+        relay.next_event().await.map(|e| (Ok::<_, Infallible>(e), relay))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }

@@ -103,7 +103,9 @@ impl Fetcher {
                 tracing::info!(queue = %self.queue.name(), "fetch gate closed; not leasing until it opens");
                 let mut gate = gate.clone();
                 tokio::select! {
-                    r = gate.wait_for(|open| *open) => if r.is_err() { return },
+                    r = gate.wait_for(|open| *open) => if r.is_err() {
+                        tracing::error!(queue = %self.queue.name(), "fetch gate dropped; leasing without it");
+                    },
                     () = self.stop.cancelled() => return,
                 }
                 tracing::info!(queue = %self.queue.name(), "fetch gate open; leasing again");
