@@ -33,7 +33,17 @@ pub enum ChatFailure {
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// Could not start (its model is not ready): give it back to the queue
+    /// for [`DEFER_DELAY`] without using up an attempt.
+    #[error("{0}")]
+    Deferred(String),
 }
+
+/// How long a job whose model is not ready waits in the worker before it
+/// is given back to the queue.
+const NOT_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a deferred job stays out of the queue.
+pub const DEFER_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The semaphore lease: long enough to ride out a Redis hiccup, short
 /// enough that a killed worker's slot comes back quickly.
@@ -108,11 +118,14 @@ impl ChatRunner {
                 "cancelled",
             ),
             Err(ChatFailure::Permanent(m)) => ("error", json!({"error": m, "state": "dead"}), "failed"),
+            Err(ChatFailure::Deferred(m)) => ("deferred", json!({"reason": m}), "deferred"),
         };
         // Stopped without a cancel request: this worker lost the job's lease
         // and another delivery carries on, so the stream is not over.
         let lease_lost = matches!(outcome, Err(ChatFailure::Cancelled)) && !job.cancel_requested();
-        if lease_lost {
+        if matches!(outcome, Err(ChatFailure::Deferred(_))) {
+            // Not over: the job runs later, and its stream goes on then.
+        } else if lease_lost {
             tracing::warn!("lease lost mid-generation; the job's next delivery continues its stream");
         } else if let Err(e) = tokens::append(&self.redis, &key, kind, &data).await {
             tracing::warn!(error = %e, "could not publish the final stream entry; watchers fall back to the job's state");
@@ -181,10 +194,12 @@ impl ChatRunner {
                 .ok();
             tokio::select! {
                 () = self.monitor.wait_ready(&model.name) => {}
-                () = tokio::time::sleep(model.request_timeout) => {
+                () = tokio::time::sleep(NOT_READY_WAIT) => {
+                    // Back to the queue, the attempt uncounted: the job waits
+                    // for its model instead of dying of the outage.
                     let h = self.monitor.health(&model.name).unwrap_or_default();
-                    return Err(ChatFailure::Permanent(format!(
-                        "model {} was not ready within {:?}: {}", model.name, model.request_timeout,
+                    return Err(ChatFailure::Deferred(format!(
+                        "model {} is not ready ({}): waiting for it", model.name,
                         h.last_error.unwrap_or_else(|| h.status.to_owned()))));
                 }
                 () = job.cancelled() => return Err(ChatFailure::Cancelled),
@@ -514,11 +529,12 @@ impl ChatRunner {
     }
 }
 
-/// Waits for a free slot, polling with jitter (slots free up when a
-/// generation ends, seconds apart, so polling costs little). Redis errors
-/// are waited out: the job cannot run without the cap.
+/// Waits for a free slot, polling with jitter, 5 ms doubling to 50 ms: a
+/// slot left idle for a long pause is throughput lost (bench/inference.sh),
+/// and a poll is one small script call. Redis errors are waited out: the
+/// job cannot run without the cap.
 async fn acquire(sem: &DistributedSemaphore, token: &str) {
-    let mut pause = std::time::Duration::from_millis(20);
+    let mut pause = std::time::Duration::from_millis(5);
     loop {
         match sem.try_acquire(token).await {
             Ok(true) => return,
@@ -528,7 +544,7 @@ async fn acquire(sem: &DistributedSemaphore, token: &str) {
             }
         }
         tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64())).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(250));
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
     }
 }
 

@@ -18,8 +18,6 @@ use tokio::sync::mpsc;
 pub const STREAM_TTL: Duration = Duration::from_secs(3600);
 /// Entries kept per stream, at most (a generation is capped well below).
 const MAX_ENTRIES: u32 = 100_000;
-/// Token deltas are batched into one entry for at most this long.
-const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
 /// The stream key of job `id`.
 pub fn stream_key(prefix: &str, job_id: &str) -> String {
@@ -73,12 +71,11 @@ pub fn publisher(
         let mut published = 0u64;
         let mut batch = Vec::new();
         let mut warned = false;
+        // Whatever arrived while the previous entry was being written goes
+        // out as one entry: batches grow with the token rate on their own,
+        // and nothing waits on a timer (the last tokens, and so the result,
+        // are never held back).
         while rx.recv_many(&mut batch, 512).await > 0 {
-            // Let a few more arrive: one entry per burst, not per token.
-            tokio::time::sleep(BATCH_WINDOW).await;
-            while let Ok(t) = rx.try_recv() {
-                batch.push(t);
-            }
             published += batch.len() as u64;
             if let Err(e) = append(&conn, &key, "tokens", &Value::from(std::mem::take(&mut batch))).await
                 && !warned

@@ -22,5 +22,6 @@ pub use options::{Retention, WorkerOptions};
 pub use queue::{DEFAULT_MAX_CRASHES, DeadPage, Queue, ReapReport, STEP};
 pub use retry::{RetryPolicies, RetryPolicy};
 pub use worker::{
-    AckLayer, AckService, BackendHandle, HangarBackend, JobContext, RecordedOutcome, WorkerStats, permanent,
+    AckLayer, AckService, BackendHandle, Deferred, HangarBackend, JobContext, RecordedOutcome, WorkerStats,
+    defer, permanent,
 };

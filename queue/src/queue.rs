@@ -70,10 +70,23 @@ pub(crate) struct Finished {
 /// What happened to an attempt.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
-    Succeeded { result: String },
+    Succeeded {
+        result: String,
+    },
     Cancelled,
-    Retry { error: String, delay: Duration },
-    Dead { error: String },
+    Retry {
+        error: String,
+        delay: Duration,
+    },
+    /// Not run at all (the handler found it could not start, e.g. its model
+    /// server is down): back to the queue after `delay`, the attempt uncounted.
+    Deferred {
+        reason: String,
+        delay: Duration,
+    },
+    Dead {
+        error: String,
+    },
 }
 
 async fn conn_zcount(conn: &mut ConnectionManager, key: &str, since: u64) -> redis::RedisResult<u64> {
@@ -578,6 +591,7 @@ impl Queue {
                 Outcome::Succeeded { result } => ("succeeded", result.clone(), 0),
                 Outcome::Cancelled => ("cancelled", String::new(), 0),
                 Outcome::Retry { error, delay } => ("retry", error.clone(), delay.as_millis() as u64),
+                Outcome::Deferred { reason, delay } => ("defer", reason.clone(), delay.as_millis() as u64),
                 Outcome::Dead { error } => ("dead", error.clone(), 0),
             };
             args.extend([

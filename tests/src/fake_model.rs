@@ -61,13 +61,18 @@ pub struct FakeModel {
 impl FakeModel {
     /// Starts it; requests beyond the queued scripts follow `fallback`.
     pub async fn start(fallback: Script) -> Self {
+        Self::start_on(0, fallback).await
+    }
+
+    /// Starts it on 127.0.0.1:`port` (0: any free port).
+    pub async fn start_on(port: u16, fallback: Script) -> Self {
         let shared = Arc::new(Shared::default());
         *shared.fallback.lock().unwrap() = Some(fallback);
         let app = Router::new()
             .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
             .route("/v1/chat/completions", post(chat))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { shared, url }

@@ -621,3 +621,65 @@ async fn bad_chat_requests_get_422_naming_the_field_and_nothing_is_queued() {
     assert_eq!(m["health"]["ready"], false);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn fake_a_job_for_a_model_that_is_down_waits_uncounted_while_other_models_serve() {
+    let up = FakeModel::start(Script::Stream {
+        tokens: 2,
+        delay: Duration::ZERO,
+    })
+    .await;
+    let down_port = hangar_tests::free_port();
+    let down_url = format!("http://127.0.0.1:{down_port}");
+    let app = app_with(&[("up", &up.url, TINY), ("down", &down_url, TINY)], "1").await;
+    wait_model(&app, "up", "healthy").await;
+    let waiting = chat(
+        &app,
+        json!({"model": "down", "messages": user("x"), "max_tokens": 4}),
+    )
+    .await;
+    // The model that is up serves meanwhile (the worker leases: one model is ready).
+    let ok = finished(
+        &app,
+        &chat(
+            &app,
+            json!({"model": "up", "messages": user("x"), "max_tokens": 4}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(ok["state"], "succeeded", "{ok}");
+    // The other job is given back, again and again, without using its one attempt.
+    let start = Instant::now();
+    loop {
+        let (_, job) = app.get(&format!("/api/v1/jobs/{waiting}")).await;
+        assert!(
+            !matches!(job["state"].as_str(), Some("dead" | "succeeded")),
+            "{job}"
+        );
+        assert_eq!(job["attempts"], 0, "{job}");
+        if job["deliveries"].as_u64().unwrap_or(0) >= 2 {
+            assert!(
+                job["error"].to_string().contains("model down is not ready"),
+                "{job}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never deferred: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its server comes up: the job runs, as its first attempt.
+    let _server = FakeModel::start_on(
+        down_port,
+        Script::Stream {
+            tokens: 3,
+            delay: Duration::ZERO,
+        },
+    )
+    .await;
+    let done = finished(&app, &waiting).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert_eq!(done["result"]["content"], "t0 t1 t2 ");
+    app.shutdown().await;
+}

@@ -8,7 +8,7 @@ use std::{
 
 use apalis_core::{error::BoxDynError, task::data::Data};
 use hangar_inference::{ChatFailure, ChatRunner};
-use hangar_queue::{JobContext, permanent};
+use hangar_queue::{JobContext, defer, permanent};
 use hangar_shared::kinds::{self, SleepPayload};
 use hangar_sync::{SyncError, Syncer};
 use serde_json::{Value, json};
@@ -49,6 +49,7 @@ pub async fn dispatch(
         kinds::INFERENCE_CHAT => match inference.run(&job, &payload).await {
             Ok(v) => Ok(v),
             Err(ChatFailure::Cancelled) => Err("cancelled while generating".into()),
+            Err(ChatFailure::Deferred(m)) => Err(defer(m, hangar_inference::runner::DEFER_DELAY).into()),
             Err(ChatFailure::Permanent(m)) => {
                 tracing::error!(error = %m, "inference failed");
                 Err(permanent(m).into())

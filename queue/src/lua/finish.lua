@@ -1,6 +1,9 @@
 -- Record the outcomes of a batch of attempts. ARGV groups of 6:
--- id, lease token, outcome (succeeded|cancelled|retry|dead), text (result JSON
--- or error), delay_ms (retry only), attempt number.
+-- id, lease token, outcome (succeeded|cancelled|retry|defer|dead), text (result
+-- JSON or error), delay_ms (retry and defer), attempt number. `defer` means the
+-- job did not run (its handler could not start it): it waits delay_ms like a
+-- retry, but the attempt it was given (ARGV: the previous count) is not used up
+-- and nothing joins its error history.
 -- An outcome whose lease token no longer matches is stale (the lease expired
 -- and the job was handed to another worker) and is ignored, so a job records
 -- exactly one success however many times it ran.
@@ -17,7 +20,7 @@ for o = 1, #ARGV, 6 do
     table.insert(out, '')
   else
     table.insert(released, id)
-    if outcome == 'retry' and f[3] == '1' then
+    if (outcome == 'retry' or outcome == 'defer') and f[3] == '1' then
       -- Cancellation was requested: a failed attempt is not retried.
       outcome = 'cancelled'
       text = ''
@@ -27,6 +30,13 @@ for o = 1, #ARGV, 6 do
         'lease', '', 'finished_at', now, 'updated_at', now)
       table.insert(done, now)
       table.insert(done, id)
+    elseif outcome == 'defer' then
+      local at = now + tonumber(ARGV[o + 4])
+      outcome = 'retrying'
+      redis.call('HSET', jk, 'state', 'retrying', 'attempts', attempt, 'last_error', text,
+        'run_at', at, 'lease', '', 'updated_at', now)
+      table.insert(scheduled, at)
+      table.insert(scheduled, id)
     elseif outcome == 'retry' then
       local at = now + tonumber(ARGV[o + 4])
       outcome = 'retrying'

@@ -35,6 +35,31 @@ pub fn permanent<E: Into<BoxDynError>>(err: E) -> AbortError {
     AbortError::new(err)
 }
 
+/// Returned by a handler that cannot start its job yet (a dependency is
+/// down): the job goes back to its queue for `delay` without using up an
+/// attempt, so an outage of what it needs does not kill it.
+#[derive(Debug)]
+pub struct Deferred {
+    reason: String,
+    delay: Duration,
+}
+
+impl std::fmt::Display for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "deferred for {:?}: {}", self.delay, self.reason)
+    }
+}
+
+impl StdError for Deferred {}
+
+/// See [`Deferred`].
+pub fn defer(reason: impl Into<String>, delay: Duration) -> Deferred {
+    Deferred {
+        reason: reason.into(),
+        delay,
+    }
+}
+
 /// Shared by the layer and its services.
 #[derive(Clone)]
 pub(crate) struct AckShared {
@@ -171,7 +196,13 @@ fn decide<R: serde::Serialize>(shared: &AckShared, run: &Run, result: &Result<R,
         Err(err) => {
             let text = error_chain(err.as_ref());
             let out_of_attempts = attempt >= run.claimed.max_attempts;
-            if err.downcast_ref::<AbortError>().is_some() {
+            if let Some(d) = err.downcast_ref::<Deferred>() {
+                tracing::info!(job.id = %run.claimed.id, reason = %d.reason, delay = ?d.delay, "deferred; the attempt is not counted");
+                Outcome::Deferred {
+                    reason: d.reason.clone(),
+                    delay: d.delay,
+                }
+            } else if err.downcast_ref::<AbortError>().is_some() {
                 tracing::warn!(job.id = %run.claimed.id, error = %text, "permanent failure; moving to dead");
                 Outcome::Dead {
                     error: format!("permanent failure: {text}"),

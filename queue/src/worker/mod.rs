@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-pub use ack::{AckLayer, AckService, permanent};
+pub use ack::{AckLayer, AckService, Deferred, defer, permanent};
 pub use context::JobContext;
 pub use run::{RecordedOutcome, WorkerStats};
 

@@ -76,10 +76,15 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub fn new(run: Arc<Run>, outcome: crate::queue::Outcome) -> Self {
+        // A deferred attempt did not happen: the count stays where it was.
+        let attempt = match outcome {
+            crate::queue::Outcome::Deferred { .. } => run.attempt().saturating_sub(1),
+            _ => run.attempt(),
+        };
         let finished = Finished {
             id: run.claimed.id.clone(),
             token: run.claimed.token.clone(),
-            attempt: run.attempt(),
+            attempt,
             outcome,
         };
         Self {
@@ -121,9 +126,9 @@ impl RecordedOutcome {
         let (result, error) = match &p.finished.outcome {
             crate::queue::Outcome::Succeeded { result } => (serde_json::from_str(result).ok(), None),
             crate::queue::Outcome::Cancelled => (None, None),
-            crate::queue::Outcome::Retry { error, .. } | crate::queue::Outcome::Dead { error } => {
-                (None, Some(error.clone()))
-            }
+            crate::queue::Outcome::Retry { error, .. }
+            | crate::queue::Outcome::Dead { error }
+            | crate::queue::Outcome::Deferred { reason: error, .. } => (None, Some(error.clone())),
         };
         let started = p.run.started_at_ms.load(Ordering::Relaxed);
         Self {
