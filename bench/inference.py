@@ -1,9 +1,9 @@
 """Hangar's overhead per inference job against calling llama-server directly.
 
-Usage: inference.py API_URL TOKEN LLAMA_URL [N] [JOBS] [SLOTS]
+Usage: inference.py API_URL TOKEN LLAMA_URL [N] [JOBS] [SLOTS] [MAX_TOKENS]
 
 1. Latency, N sequential requests each way with the same request (greedy,
-   16 tokens): direct = one streaming POST /v1/chat/completions read to
+   MAX_TOKENS tokens, default 16): direct = one streaming POST /v1/chat/completions read to
    [DONE]; Hangar = POST /api/v1/inference/chat, then GET the job's SSE
    stream until its `result` event (API -> PostgreSQL + Redis -> worker ->
    /tokenize + server -> Redis stream -> API -> client; the result also
@@ -24,8 +24,9 @@ API, TOKEN, LLAMA = sys.argv[1], sys.argv[2], sys.argv[3]
 N = int(sys.argv[4]) if len(sys.argv) > 4 else 50
 JOBS = int(sys.argv[5]) if len(sys.argv) > 5 else 100
 SLOTS = int(sys.argv[6]) if len(sys.argv) > 6 else 2
+MAX_TOKENS = int(sys.argv[7]) if len(sys.argv) > 7 else 16
 MESSAGES = [{"role": "user", "content": "Summarise the state of the fleet."}]
-PARAMS = {"temperature": 0, "top_p": 1, "max_tokens": 16}
+PARAMS = {"temperature": 0, "top_p": 1, "max_tokens": MAX_TOKENS}
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
 
@@ -95,7 +96,7 @@ for _ in range(5):  # warm both paths (connections, caches, prompt cache)
 
 d = timed(direct, N)
 h = timed(via_hangar, N)
-print(f"RESULT latency n={N} direct_p50_ms={pct(d, 50):.1f} direct_p95_ms={pct(d, 95):.1f} "
+print(f"RESULT latency n={N} max_tokens={MAX_TOKENS} direct_p50_ms={pct(d, 50):.1f} direct_p95_ms={pct(d, 95):.1f} "
       f"hangar_p50_ms={pct(h, 50):.1f} hangar_p95_ms={pct(h, 95):.1f} "
       f"overhead_p50_ms={pct(h, 50) - pct(d, 50):.1f} overhead_mean_ms={statistics.mean(h) - statistics.mean(d):.1f}")
 
@@ -119,5 +120,5 @@ while pending:
     if pending:
         time.sleep(0.05)
 hangar_rate = JOBS / (time.perf_counter() - t)
-print(f"RESULT throughput jobs={JOBS} slots={SLOTS} direct_per_s={direct_rate:.1f} "
+print(f"RESULT throughput jobs={JOBS} slots={SLOTS} max_tokens={MAX_TOKENS} direct_per_s={direct_rate:.1f} "
       f"hangar_per_s={hangar_rate:.1f} submit_all_s={submitted:.2f} ratio={hangar_rate / direct_rate:.2f}")

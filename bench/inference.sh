@@ -7,10 +7,10 @@
 # is small and Hangar's share shows. Uses the shared PostgreSQL (a fresh
 # database, dropped after) and a private redis-server (stopped by PID after).
 #
-#   bash bench/inference.sh [N=50] [JOBS=100] [SLOTS=2]
+#   bash bench/inference.sh [N=50] [JOBS=100] [SLOTS=2] [MAX_TOKENS=16]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N="${1:-50}"; JOBS="${2:-100}"; SLOTS="${3:-2}"
+N="${1:-50}"; JOBS="${2:-100}"; SLOTS="${3:-2}"; MAX_TOKENS="${4:-16}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hangar/target}"
 bash scripts/services.sh ensure >&2
 cargo build --release --locked --bins -q
@@ -31,7 +31,7 @@ name = "tiny"
 base_url = "$LLAMA"
 context_size = 512
 max_in_flight = $SLOTS
-max_tokens_cap = 64
+max_tokens_cap = 400
 TOML
 export HANGAR_MODELS_FILE="$WORK/models.toml" HANGAR_MODEL_PROBE_SECS=5
 export HANGAR_BIND="127.0.0.1:$APORT" HANGAR_LOG_LEVEL=warn HANGAR_QUEUES="sync=1,reports=1,inference=8"
@@ -44,4 +44,4 @@ for _ in $(seq 1 200); do
   curl -fs -H "Authorization: Bearer $TOKEN" "$URL/api/models/tiny" 2>/dev/null | grep -q '"ready":true' && break
   sleep 0.1
 done
-python3 bench/inference.py "$URL" "$TOKEN" "$LLAMA" "$N" "$JOBS" "$SLOTS"
+python3 bench/inference.py "$URL" "$TOKEN" "$LLAMA" "$N" "$JOBS" "$SLOTS" "$MAX_TOKENS"

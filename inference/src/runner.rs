@@ -59,6 +59,9 @@ pub struct ChatRunner {
     prefix: String,
     metrics: Arc<InferenceMetrics>,
     slots: Arc<BTreeMap<String, DistributedSemaphore>>,
+    /// Rung when this process frees a slot, so its own waiters try at once
+    /// (waiters in other processes find it at their next poll).
+    freed: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for ChatRunner {
@@ -102,6 +105,7 @@ impl ChatRunner {
             prefix: prefix.to_owned(),
             metrics,
             slots: Arc::new(slots),
+            freed: Arc::default(),
         }
     }
 
@@ -228,7 +232,7 @@ impl ChatRunner {
             .await
             .ok();
         tokio::select! {
-            () = acquire(sem, &slot_token) => {}
+            () = acquire(sem, &slot_token, &self.freed) => {}
             () = job.cancelled() => {
                 // An acquire may have landed just before: give it back.
                 let _ = sem.release(&slot_token).await;
@@ -240,6 +244,7 @@ impl ChatRunner {
         let slot = HeldSlot::new(sem.clone(), slot_token, self.metrics.clone(), &model.name);
         let generated = self.generate(job, client, &request, key).await;
         slot.release().await;
+        self.freed.notify_waiters();
         let (completion, tries) = generated?;
 
         let prompt = completion.prompt_tokens.unwrap_or(fitted.prompt_tokens as u64);
@@ -533,7 +538,7 @@ impl ChatRunner {
 /// slot left idle for a long pause is throughput lost (bench/inference.sh),
 /// and a poll is one small script call. Redis errors are waited out: the
 /// job cannot run without the cap.
-async fn acquire(sem: &DistributedSemaphore, token: &str) {
+async fn acquire(sem: &DistributedSemaphore, token: &str, freed: &tokio::sync::Notify) {
     let mut pause = std::time::Duration::from_millis(5);
     loop {
         match sem.try_acquire(token).await {
@@ -543,7 +548,10 @@ async fn acquire(sem: &DistributedSemaphore, token: &str) {
                 tracing::warn!(error = %e, "redis unreachable while waiting for a server slot; retrying")
             }
         }
-        tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64())).await;
+        tokio::select! {
+            () = tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64())) => {}
+            () = freed.notified() => {}
+        }
         pause = (pause * 2).min(std::time::Duration::from_millis(50));
     }
 }
