@@ -598,29 +598,6 @@ pub struct Conversation {
     pub messages: Vec<ChatMessage>,
 }
 
-/// A model's cached health.
-#[derive(ToSchema)]
-pub struct ModelHealth {
-    /// `unknown`, `healthy`, `warming` or `unhealthy`.
-    pub status: String,
-    /// Healthy and warmed up: workers take its jobs.
-    pub ready: bool,
-    /// The last warm-up (a `max_tokens: 1` request) succeeded.
-    pub warmed_up: bool,
-    /// The last probe's round trip.
-    pub latency_ms: Option<u64>,
-    /// Failed probes or requests since it last answered.
-    pub consecutive_failures: u32,
-    /// The most recent failure.
-    pub last_error: Option<String>,
-    /// Last probe.
-    pub checked_at: Option<DateTime<Utc>>,
-    /// Last successful probe.
-    pub healthy_at: Option<DateTime<Utc>>,
-    /// The server's per-slot context, when it reports it.
-    pub server_context: Option<u64>,
-}
-
 /// A configured model.
 #[derive(ToSchema)]
 pub struct Model {
@@ -631,7 +608,7 @@ pub struct Model {
     /// The model id sent upstream.
     pub upstream_model: String,
     /// Cached health.
-    pub health: ModelHealth,
+    pub health: hangar_inference::ModelHealth,
     /// Context size, caps, timeouts and default generation parameters.
     #[schema(value_type = Object)]
     pub parameters: serde_json::Value,

@@ -24,10 +24,11 @@ use crate::client::ModelClient;
 /// Re-probe cadence while a model is unhealthy.
 const SICK_PROBE: Duration = Duration::from_secs(1);
 
-/// What the monitor knows of one model.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// What the monitor knows of one model (also its OpenAPI schema).
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ModelHealth {
     /// `unknown` (not probed yet), `healthy`, `warming` (up, warm-up pending or failed), `unhealthy`.
+    #[schema(value_type = String, example = "healthy")]
     pub status: &'static str,
     /// Healthy and warmed up: jobs may run.
     pub ready: bool,

@@ -37,6 +37,12 @@ async fn chat(app: &TestApp, body: Value) -> String {
     answer["job"]["id"].as_str().unwrap().to_owned()
 }
 
+/// Enqueues a chat and waits until it has finished; returns the job.
+async fn ask(app: &TestApp, body: Value) -> Value {
+    let id = chat(app, body).await;
+    finished(app, &id).await
+}
+
 /// Waits until the job is succeeded or dead; returns it.
 async fn finished(app: &TestApp, id: &str) -> Value {
     let start = Instant::now();
@@ -133,9 +139,9 @@ async fn llama_greedy_output_is_repeatable_and_max_tokens_and_stop_are_respected
     let server = LlamaServer::start(2, 512).await;
     let app = app_with(&[("tiny", &server.url(), TINY)], "1").await;
     wait_model(&app, "tiny", "healthy").await;
-    let ask = json!({"model": "tiny", "messages": user("hello"), "temperature": 0, "max_tokens": 16});
-    let first = finished(&app, &chat(&app, ask.clone()).await).await;
-    let second = finished(&app, &chat(&app, ask).await).await;
+    let request = json!({"model": "tiny", "messages": user("hello"), "temperature": 0, "max_tokens": 16});
+    let first = ask(&app, request.clone()).await;
+    let second = ask(&app, request).await;
     assert_eq!(first["state"], "succeeded", "{first}");
     let r1 = &first["result"];
     assert!(!r1["content"].as_str().unwrap().is_empty());
@@ -152,11 +158,7 @@ async fn llama_greedy_output_is_repeatable_and_max_tokens_and_stop_are_respected
     let full = r1["content"].as_str().unwrap();
     let mid = full.char_indices().nth(full.chars().count() / 2).unwrap().0;
     let stop: String = full[mid..].chars().take(3).collect();
-    let stopped = finished(
-        &app,
-        &chat(&app, json!({"model": "tiny", "messages": user("hello"), "temperature": 0, "max_tokens": 16, "stop": [stop]})).await,
-    )
-    .await;
+    let stopped = ask(&app, json!({"model": "tiny", "messages": user("hello"), "temperature": 0, "max_tokens": 16, "stop": [stop]})).await;
     assert_eq!(stopped["result"]["finish_reason"], "stop", "{stopped}");
     assert_eq!(
         stopped["result"]["content"].as_str().unwrap(),
@@ -190,13 +192,9 @@ async fn llama_a_prompt_over_the_context_fails_permanently_saying_what_to_shorte
     let app = app_with(&[("tiny", &server.url(), TINY)], "1").await;
     wait_model(&app, "tiny", "healthy").await;
     let long = "word ".repeat(2_000);
-    let job = finished(
+    let job = ask(
         &app,
-        &chat(
-            &app,
-            json!({"model": "tiny", "messages": user(&long), "max_tokens": 8}),
-        )
-        .await,
+        json!({"model": "tiny", "messages": user(&long), "max_tokens": 8}),
     )
     .await;
     assert_eq!(job["state"], "dead", "{job}");
@@ -284,11 +282,7 @@ async fn llama_a_conversations_second_turn_includes_the_first() {
     let first = finished(&app, &first_id).await;
     let conversation = first["result"]["conversation_id"].as_str().unwrap().to_owned();
     assert_eq!(conversation, first_id);
-    let second = finished(
-        &app,
-        &chat(&app, json!({"model": "tiny", "conversation_id": conversation, "message": "second question", "temperature": 0, "max_tokens": 12})).await,
-    )
-    .await;
+    let second = ask(&app, json!({"model": "tiny", "conversation_id": conversation, "message": "second question", "temperature": 0, "max_tokens": 12})).await;
     assert_eq!(second["state"], "succeeded", "{second}");
     let p1 = first["result"]["usage"]["prompt_tokens"].as_u64().unwrap();
     let c1 = first["result"]["usage"]["completion_tokens"].as_u64().unwrap();
@@ -341,24 +335,16 @@ async fn llama_server_stopped_retries_then_dead_and_health_follows_the_server() 
     worker_env.insert("HANGAR_MODEL_PROBE_SECS".into(), "3600".into());
     app.worker = Some(spawn_worker(hangar_tests::config(&worker_env)));
     wait_model(&app, "tiny", "healthy").await;
-    let ok = finished(
+    let ok = ask(
         &app,
-        &chat(
-            &app,
-            json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4}),
-        )
-        .await,
+        json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4}),
     )
     .await;
     assert_eq!(ok["state"], "succeeded", "{ok}");
     server.stop();
-    let job = finished(
+    let job = ask(
         &app,
-        &chat(
-            &app,
-            json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4}),
-        )
-        .await,
+        json!({"model": "tiny", "messages": user("hi"), "max_tokens": 4}),
     )
     .await;
     assert_eq!(job["state"], "dead", "{job}");
@@ -430,13 +416,9 @@ async fn fake_transient_failures_are_retried_and_a_repeated_500_is_not_retried_f
         status: 503,
         body: json!({"error": {"message": "Loading model"}}),
     }]);
-    let ok = finished(
+    let ok = ask(
         &app,
-        &chat(
-            &app,
-            json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
-        )
-        .await,
+        json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
     )
     .await;
     assert_eq!(ok["state"], "succeeded", "{ok}");
@@ -456,13 +438,9 @@ async fn fake_transient_failures_are_retried_and_a_repeated_500_is_not_retried_f
         },
     ]);
     let before = fake.requests();
-    let dead = finished(
+    let dead = ask(
         &app,
-        &chat(
-            &app,
-            json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
-        )
-        .await,
+        json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
     )
     .await;
     assert_eq!(dead["state"], "dead");
@@ -478,13 +456,9 @@ async fn fake_transient_failures_are_retried_and_a_repeated_500_is_not_retried_f
         body: json!({"error": {"message": "bad sampling"}}),
     }]);
     let before = fake.requests();
-    let rejected = finished(
+    let rejected = ask(
         &app,
-        &chat(
-            &app,
-            json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
-        )
-        .await,
+        json!({"model": "fake", "messages": user("x"), "max_tokens": 8}),
     )
     .await;
     assert_eq!(rejected["state"], "dead");
@@ -639,13 +613,9 @@ async fn fake_a_job_for_a_model_that_is_down_waits_uncounted_while_other_models_
     )
     .await;
     // The model that is up serves meanwhile (the worker leases: one model is ready).
-    let ok = finished(
+    let ok = ask(
         &app,
-        &chat(
-            &app,
-            json!({"model": "up", "messages": user("x"), "max_tokens": 4}),
-        )
-        .await,
+        json!({"model": "up", "messages": user("x"), "max_tokens": 4}),
     )
     .await;
     assert_eq!(ok["state"], "succeeded", "{ok}");
