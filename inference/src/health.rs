@@ -38,8 +38,10 @@ pub struct ModelHealth {
     pub latency_ms: Option<u64>,
     /// Failed probes (or requests) since the last success.
     pub consecutive_failures: u32,
-    /// The most recent failure.
+    /// The most recent failure (kept after recovery: see `last_error_at`).
     pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<DateTime<Utc>>,
     /// When it was last probed.
     pub checked_at: Option<DateTime<Utc>>,
     /// When it last answered.
@@ -57,6 +59,7 @@ impl Default for ModelHealth {
             latency_ms: None,
             consecutive_failures: 0,
             last_error: None,
+            last_error_at: None,
             checked_at: None,
             healthy_at: None,
             server_context: None,
@@ -165,6 +168,7 @@ impl ModelMonitor {
             h.warmed_up = false;
             h.consecutive_failures += 1;
             h.last_error = Some(error.to_owned());
+            h.last_error_at = Some(Utc::now());
         }
         w.ready.send_replace(false);
         self.refresh_any();
@@ -211,6 +215,7 @@ async fn probe_loop(name: String, w: Arc<Watched>, monitor: ModelMonitor, interv
                     Err(e) => {
                         next.consecutive_failures += 1;
                         next.last_error = Some(format!("warm-up failed: {e}"));
+                        next.last_error_at = next.checked_at;
                         tracing::warn!(model = %name, error = %e, "model warm-up failed");
                     }
                 }
@@ -223,6 +228,7 @@ async fn probe_loop(name: String, w: Arc<Watched>, monitor: ModelMonitor, interv
             next.warmed_up = false;
             next.consecutive_failures += 1;
             next.last_error = probe.error.clone();
+            next.last_error_at = next.checked_at;
             if was.status != "unhealthy" {
                 tracing::warn!(model = %name, error = ?probe.error, "model unhealthy");
             }
