@@ -653,3 +653,85 @@ async fn fake_a_job_for_a_model_that_is_down_waits_uncounted_while_other_models_
     assert_eq!(done["result"]["content"], "t0 t1 t2 ");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn fake_a_postgres_restart_mid_generation_loses_neither_the_answer_nor_the_turn() {
+    let fake = FakeModel::start(Script::Stream {
+        tokens: 30,
+        delay: Duration::from_millis(50),
+    })
+    .await;
+    let pg = hangar_tests::OwnPostgres::start();
+    let db = hangar_tests::TestDb::create(&pg.admin_url()).await;
+    let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let file = models_file(&[("fake", &fake.url, TINY)]);
+    let mut env = hangar_tests::test_env(&db.url, &redis_url(), &prefix);
+    env.insert("HANGAR_MODELS_FILE".into(), file.to_str().unwrap().into());
+    env.insert("HANGAR_MODEL_PROBE_SECS".into(), "1".into());
+    let (base, api) = hangar_tests::spawn_api(hangar_tests::config(&env)).await;
+    let worker = spawn_worker(hangar_tests::config(&env));
+    let http = hangar_tests::client_with_token(&hangar_tests::token("ops", "admin"));
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            match http.get(path).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        }
+    };
+    let start = Instant::now();
+    while get(format!("{base}/api/models/fake")).await["health"]["ready"] != true {
+        assert!(start.elapsed() < Duration::from_secs(20), "model never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = http
+        .post(format!("{base}/api/v1/inference/chat"))
+        .json(&json!({"model": "fake", "messages": user("x"), "max_tokens": 40}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    while fake.requests() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "generation never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // PostgreSQL goes away while the answer is being generated, and comes
+    // back after the generation has ended (the turn waits to be stored).
+    pg.stop();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    pg.restart();
+    let job = loop {
+        let job = get(format!("{base}/api/v1/jobs/{id}")).await;
+        if job["state"] == "succeeded" {
+            break job;
+        }
+        assert!(job["state"] != "dead", "{job}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never succeeded: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let expected: String = (0..30).map(|i| format!("t{i} ")).collect();
+    assert_eq!(job["result"]["content"], expected.as_str());
+    let convo = get(format!("{base}/api/v1/conversations/{id}")).await;
+    let roles: Vec<&str> = convo["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant"], "{convo}");
+    assert_eq!(convo["messages"][1]["content"], expected.as_str());
+    worker.stop().await.unwrap();
+    api.stop().await.unwrap();
+    let _ = hangar_tests::redis_cleanup(&redis_url(), &prefix).await;
+}
