@@ -18,7 +18,8 @@ use apalis_core::{
 };
 use common::{TestQueue, eventually, fast_options};
 use hangar_queue::{
-    HangarBackend, JobContext, JobStatus, NewJob, Queue, RetryPolicies, RetryPolicy, WorkerOptions, permanent,
+    HangarBackend, JobContext, JobStatus, NewJob, Queue, RetryPolicies, RetryPolicy, WorkerOptions, defer,
+    permanent,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -192,6 +193,66 @@ async fn retry_after(_: Value, job: JobContext) -> Result<(), BoxDynError> {
         return Err(RetryAfterError::new("rate limited", Duration::from_millis(300)).into());
     }
     Ok(())
+}
+
+async fn deferred_twice(_: Value, job: JobContext) -> Result<Value, BoxDynError> {
+    if job.deliveries() <= 2 {
+        return Err(defer("the model server is down", Duration::from_millis(200)).into());
+    }
+    Ok(json!({"attempt": job.attempt(), "deliveries": job.deliveries()}))
+}
+
+#[tokio::test]
+async fn a_deferred_job_waits_without_using_an_attempt() {
+    let t = TestQueue::new("inference").await;
+    // One attempt only: a deferral that counted would kill it.
+    let job = NewJob::new("inference.chat", json!({})).max_attempts(1);
+    let id = job.id.to_string();
+    t.queue.enqueue(job).await.unwrap();
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), fast_options()).unwrap(),
+        deferred_twice
+    );
+    let waiting = wait_status(&t.queue, &id, JobStatus::Retrying).await;
+    assert_eq!(waiting.attempts, 0, "not an attempt");
+    assert!(
+        waiting.errors.is_empty(),
+        "no error history: {:?}",
+        waiting.errors
+    );
+    assert_eq!(waiting.last_error.as_deref(), Some("the model server is down"));
+    let done = wait_status(&t.queue, &id, JobStatus::Succeeded).await;
+    assert_eq!(done.result, Some(json!({"attempt": 1, "deliveries": 3})));
+    assert_eq!((done.attempts, done.deliveries), (1, 3));
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_closed_fetch_gate_leaves_jobs_queued_until_it_opens() {
+    let t = TestQueue::new("inference").await;
+    let (gate, rx) = tokio::sync::watch::channel(false);
+    let options = WorkerOptions {
+        gate: Some(rx),
+        ..fast_options()
+    };
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(t.queue.clone(), options).unwrap(),
+        noop
+    );
+    let job = NewJob::new("inference.chat", json!({}));
+    let id = job.id.to_string();
+    t.queue.enqueue(job).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let state = t.queue.state(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (state.status, state.deliveries),
+        (JobStatus::Queued, 0),
+        "not leased while closed"
+    );
+    gate.send_replace(true);
+    let done = wait_status(&t.queue, &id, JobStatus::Succeeded).await;
+    assert_eq!(done.deliveries, 1);
+    w.stop().await.unwrap();
 }
 
 #[tokio::test]

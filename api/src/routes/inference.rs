@@ -74,10 +74,20 @@ pub async fn chat(
                 .fetch_one(&state.pool)
                 .await?;
             if known.unwrap_or(0) == 0 {
-                return Err(ApiError::invalid(
-                    "conversation_id",
-                    format!("no conversation {c}"),
-                ));
+                // The job that starts a conversation creates it when it
+                // finishes: say so rather than "no such conversation".
+                let starting = hangar_shared::db::get_job(&state.pool, c)
+                    .await?
+                    .filter(|j| j.kind == kinds::INFERENCE_CHAT);
+                let message = match starting {
+                    Some(j) if !matches!(j.state.as_str(), "succeeded" | "dead" | "cancelled") => format!(
+                        "conversation {c} is still being started by its first job ({}); send the next message once it has succeeded",
+                        j.state
+                    ),
+                    Some(j) => format!("job {c} ended {} without starting a conversation", j.state),
+                    None => format!("no conversation {c}"),
+                };
+                return Err(ApiError::invalid("conversation_id", message));
             }
             c.to_owned()
         }
