@@ -19,6 +19,9 @@ CREATE TABLE messages (
     position         smallint NOT NULL,
     role             text NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
     content          text NOT NULL,
+    -- Tokens of `content` by the conversation's model's tokenizer, when
+    -- known: later turns fit the context without counting them again.
+    tokens           integer,
     created_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (job_id, position)
 );

@@ -595,7 +595,22 @@ pub struct Conversation {
     /// Last turn.
     pub updated_at: DateTime<Utc>,
     /// Every turn, oldest first.
-    pub messages: Vec<ChatMessage>,
+    pub messages: Vec<StoredMessage>,
+}
+
+/// A stored turn.
+#[derive(ToSchema)]
+pub struct StoredMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// What was said.
+    pub content: String,
+    /// Its tokens by the conversation's model, when counted (reused to fit later turns).
+    pub tokens: Option<i32>,
+    /// The job that added it.
+    pub job_id: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A configured model.

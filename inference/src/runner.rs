@@ -176,10 +176,10 @@ impl ChatRunner {
         }
 
         // The conversation so far, and the turn this job adds.
-        let (conversation_id, mut history, new_turn) = match (&p.messages, &p.conversation_id) {
+        let (conversation_id, earlier, new_turn) = match (&p.messages, &p.conversation_id) {
             (Some(messages), _) => (job.id().to_owned(), Vec::new(), messages.clone()),
             (None, Some(id)) => {
-                let earlier = self.load_conversation(id, job.id()).await?;
+                let earlier = self.load_conversation(id, job.id(), &model.name).await?;
                 let user = ChatMessage {
                     role: Role::User,
                     content: p.message.clone().unwrap_or_default(),
@@ -188,7 +188,9 @@ impl ChatRunner {
             }
             (None, None) => return Err(ChatFailure::Permanent("payload.messages: missing".into())),
         };
+        let (mut history, mut known): (Vec<ChatMessage>, Vec<Option<usize>>) = earlier.into_iter().unzip();
         history.extend(new_turn.iter().cloned());
+        known.resize(history.len(), None);
 
         // Wait for the model to be ready (a worker only leases while one of
         // its models is; this one may be another).
@@ -210,7 +212,7 @@ impl ChatRunner {
             }
         }
 
-        let fitted = self.fit(client, &history, max_tokens).await?;
+        let (fitted, counts) = self.fit(client, &history, &known, max_tokens).await?;
         self.metrics.dropped(&model.name, fitted.dropped as u64);
         let request = ChatRequest {
             messages: fitted.messages,
@@ -259,14 +261,18 @@ impl ChatRunner {
             role: Role::Assistant,
             content: completion.content.clone(),
         };
-        self.store_turn(
-            job.id(),
-            &conversation_id,
-            &model.name,
-            p.messages.is_some(),
-            &new_turn,
-            &answer,
-        )
+        let turn_counts = counts.map(|c| c[c.len() - new_turn.len()..].to_vec());
+        let answer_tokens = completion.completion_tokens.map(|n| n as usize);
+        self.store_turn(&NewTurn {
+            job_id: job.id(),
+            conversation_id: &conversation_id,
+            model: &model.name,
+            new_conversation: p.messages.is_some(),
+            messages: &new_turn,
+            counts: turn_counts.as_deref(),
+            answer: &answer,
+            answer_tokens,
+        })
         .await?;
         tracing::info!(model = %model.name, prompt_tokens = prompt, completion_tokens = generated_tokens,
             finish_reason = %completion.finish_reason, ms = completion.elapsed.as_millis() as u64, "chat completed");
@@ -314,49 +320,63 @@ impl ChatRunner {
         }))
     }
 
-    async fn load_conversation(&self, id: &str, job_id: &str) -> Result<Vec<ChatMessage>, ChatFailure> {
-        let exists = sqlx::query_scalar!("SELECT count(*) FROM conversations WHERE id = $1", id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| ChatFailure::Permanent(format!("database: {e}")))?;
-        if exists.unwrap_or(0) == 0 {
-            return Err(ChatFailure::Permanent(format!(
-                "payload.conversation_id: no conversation {id}"
-            )));
-        }
-        let rows = sqlx::query!(
-            "SELECT role, content FROM messages WHERE conversation_id = $1 AND job_id <> $2 ORDER BY id",
-            id,
-            job_id
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| ChatFailure::Permanent(format!("database: {e}")))?;
+    /// The conversation's earlier turns (not this job's own, should an
+    /// earlier delivery have stored them), each with its token count when
+    /// it was counted by `model`'s tokenizer.
+    async fn load_conversation(
+        &self,
+        id: &str,
+        job_id: &str,
+        model: &str,
+    ) -> Result<Vec<(ChatMessage, Option<usize>)>, ChatFailure> {
+        let conversation = with_db_retries(|| {
+            sqlx::query_scalar!("SELECT model FROM conversations WHERE id = $1", id)
+                .fetch_optional(&self.pool)
+        })
+        .await?
+        .ok_or_else(|| ChatFailure::Permanent(format!("payload.conversation_id: no conversation {id}")))?;
+        let rows = with_db_retries(|| {
+            sqlx::query!(
+                "SELECT role, content, tokens FROM messages WHERE conversation_id = $1 AND job_id <> $2 ORDER BY id",
+                id,
+                job_id
+            )
+            .fetch_all(&self.pool)
+        })
+        .await?;
+        let same_tokenizer = conversation == model;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
-                Some(ChatMessage {
-                    role: Role::parse(&r.role)?,
-                    content: r.content,
-                })
+                let tokens = r.tokens.filter(|_| same_tokenizer).map(|n| n.max(0) as usize);
+                Some((
+                    ChatMessage {
+                        role: Role::parse(&r.role)?,
+                        content: r.content,
+                    },
+                    tokens,
+                ))
             })
             .collect())
     }
 
-    /// Counts each message with the server's tokenizer (or estimates, for
-    /// servers without one) and keeps what fits.
+    /// Counts each message (`known` counts are reused; the rest go to the
+    /// server's tokenizer, or are estimated for servers without one) and
+    /// keeps what fits. Also returns the counts when all are exact.
     async fn fit(
         &self,
         client: &ModelClient,
         history: &[ChatMessage],
+        known: &[Option<usize>],
         max_tokens: u32,
-    ) -> Result<context::Fitted, ChatFailure> {
+    ) -> Result<(context::Fitted, Option<Vec<usize>>), ChatFailure> {
         let model = client.model();
         let mut counts = Vec::with_capacity(history.len());
         let mut exact = true;
-        for m in history {
-            let n = if exact {
-                match client.count_tokens(&m.content).await {
+        for (m, known) in history.iter().zip(known) {
+            let n = match known {
+                Some(n) => *n,
+                None if exact => match client.count_tokens(&m.content).await {
                     Ok(Some(n)) => n,
                     Ok(None) | Err(_) => {
                         // No tokenizer endpoint, or the server is briefly
@@ -364,22 +384,23 @@ impl ChatRunner {
                         exact = false;
                         estimate_tokens(&m.content)
                     }
-                }
-            } else {
-                estimate_tokens(&m.content)
+                },
+                None => estimate_tokens(&m.content),
             };
             counts.push(n);
         }
-        context::fit(history, &counts, model.context_size as usize, max_tokens as usize).map_err(|needed| {
-            ChatFailure::Permanent(format!(
-                "{} (max_tokens {max_tokens} is reserved for the answer)",
-                context_overflow_message(
-                    &model.name,
-                    Some(needed as u64),
-                    Some(u64::from(model.context_size))
-                )
-            ))
-        })
+        let fitted = context::fit(history, &counts, model.context_size as usize, max_tokens as usize)
+            .map_err(|needed| {
+                ChatFailure::Permanent(format!(
+                    "{} (max_tokens {max_tokens} is reserved for the answer)",
+                    context_overflow_message(
+                        &model.name,
+                        Some(needed as u64),
+                        Some(u64::from(model.context_size))
+                    )
+                ))
+            })?;
+        Ok((fitted, exact.then_some(counts)))
     }
 
     /// Streams the completion, retrying transient failures with backoff up
@@ -464,74 +485,78 @@ impl ChatRunner {
     }
 
     /// Stores the new turn with the answer in one transaction, idempotently
-    /// (a redelivered job inserts nothing twice).
-    async fn store_turn(
-        &self,
-        job_id: &str,
-        conversation_id: &str,
-        model: &str,
-        new_conversation: bool,
-        turn: &[ChatMessage],
-        answer: &ChatMessage,
-    ) -> Result<(), ChatFailure> {
-        with_db_retries(|| {
-            self.store_turn_once(job_id, conversation_id, model, new_conversation, turn, answer)
-        })
-        .await
-        .map_err(|e| match e {
-            ChatFailure::Permanent(m) => ChatFailure::Permanent(format!("storing the conversation: {m}")),
-            other => other,
-        })
+    /// (a redelivered job inserts nothing twice), retrying while PostgreSQL
+    /// is briefly away.
+    async fn store_turn(&self, turn: &NewTurn<'_>) -> Result<(), ChatFailure> {
+        with_db_retries(|| self.store_turn_once(turn))
+            .await
+            .map_err(|e| match e {
+                ChatFailure::Permanent(m) => ChatFailure::Permanent(format!("storing the conversation: {m}")),
+                other => other,
+            })
     }
 
-    async fn store_turn_once(
-        &self,
-        job_id: &str,
-        conversation_id: &str,
-        model: &str,
-        new_conversation: bool,
-        turn: &[ChatMessage],
-        answer: &ChatMessage,
-    ) -> Result<(), sqlx::Error> {
+    async fn store_turn_once(&self, turn: &NewTurn<'_>) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        if new_conversation {
+        if turn.new_conversation {
             sqlx::query!(
                 "INSERT INTO conversations (id, model, created_by)
                  SELECT $1, $2, (SELECT requested_by FROM job_runs WHERE id = $1)
                  ON CONFLICT (id) DO NOTHING",
-                conversation_id,
-                model
+                turn.conversation_id,
+                turn.model
             )
             .execute(&mut *tx)
             .await?;
         } else {
             sqlx::query!(
                 "UPDATE conversations SET updated_at = now() WHERE id = $1",
-                conversation_id
+                turn.conversation_id
             )
             .execute(&mut *tx)
             .await?;
         }
-        let all: Vec<&ChatMessage> = turn.iter().chain(std::iter::once(answer)).collect();
+        let all: Vec<&ChatMessage> = turn.messages.iter().chain(std::iter::once(turn.answer)).collect();
         let positions: Vec<i16> = (0..all.len() as i16).collect();
         let roles: Vec<String> = all.iter().map(|m| m.role.as_str().to_owned()).collect();
         let contents: Vec<String> = all.iter().map(|m| m.content.clone()).collect();
+        let tokens: Vec<Option<i32>> = (0..turn.messages.len())
+            .map(|i| turn.counts.and_then(|c| c.get(i)).map(|&n| n as i32))
+            .chain(std::iter::once(turn.answer_tokens.map(|n| n as i32)))
+            .collect();
         sqlx::query!(
-            "INSERT INTO messages (conversation_id, job_id, position, role, content)
-             SELECT $1, $2, pos, role, content
-             FROM UNNEST($3::smallint[], $4::text[], $5::text[]) AS t(pos, role, content)
+            "INSERT INTO messages (conversation_id, job_id, position, role, content, tokens)
+             SELECT $1, $2, pos, role, content, tokens
+             FROM UNNEST($3::smallint[], $4::text[], $5::text[], $6::int4[]) AS t(pos, role, content, tokens)
              ORDER BY pos
              ON CONFLICT (job_id, position) DO NOTHING",
-            conversation_id,
-            job_id,
+            turn.conversation_id,
+            turn.job_id,
             &positions,
             &roles,
-            &contents
+            &contents,
+            &tokens as &[Option<i32>]
         )
         .execute(&mut *tx)
         .await?;
         tx.commit().await
     }
+}
+
+/// What a finished job adds to its conversation.
+struct NewTurn<'a> {
+    job_id: &'a str,
+    conversation_id: &'a str,
+    model: &'a str,
+    /// The job started the conversation (its messages are all new).
+    new_conversation: bool,
+    /// The messages this job adds before the answer.
+    messages: &'a [ChatMessage],
+    /// Their token counts, when counted exactly.
+    counts: Option<&'a [usize]>,
+    answer: &'a ChatMessage,
+    /// The answer's tokens, as the server counted them.
+    answer_tokens: Option<usize>,
 }
 
 /// Waits for a free slot, polling with jitter, 5 ms doubling to 50 ms: a

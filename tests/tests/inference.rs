@@ -301,6 +301,14 @@ async fn llama_a_conversations_second_turn_includes_the_first() {
     assert_eq!(roles, ["system", "user", "assistant", "user", "assistant"]);
     assert_eq!(convo["messages"][2]["content"], first["result"]["content"]);
     assert_eq!(convo["messages"][3]["content"], "second question");
+    // Every turn keeps its token count, so later turns are not counted again.
+    for m in convo["messages"].as_array().unwrap() {
+        assert!(m["tokens"].as_i64().unwrap_or(0) > 0, "{m}");
+    }
+    assert_eq!(
+        convo["messages"][4]["tokens"],
+        second["result"]["usage"]["completion_tokens"]
+    );
     // Unknown conversations are refused before anything is queued.
     let (status, err) = app
         .post(

@@ -140,7 +140,7 @@ pub async fn conversation(
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
     let messages = sqlx::query!(
-        "SELECT role, content, job_id, created_at FROM messages WHERE conversation_id = $1 ORDER BY id",
+        "SELECT role, content, tokens, job_id, created_at FROM messages WHERE conversation_id = $1 ORDER BY id",
         id
     )
     .fetch_all(&state.pool)
@@ -152,7 +152,7 @@ pub async fn conversation(
         "created_at": c.created_at,
         "updated_at": c.updated_at,
         "messages": messages.iter().map(|m| json!({
-            "role": m.role, "content": m.content, "job_id": m.job_id, "created_at": m.created_at,
+            "role": m.role, "content": m.content, "tokens": m.tokens, "job_id": m.job_id, "created_at": m.created_at,
         })).collect::<Vec<_>>(),
     })))
 }
