@@ -35,8 +35,13 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
     )
     .await;
     let bin = env!("CARGO_BIN_EXE_hangar-worker");
+    let metrics_addr = format!("127.0.0.1:{}", hangar_tests::free_port());
     let mut workers = [
-        app.worker_process(bin, "inference=3", &[]),
+        app.worker_process(
+            bin,
+            "inference=3",
+            &[("HANGAR_WORKER_METRICS_BIND".to_owned(), metrics_addr.clone())],
+        ),
         app.worker_process(bin, "inference=3", &[]),
     ];
     let mut ids = Vec::new();
@@ -55,6 +60,29 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
         assert_eq!(job["result"]["content"], "t0 t1 t2 t3 t4 t5 t6 t7 t8 t9 ");
     }
     assert_eq!(fake.requests(), 12);
+    // The first worker's metrics: its share of the jobs, per model.
+    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    let succeeded = count("hangar_inference_requests_total{model=\"capped\",outcome=\"succeeded\"}");
+    assert!((1..=12).contains(&succeeded), "{metrics}");
+    assert_eq!(
+        count("hangar_inference_completion_tokens_total{model=\"capped\"}"),
+        succeeded * 10
+    );
+    assert!(metrics.contains("hangar_inference_slot_wait_seconds_count{model=\"capped\"}"));
+    assert!(metrics.contains("hangar_model_ready{model=\"capped\"} 1"));
     assert_eq!(
         fake.max_in_flight(),
         2,
