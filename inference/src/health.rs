@@ -161,8 +161,8 @@ impl ModelMonitor {
     /// now, and is probed again at once.
     pub fn report_unreachable(&self, name: &str, error: &str) {
         let Some(w) = self.models.get(name) else { return };
-        w.reports.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut h) = w.health.write() {
+            w.reports.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             h.status = "unhealthy";
             h.ready = false;
             h.warmed_up = false;
@@ -234,20 +234,28 @@ async fn probe_loop(name: String, w: Arc<Watched>, monitor: ModelMonitor, interv
             }
         }
         next.ready = next.status == "healthy";
-        if w.reports.load(std::sync::atomic::Ordering::SeqCst) != reports_before {
-            // A request failed to connect while this probe ran: believe it,
-            // and probe again shortly.
-            next.ready = false;
-            next.status = "unhealthy";
-            next.warmed_up = false;
-        }
         if next.ready && was.status == "unhealthy" {
             tracing::info!(model = %name, "model healthy again");
         }
-        let ready = next.ready;
-        if let Ok(mut h) = w.health.write() {
-            *h = next;
-        }
+        let ready = match w.health.write() {
+            Ok(mut h) => {
+                // Checked under the lock `report_unreachable` takes: a request
+                // that failed to connect while this probe ran wins (and its
+                // error stays), and the model is probed again shortly.
+                if w.reports.load(std::sync::atomic::Ordering::SeqCst) != reports_before {
+                    next.ready = false;
+                    next.status = "unhealthy";
+                    next.warmed_up = false;
+                    next.consecutive_failures = next.consecutive_failures.max(h.consecutive_failures);
+                    next.last_error = h.last_error.clone();
+                    next.last_error_at = h.last_error_at;
+                }
+                let ready = next.ready;
+                *h = next;
+                ready
+            }
+            Err(_) => false,
+        };
         w.ready.send_replace(ready);
         monitor.refresh_any();
         // Answering but failing its warm-up is a configuration problem (model

@@ -39,9 +39,13 @@ pub enum ChatFailure {
     Deferred(String),
 }
 
-/// How long a job whose model is not ready waits in the worker before it
-/// is given back to the queue.
-const NOT_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a job whose model is not ready waits in the worker (holding
+/// one of its slots) before it is given back to the queue.
+const NOT_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Deliveries after which a job whose model is still not ready fails (about
+/// an hour of deferrals): a model broken for good must not hold jobs, and
+/// the clients watching them, forever.
+const MAX_DEFERRED_DELIVERIES: u32 = 500;
 /// How long a deferred job stays out of the queue.
 pub const DEFER_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -158,7 +162,11 @@ impl ChatRunner {
             .client(&model.name)
             .ok_or_else(|| ChatFailure::Permanent(format!("model {} is not monitored", model.name)))?;
         let max_tokens = p.max_tokens.unwrap_or(model.defaults.max_tokens);
-        if job.deliveries() > 1 {
+        if job.deliveries() > 1
+            && tokens::exists(&mut self.redis.clone(), key)
+                .await
+                .unwrap_or(false)
+        {
             // An earlier delivery may have streamed tokens: watchers start over.
             let _ = tokens::append(
                 &self.redis,
@@ -204,6 +212,12 @@ impl ChatRunner {
                     // Back to the queue, the attempt uncounted: the job waits
                     // for its model instead of dying of the outage.
                     let h = self.monitor.health(&model.name).unwrap_or_default();
+                    if job.deliveries() >= MAX_DEFERRED_DELIVERIES {
+                        return Err(ChatFailure::Permanent(format!(
+                            "model {} was not ready in {} tries over about an hour ({}); giving up",
+                            model.name, job.deliveries(),
+                            h.last_error.unwrap_or_else(|| h.status.to_owned()))));
+                    }
                     return Err(ChatFailure::Deferred(format!(
                         "model {} is not ready ({}): waiting for it", model.name,
                         h.last_error.unwrap_or_else(|| h.status.to_owned()))));
@@ -299,7 +313,7 @@ impl ChatRunner {
 
     /// The answer an earlier delivery of `job_id` stored, as a result.
     async fn stored_answer(&self, job_id: &str) -> Result<Option<Value>, ChatFailure> {
-        let row = with_db_retries(|| {
+        let row = with_db_retries(DB_PATIENCE, || {
             sqlx::query!(
                 "SELECT m.conversation_id, m.content, c.model FROM messages m
                  JOIN conversations c ON c.id = m.conversation_id
@@ -329,13 +343,13 @@ impl ChatRunner {
         job_id: &str,
         model: &str,
     ) -> Result<Vec<(ChatMessage, Option<usize>)>, ChatFailure> {
-        let conversation = with_db_retries(|| {
+        let conversation = with_db_retries(DB_PATIENCE, || {
             sqlx::query_scalar!("SELECT model FROM conversations WHERE id = $1", id)
                 .fetch_optional(&self.pool)
         })
         .await?
         .ok_or_else(|| ChatFailure::Permanent(format!("payload.conversation_id: no conversation {id}")))?;
-        let rows = with_db_retries(|| {
+        let rows = with_db_retries(DB_PATIENCE, || {
             sqlx::query!(
                 "SELECT role, content, tokens FROM messages WHERE conversation_id = $1 AND job_id <> $2 ORDER BY id",
                 id,
@@ -488,7 +502,7 @@ impl ChatRunner {
     /// (a redelivered job inserts nothing twice), retrying while PostgreSQL
     /// is briefly away.
     async fn store_turn(&self, turn: &NewTurn<'_>) -> Result<(), ChatFailure> {
-        with_db_retries(|| self.store_turn_once(turn))
+        with_db_retries(STORE_PATIENCE, || self.store_turn_once(turn))
             .await
             .map_err(|e| match e {
                 ChatFailure::Permanent(m) => ChatFailure::Permanent(format!("storing the conversation: {m}")),
@@ -526,7 +540,9 @@ impl ChatRunner {
             .collect();
         sqlx::query!(
             "INSERT INTO messages (conversation_id, job_id, position, role, content, tokens)
-             SELECT $1, $2, pos, role, content, tokens
+             SELECT $1, $2, pos, role, content,
+                    -- counts by another model's tokenizer would mislead later turns
+                    CASE WHEN (SELECT model FROM conversations WHERE id = $1) = $7 THEN tokens END
              FROM UNNEST($3::smallint[], $4::text[], $5::text[], $6::int4[]) AS t(pos, role, content, tokens)
              ORDER BY pos
              ON CONFLICT (job_id, position) DO NOTHING",
@@ -535,7 +551,8 @@ impl ChatRunner {
             &positions,
             &roles,
             &contents,
-            &tokens as &[Option<i32>]
+            &tokens as &[Option<i32>],
+            turn.model
         )
         .execute(&mut *tx)
         .await?;
@@ -626,29 +643,41 @@ impl Drop for HeldSlot {
     }
 }
 
-/// Runs a database call, retrying connection trouble a few times (a
-/// PostgreSQL restart must not throw a generated answer away).
-async fn with_db_retries<T, F, Fut>(mut call: F) -> Result<T, ChatFailure>
+/// Runs a database call, retrying while PostgreSQL is unreachable (down,
+/// restarting, failing over) for up to `patience`. Still unreachable after
+/// that, the job is deferred: back to the queue, its attempt unused, so an
+/// outage delays it instead of killing it. A statement PostgreSQL rejects
+/// is a permanent failure.
+async fn with_db_retries<T, F, Fut>(patience: std::time::Duration, mut call: F) -> Result<T, ChatFailure>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
-    let mut pause = std::time::Duration::from_millis(200);
-    for attempt in 1..=6 {
+    let started = Instant::now();
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
         match call().await {
             Ok(v) => return Ok(v),
-            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed))
-                if attempt < 6 =>
-            {
-                tracing::warn!(error = %e, attempt, "database unavailable; retrying");
+            Err(e) if hangar_shared::db::is_transient(&e) => {
+                if started.elapsed() >= patience {
+                    return Err(ChatFailure::Deferred(format!(
+                        "PostgreSQL unavailable for {patience:?}: {e}"
+                    )));
+                }
+                tracing::warn!(error = %e, "PostgreSQL unavailable; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_secs(5));
             }
             Err(e) => return Err(ChatFailure::Permanent(format!("database: {e}"))),
         }
     }
-    Err(ChatFailure::Permanent("database: unavailable".into()))
 }
+
+/// How long the job waits for PostgreSQL before it starts generating.
+const DB_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a generated answer waits for PostgreSQL to store it (an answer
+/// given up on is generated again when the job comes back).
+const STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn renew_slot(sem: DistributedSemaphore, token: String) {
     loop {

@@ -456,3 +456,17 @@ pub async fn open_jobs<'e, E: Executor<'e, Database = Postgres>>(
     .fetch_all(db)
     .await
 }
+
+/// Connection-type failures (PostgreSQL down, restarting, failing over) are
+/// worth retrying; anything else is a statement PostgreSQL will never accept.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            true
+        }
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}

@@ -57,7 +57,13 @@ pub async fn dispatch(
         },
         other => Err(permanent(format!("this worker has no handler for kind {other:?}")).into()),
     };
-    metrics.finished(job.kind(), result.is_ok(), start.elapsed());
+    let label = match &result {
+        Ok(_) => "ok",
+        // Given back without running (its model is not ready): not a failure.
+        Err(e) if e.downcast_ref::<hangar_queue::Deferred>().is_some() => "deferred",
+        Err(_) => "error",
+    };
+    metrics.finished(job.kind(), label, start.elapsed());
     result
 }
 

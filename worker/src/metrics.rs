@@ -97,7 +97,7 @@ impl Default for WorkerMetrics {
         registry.register("jobs_started", "Attempts started, by kind", started.clone());
         registry.register(
             "job_handler_results",
-            "Attempts that returned, by kind and result (ok, error)",
+            "Attempts that returned, by kind and result (ok, error, deferred)",
             handler_results.clone(),
         );
         registry.register(
@@ -171,9 +171,9 @@ impl WorkerMetrics {
     }
 
     /// An attempt's handler returned.
-    pub fn finished(&self, kind: &str, ok: bool, elapsed: Duration) {
+    pub fn finished(&self, kind: &str, result: &str, elapsed: Duration) {
         let mut labels = kind_label(kind);
-        labels.push(("result".to_owned(), if ok { "ok" } else { "error" }.to_owned()));
+        labels.push(("result".to_owned(), result.to_owned()));
         self.handler_results.get_or_create(&labels).inc();
         self.duration
             .get_or_create(&kind_label(kind))

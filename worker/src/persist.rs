@@ -40,20 +40,6 @@ fn row(o: &RecordedOutcome) -> OutcomeRow {
     }
 }
 
-/// Connection-type failures (PostgreSQL down, failing over) are worth
-/// retrying; anything else is a row PostgreSQL will never accept.
-fn transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-            true
-        }
-        sqlx::Error::Database(d) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
-        _ => false,
-    }
-}
-
 /// Writes `rows`, retrying while PostgreSQL is unreachable. A batch it
 /// rejects is written row by row, and a row it rejects is logged and
 /// skipped (its outcome stays in Redis, where the repair loop reads it),
@@ -63,7 +49,7 @@ async fn write_with_retry(pool: &PgPool, rows: &[OutcomeRow], metrics: &WorkerMe
     loop {
         match db::record_outcomes(pool, rows).await {
             Ok(_) => return,
-            Err(e) if transient(&e) => {
+            Err(e) if db::is_transient(&e) => {
                 metrics.persist_error();
                 tracing::warn!(error = %e, outcomes = rows.len(), retry_in = ?delay,
                     "could not record outcomes in postgres; retrying");
