@@ -30,6 +30,15 @@ async fn app_with(models: &[(&str, &str, &str)], probe_secs: &str) -> TestApp {
     .await
 }
 
+/// A scripted fake model server (`fake`, answering `fallback` unless told
+/// otherwise) and an app using it, the model warmed up.
+async fn fake_app(fallback: Script) -> (FakeModel, TestApp) {
+    let fake = FakeModel::start(fallback).await;
+    let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
+    wait_model(&app, "fake", "healthy").await;
+    (fake, app)
+}
+
 /// Enqueues a chat; returns the job id.
 async fn chat(app: &TestApp, body: Value) -> String {
     let (status, answer) = app.post("/api/v1/inference/chat", body).await;
@@ -405,13 +414,11 @@ async fn llama_server_stopped_retries_then_dead_and_health_follows_the_server() 
 
 #[tokio::test]
 async fn fake_transient_failures_are_retried_and_a_repeated_500_is_not_retried_forever() {
-    let fake = FakeModel::start(Script::Stream {
+    let (fake, app) = fake_app(Script::Stream {
         tokens: 3,
         delay: Duration::ZERO,
     })
     .await;
-    let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
-    wait_model(&app, "fake", "healthy").await;
     // A stall, a malformed event and a cut-off stream, then success.
     fake.then([
         Script::Stall { after: 2 },
@@ -496,13 +503,11 @@ async fn fake_transient_failures_are_retried_and_a_repeated_500_is_not_retried_f
 
 #[tokio::test]
 async fn fake_a_retry_mid_stream_is_announced_on_the_stream() {
-    let fake = FakeModel::start(Script::Stream {
+    let (fake, app) = fake_app(Script::Stream {
         tokens: 4,
         delay: Duration::from_millis(30),
     })
     .await;
-    let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
-    wait_model(&app, "fake", "healthy").await;
     fake.then([Script::Disconnect { after: 2 }]);
     let id = chat(
         &app,
@@ -524,13 +529,11 @@ async fn fake_a_retry_mid_stream_is_announced_on_the_stream() {
 
 #[tokio::test]
 async fn fake_cancelling_a_job_drops_the_upstream_request() {
-    let fake = FakeModel::start(Script::Stream {
+    let (fake, app) = fake_app(Script::Stream {
         tokens: 1_000,
         delay: Duration::from_millis(20),
     })
     .await;
-    let app = app_with(&[("fake", &fake.url, TINY)], "1").await;
-    wait_model(&app, "fake", "healthy").await;
     let id = chat(
         &app,
         json!({"model": "fake", "messages": user("x"), "max_tokens": 200}),
