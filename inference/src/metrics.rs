@@ -61,7 +61,7 @@ impl InferenceMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "inference_requests",
-            "Inference jobs by model and outcome (succeeded, failed, cancelled)",
+            "Inference jobs by model and outcome (succeeded, failed, cancelled, deferred: given back while the model is not ready)",
             self.requests.clone(),
         );
         registry.register(

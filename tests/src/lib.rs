@@ -345,6 +345,18 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The API's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
     /// Polls the job until `state`; panics after `within`.
     pub async fn wait_state(&self, id: &str, state: &str, within: Duration) -> Value {
         let start = Instant::now();

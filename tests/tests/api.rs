@@ -224,15 +224,7 @@ async fn health_and_metrics_are_served() {
     assert_eq!(body["failed"], json!([]));
     let id = app.enqueue(json!({"kind": "system.noop"})).await;
     app.wait_state(&id, "succeeded", Duration::from_secs(15)).await;
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for needle in [
         "hangar_http_requests_total{",
         "hangar_http_request_duration_seconds_bucket{",

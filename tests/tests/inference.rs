@@ -192,15 +192,7 @@ async fn llama_greedy_output_is_repeatable_and_max_tokens_and_stop_are_respected
     assert_eq!(m["jobs"]["last_hour"]["succeeded"], 3);
     assert_eq!(m["jobs"]["last_hour"]["success_rate"], 1.0);
     assert_eq!(m["in_flight"], 0);
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("hangar_model_ready{model=\"tiny\"} 1"),
         "{metrics}"
