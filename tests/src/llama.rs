@@ -26,15 +26,28 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The tiny model (generated once per seed; the generator is deterministic).
+/// The tiny model. The generator is deterministic, so the file is made once
+/// per version of the generator (its hash is in the name) and shared by
+/// every test process; it is written under a temporary name and renamed,
+/// so processes racing to make it never see half a file.
 pub fn tiny_model() -> PathBuf {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     MODEL
         .get_or_init(|| {
-            let path = scratch_dir().join(format!("tiny-42-{}.gguf", std::process::id()));
+            use std::hash::{Hash, Hasher};
+            let script = repo_root().join("tests/llama/make_tiny_gguf.py");
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::fs::read(&script)
+                .expect("the model generator")
+                .hash(&mut hasher);
+            let path = scratch_dir().join(format!("tiny-42-{:016x}.gguf", hasher.finish()));
+            if path.exists() {
+                return path;
+            }
+            let partial = scratch_dir().join(format!("tiny-{}.partial.gguf", std::process::id()));
             let status = Command::new("python3")
-                .arg(repo_root().join("tests/llama/make_tiny_gguf.py"))
-                .arg(&path)
+                .arg(&script)
+                .arg(&partial)
                 .args(["--seed", "42", "--ctx", "4096"])
                 .status()
                 .expect("python3 runs the model generator");
@@ -42,6 +55,7 @@ pub fn tiny_model() -> PathBuf {
                 status.success(),
                 "generating the tiny model failed: run `bash scripts/services.sh llama` to install gguf"
             );
+            std::fs::rename(&partial, &path).expect("the model moves into place");
             path
         })
         .clone()
