@@ -13,6 +13,25 @@ use hangar_tests::{
 };
 use serde_json::json;
 
+/// Worker processes, killed with -9 when the test ends, passed or failed
+/// (a failed assertion must not leave workers running).
+struct Killed(Vec<std::process::Child>);
+
+impl Killed {
+    fn kill_all(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
 #[tokio::test]
 async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none() {
     let fake = FakeModel::start(Script::Stream {
@@ -36,14 +55,14 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
     .await;
     let bin = env!("CARGO_BIN_EXE_hangar-worker");
     let metrics_addr = format!("127.0.0.1:{}", hangar_tests::free_port());
-    let mut workers = [
+    let mut workers = Killed(vec![
         app.worker_process(
             bin,
             "inference=3",
             &[("HANGAR_WORKER_METRICS_BIND".to_owned(), metrics_addr.clone())],
         ),
         app.worker_process(bin, "inference=3", &[]),
-    ];
+    ]);
     let mut ids = Vec::new();
     for i in 0..12 {
         let (status, body) = app
@@ -111,17 +130,13 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Whichever worker holds it dies: kill both, start a fresh one.
-    for w in &mut workers {
-        w.kill().unwrap();
-        w.wait().unwrap();
-    }
-    let mut rescuer = app.worker_process(bin, "inference=2", &[]);
+    workers.kill_all();
+    let mut rescuer = Killed(vec![app.worker_process(bin, "inference=2", &[])]);
     let job = app.wait_state(&id, "succeeded", Duration::from_secs(60)).await;
     assert_eq!(job["deliveries"], 2, "{job}");
     let (_, model) = app.get("/api/models/capped").await;
     assert_eq!(model["in_flight"], 0, "no slot leaked: {model}");
-    rescuer.kill().unwrap();
-    rescuer.wait().unwrap();
+    rescuer.kill_all();
     app.worker = None;
     app.shutdown().await;
 }
