@@ -119,20 +119,23 @@ impl ModelClient {
         &self.model
     }
 
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.post(format!("{}{path}", self.model.base_url));
+    /// A request to `path` on the server, with its credentials.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.model.base_url));
         match &self.model.api_key {
             Some(k) => r.bearer_auth(k.expose()),
             None => r,
         }
     }
 
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path)
+    }
+
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.get(format!("{}{path}", self.model.base_url));
-        match &self.model.api_key {
-            Some(k) => r.bearer_auth(k.expose()),
-            None => r,
-        }
+        self.request(reqwest::Method::GET, path)
     }
 
     /// The request body for `req`.

@@ -7,8 +7,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use hangar_queue::{DistributedSemaphore, JobContext};
 use hangar_shared::{
-    chat::{ChatMessage, ChatPayload, Role},
-    kinds,
+    chat::{self, ChatMessage, Role},
     models::{ModelConfig, ModelRegistry},
 };
 use redis::aio::ConnectionManager;
@@ -144,14 +143,8 @@ impl ChatRunner {
     }
 
     async fn run_inner(&self, job: &JobContext, payload: &Value, key: &str) -> Result<Value, ChatFailure> {
-        let payload = kinds::validate_for(
-            kinds::kind(kinds::INFERENCE_CHAT)
-                .ok_or_else(|| ChatFailure::Permanent("kind not registered".into()))?,
-            payload,
-            &self.registry,
-        )
-        .map_err(|e| ChatFailure::Permanent(format!("payload.{}: {}", e.field, e.message)))?;
-        let p: ChatPayload = kinds::decode(&payload)
+        // Checked again: the models file may have changed since the API took it.
+        let p = chat::checked(payload, &self.registry)
             .map_err(|e| ChatFailure::Permanent(format!("payload.{}: {}", e.field, e.message)))?;
         let model = self
             .registry
@@ -177,8 +170,11 @@ impl ChatRunner {
             .await;
         }
         // A delivery that died after storing its answer (before the queue
-        // heard of it) already did the work: answer what it stored.
-        if let Some(stored) = self.stored_answer(job.id()).await? {
+        // heard of it) already did the work: answer what it stored. Only a
+        // redelivery can find one, so first deliveries skip the query.
+        if job.deliveries() > 1
+            && let Some(stored) = self.stored_answer(job.id()).await?
+        {
             tracing::info!("answer already stored by an earlier delivery; not generating again");
             return Ok(stored);
         }

@@ -198,7 +198,15 @@ fn check_shape(p: &ChatPayload) -> Result<(), PayloadError> {
 
 /// Checks what depends on the registry and fills in the model's defaults.
 pub fn validate_for_model(payload: &Value, models: &ModelRegistry) -> Result<Value, PayloadError> {
+    let p = checked(payload, models)?;
+    Ok(serde_json::to_value(&p).unwrap_or(Value::Null))
+}
+
+/// The payload decoded and checked completely (shape and model), with the
+/// model's defaults filled in: what the worker runs.
+pub fn checked(payload: &Value, models: &ModelRegistry) -> Result<ChatPayload, PayloadError> {
     let mut p: ChatPayload = decode(payload)?;
+    check_shape(&p)?;
     let Some(model) = models.get(&p.model) else {
         let names = models.names();
         return Err(invalid(
@@ -226,7 +234,7 @@ pub fn validate_for_model(payload: &Value, models: &ModelRegistry) -> Result<Val
     p.max_tokens = Some(max_tokens);
     p.temperature = Some(p.temperature.unwrap_or(model.defaults.temperature));
     p.top_p = Some(p.top_p.unwrap_or(model.defaults.top_p));
-    Ok(serde_json::to_value(&p).unwrap_or(Value::Null))
+    Ok(p)
 }
 
 #[cfg(test)]
