@@ -7,10 +7,16 @@
 //! and a route whose operation declares no security at all is refused to
 //! everyone (fail closed) and caught by a test.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
+    extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, State},
     http::{HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -191,7 +197,7 @@ fn unauthorized(state: &AppState, error: &AuthError) -> Response {
         ),
         AuthError::NoRole(m) => ("forbidden", ApiError::Forbidden(m.clone())),
         AuthError::Missing => ("missing", ApiError::Unauthorized(error.to_string())),
-        AuthError::Malformed | AuthError::Invalid(_) => {
+        AuthError::Malformed | AuthError::Invalid(_) | AuthError::RefusedKey { .. } => {
             ("invalid", ApiError::Unauthorized(error.to_string()))
         }
     };
@@ -210,49 +216,181 @@ fn unauthorized(state: &AppState, error: &AuthError) -> Response {
     response
 }
 
-/// The audit target a handler named and the status of `response`.
-fn outcome(response: &Response) -> (Option<String>, StatusCode) {
-    (
-        response.extensions().get::<AuditTarget>().map(|t| t.0.clone()),
-        response.status(),
-    )
+/// What the audit entry of one request says about it, whoever the caller.
+struct Request {
+    /// The operation id.
+    action: String,
+    method: String,
+    path: String,
+    /// The object the path names (its last `{id}` or `{name}`), if any.
+    path_target: Option<String>,
+    client_ip: Option<String>,
+    client_request_id: Option<String>,
 }
 
-/// Stores the audit entry of a write (allowed or refused).
-#[allow(clippy::too_many_arguments)]
-async fn audit(
-    state: &AppState,
-    principal: &Principal,
-    rule: &Rule,
-    method: &Method,
-    path: String,
-    client_ip: Option<String>,
-    request_id: String,
-    (target, status): (Option<String>, StatusCode),
-) {
-    let entry = Entry {
-        actor: principal.actor.clone(),
-        role: principal.role.to_string(),
-        // The key id as well: a name can be reused after a revocation.
-        auth: match principal.method {
-            auth::Method::ApiKey => principal.rate_key.replacen("key:", "api_key:", 1),
-            auth::Method::Jwt => "jwt".to_owned(),
-        },
-        action: rule.action.clone(),
-        method: method.to_string(),
-        path,
-        target,
-        status,
-        request_id,
-        client_ip,
-    };
-    if !state.audit.record(entry).await {
-        state.metrics.audit_failed();
+impl Request {
+    /// Stores the entry of a write by `actor` (allowed or refused). The
+    /// target is what the handler named (a created job's id) or else the
+    /// object the path names, so `?target=<job id>` finds a cancel too.
+    fn audit<'a>(
+        self,
+        state: &'a AppState,
+        actor: Actor,
+        response: &Response,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        // Read off the response now: it is not `Sync`, so the returned
+        // future must not hold it.
+        let (named, status) = (
+            response.extensions().get::<AuditTarget>().map(|t| t.0.clone()),
+            response.status(),
+        );
+        self.store(state, actor, named, status)
+    }
+
+    async fn store(self, state: &AppState, actor: Actor, named: Option<String>, status: StatusCode) {
+        let target = named.or(self.path_target);
+        let entry = Entry {
+            actor: actor.actor,
+            role: actor.role,
+            auth: actor.auth,
+            action: self.action,
+            method: self.method,
+            path: self.path,
+            target,
+            status,
+            request_id: current_request_id(),
+            client_request_id: self.client_request_id,
+            client_ip: self.client_ip,
+        };
+        if !state.audit.record(entry).await {
+            state.metrics.audit_failed();
+        }
     }
 }
 
+/// Who the audit log says acted.
+struct Actor {
+    actor: String,
+    role: String,
+    auth: String,
+}
+
+impl Actor {
+    fn of(principal: &Principal) -> Self {
+        Self {
+            actor: principal.actor.clone(),
+            role: principal.role.to_string(),
+            // The key id as well: a name can be reused after a revocation.
+            auth: match principal.method {
+                auth::Method::ApiKey => principal.rate_key.replacen("key:", "api_key:", 1),
+                auth::Method::Jwt => "jwt".to_owned(),
+            },
+        }
+    }
+
+    /// A caller whose credentials were refused: unknown, but the key the
+    /// token's prefix names is recorded when there is one.
+    fn refused(error: &AuthError, token: Option<&str>) -> Self {
+        let auth = match (error, token) {
+            (AuthError::RefusedKey { id, .. }, _) => format!("api_key:{id}"),
+            (_, Some(t)) if t.starts_with(auth::api_keys::TOKEN_PREFIX) => "api_key".to_owned(),
+            (_, Some(_)) => "jwt".to_owned(),
+            (_, None) => "none".to_owned(),
+        };
+        Self {
+            actor: "unknown".to_owned(),
+            role: "none".to_owned(),
+            auth,
+        }
+    }
+}
+
+/// Client addresses that sent too many refused credentials, and until
+/// when they are refused without their credentials being looked up. Held
+/// in memory per replica: checking it costs no Redis or PostgreSQL round
+/// trip, which is the point (an address flooding invented API keys reaches
+/// PostgreSQL at most a burst's worth of times per replica and window).
+#[derive(Debug, Default, Clone)]
+pub struct BlockedAddresses(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl BlockedAddresses {
+    /// How long `ip` is still refused, if it is.
+    fn remaining(&self, ip: &str) -> Option<Duration> {
+        let mut blocked = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *blocked.get(ip)?;
+        let left = until.checked_duration_since(Instant::now());
+        if left.is_none() {
+            blocked.remove(ip);
+        }
+        left
+    }
+
+    fn block(&self, ip: &str, wait: Duration) {
+        let mut blocked = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget expired entries now and then so the map stays small.
+        if blocked.len() > 10_000 {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+        }
+        blocked.insert(ip.to_owned(), Instant::now() + wait);
+    }
+}
+
+fn refused_address(state: &AppState, wait: Duration) -> Response {
+    state.metrics.rate_limited("auth_failure");
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    ApiError::TooMany {
+        code: "rate_limited",
+        message: format!(
+            "too many refused credentials from your address (HANGAR_RATE_LIMIT_AUTH_FAILURES); retry in {secs} s"
+        ),
+        retry_after: wait,
+    }
+    .into_response()
+}
+
+/// Counts a refused credential against its address; `Some(wait)` when
+/// the address is now over its limit (it is refused unchecked until then).
+async fn count_auth_failure(state: &AppState, ip: &str) -> Option<Duration> {
+    let rate = state.config.api.security.auth_failure_rate?;
+    let key = format!("api:authfail:ip:{ip}");
+    match tokio::time::timeout(Duration::from_millis(500), state.rate_limiter.check(&key, rate)).await {
+        Ok(Ok(decision)) if !decision.allowed => {
+            let wait = decision.retry_after.max(Duration::from_secs(1));
+            state.blocked.block(ip, wait);
+            Some(wait)
+        }
+        Ok(Ok(_)) => None,
+        _ => {
+            state.metrics.rate_limit_error();
+            None
+        }
+    }
+}
+
+/// The object a request's path names: its last path parameter (a job id,
+/// a key id, a schedule name).
+async fn path_target(req: axum::extract::Request) -> (axum::extract::Request, Option<String>) {
+    let (mut parts, body) = req.into_parts();
+    let target = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .ok()
+        .and_then(|p| p.iter().last().map(|(_, v)| v.to_owned()));
+    (axum::extract::Request::from_parts(parts, body), target)
+}
+
+/// What the client sent as `X-Request-Id`, if it is sane: kept beside the
+/// server's own id, never in its place.
+fn client_request_id(req: &axum::extract::Request) -> Option<String> {
+    req.headers()
+        .get(&crate::request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| crate::request_id::acceptable(v))
+        .map(str::to_owned)
+}
+
 /// Authenticates, authorizes, rate-limits and audits each request.
-pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn middleware(State(state): State<AppState>, req: axum::extract::Request, next: Next) -> Response {
     let Some(route) = req
         .extensions()
         .get::<MatchedPath>()
@@ -279,39 +417,60 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let caller = auth::authenticate(&state, req.headers()).await;
-
-    // Callers without valid credentials count against their address, so
-    // guessing credentials is limited too.
+    let ip = client_ip.clone().unwrap_or_else(|| "unknown".to_owned());
     let class = class_of(&method);
-    let rate_key = match &caller {
-        Ok(Some(p)) => p.rate_key.clone(),
-        _ => format!("ip:{}", client_ip.as_deref().unwrap_or("unknown")),
+    let token = auth::bearer(req.headers()).ok().flatten().map(str::to_owned);
+    // An address that sent too many refused credentials is refused before
+    // its credentials cost a lookup (PostgreSQL for API keys).
+    if token.is_some()
+        && let Some(wait) = state.blocked.remaining(&ip)
+    {
+        return refused_address(&state, wait);
+    }
+    let caller = auth::authenticate(&state, req.headers()).await;
+    let (req, path_target) = path_target(req).await;
+    let request = Request {
+        action: rule.action.clone(),
+        method: method.to_string(),
+        path: req.uri().path().to_owned(),
+        path_target,
+        client_ip,
+        client_request_id: client_request_id(&req),
     };
-    let limit = match check_rate(&state, &rate_key, class).await {
+    let principal: Principal = match caller {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            // No credentials: counted against the address's read/write limit.
+            if let Some(limited) = over_limit(&state, &format!("ip:{ip}"), class).await {
+                return limited;
+            }
+            return unauthorized(&state, &AuthError::Missing);
+        }
+        Err(AuthError::Unavailable(d)) => return unauthorized(&state, &AuthError::Unavailable(d)),
+        Err(error) => {
+            if let Some(wait) = count_auth_failure(&state, &ip).await {
+                tracing::warn!(%ip, %route, %method, "credentials refused too often from this address; refusing it for a while");
+                return refused_address(&state, wait);
+            }
+            let response = unauthorized(&state, &error);
+            if class == "write" {
+                tracing::warn!(%ip, %route, %method, reason = %error, "write refused: bad credentials");
+                request
+                    .audit(&state, Actor::refused(&error, token.as_deref()), &response)
+                    .await;
+            }
+            return response;
+        }
+    };
+    let limit = match check_rate(&state, &principal.rate_key, class).await {
         Ok(l) => l,
         Err(e) => return e.into_response(),
     };
     if let Some((rate, decision)) = &limit
         && !decision.allowed
     {
-        state.metrics.rate_limited(class);
-        let mut response = ApiError::RateLimited {
-            retry_after: decision.retry_after,
-            class,
-        }
-        .into_response();
-        rate_headers(&mut response, *rate, decision);
-        return response;
+        return limited(&state, class, *rate, decision);
     }
-
-    let principal: Principal = match caller {
-        Ok(Some(p)) => p,
-        Ok(None) => return unauthorized(&state, &AuthError::Missing),
-        Err(e) => return unauthorized(&state, &e),
-    };
-    let path = req.uri().path().to_owned();
-    let request_id = current_request_id();
     let forbidden = (principal.role < needed).then(|| {
         state.metrics.auth_failed("forbidden");
         format!(
@@ -319,24 +478,16 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
             principal.role
         )
     });
+    let mut req = req;
     req.extensions_mut().insert(principal.clone());
-    let served = crate::request_id::scope(request_id.clone(), async move {
+    let request_id = current_request_id();
+    let served = crate::request_id::scope(request_id, async move {
         let response = match forbidden {
             Some(message) => ApiError::Forbidden(message).into_response(),
             None => next.run(req).await,
         };
         if class == "write" {
-            audit(
-                &state,
-                &principal,
-                &rule,
-                &method,
-                path,
-                client_ip,
-                request_id,
-                outcome(&response),
-            )
-            .await;
+            request.audit(&state, Actor::of(&principal), &response).await;
         }
         response
     });
@@ -355,6 +506,27 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         rate_headers(&mut response, *rate, decision);
     }
     response
+}
+
+/// The 429 of a caller over its read or write limit.
+fn limited(state: &AppState, class: &'static str, rate: Rate, decision: &RateDecision) -> Response {
+    state.metrics.rate_limited(class);
+    let mut response = ApiError::RateLimited {
+        retry_after: decision.retry_after,
+        class,
+    }
+    .into_response();
+    rate_headers(&mut response, rate, decision);
+    response
+}
+
+/// Counts an anonymous request against its address; the 429 if over.
+async fn over_limit(state: &AppState, key: &str, class: &'static str) -> Option<Response> {
+    match check_rate(state, key, class).await {
+        Ok(Some((rate, decision))) if !decision.allowed => Some(limited(state, class, rate, &decision)),
+        Ok(_) => None,
+        Err(e) => Some(e.into_response()),
+    }
 }
 
 #[cfg(test)]

@@ -30,12 +30,15 @@ pub struct Entry {
     pub method: String,
     /// The concrete path (with ids).
     pub path: String,
-    /// The object of the action, when the handler named one.
+    /// The object of the action: what the handler named, else the object
+    /// the path names.
     pub target: Option<String>,
     /// The response status (403 for refused attempts).
     pub status: StatusCode,
-    /// The request's id.
+    /// The request's id (the server's).
     pub request_id: String,
+    /// What the client sent as `X-Request-Id`, if anything.
+    pub client_request_id: Option<String>,
     /// The client's address.
     pub client_ip: Option<String>,
 }
@@ -67,8 +70,10 @@ pub struct AuditRecord {
     pub target: Option<String>,
     /// The response status: 2xx done, 403 refused, other 4xx rejected.
     pub status: i16,
-    /// The request id (also in logs and job records).
+    /// The request id the server gave the request (also in logs and job records).
     pub request_id: String,
+    /// What the client sent as `X-Request-Id`, if anything (not trusted as an id).
+    pub client_request_id: Option<String>,
     /// The client address.
     pub client_ip: Option<String>,
 }
@@ -125,9 +130,10 @@ async fn insert<'a>(
     let opt = |f: fn(&Entry) -> Option<String>| entries.clone().map(f).collect::<Vec<Option<String>>>();
     let status: Vec<i16> = entries.clone().map(|e| e.status.as_u16() as i16).collect();
     sqlx::query!(
-        "INSERT INTO audit_log (actor, role, auth, action, method, path, target, status, request_id, client_ip)
+        "INSERT INTO audit_log (actor, role, auth, action, method, path, target, status, request_id, client_ip,
+                                client_request_id)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                              $7::text[], $8::int2[], $9::text[], $10::text[])",
+                              $7::text[], $8::int2[], $9::text[], $10::text[], $11::text[])",
         &col(|e| e.actor.clone()),
         &col(|e| e.role.clone()),
         &col(|e| e.auth.clone()),
@@ -138,6 +144,7 @@ async fn insert<'a>(
         &status,
         &col(|e| e.request_id.clone()),
         &opt(|e| e.client_ip.clone()) as &[Option<String>],
+        &opt(|e| e.client_request_id.clone()) as &[Option<String>],
     )
     .execute(pool)
     .await

@@ -73,10 +73,17 @@ async fn run(
                 enqueue_new(&queues, &metrics, &jobs, &results).await;
                 for ((_, reply), result) in batch.drain(..).zip(results) {
                     let answer = match result {
-                        Inserted::New(run) => (StatusCode::ACCEPTED, false, run),
-                        Inserted::Existing(run) => (StatusCode::OK, true, run),
+                        Inserted::New(run) => Ok((StatusCode::ACCEPTED, false, run)),
+                        Inserted::Existing(run) => Ok((StatusCode::OK, true, run)),
+                        Inserted::KeyReused(run) => Err(ApiError::invalid(
+                            "Idempotency-Key",
+                            format!(
+                                "this key was already used for a different request (job {}); send a new key for a new request",
+                                run.id
+                            ),
+                        )),
                     };
-                    let _ = reply.send(Ok(answer));
+                    let _ = reply.send(answer);
                 }
             }
         }
@@ -104,9 +111,8 @@ async fn enqueue_new(
         if let Some(at) = new.run_at {
             job = job.run_at(at.into());
         }
-        if let Some(k) = &new.idempotency_key {
-            job = job.idempotency_key(k.clone());
-        }
+        // No idempotency key in Redis: PostgreSQL answered repeats already,
+        // per caller, and the job's id keeps a second dispatch a no-op.
         by_queue.entry(run.queue.as_str()).or_default().push(job);
     }
     for (name, jobs) in by_queue {

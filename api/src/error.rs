@@ -47,6 +47,16 @@ pub enum ApiError {
         /// `read` or `write`.
         class: &'static str,
     },
+    /// Too many of something open at once, or refused for a while (429).
+    #[error("{message}")]
+    TooMany {
+        /// Machine-readable code (`too_many_streams`, `rate_limited`).
+        code: &'static str,
+        /// For the caller: which limit, and what to do.
+        message: String,
+        /// When to try again.
+        retry_after: std::time::Duration,
+    },
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
@@ -180,6 +190,20 @@ impl IntoResponse for ApiError {
                 let message = format!("rate limit for {class} requests exceeded; retry in {secs} s");
                 let body =
                     json!({"error": {"code": "rate_limited", "message": message, "request_id": request_id}});
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            Self::TooMany {
+                code,
+                message,
+                retry_after,
+            } => {
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let body = json!({"error": {"code": code, "message": message, "request_id": request_id}});
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     [(axum::http::header::RETRY_AFTER, secs.to_string())],

@@ -12,9 +12,11 @@ pub mod openapi;
 pub mod request_id;
 pub mod routes;
 pub mod schema;
+pub mod serve;
 pub mod state;
+pub mod streams;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, sync::Arc};
 
 use axum::{Router, extract::DefaultBodyLimit, middleware};
 use hangar_shared::{Config, db, kinds};
@@ -81,7 +83,16 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         hangar_inference::ModelMonitor::start(&config.inference.models, config.inference.probe_interval);
     metrics.watch_models(models.clone());
     let audit = audit::AuditLog::start(pool.clone());
+    let streams = streams::StreamHub::start(
+        config.redis_settings(),
+        redis.clone(),
+        security.streams_per_caller,
+        security.streams_max,
+        metrics.clone(),
+    );
     Ok(AppState {
+        streams,
+        blocked: access::BlockedAddresses::default(),
         policy,
         jwt,
         rate_limiter,
@@ -105,12 +116,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let state = state(config).await?;
     tracing::info!(addr = %listener.local_addr()?, "hangar-api listening");
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let security = &state.config.api.security;
+    let limits = serve::Limits {
+        max_connections: security.max_connections,
+        header_read: security.header_read_timeout,
+        body_read: security.body_read_timeout,
+        drain: state.config.worker.drain_timeout,
+    };
+    let metrics = state.metrics.clone();
+    serve::serve(listener, router(state), limits, metrics, shutdown).await?;
     tracing::info!("hangar-api stopped");
     Ok(())
 }

@@ -24,6 +24,9 @@ pub struct Metrics {
     rate_limited: Family<Labels, Counter>,
     rate_limit_errors: Counter,
     audit_failures: Counter,
+    open_connections: Gauge,
+    open_streams: Gauge,
+    refused_streams: Family<Labels, Counter>,
     models: hangar_inference::HealthCollector,
 }
 
@@ -54,6 +57,24 @@ impl Default for Metrics {
         let rate_limited = Family::<Labels, Counter>::default();
         let rate_limit_errors = Counter::default();
         let audit_failures = Counter::default();
+        let open_connections = Gauge::default();
+        let open_streams = Gauge::default();
+        let refused_streams = Family::<Labels, Counter>::default();
+        registry.register(
+            "api_open_connections",
+            "Client connections open now (capped by HANGAR_MAX_CONNECTIONS)",
+            open_connections.clone(),
+        );
+        registry.register(
+            "api_open_streams",
+            "Token streams (GET /api/v1/jobs/{id}/stream) open now",
+            open_streams.clone(),
+        );
+        registry.register(
+            "api_streams_refused",
+            "Token streams refused with 429, by limit (caller, total)",
+            refused_streams.clone(),
+        );
         registry.register(
             "api_auth_failures",
             "Requests refused for their credentials (reason: missing, invalid, forbidden, unavailable)",
@@ -61,7 +82,7 @@ impl Default for Metrics {
         );
         registry.register(
             "api_rate_limited",
-            "Requests refused with 429, by class (read, write)",
+            "Requests refused with 429, by class (read, write, auth_failure)",
             rate_limited.clone(),
         );
         registry.register(
@@ -125,6 +146,9 @@ impl Default for Metrics {
             rate_limited,
             rate_limit_errors,
             audit_failures,
+            open_connections,
+            open_streams,
+            refused_streams,
         }
     }
 }
@@ -218,6 +242,28 @@ impl Metrics {
     /// Counts an audit entry that could not be stored.
     pub fn audit_failed(&self) {
         self.audit_failures.inc();
+    }
+
+    /// A client connection was accepted.
+    pub fn connection_opened(&self) {
+        self.open_connections.inc();
+    }
+
+    /// A client connection ended.
+    pub fn connection_closed(&self) {
+        self.open_connections.dec();
+    }
+
+    /// A token stream opened (+1) or ended (-1).
+    pub fn stream_open(&self, delta: i64) {
+        self.open_streams.inc_by(delta);
+    }
+
+    /// A token stream refused for `limit` (`caller` or `total`).
+    pub fn stream_refused(&self, limit: &str) {
+        self.refused_streams
+            .get_or_create(&labels(&[("limit", limit)]))
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -24,7 +24,13 @@ use crate::{routes::*, state::AppState};
             `operator` also starts jobs and syncs, `admin` also manages schedules, API keys, dead jobs, \
             cancel/retry and reads the audit log. Each operation's security requirement names the least role it needs.\n\n\
             Every error is `{\"error\": {\"code\", \"message\", \"field\"?, \"request_id\"}}`. \
-            Requests are rate-limited per caller; see the `RateLimit-*` headers.",
+            Every response carries `X-Request-Id`: the id the server gave the request (a ULID; a client's own \
+            `X-Request-Id` is kept beside it as `client_request_id` in the audit log, never used as the id). \
+            Requests are rate-limited per caller; see the `RateLimit-*` headers. A client address that sends \
+            too many refused credentials (`HANGAR_RATE_LIMIT_AUTH_FAILURES`) is answered 429 for a while, \
+            before its credentials are looked up. Request headers must arrive within \
+            `HANGAR_HEADER_READ_TIMEOUT_SECS` and a body within `HANGAR_BODY_READ_TIMEOUT_SECS` (408, and the \
+            connection is closed). A request that carries a body, however framed, must send it as JSON (415).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&Security),
@@ -75,11 +81,17 @@ const COMMON: &[(&str, &str)] = &[
     ("403", "The credentials' role does not allow this"),
     ("404", "No such resource"),
     ("405", "Method not allowed on this path"),
-    ("408", "The request took longer than HANGAR_REQUEST_TIMEOUT_SECS"),
+    (
+        "408",
+        "The request took longer than HANGAR_REQUEST_TIMEOUT_SECS, or its body did not arrive within HANGAR_BODY_READ_TIMEOUT_SECS (the connection is then closed)",
+    ),
     ("413", "The body is larger than HANGAR_MAX_BODY_BYTES"),
     ("415", "The body is not application/json"),
     ("422", "A field is invalid; `field` names it"),
-    ("429", "Rate limit exceeded; see Retry-After"),
+    (
+        "429",
+        "Rate limit exceeded (the caller's, or the client address's for refused credentials); see Retry-After",
+    ),
     (
         "500",
         "Internal error (details are in the logs under the request id)",

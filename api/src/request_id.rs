@@ -1,6 +1,9 @@
-//! Request ids and per-request telemetry. The id comes from `X-Request-Id`
-//! (when it is sane) or is generated; it is echoed back, put on the request's
-//! span, stored with the jobs the request creates, and handed to the worker.
+//! Request ids and per-request telemetry. The id is always generated here
+//! (a ULID), never taken from the client: a caller could otherwise reuse
+//! another's id and blur the audit trail. It is sent back in `X-Request-Id`,
+//! put on the request's span, stored with the jobs the request creates and
+//! handed to the worker. What a client sent as `X-Request-Id` is kept
+//! beside it as `client_request_id` (span and audit log), for correlation.
 
 use std::time::Instant;
 
@@ -85,24 +88,31 @@ async fn into_envelope(response: Response) -> Response {
     envelope
 }
 
-fn acceptable(v: &str) -> bool {
+/// Whether a client's `X-Request-Id` is worth keeping (1-128 visible ASCII).
+pub(crate) fn acceptable(v: &str) -> bool {
     (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Assigns the request id, records metrics and a span for every request.
 pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let id = req
+    let id = ulid::Ulid::new().to_string();
+    let client_id = req
         .headers()
         .get(&HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
-        .map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned);
+        .unwrap_or("")
+        .to_owned();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = method_label(req.method()).to_owned();
-    let span = tracing::info_span!("request", request_id = %id, %method, route = %route);
+    let span = tracing::info_span!("request", request_id = %id, %method, route = %route,
+        client_request_id = tracing::field::Empty);
+    if !client_id.is_empty() {
+        span.record("client_request_id", client_id.as_str());
+    }
     let start = Instant::now();
     let mut response = REQUEST_ID
         .scope(id.clone(), async {

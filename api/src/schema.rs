@@ -23,7 +23,8 @@ pub struct ErrorBody {
 #[derive(ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable: `invalid_field`, `invalid_json`, `unauthorized`,
-    /// `forbidden`, `not_found`, `conflict`, `rate_limited`,
+    /// `forbidden`, `not_found`, `conflict`, `rate_limited`, `too_many_streams`,
+    /// `request_timeout`,
     /// `payload_too_large`, `unsupported_media_type`, `unavailable`, `internal`…
     pub code: String,
     /// For people: what to change.

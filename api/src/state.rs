@@ -35,6 +35,10 @@ pub struct AppState {
     pub models: hangar_inference::ModelMonitor,
     /// A shared Redis connection (semaphore counts).
     pub redis: redis::aio::ConnectionManager,
+    /// Token streams: one reader for all, admission per caller.
+    pub streams: crate::streams::StreamHub,
+    /// Client addresses refused for failed credentials, until when.
+    pub blocked: crate::access::BlockedAddresses,
 }
 
 impl AppState {

@@ -777,7 +777,7 @@ async fn state_changes_are_audited_with_actor_action_target_and_request_id() {
     let r = operator
         .post(format!("{}/api/v1/jobs", app.base))
         .header("x-request-id", "audit-req-1")
-        .json(&json!({"kind": "system.sleep", "payload": {"ms": 60000}}))
+        .json(&json!({"kind": "system.noop"}))
         .send()
         .await
         .unwrap();
@@ -837,7 +837,8 @@ async fn state_changes_are_audited_with_actor_action_target_and_request_id() {
     assert_eq!(created["role"], "operator");
     assert_eq!(created["auth"], "jwt");
     assert_eq!(created["target"], job_id.as_str());
-    assert_eq!(created["request_id"], "audit-req-1");
+    assert_eq!(created["client_request_id"], "audit-req-1");
+    assert_ne!(created["request_id"], "audit-req-1", "the server's own id");
     assert_eq!(created["status"], 202);
     assert_eq!(created["client_ip"], "127.0.0.1");
     assert_eq!(entries[4]["actor"], "jwt:vic");
@@ -992,4 +993,62 @@ async fn the_served_openapi_document_is_valid_openapi_3_1_and_describes_every_op
     }
     assert_eq!(operations, 35, "every operation of the router is documented");
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// Issue 13 ("also"): a slow JWKS endpoint held the refetch lock for each
+/// unknown `kid`, and every such request waited behind it.
+#[tokio::test]
+async fn unknown_kids_never_queue_behind_a_slow_jwks_endpoint() {
+    let dir = std::env::temp_dir().join(format!("hangar-keys-{}", ulid::Ulid::new()));
+    std::fs::create_dir_all(&dir).unwrap();
+    keypairs(&dir);
+    let ec = jsonwebtoken::EncodingKey::from_ec_pem(&std::fs::read(dir.join("ec.pem")).unwrap()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                axum::Json(json!({"keys": []}))
+            }),
+        );
+        axum::serve(listener, app).await.unwrap();
+    });
+    let app = TestApp::spawn_with_env(
+        &hangar_tests::redis_url(),
+        false,
+        &[
+            ("HANGAR_JWT_JWKS_URL", &jwks_url),
+            ("HANGAR_JWT_JWKS_REFRESH_SECS", "10"),
+        ],
+    )
+    .await;
+    // Past the first fetch and the minimum gap between refetches.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let url = format!("{}/api/v1/jobs", app.base);
+    let c = claims("svc", "viewer", 3600);
+    let requests = (0..20).map(|i| {
+        let t = sign(
+            jsonwebtoken::Algorithm::ES256,
+            Some(&format!("rotated-{i}")),
+            &ec,
+            &c,
+        );
+        let url = url.clone();
+        async move {
+            let start = std::time::Instant::now();
+            let status = send(&client_with_token(&t), Method::GET, &url, None).await.0;
+            (status, start.elapsed())
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    assert!(answers.iter().all(|(s, _)| *s == 401), "{answers:?}");
+    let quick = answers
+        .iter()
+        .filter(|(_, t)| *t < Duration::from_secs(1))
+        .count();
+    assert!(quick >= 19, "only {quick} of 20 answered within 1 s: {answers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    app.shutdown().await;
 }

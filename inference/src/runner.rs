@@ -199,9 +199,8 @@ impl ChatRunner {
         // Wait for the model to be ready (a worker only leases while one of
         // its models is; this one may be another).
         if !self.monitor.is_ready(&model.name) {
-            job.set_progress(json!({"phase": "waiting_for_model", "model": model.name}))
-                .await
-                .ok();
+            job.report_progress(json!({"phase": "waiting_for_model", "model": model.name}))
+                .await;
             tokio::select! {
                 () = self.monitor.wait_ready(&model.name) => {}
                 () = tokio::time::sleep(NOT_READY_WAIT) => {
@@ -240,9 +239,8 @@ impl ChatRunner {
             .get(&model.name)
             .ok_or_else(|| ChatFailure::Permanent(format!("no semaphore for model {}", model.name)))?;
         let waited = Instant::now();
-        job.set_progress(json!({"phase": "waiting_for_slot", "model": model.name}))
-            .await
-            .ok();
+        job.report_progress(json!({"phase": "waiting_for_slot", "model": model.name}))
+            .await;
         tokio::select! {
             () = acquire(sem, &slot_token, &self.freed) => {}
             () = job.cancelled() => {
@@ -426,9 +424,8 @@ impl ChatRunner {
         let mut previous_answer: Option<(u16, String)> = None;
         let mut delay = std::time::Duration::from_millis(250);
         for attempt in 1..=model.request_attempts {
-            job.set_progress(json!({"phase": "generating", "model": model.name, "try": attempt}))
-                .await
-                .ok();
+            job.report_progress(json!({"phase": "generating", "model": model.name, "try": attempt}))
+                .await;
             let (tx, publisher) = tokens::publisher(self.redis.clone(), key.to_owned());
             let result = tokio::select! {
                 r = client.chat_stream(request, &tx) => r,
@@ -479,11 +476,10 @@ impl ChatRunner {
                 )
                 .await;
             }
-            job.set_progress(
+            job.report_progress(
                 json!({"phase": "retrying", "model": model.name, "try": attempt, "error": err.to_string()}),
             )
-            .await
-            .ok();
+            .await;
             let jittered = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
             tokio::select! {
                 () = tokio::time::sleep(jittered) => {}

@@ -125,35 +125,36 @@ fn entries(v: &RedisValue) -> Vec<Entry> {
         .collect()
 }
 
-/// Entries after `after` (`0` for all), waiting up to `block` for the first.
-/// Blocks its connection: give each reader its own.
-pub async fn read(
+/// Entries of several streams at once, each after its own cursor, waiting
+/// up to `block` for the first: `(key, entries)` for the streams that had
+/// any. One connection follows any number of streams this way.
+pub async fn read_many(
     conn: &mut ConnectionManager,
-    key: &str,
-    after: &str,
+    keys: &[&str],
+    after: &[String],
     block: Duration,
-) -> redis::RedisResult<Vec<Entry>> {
+) -> redis::RedisResult<Vec<(String, Vec<Entry>)>> {
     let reply: RedisValue = redis::cmd("XREAD")
         .arg("COUNT")
         .arg(256)
         .arg("BLOCK")
         .arg(block.as_millis().max(1) as u64)
         .arg("STREAMS")
-        .arg(key)
+        .arg(keys)
         .arg(after)
         .query_async(conn)
         .await?;
-    // [[key, [entries]]] or nil on timeout.
+    // [[key, [entries]], ...] (RESP2) or nil on timeout.
     let RedisValue::Array(streams) = reply else {
         return Ok(Vec::new());
     };
     Ok(streams
-        .first()
-        .and_then(|s| match s {
-            RedisValue::Array(kv) => kv.get(1).map(entries),
+        .iter()
+        .filter_map(|s| match s {
+            RedisValue::Array(kv) => Some((text(kv.first()?)?, kv.get(1).map(entries).unwrap_or_default())),
             _ => None,
         })
-        .unwrap_or_default())
+        .collect())
 }
 
 /// The entry with exactly `id`, if it is still there.

@@ -118,6 +118,12 @@ pub struct DeadPage {
     pub jobs: Vec<JobState>,
 }
 
+/// Whether `e` means the connection failed (dropped, reset, refused, timed
+/// out), as opposed to Redis answering with an error.
+fn is_connection_failure(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
 impl Queue {
     /// Connects to `settings` and opens queue `name` under `prefix`.
     pub async fn connect(settings: &RedisSettings, prefix: &str, name: &str) -> Result<Self> {
@@ -227,7 +233,18 @@ impl Queue {
             }
             calls.push(args);
         }
-        let replies = self.eval_pipeline(&scripts::ENQUEUE, calls).await?;
+        let replies = match self.eval_pipeline(&scripts::ENQUEUE, calls.clone()).await {
+            // A connection that died since its last use fails the first
+            // command sent on it; the connection manager reconnects, so one
+            // more try usually lands at once instead of leaving the jobs to a
+            // repair loop. Safe: a job whose id Redis already has is a
+            // duplicate, not a second copy (the first try may have landed).
+            Err(QueueError::Redis(e)) if is_connection_failure(&e) => {
+                tracing::info!(error = %e, jobs = jobs.len(), "enqueue met a dead connection; trying once more on a fresh one");
+                self.eval_pipeline(&scripts::ENQUEUE, calls).await?
+            }
+            other => other?,
+        };
         let mut out = Vec::with_capacity(jobs.len());
         for reply in replies {
             let flat: Vec<String> = redis::from_redis_value(reply)
@@ -715,6 +732,89 @@ mod tests {
             0,
             "nothing left under the old nonce"
         );
+        cleanup(&q).await;
+    }
+
+    /// The chaos run's false "lease lost" / "outcome ignored": the worker's
+    /// outcome reached Redis but its reply did not (or a renewal ran just
+    /// after the finish), so the retried finish and the renewal saw a lease
+    /// that was gone and blamed another worker.
+    #[tokio::test]
+    async fn an_outcome_sent_again_after_a_lost_reply_is_accepted_and_its_lease_is_not_lost() {
+        let q = queue().await;
+        let job = NewJob::new("k", serde_json::json!({}));
+        let id = job.id.to_string();
+        q.enqueue(job).await.unwrap();
+        let c = q
+            .fetch("w", "w#1", 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .remove(0);
+        let done = Finished {
+            id: id.clone(),
+            token: c.token.clone(),
+            attempt: 1,
+            outcome: Outcome::Succeeded { result: "42".into() },
+        };
+        let first = q.finish(std::slice::from_ref(&done)).await.unwrap();
+        assert_eq!(first, [Some(JobStatus::Succeeded)]);
+        // The reply was lost: the worker sends the same outcome again.
+        let again = q.finish(std::slice::from_ref(&done)).await.unwrap();
+        assert_eq!(again, [Some(JobStatus::Succeeded)], "not stale: its own outcome");
+        // The lease thread renews between the finish and forgetting the job.
+        let (lost, _) = q
+            .renew(Duration::from_secs(30), &[(id.clone(), c.token.clone())])
+            .await
+            .unwrap();
+        assert!(
+            lost.is_empty(),
+            "a finished delivery's lease is not lost: {lost:?}"
+        );
+        let s = q.state(&id).await.unwrap().unwrap();
+        assert_eq!((s.status, s.attempts), (JobStatus::Succeeded, 1));
+        assert_eq!(q.counts().await.unwrap().running, 0);
+        cleanup(&q).await;
+    }
+
+    /// A real takeover still makes the older delivery's outcome stale.
+    #[tokio::test]
+    async fn an_outcome_after_a_real_takeover_is_still_stale() {
+        let q = queue().await;
+        let job = NewJob::new("k", serde_json::json!({}));
+        let id = job.id.to_string();
+        q.enqueue(job).await.unwrap();
+        let old = q
+            .fetch("w", "w#1", 1, Duration::from_millis(1))
+            .await
+            .unwrap()
+            .remove(0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(q.reap_expired().await.unwrap().expired, 1);
+        let new = q
+            .fetch("v", "v#1", 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_ne!(old.token, new.token);
+        let (lost, _) = q
+            .renew(Duration::from_secs(30), &[(id.clone(), old.token.clone())])
+            .await
+            .unwrap();
+        assert_eq!(lost, [id.clone()], "the old delivery did lose its lease");
+        let late = Finished {
+            id: id.clone(),
+            token: old.token.clone(),
+            attempt: 1,
+            outcome: Outcome::Succeeded { result: "old".into() },
+        };
+        assert_eq!(q.finish(&[late]).await.unwrap(), [None]);
+        let current = Finished {
+            id: id.clone(),
+            token: new.token.clone(),
+            attempt: 1,
+            outcome: Outcome::Succeeded { result: "new".into() },
+        };
+        assert_eq!(q.finish(&[current]).await.unwrap(), [Some(JobStatus::Succeeded)]);
         cleanup(&q).await;
     }
 

@@ -316,6 +316,9 @@ impl Beat {
                     run_at: (!jitter.is_zero() && !f.catch_up)
                         .then(|| f.at + chrono::Duration::from_std(jitter).unwrap_or_default()),
                     singleton_key: singleton,
+                    // Tick keys are the scheduler's own and global by design.
+                    idempotency_scope: None,
+                    request_fingerprint: None,
                 });
                 run_fires.push(f);
             }
@@ -340,7 +343,7 @@ impl Beat {
                     created.push(crate::repair::redispatch_job(&row)?);
                 }
                 Inserted::Existing(row) if row.id == run.id => report.duplicates += 1,
-                Inserted::Existing(row) => {
+                Inserted::Existing(row) | Inserted::KeyReused(row) => {
                     report.skipped_overlap += 1;
                     self.metrics.skipped_overlap(&spec.name);
                     tracing::info!(schedule = %spec.name, tick = %fire.at, open_job = %row.id,

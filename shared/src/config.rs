@@ -29,6 +29,29 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Keys fetched over plain HTTP could be swapped on the way: a JWKS URL
+/// must be `https://`, or `http://` to a loopback host (a local sidecar,
+/// the tests). The URL is parsed (not matched as text), so
+/// `http://localhost:@evil/` names the host `evil` and is refused; user
+/// info is refused outright (credentials do not belong in a URL).
+pub fn check_jwks_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry user info (user:password@)".into());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err("has no host".into()),
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err("must start with https:// (http:// only for 127.0.0.1, localhost or [::1])".into()),
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -129,6 +152,25 @@ pub struct SecurityConfig {
     pub request_timeout: Duration,
     /// Deepest nesting of objects and arrays accepted in a JSON body.
     pub json_max_depth: usize,
+    /// Per client address, refused credentials (bad tokens, unknown or
+    /// revoked keys); past it the address is refused before any credential
+    /// lookup. `None`: unlimited.
+    pub auth_failure_rate: Option<hangar_queue::Rate>,
+    /// Most open client connections; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this (slow-header clients are cut off).
+    pub header_read_timeout: Duration,
+    /// A request's body must arrive within this, or the connection is closed.
+    pub body_read_timeout: Duration,
+    /// Open token streams (`GET /api/v1/jobs/{id}/stream`) per caller.
+    pub streams_per_caller: usize,
+    /// Open token streams per API process.
+    pub streams_max: usize,
+    /// A token stream of a job that has not started yet ends after this
+    /// (the client reconnects with `Last-Event-ID`).
+    pub stream_wait: Duration,
+    /// Furthest `run_at` a job may ask for.
+    pub run_at_horizon: Duration,
 }
 
 /// Worker settings.
@@ -425,6 +467,46 @@ pub const VARS: &[Var] = &[
         doc: "deepest nesting of objects/arrays accepted in a JSON body",
     },
     Var {
+        name: "HANGAR_RATE_LIMIT_AUTH_FAILURES",
+        default: Some("20/min"),
+        doc: "per client address, refused credentials before the address is refused unchecked (429), or off",
+    },
+    Var {
+        name: "HANGAR_MAX_CONNECTIONS",
+        default: Some("1024"),
+        doc: "most open client connections per API process; more wait in the backlog",
+    },
+    Var {
+        name: "HANGAR_HEADER_READ_TIMEOUT_SECS",
+        default: Some("10"),
+        doc: "a request's headers must arrive within this, else the connection is closed (s)",
+    },
+    Var {
+        name: "HANGAR_BODY_READ_TIMEOUT_SECS",
+        default: Some("10"),
+        doc: "a request's body must arrive within this, else 408 and the connection is closed (s)",
+    },
+    Var {
+        name: "HANGAR_STREAMS_PER_CALLER",
+        default: Some("8"),
+        doc: "open token streams per caller (429 beyond)",
+    },
+    Var {
+        name: "HANGAR_STREAMS_MAX",
+        default: Some("512"),
+        doc: "open token streams per API process (429 beyond)",
+    },
+    Var {
+        name: "HANGAR_STREAM_WAIT_SECS",
+        default: Some("30"),
+        doc: "a token stream of a job not started yet ends after this; the client reconnects (s)",
+    },
+    Var {
+        name: "HANGAR_RUN_AT_HORIZON_DAYS",
+        default: Some("30"),
+        doc: "furthest run_at a job may ask for (days ahead)",
+    },
+    Var {
         name: "HANGAR_QUEUES",
         default: Some("sync=4,reports=2,inference=1"),
         doc: "worker queues and concurrency, name=n,...",
@@ -719,20 +801,10 @@ impl Reader<'_> {
             );
         }
         let jwks_url = self.optional("HANGAR_JWT_JWKS_URL");
-        // Keys fetched over plain HTTP could be swapped on the way: only
-        // loopback (a local sidecar, the tests) may use http://.
-        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
         if let Some(u) = &jwks_url
-            && !(u.starts_with("https://")
-                || loopback.iter().any(|l| {
-                    u.strip_prefix(l)
-                        .is_some_and(|r| r.is_empty() || r.starts_with([':', '/']))
-                }))
+            && let Err(why) = check_jwks_url(u)
         {
-            self.problem(
-                "HANGAR_JWT_JWKS_URL",
-                "must start with https:// (http:// only for 127.0.0.1, localhost or [::1])".into(),
-            );
+            self.problem("HANGAR_JWT_JWKS_URL", why);
         }
         let jwt = JwtConfig {
             hs256_secret,
@@ -785,6 +857,16 @@ impl Reader<'_> {
             max_body_bytes: self.number("HANGAR_MAX_BODY_BYTES", 1024, 64 * 1024 * 1024),
             request_timeout: self.secs("HANGAR_REQUEST_TIMEOUT_SECS", 1, 3600),
             json_max_depth: self.number("HANGAR_JSON_MAX_DEPTH", 2, 128),
+            auth_failure_rate: self.rate("HANGAR_RATE_LIMIT_AUTH_FAILURES"),
+            max_connections: self.number("HANGAR_MAX_CONNECTIONS", 16, 1_000_000),
+            header_read_timeout: self.secs("HANGAR_HEADER_READ_TIMEOUT_SECS", 1, 300),
+            body_read_timeout: self.secs("HANGAR_BODY_READ_TIMEOUT_SECS", 1, 3600),
+            streams_per_caller: self.number("HANGAR_STREAMS_PER_CALLER", 1, 10_000),
+            streams_max: self.number("HANGAR_STREAMS_MAX", 1, 1_000_000),
+            stream_wait: self.secs("HANGAR_STREAM_WAIT_SECS", 1, 3600),
+            run_at_horizon: Duration::from_secs(
+                86_400 * self.number("HANGAR_RUN_AT_HORIZON_DAYS", 1u64, 3650),
+            ),
         }
     }
 
@@ -1127,6 +1209,43 @@ mod tests {
         assert_eq!(c.aws.accounts.len(), 1);
         assert_eq!(c.aws.accounts[0].name, "default");
         assert_eq!(c.aws.accounts[0].regions, vec!["us-east-1".to_owned()]);
+    }
+
+    #[test]
+    fn jwks_urls_are_parsed_not_matched_as_text() {
+        for ok in [
+            "https://idp.example.com/.well-known/jwks.json",
+            "http://127.0.0.1:8181/jwks.json",
+            "http://localhost/jwks.json",
+            "http://[::1]:9/jwks",
+            "http://127.0.0.2/jwks",
+        ] {
+            assert_eq!(check_jwks_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            // The review's bypass: user info "localhost:" before the real host.
+            "http://localhost:@192.0.2.2:18557/jwks.json",
+            "http://127.0.0.1@192.0.2.2/jwks.json",
+            "https://user:pw@idp.example.com/jwks.json",
+            "http://localhost.evil.example/jwks.json",
+            "http://127.0.0.1.evil.example/jwks.json",
+            "http://192.0.2.2/jwks.json",
+            "ftp://localhost/jwks.json",
+            "localhost/jwks.json",
+        ] {
+            assert!(check_jwks_url(bad).is_err(), "{bad} must be refused");
+        }
+        let refused = load(&[
+            ("HANGAR_DATABASE_URL", "postgres://localhost/h"),
+            (
+                "HANGAR_JWT_JWKS_URL",
+                "http://localhost:@192.0.2.2:18557/jwks.json",
+            ),
+            ("HANGAR_JWT_ISSUER", "i"),
+            ("HANGAR_JWT_AUDIENCE", "a"),
+        ])
+        .unwrap_err();
+        assert!(refused.to_string().contains("HANGAR_JWT_JWKS_URL"), "{refused}");
     }
 
     #[test]

@@ -106,6 +106,12 @@ pub struct JobRun {
     pub updated_at: DateTime<Utc>,
     /// At most one open job per key (e.g. `sync.workspaces:prod:us-east-1`).
     pub singleton_key: Option<String>,
+    /// Whose idempotency key it is (`key:<id>`, `jwt:<sub>`): keys are
+    /// scoped to the caller, so one caller's key never answers another's.
+    pub idempotency_scope: Option<String>,
+    /// SHA-256 of the request (kind, payload, run_at) that created it: a
+    /// repeated idempotency key with a different request is refused.
+    pub request_fingerprint: Option<String>,
 }
 
 /// A job to record.
@@ -130,8 +136,31 @@ pub struct NewJobRun {
     /// Earliest start.
     pub run_at: Option<DateTime<Utc>>,
     /// At most one open job per key: while one is open, a new one with the
-    /// same key yields that job instead.
+    /// same key yields that job instead. A job waiting for a later `run_at`
+    /// gives its slot up to one wanted sooner (see [`insert_jobs`]).
     pub singleton_key: Option<String>,
+    /// The caller the idempotency key belongs to (`None`: the scheduler's
+    /// own tick keys, which are global by design).
+    pub idempotency_scope: Option<String>,
+    /// See [`request_fingerprint`].
+    pub request_fingerprint: Option<String>,
+}
+
+/// The fingerprint of a job request: SHA-256 over its kind, validated
+/// payload and `run_at`, so a repeated idempotency key can be told apart
+/// from a different request reusing it.
+pub fn request_fingerprint(kind: &str, payload: &serde_json::Value, run_at: Option<DateTime<Utc>>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    h.update([0]);
+    // serde_json's maps are sorted (no preserve_order): one text per value.
+    h.update(payload.to_string().as_bytes());
+    h.update([0]);
+    if let Some(at) = run_at {
+        h.update(at.timestamp_millis().to_string().as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What recording a job did.
@@ -142,6 +171,9 @@ pub enum Inserted {
     /// The idempotency key was known (the first job with it), or the
     /// singleton key belongs to an open job (that job).
     Existing(JobRun),
+    /// The caller's idempotency key belongs to a job made from a different
+    /// request (that job): nothing was recorded.
+    KeyReused(JobRun),
 }
 
 /// Records many jobs in one statement (group commit for concurrent
@@ -152,6 +184,11 @@ pub enum Inserted {
 /// A job skipped for its singleton key whose holder finished before the
 /// lookup (the key is free again) is inserted in another round, so one race
 /// never fails the batch.
+///
+/// A holder of a singleton key that waits for a later `run_at` than a new
+/// job's gives the slot up (its key is cleared; it still runs at its time,
+/// and the worker's per-target lock keeps the two apart), so a far-future
+/// job cannot switch off a sync wanted now or a scheduled tick.
 pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Inserted>> {
     const ROUNDS: usize = 3;
     let mut results: Vec<Option<Inserted>> = vec![None; jobs.len()];
@@ -178,6 +215,21 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<
 /// nor matched to an existing one.
 async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Option<Inserted>>> {
     let now = Utc::now();
+    let (slot_keys, slot_starts): (Vec<String>, Vec<DateTime<Utc>>) = jobs
+        .iter()
+        .filter_map(|j| Some((j.singleton_key.clone()?, j.run_at.unwrap_or(now).max(now))))
+        .unzip();
+    if !slot_keys.is_empty() {
+        sqlx::query!(
+            "UPDATE job_runs j SET singleton_key = NULL, updated_at = now()
+             FROM UNNEST($1::text[], $2::timestamptz[]) AS w(key, start)
+             WHERE j.singleton_key = w.key AND j.state = 'scheduled' AND j.run_at > w.start",
+            &slot_keys,
+            &slot_starts,
+        )
+        .execute(pool)
+        .await?;
+    }
     let col = |f: fn(&NewJobRun) -> Option<String>| jobs.iter().map(f).collect::<Vec<_>>();
     let states: Vec<String> = jobs
         .iter()
@@ -193,9 +245,10 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
     let inserted: Vec<JobRun> = sqlx::query_as!(
         JobRun,
         r#"INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, request_id,
-                                idempotency_key, run_at, singleton_key)
+                                idempotency_key, run_at, singleton_key, idempotency_scope, request_fingerprint)
            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::text[], $6::int[],
-                                $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[])
+                                $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[],
+                                $12::text[], $13::text[])
            ON CONFLICT DO NOTHING
            RETURNING *"#,
         &col(|j| Some(j.id.clone())) as &[Option<String>],
@@ -209,21 +262,31 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
         &col(|j| j.idempotency_key.clone()) as &[Option<String>],
         &jobs.iter().map(|j| j.run_at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
         &col(|j| j.singleton_key.clone()) as &[Option<String>],
+        &col(|j| j.idempotency_scope.clone()) as &[Option<String>],
+        &col(|j| j.request_fingerprint.clone()) as &[Option<String>],
     )
     .fetch_all(pool)
     .await?;
     let by_id: std::collections::HashMap<String, JobRun> =
         inserted.into_iter().map(|r| (r.id.clone(), r)).collect();
     let skipped: Vec<&NewJobRun> = jobs.iter().filter(|j| !by_id.contains_key(&j.id)).collect();
-    let idempotency_keys: Vec<String> = skipped.iter().filter_map(|j| j.idempotency_key.clone()).collect();
+    let keyed: Vec<&&NewJobRun> = skipped.iter().filter(|j| j.idempotency_key.is_some()).collect();
+    let scopes: Vec<String> = keyed
+        .iter()
+        .map(|j| j.idempotency_scope.clone().unwrap_or_default())
+        .collect();
+    let idempotency_keys: Vec<String> = keyed.iter().filter_map(|j| j.idempotency_key.clone()).collect();
     let singleton_keys: Vec<String> = skipped.iter().filter_map(|j| j.singleton_key.clone()).collect();
     let existing: Vec<JobRun> = if skipped.is_empty() {
         Vec::new()
     } else {
         sqlx::query_as!(
             JobRun,
-            "SELECT * FROM job_runs WHERE idempotency_key = ANY($1)
-               OR (singleton_key = ANY($2) AND state IN ('scheduled', 'queued', 'running', 'retrying'))",
+            "SELECT * FROM job_runs
+             WHERE (COALESCE(idempotency_scope, ''), idempotency_key) IN
+                   (SELECT * FROM UNNEST($1::text[], $2::text[]))
+                OR (singleton_key = ANY($3) AND state IN ('scheduled', 'queued', 'running', 'retrying'))",
+            &scopes,
             &idempotency_keys,
             &singleton_keys,
         )
@@ -232,24 +295,37 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
     };
     let open = |r: &JobRun| matches!(r.state.as_str(), "scheduled" | "queued" | "running" | "retrying");
     let found = |j: &NewJobRun| {
-        let by_idempotency = j
-            .idempotency_key
+        let by_idempotency = j.idempotency_key.as_ref().and_then(|k| {
+            existing.iter().find(|r| {
+                r.idempotency_key.as_ref() == Some(k)
+                    && r.idempotency_scope.as_deref().unwrap_or_default()
+                        == j.idempotency_scope.as_deref().unwrap_or_default()
+            })
+        });
+        if let Some(first) = by_idempotency {
+            // Rows recorded before fingerprints existed match any request.
+            let reused = matches!((&first.request_fingerprint, &j.request_fingerprint),
+                (Some(a), Some(b)) if a != b);
+            return Some(if reused {
+                Inserted::KeyReused(first.clone())
+            } else {
+                Inserted::Existing(first.clone())
+            });
+        }
+        j.singleton_key
             .as_ref()
-            .and_then(|k| existing.iter().find(|r| r.idempotency_key.as_ref() == Some(k)));
-        let by_singleton = || {
-            j.singleton_key.as_ref().and_then(|k| {
+            .and_then(|k| {
                 existing
                     .iter()
                     .find(|r| open(r) && r.singleton_key.as_ref() == Some(k))
             })
-        };
-        by_idempotency.or_else(by_singleton).cloned()
+            .map(|r| Inserted::Existing(r.clone()))
     };
     Ok(jobs
         .iter()
         .map(|j| match by_id.get(&j.id) {
             Some(run) => Some(Inserted::New(run.clone())),
-            None => found(j).map(Inserted::Existing),
+            None => found(j),
         })
         .collect())
 }

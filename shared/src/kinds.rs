@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
+use crate::Role;
+
 /// The sync queue (AWS syncs and diagnostics).
 pub const QUEUE_SYNC: &str = "sync";
 /// The reports queue.
@@ -70,16 +72,23 @@ fn default_steps() -> u32 {
     10
 }
 
+/// Least `job_runs_days` a retention job may ask for: a week of job history
+/// is what on-call needs to answer "what happened last weekend".
+pub const MIN_JOB_RUNS_DAYS: u32 = 7;
+/// Least `audit_events_days`: CloudTrail's LookupEvents keeps 90 days, so
+/// events deleted younger than that could never be synced back.
+pub const MIN_AUDIT_EVENTS_DAYS: u32 = 90;
+
 /// `system.retention` arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPayload {
     /// Finished jobs (succeeded, cancelled, dead) older than this many days
-    /// are deleted from `job_runs` (1-3650, default 30).
+    /// are deleted from `job_runs` (7-3650, default 30).
     #[serde(default = "default_job_days")]
     pub job_runs_days: u32,
     /// CloudTrail events older than this many days are deleted from
-    /// `audit_events` (1-3650, default 400).
+    /// `audit_events` (90-3650, default 400).
     #[serde(default = "default_event_days")]
     pub audit_events_days: u32,
 }
@@ -177,6 +186,10 @@ pub struct KindSpec {
     pub name: &'static str,
     /// Queue it runs on.
     pub queue: &'static str,
+    /// The least role that may submit it, on every path that does (the
+    /// jobs API, schedule creation and changes, run-now). Kinds that delete
+    /// data or can hold worker slots for minutes need `admin`.
+    pub role: Role,
     validate: fn(&Value) -> Result<Value, PayloadError>,
 }
 
@@ -192,36 +205,43 @@ pub const KINDS: &[KindSpec] = &[
     KindSpec {
         name: SYSTEM_NOOP,
         queue: QUEUE_SYNC,
+        role: Role::Operator,
         validate: validate_noop,
     },
     KindSpec {
         name: SYSTEM_SLEEP,
         queue: QUEUE_SYNC,
+        role: Role::Admin,
         validate: validate_sleep,
     },
     KindSpec {
         name: SYSTEM_RETENTION,
         queue: QUEUE_SYNC,
+        role: Role::Admin,
         validate: validate_retention,
     },
     KindSpec {
         name: SYNC_WORKSPACES,
         queue: QUEUE_SYNC,
+        role: Role::Operator,
         validate: validate_workspaces_sync,
     },
     KindSpec {
         name: SYNC_CLOUDTRAIL,
         queue: QUEUE_SYNC,
+        role: Role::Operator,
         validate: validate_cloudtrail_sync,
     },
     KindSpec {
         name: SYNC_BILLING,
         queue: QUEUE_SYNC,
+        role: Role::Operator,
         validate: validate_billing_sync,
     },
     KindSpec {
         name: INFERENCE_CHAT,
         queue: QUEUE_INFERENCE,
+        role: Role::Operator,
         validate: crate::chat::validate_shape,
     },
 ];
@@ -372,12 +392,12 @@ fn check_account_region(account: &str, region: Option<&str>) -> Result<(), Paylo
 
 fn validate_retention(payload: &Value) -> Result<Value, PayloadError> {
     let p: RetentionPayload = decode(payload)?;
-    for (field, days) in [
-        ("job_runs_days", p.job_runs_days),
-        ("audit_events_days", p.audit_events_days),
+    for (field, days, least) in [
+        ("job_runs_days", p.job_runs_days, MIN_JOB_RUNS_DAYS),
+        ("audit_events_days", p.audit_events_days, MIN_AUDIT_EVENTS_DAYS),
     ] {
-        if !(1..=3650).contains(&days) {
-            return Err(invalid(field, "must be between 1 and 3650 days"));
+        if !(least..=3650).contains(&days) {
+            return Err(invalid(field, format!("must be between {least} and 3650 days")));
         }
     }
     Ok(to_value(&p))
@@ -512,6 +532,34 @@ mod tests {
                 .field,
             "region"
         );
+    }
+
+    #[test]
+    fn retention_cannot_go_below_its_minimum_ages() {
+        let k = kind(SYSTEM_RETENTION).unwrap();
+        assert_eq!(k.role, Role::Admin);
+        let bad = k
+            .validate(&json!({"job_runs_days": 1, "audit_events_days": 400}))
+            .unwrap_err();
+        assert_eq!(bad.field, "job_runs_days");
+        assert!(bad.message.contains("between 7 and 3650"), "{}", bad.message);
+        let bad = k.validate(&json!({"audit_events_days": 89})).unwrap_err();
+        assert_eq!(bad.field, "audit_events_days");
+        assert!(
+            k.validate(&json!({"job_runs_days": 7, "audit_events_days": 90}))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn kinds_that_delete_data_or_hold_slots_need_admin() {
+        let admin_only: Vec<&str> = KINDS
+            .iter()
+            .filter(|k| k.role == Role::Admin)
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(admin_only, [SYSTEM_SLEEP, SYSTEM_RETENTION]);
+        assert!(KINDS.iter().all(|k| k.role >= Role::Operator));
     }
 
     #[test]

@@ -6,11 +6,13 @@ pub mod config;
 pub mod db;
 pub mod kinds;
 pub mod models;
+pub mod role;
 pub mod schedule;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use config::{Config, ConfigError};
+pub use role::Role;
 
 use std::collections::BTreeMap;
 

@@ -47,9 +47,7 @@ pub trait Progress: Send + Sync {
 
 impl Progress for hangar_queue::JobContext {
     async fn report(&self, progress: Value) {
-        if let Err(e) = self.set_progress(progress).await {
-            tracing::debug!(error = %e, "progress not published");
-        }
+        self.report_progress(progress).await;
     }
 
     fn cancelled(&self) -> bool {

@@ -159,6 +159,7 @@ pub fn test_env(db_url: &str, redis_url: &str, prefix: &str) -> HashMap<String, 
         // Rate limits are tested on their own; other tests push bursts.
         ("HANGAR_RATE_LIMIT_READ", "off"),
         ("HANGAR_RATE_LIMIT_WRITE", "off"),
+        ("HANGAR_RATE_LIMIT_AUTH_FAILURES", "off"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -142,3 +142,37 @@ async fn readiness_names_unapplied_migrations() {
     );
     api.stop().await.unwrap();
 }
+
+/// Issue 13, 14: a progress write that Redis did not answer in time failed
+/// the whole attempt of a `system.sleep` job (so it ran again).
+#[tokio::test]
+async fn a_progress_write_redis_does_not_answer_never_fails_the_attempt() {
+    let redis = OwnRedis::start();
+    let app =
+        TestApp::spawn_with_env(&redis.url(), true, &[("HANGAR_REDIS_RESPONSE_TIMEOUT_MS", "200")]).await;
+    let id = app
+        .enqueue(json!({"kind": "system.sleep", "payload": {"ms": 3000, "steps": 30}}))
+        .await;
+    app.wait_state(&id, "running", Duration::from_secs(10)).await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // Writes (every script, progress included) wait 500 ms: longer than the
+    // worker's reply timeout, shorter than its lease.
+    for _ in 0..3 {
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(500)
+            .arg("WRITE")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let job = app.wait_state(&id, "succeeded", Duration::from_secs(20)).await;
+    assert_eq!(job["attempts"], 1, "progress is best effort: {job}");
+    assert_eq!(job["deliveries"], 1, "{job}");
+    app.shutdown().await;
+}

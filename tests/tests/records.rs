@@ -106,6 +106,8 @@ async fn records_keep_the_latest_outcome_and_never_reopen_on_a_stale_view() {
         idempotency_key: None,
         run_at: None,
         singleton_key: None,
+        idempotency_scope: None,
+        request_fingerprint: None,
     };
     db::insert_jobs(&pool, &[job]).await.unwrap();
     // A retry and its later success in one batch, newest first.

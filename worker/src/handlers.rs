@@ -147,7 +147,7 @@ where
     loop {
         let n = delete().await?;
         total += n;
-        job.set_progress(json!({"step": step, "deleted": total})).await?;
+        job.report_progress(json!({"step": step, "deleted": total})).await;
         if n < RETENTION_BATCH as u64 || job.cancel_requested() {
             return Ok(total);
         }
@@ -164,7 +164,7 @@ async fn sleep(payload: &Value, job: &JobContext) -> Result<Value, BoxDynError> 
             () = tokio::time::sleep(step) => {}
             () = job.cancelled() => return Err("cancelled while sleeping".into()),
         }
-        job.set_progress(json!({"done": done, "total": p.steps})).await?;
+        job.report_progress(json!({"done": done, "total": p.steps})).await;
     }
     tracing::info!(ms = p.ms, "slept");
     Ok(json!({"slept_ms": p.ms}))

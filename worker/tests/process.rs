@@ -125,6 +125,7 @@ async fn the_request_id_follows_the_job_into_the_worker_json_logs() {
         .send()
         .await
         .unwrap();
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     let id = r.json::<Value>().await.unwrap()["job"]["id"]
         .as_str()
         .unwrap()
@@ -142,7 +143,7 @@ async fn the_request_id_follows_the_job_into_the_worker_json_logs() {
         .unwrap_or_else(|| panic!("the handler's log line is missing:\n{log}"));
     let v: Value = serde_json::from_str(line).expect("JSON log line");
     let span = &v["span"];
-    assert_eq!(span["request_id"], "trace-me-77", "{line}");
+    assert_eq!(span["request_id"], rid.as_str(), "{line}");
     assert_eq!(span["job.id"], id.as_str(), "{line}");
     assert_eq!(span["job.kind"], "system.sleep", "{line}");
     app.worker = None;

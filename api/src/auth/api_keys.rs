@@ -84,19 +84,22 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Principal, AuthError> 
         AuthError::Unavailable("postgres")
     })?
     .ok_or_else(invalid)?;
+    // The prefix matched a stored key: refusals name its id for the audit
+    // log (the message a caller sees does not, for a wrong secret).
+    let refused = |message: String| AuthError::RefusedKey {
+        id: row.id.clone(),
+        message,
+    };
     if !same(&row.token_sha256, &digest(token)) {
-        return Err(invalid());
+        return Err(refused("unknown API key".into()));
     }
     if row.revoked_at.is_some() {
-        return Err(AuthError::Invalid(format!(
-            "API key {:?} has been revoked",
-            row.name
-        )));
+        return Err(refused(format!("API key {:?} has been revoked", row.name)));
     }
     if let Some(at) = row.expires_at
         && at <= Utc::now()
     {
-        return Err(AuthError::Invalid(format!(
+        return Err(refused(format!(
             "API key {:?} expired at {}",
             row.name,
             at.to_rfc3339()

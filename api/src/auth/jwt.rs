@@ -103,9 +103,19 @@ impl Jwks {
         Ok(n)
     }
 
-    /// Refetches unless another request did so within `min_gap`.
-    async fn refetch(&self, min_gap: Duration) {
-        let mut fetched = self.fetched.lock().await;
+    /// Refetches unless another request did so within `min_gap`. With
+    /// `wait` false (a request meeting an unknown `kid`), a fetch already
+    /// under way is not waited for: an unknown-kid flood then costs each
+    /// request nothing, not a place in a queue behind a slow JWKS endpoint.
+    async fn refetch(&self, min_gap: Duration, wait: bool) {
+        let mut fetched = if wait {
+            self.fetched.lock().await
+        } else {
+            match self.fetched.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return,
+            }
+        };
         if fetched.is_some_and(|t| t.elapsed() < min_gap) {
             return;
         }
@@ -183,7 +193,7 @@ impl JwtVerifier {
         tokio::spawn(async move {
             let Some(jwks) = &inner.jwks else { return };
             loop {
-                jwks.refetch(Duration::ZERO).await;
+                jwks.refetch(Duration::ZERO, true).await;
                 tokio::time::sleep(jwks.refresh).await;
             }
         });
@@ -207,7 +217,7 @@ impl JwtVerifier {
                     let found = match jwks.key(kid) {
                         Some(k) => Some(k),
                         None => {
-                            jwks.refetch(jwks.refresh / 10).await;
+                            jwks.refetch(jwks.refresh / 10, false).await;
                             jwks.key(kid)
                         }
                     };

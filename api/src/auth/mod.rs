@@ -6,51 +6,11 @@
 pub mod api_keys;
 pub mod jwt;
 
-use std::fmt;
-
 use axum::http::HeaderMap;
-use serde::{Deserialize, Serialize};
 
 use crate::state::AppState;
 
-/// What a caller may do; each role includes the ones below it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads everything except the audit log and API keys.
-    Viewer,
-    /// Also triggers syncs, reports, inference and jobs.
-    Operator,
-    /// Also manages schedules, API keys, dead jobs, cancel/retry, and reads the audit log.
-    Admin,
-}
-
-impl Role {
-    /// Every role, lowest first.
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
-
-    /// `viewer`, `operator` or `admin`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses a role name (exact, lower case).
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use hangar_shared::Role;
 
 /// How a caller authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +58,15 @@ pub enum AuthError {
     /// The token was refused; the reason is safe to show.
     #[error("{0}")]
     Invalid(String),
+    /// An API key whose prefix names a stored key, refused (wrong secret,
+    /// revoked, expired); `id` is that key's, for the audit log only.
+    #[error("{message}")]
+    RefusedKey {
+        /// The stored key the prefix names.
+        id: String,
+        /// Safe to show.
+        message: String,
+    },
     /// Valid credentials, but no Hangar role in them.
     #[error("{0}")]
     NoRole(String),

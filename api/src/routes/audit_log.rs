@@ -66,7 +66,7 @@ pub async fn list(
         .transpose()?;
     let rows = sqlx::query_as!(
         AuditRecord,
-        r#"SELECT id, at, actor, role, auth, action, method, path, target, status, request_id, client_ip
+        r#"SELECT id, at, actor, role, auth, action, method, path, target, status, request_id, client_request_id, client_ip
            FROM audit_log
            WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2)
              AND ($3::text IS NULL OR target = $3)

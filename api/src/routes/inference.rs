@@ -25,12 +25,14 @@ use crate::{
     state::AppState,
 };
 
-/// How long one XREAD waits before the relay checks on the job itself.
-const READ_BLOCK: Duration = Duration::from_secs(5);
-/// Longest a relay stays open; a client that still wants more reconnects
-/// with `Last-Event-ID` (a job queued for hours must not hold a connection
-/// and a Redis connection forever).
+/// How long a relay waits for entries before it checks on the job itself.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// Longest a relay of a running job stays open; a client that still wants
+/// more reconnects with `Last-Event-ID`. A job that has not started yet is
+/// followed for `HANGAR_STREAM_WAIT_SECS` only.
 const MAX_RELAY: Duration = Duration::from_secs(3600);
+/// What a client waits before reconnecting (the SSE `retry` field).
+const RECONNECT_AFTER: Duration = Duration::from_secs(3);
 /// The id of a final event made from the job's record (its stream gone).
 const FINAL_ID: &str = "final";
 
@@ -104,6 +106,8 @@ pub async fn chat(
         idempotency_key: None,
         run_at: None,
         singleton_key: None,
+        idempotency_scope: None,
+        request_fingerprint: None,
     };
     let (status, _, run) = state.enqueuer.submit(new).await?;
     let mut response = (
@@ -162,13 +166,18 @@ struct Relay {
     job_id: String,
     queue: String,
     key: String,
-    conn: redis::aio::ConnectionManager,
+    /// Entries as the process's one stream reader finds them.
+    entries: crate::streams::Subscription,
+    /// The caller's stream slot, given back when the relay ends.
+    _admission: crate::streams::Admission,
     after: String,
     pending: VecDeque<Event>,
     finished: bool,
     /// Tokens of the entry `after` already delivered before a reconnect.
     resume_skip: Option<usize>,
     opened: std::time::Instant,
+    /// When the last entry arrived (or the relay opened).
+    last_entry: std::time::Instant,
 }
 
 fn data_event(name: &str, data: &Value) -> Event {
@@ -206,11 +215,10 @@ impl Relay {
     }
 
     /// The job ended without a final entry we could see (it never started,
-    /// was cancelled while queued, or its stream expired): finish from the job.
-    async fn finish_from_job(&mut self) -> bool {
-        let Some(queue) = self.state.queue(&self.queue) else {
-            return false;
-        };
+    /// was cancelled while queued, or its stream expired): finish from the
+    /// job. Returns the job's state, if known.
+    async fn finish_from_job(&mut self) -> Option<String> {
+        let queue = self.state.queue(&self.queue)?;
         let live = queue.state(&self.job_id).await.ok().flatten();
         let record = hangar_shared::db::get_job(&self.state.pool, &self.job_id)
             .await
@@ -227,20 +235,19 @@ impl Relay {
                 r.result.clone(),
                 r.error.as_ref().map(|e| e.to_string()),
             ),
-            (None, None) => return false,
+            (None, None) => return None,
         };
-        if !matches!(status.as_str(), "succeeded" | "dead" | "cancelled") {
-            return false;
+        if matches!(status.as_str(), "succeeded" | "dead" | "cancelled") {
+            self.pending.push_back(
+                match (status.as_str(), result) {
+                    ("succeeded", Some(r)) => data_event("result", &r),
+                    _ => data_event("error", &json!({ "error": error, "state": status })),
+                }
+                .id(FINAL_ID),
+            );
+            self.finished = true;
         }
-        self.pending.push_back(
-            match (status.as_str(), result) {
-                ("succeeded", Some(r)) => data_event("result", &r),
-                _ => data_event("error", &json!({ "error": error, "state": status })),
-            }
-            .id(FINAL_ID),
-        );
-        self.finished = true;
-        true
+        Some(status)
     }
 
     async fn next_event(&mut self) -> Option<Event> {
@@ -253,7 +260,8 @@ impl Relay {
             }
             if let Some(skip) = self.resume_skip.take() {
                 // Reconnected mid-entry: the rest of that entry first.
-                if let Ok(Some(e)) = tokens::entry(&mut self.conn, &self.key, &self.after).await {
+                let mut conn = self.state.redis.clone();
+                if let Ok(Some(e)) = tokens::entry(&mut conn, &self.key, &self.after).await {
                     self.push_entry(e, skip);
                 }
                 continue;
@@ -261,18 +269,32 @@ impl Relay {
             if self.opened.elapsed() > MAX_RELAY {
                 return None; // the client reconnects with Last-Event-ID
             }
-            match tokens::read(&mut self.conn, &self.key, &self.after, READ_BLOCK).await {
-                Ok(entries) if !entries.is_empty() => entries.into_iter().for_each(|e| self.push_entry(e, 0)),
-                Ok(_) => {
-                    self.finish_from_job().await;
+            match tokio::time::timeout(IDLE_CHECK, self.entries.next()).await {
+                Ok(Some(entries)) => {
+                    self.last_entry = std::time::Instant::now();
+                    entries.into_iter().for_each(|e| self.push_entry(e, 0));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "token stream read failed; ending the relay");
-                    self.pending.push_back(data_event(
-                        "error",
-                        &json!({"error": "the token stream is unavailable (redis); poll the job's status_url"}),
-                    ));
-                    self.finished = true;
+                // Dropped for falling behind: the client resumes from its
+                // last event id, with nothing lost.
+                Ok(None) => return None,
+                Err(_) => {
+                    let status = self.finish_from_job().await;
+                    // A job that has not started holds no relay for long:
+                    // the client reconnects (EventSource does on its own).
+                    let waiting = status.as_deref().is_none_or(|s| s != "running");
+                    if !self.finished
+                        && waiting
+                        && self.last_entry.elapsed() >= self.state.config.api.security.stream_wait
+                    {
+                        self.pending.push_back(
+                            data_event(
+                                "waiting",
+                                &json!({"state": status, "message": "the job has not started; reconnect with Last-Event-ID to keep following it"}),
+                            )
+                            .retry(RECONNECT_AFTER),
+                        );
+                        self.finished = true;
+                    }
                 }
             }
         }
@@ -287,6 +309,10 @@ impl Relay {
 /// far), and a final `result` (the job's result) or `error` event. Each event
 /// has an id; reconnecting with `Last-Event-ID` resumes after it, and after
 /// the final event the answer is 204 (which stops EventSource reconnecting).
+/// A job that has not started yet is followed for `HANGAR_STREAM_WAIT_SECS`;
+/// then a `waiting` event (with the job's state) ends the stream and the
+/// client reconnects with `Last-Event-ID` to keep following. Streams are
+/// limited per caller and per server (429 with `Retry-After` beyond).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/stream", operation_id = "stream_job", tag = "inference",
     params(("id" = String, Path, description = "Job id of an inference.chat job"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
@@ -294,10 +320,13 @@ impl Relay {
         (status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String),
         (status = 204, description = "The stream already ended (Last-Event-ID at its final event)"),
         (status = 404, description = "No such job", body = schema::ErrorBody),
-        (status = 409, description = "Not an inference job", body = schema::ErrorBody)),
+        (status = 409, description = "Not an inference job", body = schema::ErrorBody),
+        (status = 429, description = "Too many token streams open (per caller: `HANGAR_STREAMS_PER_CALLER`, per server: `HANGAR_STREAMS_MAX`); retry after `Retry-After` seconds", body = schema::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait")))),
     security(("bearer" = ["viewer"])))]
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
@@ -324,11 +353,22 @@ pub async fn stream(
     let valid = entry_id
         .split_once('-')
         .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok());
-    let settings = state.config.redis_settings();
-    let mut conn = settings
-        .connect_with_timeout(READ_BLOCK + settings.response_timeout)
-        .await
-        .map_err(ApiError::from)?;
+    let admission = state.streams.admit(&caller.rate_key).map_err(|refused| {
+        let message = match refused {
+            crate::streams::Refused::Caller(n) => format!(
+                "you have {n} token streams open (HANGAR_STREAMS_PER_CALLER); close one or retry later"
+            ),
+            crate::streams::Refused::Total(n) => format!(
+                "this server has {n} token streams open (HANGAR_STREAMS_MAX); retry later or poll the job's status_url"
+            ),
+        };
+        ApiError::TooMany {
+            code: "too_many_streams",
+            message,
+            retry_after: RECONNECT_AFTER,
+        }
+    })?;
+    let mut conn = state.redis.clone();
     let key = tokens::stream_key(&state.config.redis.prefix, &id);
     if valid
         && let Some(e) = tokens::entry(&mut conn, &key, entry_id)
@@ -341,21 +381,26 @@ pub async fn stream(
     let stream_exists = tokens::exists(&mut conn, &key)
         .await
         .map_err(hangar_queue::QueueError::from)?;
+    let after = if valid {
+        entry_id.to_owned()
+    } else {
+        "0".to_owned()
+    };
+    let entries = state.streams.subscribe(&key, &after).await;
+    let now = std::time::Instant::now();
     let mut relay = Relay {
         key,
         queue: run.queue.clone(),
         job_id: id,
         state,
-        conn,
-        after: if valid {
-            entry_id.to_owned()
-        } else {
-            "0".to_owned()
-        },
+        entries,
+        _admission: admission,
+        after,
         pending: VecDeque::new(),
         finished: false,
         resume_skip: index.filter(|_| valid).map(|i| i + 1),
-        opened: std::time::Instant::now(),
+        opened: now,
+        last_entry: now,
     };
     if !stream_exists {
         // Finished long ago (stream expired) or never started: answer from

@@ -83,14 +83,20 @@ fn is_open(state: &str) -> bool {
 /// Records the job in PostgreSQL, then queues it in Redis. With an
 /// `Idempotency-Key` header, or for kinds that allow one open job per key
 /// (syncs), an existing job is returned (200, `duplicate: true`) instead of
-/// a second one.
+/// a second one. Idempotency keys belong to the caller (another caller's
+/// same key is another key); the same key with a different request (kind,
+/// payload or `run_at`) is refused with 422. `run_at` may be at most
+/// `HANGAR_RUN_AT_HORIZON_DAYS` (30) days ahead. Some kinds need more than
+/// the operator role (`system.sleep` and `system.retention` need admin): 403.
 #[utoipa::path(post, path = "/api/v1/jobs", operation_id = "create_job", tag = "jobs",
     request_body = schema::CreateJob,
     params(("Idempotency-Key" = Option<String>, Header,
-        description = "1-256 visible ASCII characters (not starting with `schedule:`); a repeat returns the first job")),
+        description = "1-256 visible ASCII characters (not starting with `schedule:`); a repeat of the same request by the same caller returns the first job")),
     responses(
         (status = 202, description = "Recorded and queued", body = schema::JobAccepted),
-        (status = 200, description = "An existing job (same Idempotency-Key, or its singleton is open)", body = schema::JobAccepted)),
+        (status = 200, description = "An existing job (same caller and Idempotency-Key, or its singleton is open)", body = schema::JobAccepted),
+        (status = 403, description = "The kind needs a higher role than the caller's", body = schema::ErrorBody),
+        (status = 422, description = "Invalid field (`kind`, `payload.*`, `run_at` beyond the horizon), or an Idempotency-Key reused for a different request", body = schema::ErrorBody)),
     security(("bearer" = ["operator"])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -114,6 +120,7 @@ pub async fn create(
             format!("unknown kind {kind_name:?}; known: {}", known.join(", ")),
         ));
     };
+    super::may_submit(&caller, spec)?;
     let payload = kinds::validate_for(
         spec,
         obj.get("payload").unwrap_or(&json!({})),
@@ -138,6 +145,18 @@ pub async fn create(
         ),
         Some(_) => return Err(ApiError::invalid("run_at", "must be an RFC 3339 time string")),
     };
+    let horizon = state.config.api.security.run_at_horizon;
+    if let Some(at) = run_at
+        && at > Utc::now() + chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX)
+    {
+        return Err(ApiError::invalid(
+            "run_at",
+            format!(
+                "must be at most {} days ahead (HANGAR_RUN_AT_HORIZON_DAYS); use a schedule for later work",
+                horizon.as_secs() / 86_400
+            ),
+        ));
+    }
     let idempotency_key = match headers.get(IDEMPOTENCY_HEADER) {
         None => None,
         Some(v) => {
@@ -161,6 +180,9 @@ pub async fn create(
     let request_id = current_request_id();
     let max_attempts = kinds::retry_policies().for_kind(spec.name).max_attempts;
     let singleton_key = kinds::singleton_key(spec.name, &payload);
+    let request_fingerprint = idempotency_key
+        .is_some()
+        .then(|| db::request_fingerprint(spec.name, &payload, run_at));
     let new = NewJobRun {
         id: kinds::new_job_id().to_string(),
         kind: spec.name.to_owned(),
@@ -172,6 +194,9 @@ pub async fn create(
         idempotency_key,
         run_at,
         singleton_key,
+        // Keys are the caller's own: one caller's key never answers another's.
+        idempotency_scope: Some(caller.rate_key.clone()),
+        request_fingerprint,
     };
     let (status, duplicate, run) = state.enqueuer.submit(new).await?;
     let mut response = (

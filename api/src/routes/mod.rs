@@ -14,7 +14,20 @@ pub mod syncs;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{auth::Principal, error::ApiError, state::AppState};
+
+/// Refuses (403) a caller whose role is below what `kind` needs. Every
+/// route that submits or defines a job of a caller-chosen kind calls this:
+/// the jobs API, schedule creation and changes, and run-now.
+pub fn may_submit(caller: &Principal, kind: &hangar_shared::kinds::KindSpec) -> Result<(), ApiError> {
+    if caller.role >= kind.role {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "{} jobs need the {} role; your credentials carry {}",
+        kind.name, kind.role, caller.role
+    )))
+}
 
 /// Deepest nesting of arrays and objects in `body`, counted without parsing
 /// (strings and their escapes skipped), so a hostile body is refused

@@ -74,12 +74,15 @@ fn number(v: Option<&str>, field: &str, default: u64, max: u64) -> Result<u64, A
 /// List dead jobs
 ///
 /// A queue's dead jobs (out of attempts), newest first, with their last error.
+/// Failed jobs are read like every other job: a viewer may read them (here
+/// and through `GET /api/v1/jobs?state=dead`, which show the same payloads
+/// and errors); acting on them (requeue, delete, retry) needs admin.
 #[utoipa::path(get, path = "/api/v1/queues/{queue}/dead", operation_id = "list_dead_jobs", tag = "queues",
     params(("queue" = String, Path, description = "Queue name: sync, reports or inference"), Page),
     responses(
         (status = 200, description = "A page of dead jobs", body = schema::DeadPage),
         (status = 404, description = "No such queue", body = schema::ErrorBody)),
-    security(("bearer" = ["admin"])))]
+    security(("bearer" = ["viewer"])))]
 pub async fn dead(
     State(state): State<AppState>,
     Path(name): Path<String>,

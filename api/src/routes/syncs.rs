@@ -184,6 +184,8 @@ pub async fn create(
         });
         let run = payload.map(|payload| NewJobRun {
             singleton_key: kinds::singleton_key(kind, &payload),
+            idempotency_scope: None,
+            request_fingerprint: None,
             id: kinds::new_job_id().to_string(),
             kind: kind.to_owned(),
             queue: spec.queue.to_owned(),

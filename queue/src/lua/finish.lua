@@ -6,7 +6,10 @@
 -- and nothing joins its error history.
 -- An outcome whose lease token no longer matches is stale (the lease expired
 -- and the job was handed to another worker) and is ignored, so a job records
--- exactly one success however many times it ran.
+-- exactly one success however many times it ran. The token and state of the
+-- last recorded outcome are kept ('done_token', 'done_state'): the same
+-- outcome sent again (its first reply was lost, or came too late for the
+-- worker) answers the state it recorded instead of looking stale.
 -- A failure of a job whose cancellation was requested ends it cancelled.
 -- Returns per entry the state it ended in (succeeded, cancelled, retrying,
 -- dead), or '' when stale.
@@ -15,8 +18,10 @@ local out, released, done, dead, scheduled = {}, {}, {}, {}, {}
 for o = 1, #ARGV, 6 do
   local id, token, outcome, text, attempt = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 5]
   local jk = job_key(id)
-  local f = redis.call('HMGET', jk, 'lease', 'errors', 'cancel')
-  if f[1] ~= token then
+  local f = redis.call('HMGET', jk, 'lease', 'errors', 'cancel', 'done_token', 'done_state')
+  if f[1] ~= token and token ~= '' and f[4] == token then
+    table.insert(out, f[5])
+  elseif f[1] ~= token then
     table.insert(out, '')
   else
     table.insert(released, id)
@@ -51,6 +56,7 @@ for o = 1, #ARGV, 6 do
       table.insert(dead, now)
       table.insert(dead, id)
     end
+    redis.call('HSET', jk, 'done_token', token, 'done_state', outcome)
     table.insert(out, outcome)
   end
 end

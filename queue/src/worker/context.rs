@@ -90,6 +90,16 @@ impl JobContext {
         self.run.cancel.cancelled().await;
     }
 
+    /// Publishes `progress`, best effort: a Redis hiccup loses this update
+    /// (the next one or the final outcome replaces it), never the attempt.
+    /// Handlers use this; [`set_progress`](Self::set_progress) is for callers
+    /// that need to know.
+    pub async fn report_progress(&self, progress: serde_json::Value) {
+        if let Err(e) = self.set_progress(progress).await {
+            tracing::debug!(error = %e, "progress not published (best effort)");
+        }
+    }
+
     /// Stores `progress` (small JSON) for anyone reading the job's state.
     /// Returns false if the lease was lost and nothing was written.
     pub async fn set_progress(&self, progress: serde_json::Value) -> Result<bool> {
