@@ -306,21 +306,40 @@ impl Actor {
 }
 
 /// Client addresses that sent too many refused credentials, and until
-/// when they are refused without their credentials being looked up. Held
-/// in memory per replica: checking it costs no Redis or PostgreSQL round
-/// trip, which is the point (an address flooding invented API keys reaches
-/// PostgreSQL at most a burst's worth of times per replica and window).
+/// when their API keys are refused without being looked up. Held in memory
+/// per replica: checking it costs no Redis or PostgreSQL round trip, which
+/// is the point (an address flooding invented API keys reaches PostgreSQL
+/// at most a burst's worth of times per replica and window).
+///
+/// Only lookups are spared: JWTs are checked as usual (verifying one costs
+/// no query), and an API key whose prefix this replica has recently seen
+/// verified is looked up as usual, so valid callers behind the same address
+/// (a proxy, a NAT) keep working while invented keys are refused.
 #[derive(Debug, Default, Clone)]
-pub struct BlockedAddresses(Arc<Mutex<HashMap<String, Instant>>>);
+pub struct BlockedAddresses(Arc<Mutex<Blocked>>);
+
+#[derive(Debug, Default)]
+struct Blocked {
+    until: HashMap<String, Instant>,
+    /// Prefixes of API keys that verified here (random, not secret).
+    known_keys: std::collections::HashSet<String>,
+}
+
+/// Most verified key prefixes remembered (then the set starts over).
+const KNOWN_KEYS_MAX: usize = 100_000;
 
 impl BlockedAddresses {
-    /// How long `ip` is still refused, if it is.
-    fn remaining(&self, ip: &str) -> Option<Duration> {
+    /// How long `ip` is still refused for `token`, if it is.
+    fn remaining(&self, ip: &str, token: &str) -> Option<Duration> {
+        let prefix = auth::api_keys::prefix_of(token)?;
         let mut blocked = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let until = *blocked.get(ip)?;
+        if blocked.known_keys.contains(prefix) {
+            return None;
+        }
+        let until = *blocked.until.get(ip)?;
         let left = until.checked_duration_since(Instant::now());
         if left.is_none() {
-            blocked.remove(ip);
+            blocked.until.remove(ip);
         }
         left
     }
@@ -328,11 +347,25 @@ impl BlockedAddresses {
     fn block(&self, ip: &str, wait: Duration) {
         let mut blocked = self.0.lock().unwrap_or_else(|p| p.into_inner());
         // Forget expired entries now and then so the map stays small.
-        if blocked.len() > 10_000 {
+        if blocked.until.len() > 10_000 {
             let now = Instant::now();
-            blocked.retain(|_, until| *until > now);
+            blocked.until.retain(|_, until| *until > now);
         }
-        blocked.insert(ip.to_owned(), Instant::now() + wait);
+        blocked.until.insert(ip.to_owned(), Instant::now() + wait);
+    }
+
+    /// Remembers that the key with this token's prefix verified.
+    fn verified(&self, token: &str) {
+        let Some(prefix) = auth::api_keys::prefix_of(token) else {
+            return;
+        };
+        let mut blocked = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !blocked.known_keys.contains(prefix) {
+            if blocked.known_keys.len() >= KNOWN_KEYS_MAX {
+                blocked.known_keys.clear();
+            }
+            blocked.known_keys.insert(prefix.to_owned());
+        }
     }
 }
 
@@ -422,8 +455,8 @@ pub async fn middleware(State(state): State<AppState>, req: axum::extract::Reque
     let token = auth::bearer(req.headers()).ok().flatten().map(str::to_owned);
     // An address that sent too many refused credentials is refused before
     // its credentials cost a lookup (PostgreSQL for API keys).
-    if token.is_some()
-        && let Some(wait) = state.blocked.remaining(&ip)
+    if let Some(t) = &token
+        && let Some(wait) = state.blocked.remaining(&ip, t)
     {
         return refused_address(&state, wait);
     }
@@ -438,7 +471,12 @@ pub async fn middleware(State(state): State<AppState>, req: axum::extract::Reque
         client_request_id: client_request_id(&req),
     };
     let principal: Principal = match caller {
-        Ok(Some(p)) => p,
+        Ok(Some(p)) => {
+            if let (auth::Method::ApiKey, Some(t)) = (p.method, &token) {
+                state.blocked.verified(t);
+            }
+            p
+        }
         Ok(None) => {
             // No credentials: counted against the address's read/write limit.
             if let Some(limited) = over_limit(&state, &format!("ip:{ip}"), class).await {
@@ -446,7 +484,9 @@ pub async fn middleware(State(state): State<AppState>, req: axum::extract::Reque
             }
             return unauthorized(&state, &AuthError::Missing);
         }
-        Err(AuthError::Unavailable(d)) => return unauthorized(&state, &AuthError::Unavailable(d)),
+        // Not a guess at credentials: the store was down, or a real
+        // identity without a Hangar role.
+        Err(e @ (AuthError::Unavailable(_) | AuthError::NoRole(_))) => return unauthorized(&state, &e),
         Err(error) => {
             if let Some(wait) = count_auth_failure(&state, &ip).await {
                 tracing::warn!(%ip, %route, %method, "credentials refused too often from this address; refusing it for a while");

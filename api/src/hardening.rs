@@ -37,9 +37,16 @@ fn has_body(req: &Request) -> bool {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // Methods whose handlers read bodies: an HTTP/2 stream still open after
+    // its headers carries one. (A GET may end its stream with an empty DATA
+    // frame; that is no body to refuse.)
+    let reads_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     match length {
         Some(n) => n > 0,
-        None => req.headers().contains_key(header::TRANSFER_ENCODING) || !req.body().is_end_stream(),
+        None => {
+            req.headers().contains_key(header::TRANSFER_ENCODING)
+                || (reads_body && !req.body().is_end_stream())
+        }
     }
 }
 

@@ -121,6 +121,7 @@ pub async fn run(
         max_connections: security.max_connections,
         header_read: security.header_read_timeout,
         body_read: security.body_read_timeout,
+        idle: security.idle_timeout,
         drain: state.config.worker.drain_timeout,
     };
     let metrics = state.metrics.clone();

@@ -9,7 +9,10 @@
 //!   (hyper closes it otherwise, idle keep-alive connections included),
 //! - must deliver each request's body within `HANGAR_BODY_READ_TIMEOUT_SECS`
 //!   of its headers, else the request is answered 408 and the connection
-//!   closed (the body stream fails, so nothing keeps reading it).
+//!   closed (the body stream fails, so nothing keeps reading it),
+//! - is closed (gracefully) after `HANGAR_IDLE_TIMEOUT_SECS` without a byte
+//!   either way: HTTP/2 has no header timer, and an HTTP/2 client library
+//!   answers pings on its own, so idleness is what tells a held connection.
 //!
 //! HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) are both served.
 
@@ -19,10 +22,10 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -35,9 +38,14 @@ use axum::{
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{conn::auto, graceful::GracefulConnection},
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpListener,
+    sync::Semaphore,
+};
+use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 /// What [`serve`] enforces.
@@ -49,6 +57,8 @@ pub struct Limits {
     pub header_read: Duration,
     /// A body must arrive within this of its headers.
     pub body_read: Duration,
+    /// A connection without a byte either way for this long is closed.
+    pub idle: Duration,
     /// On shutdown, how long open connections (streams) get to finish.
     pub drain: Duration,
 }
@@ -67,14 +77,10 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(10));
+    builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    let stop = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -95,39 +101,172 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         metrics.connection_opened();
-        let header_read = limits.header_read;
         let service = hyper::service::service_fn({
             let router = router.clone();
             move |req: Request<Incoming>| handle(router.clone(), peer, limits.body_read, req)
         });
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let stop = stop.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
             // hyper's header timer starts once it knows the protocol; a
             // socket that sends nothing (or half an HTTP/2 preface) would
             // never get that far, so the protocol must show within the
             // header time too.
-            if tokio::time::timeout(header_read, protocol_known(&stream)).await != Ok(true) {
-                metrics.connection_closed();
-                return;
-            }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            if tokio::time::timeout(limits.header_read, protocol_known(&stream)).await == Ok(true) {
+                let io = ActivityIo::new(stream);
+                let last = io.last.clone();
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                if let Err(e) = drive(conn.into_owned(), &last, limits.idle, &stop).await {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
             }
             metrics.connection_closed();
             drop(slot);
         });
     }
     drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(limits.drain) => {
-            tracing::warn!(drain = ?limits.drain, "connections still open after the drain time; closing them");
-        }
+    stop.cancel();
+    // Every connection holds a slot: all slots back means all closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.drain, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(drain = ?limits.drain, "connections still open after the drain time; closing them");
     }
     Ok(())
+}
+
+/// Runs one connection until it ends; asks it to finish (graceful: the
+/// requests in flight complete) when it has been idle for `idle` or the
+/// server is stopping. A connection asked to finish for idleness that does
+/// not within `idle` again (at most 5 s) is dropped: an HTTP/2 graceful close
+/// waits for the peer to answer a ping, which a hostile peer never does.
+async fn drive<C>(
+    conn: C,
+    last: &ActivityClock,
+    idle: Duration,
+    stop: &CancellationToken,
+) -> Result<(), C::Error>
+where
+    C: GracefulConnection,
+{
+    tokio::pin!(conn);
+    let check = (idle / 4).max(Duration::from_millis(100));
+    let mut closing_since: Option<Instant> = None;
+    let grace = idle.min(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            done = conn.as_mut() => return done,
+            () = tokio::time::sleep(check) => {
+                match closing_since {
+                    None if last.idle_for() >= idle => {
+                        conn.as_mut().graceful_shutdown();
+                        closing_since = Some(Instant::now());
+                    }
+                    Some(since) if since.elapsed() >= grace && last.idle_for() >= idle => return Ok(()),
+                    _ => {}
+                }
+            }
+            () = stop.cancelled(), if closing_since.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                // The drain time bounds this one.
+                closing_since = Some(Instant::now() + Duration::from_secs(86_400));
+            }
+        }
+    }
+}
+
+/// When a connection last moved a byte, in milliseconds since it opened.
+#[derive(Clone)]
+struct ActivityClock {
+    opened: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl ActivityClock {
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.opened
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// A TCP stream that notes when it last read or wrote a byte.
+struct ActivityIo {
+    inner: tokio::net::TcpStream,
+    last: ActivityClock,
+}
+
+impl ActivityIo {
+    fn new(inner: tokio::net::TcpStream) -> Self {
+        Self {
+            inner,
+            last: ActivityClock {
+                opened: Instant::now(),
+                last_ms: Arc::new(AtomicU64::new(0)),
+            },
+        }
+    }
+}
+
+impl AsyncRead for ActivityIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.last.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for ActivityIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.last.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.last.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// The HTTP/2 connection preface (prior knowledge).
@@ -176,8 +315,13 @@ async fn handle(
     let mut response = crate::error::ApiError::BadRequest {
         code: "request_timeout",
         message: format!(
-            "the request body did not arrive within {} s; the connection is closed",
-            body_read.as_secs()
+            "the request body did not arrive within {} s (HANGAR_BODY_READ_TIMEOUT_SECS){}",
+            body_read.as_secs(),
+            if version <= Version::HTTP_11 {
+                "; the connection is closed"
+            } else {
+                ""
+            }
         ),
         field: None,
     }

@@ -336,6 +336,7 @@ async fn slow_clients_are_cut_off_and_connections_are_bounded() {
             ("HANGAR_HEADER_READ_TIMEOUT_SECS", "1"),
             ("HANGAR_BODY_READ_TIMEOUT_SECS", "1"),
             ("HANGAR_MAX_CONNECTIONS", "16"),
+            ("HANGAR_IDLE_TIMEOUT_SECS", "2"),
         ],
     )
     .await;
@@ -367,6 +368,22 @@ async fn slow_clients_are_cut_off_and_connections_are_bounded() {
     assert!(
         served.is_some_and(|t| t.starts_with("HTTP/1.1 200")),
         "idle connection left open"
+    );
+
+    // An idle HTTP/2 connection (no header timer there; a client library
+    // would answer pings) is closed after the idle time.
+    let mut h2 = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let opened = Instant::now();
+    assert!(
+        read_until_closed(&mut h2, Duration::from_secs(6)).await.is_some(),
+        "an idle HTTP/2 connection stayed open"
+    );
+    assert!(
+        opened.elapsed() >= Duration::from_millis(1500),
+        "closed before it was idle"
     );
 
     // A body trickled byte by byte: 408 at the deadline, then the connection closes.
@@ -430,6 +447,11 @@ async fn a_flood_of_invented_api_keys_stops_reaching_postgres() {
     // Building the table's indexes at migration counts as scans: the baseline.
     let before = api_key_lookups(&app.db.url).await;
     let url = format!("{}/api/v1/jobs", app.base);
+    let (_, created) = app
+        .post("/api/v1/api-keys", json!({"name": "ci", "role": "viewer"}))
+        .await;
+    let valid = client_with_token(created["token"].as_str().unwrap());
+    assert_eq!(get(&valid, url.clone()).await.0, 200);
     let (mut refused, mut limited) = (0, 0);
     for i in 0..200 {
         let invented = format!("hangar_{:012}_{}", i, "x".repeat(32));
@@ -444,13 +466,22 @@ async fn a_flood_of_invented_api_keys_stops_reaching_postgres() {
         }
     }
     assert_eq!((refused, limited), (5, 195));
-    // A valid caller from the same address waits too (documented), and
-    // the metric says why.
     assert!(
         app.metrics()
             .await
             .contains("hangar_api_rate_limited_total{class=\"auth_failure\"} 195")
     );
+    // Valid callers behind the same address keep working: a key this
+    // replica has seen verified, and JWTs (no lookup to spare).
+    assert_eq!(get(&valid, url.clone()).await.0, 200);
+    assert_eq!(
+        get(&client_with_token(&token("jo", "viewer")), url.clone())
+            .await
+            .0,
+        200
+    );
+    let invented = client_with_token(&format!("hangar_{:012}_{}", 999, "y".repeat(32)));
+    assert_eq!(get(&invented, url.clone()).await.0, 429);
     let db_url = app.db.url.clone();
     if let Some(api) = app.api.take() {
         api.stop().await.unwrap();
@@ -458,11 +489,10 @@ async fn a_flood_of_invented_api_keys_stops_reaching_postgres() {
     // Stopped backends flush their statistics.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let lookups = api_key_lookups(&db_url).await - before;
-    // 5 refused within the budget, and the one that found it spent.
-    assert!(
-        lookups <= 6,
-        "{lookups} lookups in api_keys for 200 invented keys"
-    );
+    // 5 refused within the budget and the one that found it spent (6);
+    // the valid key's creation, its two lookups and their last-used
+    // updates (5). Before the fix: one per invented key, over 200.
+    assert!(lookups <= 11, "{lookups} scans of api_keys for 201 invented keys");
     app.shutdown().await;
 }
 

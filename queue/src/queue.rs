@@ -118,10 +118,11 @@ pub struct DeadPage {
     pub jobs: Vec<JobState>,
 }
 
-/// Whether `e` means the connection failed (dropped, reset, refused, timed
-/// out), as opposed to Redis answering with an error.
+/// Whether `e` means the connection was dead (dropped, reset, refused), as
+/// opposed to Redis answering with an error. A timeout is not: Redis may be
+/// slow or unreachable, and trying again would only double the caller's wait.
 fn is_connection_failure(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+    !e.is_timeout() && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
 }
 
 impl Queue {
@@ -800,7 +801,11 @@ mod tests {
             .renew(Duration::from_secs(30), &[(id.clone(), old.token.clone())])
             .await
             .unwrap();
-        assert_eq!(lost, [id.clone()], "the old delivery did lose its lease");
+        assert_eq!(
+            lost,
+            std::slice::from_ref(&id),
+            "the old delivery did lose its lease"
+        );
         let late = Finished {
             id: id.clone(),
             token: old.token.clone(),

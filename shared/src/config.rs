@@ -162,6 +162,8 @@ pub struct SecurityConfig {
     pub header_read_timeout: Duration,
     /// A request's body must arrive within this, or the connection is closed.
     pub body_read_timeout: Duration,
+    /// A connection without a byte either way for this long is closed.
+    pub idle_timeout: Duration,
     /// Open token streams (`GET /api/v1/jobs/{id}/stream`) per caller.
     pub streams_per_caller: usize,
     /// Open token streams per API process.
@@ -485,6 +487,11 @@ pub const VARS: &[Var] = &[
         name: "HANGAR_BODY_READ_TIMEOUT_SECS",
         default: Some("10"),
         doc: "a request's body must arrive within this, else 408 and the connection is closed (s)",
+    },
+    Var {
+        name: "HANGAR_IDLE_TIMEOUT_SECS",
+        default: Some("60"),
+        doc: "a connection (HTTP/1 or HTTP/2) without a byte either way for this long is closed (s)",
     },
     Var {
         name: "HANGAR_STREAMS_PER_CALLER",
@@ -861,6 +868,7 @@ impl Reader<'_> {
             max_connections: self.number("HANGAR_MAX_CONNECTIONS", 16, 1_000_000),
             header_read_timeout: self.secs("HANGAR_HEADER_READ_TIMEOUT_SECS", 1, 300),
             body_read_timeout: self.secs("HANGAR_BODY_READ_TIMEOUT_SECS", 1, 3600),
+            idle_timeout: self.secs("HANGAR_IDLE_TIMEOUT_SECS", 1, 86_400),
             streams_per_caller: self.number("HANGAR_STREAMS_PER_CALLER", 1, 10_000),
             streams_max: self.number("HANGAR_STREAMS_MAX", 1, 1_000_000),
             stream_wait: self.secs("HANGAR_STREAM_WAIT_SECS", 1, 3600),

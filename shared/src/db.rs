@@ -188,7 +188,10 @@ pub enum Inserted {
 /// A holder of a singleton key that waits for a later `run_at` than a new
 /// job's gives the slot up (its key is cleared; it still runs at its time,
 /// and the worker's per-target lock keeps the two apart), so a far-future
-/// job cannot switch off a sync wanted now or a scheduled tick.
+/// job cannot switch off a sync wanted now or a scheduled tick. The slot is
+/// given up in its own statement before the insert: if the new job is then
+/// not inserted (its idempotency key was known), the holder has lost a slot
+/// it would have lost to any sooner job anyway; nothing else changes.
 pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Inserted>> {
     const ROUNDS: usize = 3;
     let mut results: Vec<Option<Inserted>> = vec![None; jobs.len()];
@@ -249,6 +252,10 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::text[], $6::int[],
                                 $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[],
                                 $12::text[], $13::text[])
+                AS t(id, kind, queue, payload, state, max_attempts, requested_by, request_id,
+                     idempotency_key, run_at, singleton_key, idempotency_scope, request_fingerprint)
+           -- Sooner jobs first: within one batch, the one wanted sooner takes a singleton slot.
+           ORDER BY t.run_at NULLS FIRST
            ON CONFLICT DO NOTHING
            RETURNING *"#,
         &col(|j| Some(j.id.clone())) as &[Option<String>],

@@ -64,15 +64,19 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks `token` against the stored keys.
-pub async fn verify(pool: &PgPool, token: &str) -> Result<Principal, AuthError> {
-    let invalid = || AuthError::Invalid("unknown API key".into());
-    let prefix = token
+/// The lookup prefix of an API key token (`hangar_<prefix>_<secret>`).
+pub fn prefix_of(token: &str) -> Option<&str> {
+    token
         .strip_prefix(TOKEN_PREFIX)
         .and_then(|rest| rest.split_once('_'))
         .map(|(p, _)| p)
         .filter(|p| p.len() == 12)
-        .ok_or_else(invalid)?;
+}
+
+/// Checks `token` against the stored keys.
+pub async fn verify(pool: &PgPool, token: &str) -> Result<Principal, AuthError> {
+    let invalid = || AuthError::Invalid("unknown API key".into());
+    let prefix = prefix_of(token).ok_or_else(invalid)?;
     let row = sqlx::query!(
         "SELECT id, name, role, token_sha256, expires_at, revoked_at FROM api_keys WHERE prefix = $1",
         prefix
