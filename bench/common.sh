@@ -25,6 +25,28 @@ export HANGAR_REDIS_URL="redis://127.0.0.1:$RPORT"
 
 # Every API request is authenticated, rate-limited and (writes) audited, as
 # in production; the limits are set high enough never to refuse.
-export HANGAR_RATE_LIMIT_READ="1000000/s" HANGAR_RATE_LIMIT_WRITE="1000000/s"
-# An admin API key for the benchmark's requests (after `migrate`).
-api_key() { "$BIN/hangar-api" create-api-key --name "bench-$$" --role admin 2>/dev/null; }
+# BENCH_RATE_LIMIT=off switches the limiter off, to measure what it costs.
+if [ "${BENCH_RATE_LIMIT:-on}" = off ]; then
+  export HANGAR_RATE_LIMIT_READ=off HANGAR_RATE_LIMIT_WRITE=off
+else
+  export HANGAR_RATE_LIMIT_READ="1000000/s" HANGAR_RATE_LIMIT_WRITE="1000000/s"
+fi
+# The credential of the benchmark's requests (after `migrate`): an admin API
+# key (one PostgreSQL lookup per request, as in production automation), or
+# with BENCH_AUTH=jwt an HS256 JWT (verified in memory), to measure the lookup.
+if [ "${BENCH_AUTH:-api_key}" = jwt ]; then
+  export HANGAR_JWT_HS256_SECRET="bench-secret-bench-secret-bench-secret" HANGAR_JWT_ISSUER=bench HANGAR_JWT_AUDIENCE=hangar
+  api_key() {
+    python3 - <<'PY'
+import base64, hashlib, hmac, json, time
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+now = int(time.time())
+head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b(json.dumps({"sub": "bench", "role": "admin", "iss": "bench", "aud": "hangar", "iat": now, "exp": now + 3600}).encode())
+sig = b(hmac.new(b"bench-secret-bench-secret-bench-secret", f"{head}.{body}".encode(), hashlib.sha256).digest())
+print(f"{head}.{body}.{sig}")
+PY
+  }
+else
+  api_key() { "$BIN/hangar-api" create-api-key --name "bench-$$" --role admin 2>/dev/null; }
+fi

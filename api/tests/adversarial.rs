@@ -507,13 +507,7 @@ async fn refused_writes_are_audited_with_the_key_they_named() {
         created["api_key"]["id"].as_str().unwrap().to_owned(),
         created["token"].as_str().unwrap().to_owned(),
     );
-    let r = app
-        .http
-        .delete(format!("{}/api/v1/api-keys/{key_id}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(app.delete(&format!("/api/v1/api-keys/{key_id}")).await, 200);
     let revoked = client_with_token(&key);
     for _ in 0..3 {
         let (status, _) = post(
@@ -606,19 +600,9 @@ async fn audit_entries_name_their_object_and_request_ids_are_the_servers() {
         .unwrap();
     assert_eq!(patched.status(), 200);
     app.post("/api/v1/schedules/nightly/run", json!({})).await;
-    app.http
-        .delete(format!("{}/api/v1/schedules/nightly", app.base))
-        .send()
-        .await
-        .unwrap();
-    app.http
-        .delete(format!(
-            "{}/api/v1/queues/sync/dead/01JD3Q6W8Y4N2M5K7P9R1T3V5X",
-            app.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    app.delete("/api/v1/schedules/nightly").await;
+    app.delete("/api/v1/queues/sync/dead/01JD3Q6W8Y4N2M5K7P9R1T3V5X")
+        .await;
 
     let (_, by_job) = app.get(&format!("/api/v1/audit-log?target={job_id}")).await;
     let actions: Vec<&str> = by_job["entries"]

@@ -711,6 +711,28 @@ mod tests {
         }
     }
 
+    /// Enqueues a job and claims it as `worker`: its id and the claim.
+    async fn claim_one(q: &Queue, worker: &str, lease: Duration) -> (String, Claimed) {
+        let job = NewJob::new("k", serde_json::json!({}));
+        let id = job.id.to_string();
+        q.enqueue(job).await.unwrap();
+        let nonce = format!("{worker}#1");
+        let claimed = q.fetch(worker, &nonce, 1, lease).await.unwrap().remove(0);
+        (id, claimed)
+    }
+
+    /// The success of `claim`'s attempt 1.
+    fn success(id: &str, claim: &Claimed, result: &str) -> Finished {
+        Finished {
+            id: id.to_owned(),
+            token: claim.token.clone(),
+            attempt: 1,
+            outcome: Outcome::Succeeded {
+                result: result.into(),
+            },
+        }
+    }
+
     #[tokio::test]
     async fn a_fetch_whose_reply_was_lost_can_be_given_back_uncounted() {
         let q = queue().await;
@@ -743,20 +765,8 @@ mod tests {
     #[tokio::test]
     async fn an_outcome_sent_again_after_a_lost_reply_is_accepted_and_its_lease_is_not_lost() {
         let q = queue().await;
-        let job = NewJob::new("k", serde_json::json!({}));
-        let id = job.id.to_string();
-        q.enqueue(job).await.unwrap();
-        let c = q
-            .fetch("w", "w#1", 1, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .remove(0);
-        let done = Finished {
-            id: id.clone(),
-            token: c.token.clone(),
-            attempt: 1,
-            outcome: Outcome::Succeeded { result: "42".into() },
-        };
+        let (id, c) = claim_one(&q, "w", Duration::from_secs(30)).await;
+        let done = success(&id, &c, "42");
         let first = q.finish(std::slice::from_ref(&done)).await.unwrap();
         assert_eq!(first, [Some(JobStatus::Succeeded)]);
         // The reply was lost: the worker sends the same outcome again.
@@ -781,14 +791,7 @@ mod tests {
     #[tokio::test]
     async fn an_outcome_after_a_real_takeover_is_still_stale() {
         let q = queue().await;
-        let job = NewJob::new("k", serde_json::json!({}));
-        let id = job.id.to_string();
-        q.enqueue(job).await.unwrap();
-        let old = q
-            .fetch("w", "w#1", 1, Duration::from_millis(1))
-            .await
-            .unwrap()
-            .remove(0);
+        let (id, old) = claim_one(&q, "w", Duration::from_millis(1)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(q.reap_expired().await.unwrap().expired, 1);
         let new = q
@@ -806,19 +809,8 @@ mod tests {
             std::slice::from_ref(&id),
             "the old delivery did lose its lease"
         );
-        let late = Finished {
-            id: id.clone(),
-            token: old.token.clone(),
-            attempt: 1,
-            outcome: Outcome::Succeeded { result: "old".into() },
-        };
-        assert_eq!(q.finish(&[late]).await.unwrap(), [None]);
-        let current = Finished {
-            id: id.clone(),
-            token: new.token.clone(),
-            attempt: 1,
-            outcome: Outcome::Succeeded { result: "new".into() },
-        };
+        assert_eq!(q.finish(&[success(&id, &old, "old")]).await.unwrap(), [None]);
+        let current = success(&id, &new, "new");
         assert_eq!(q.finish(&[current]).await.unwrap(), [Some(JobStatus::Succeeded)]);
         cleanup(&q).await;
     }
@@ -826,14 +818,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_attempt_of_a_job_with_a_cancel_request_ends_cancelled() {
         let q = queue().await;
-        let job = NewJob::new("k", serde_json::json!({}));
-        let id = job.id.to_string();
-        q.enqueue(job).await.unwrap();
-        let c = q
-            .fetch("w", "w#1", 1, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .remove(0);
+        let (id, c) = claim_one(&q, "w", Duration::from_secs(30)).await;
         assert_eq!(q.cancel(&id).await.unwrap(), CancelOutcome::CancelRequested);
         // The handler failed before its heartbeat saw the request.
         let retry = Finished {

@@ -346,6 +346,17 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `DELETE {path}`: the status.
+    pub async fn delete(&self, path: &str) -> u16 {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    }
+
     /// The API's `/metrics` text.
     pub async fn metrics(&self) -> String {
         let r = self

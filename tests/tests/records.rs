@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use apalis_core::{error::BoxDynError, worker::builder::WorkerBuilder};
 use hangar_queue::{HangarBackend, JobState, JobStatus, Queue, permanent};
-use hangar_shared::db::{self, NewJobRun, OutcomeRow};
+use hangar_shared::db::{self, Inserted, NewJobRun, OutcomeRow};
 use hangar_tests::{TestApp, TestDb};
 use serde_json::{Value, json};
 
@@ -147,5 +147,76 @@ async fn records_keep_the_latest_outcome_and_never_reopen_on_a_stale_view() {
     };
     assert!(!db::sync_from_queue(&pool, &id, &stale).await.unwrap());
     assert_eq!(db::get_job(&pool, &id).await.unwrap().unwrap().state, "succeeded");
+    pool.close().await;
+}
+
+fn sync_job(run_at: Option<chrono::DateTime<chrono::Utc>>, idempotency_key: Option<&str>) -> NewJobRun {
+    NewJobRun {
+        id: hangar_shared::kinds::new_job_id().to_string(),
+        kind: "sync.workspaces".into(),
+        queue: "sync".into(),
+        payload: json!({"account": "prod", "region": "us-east-1"}),
+        max_attempts: 5,
+        requested_by: None,
+        request_id: None,
+        idempotency_key: idempotency_key.map(str::to_owned),
+        run_at,
+        singleton_key: Some("sync.workspaces:prod:us-east-1".into()),
+        idempotency_scope: None,
+        request_fingerprint: None,
+    }
+}
+
+/// Issue 13, 3, as the scheduler meets it: a job recorded for a later time
+/// holds the one-open-sync slot only until a job wanted sooner arrives (a
+/// tick with its jitter, a "sync now"), which takes it.
+#[tokio::test]
+async fn a_job_wanted_sooner_takes_the_sync_slot_from_one_wanted_later() {
+    let test_db = TestDb::create(&hangar_tests::postgres_admin_url()).await;
+    let pool = sqlx::PgPool::connect(&test_db.url).await.unwrap();
+    let now = chrono::Utc::now();
+    let far = sync_job(Some(now + chrono::Duration::days(20)), None);
+    let Inserted::New(far_row) = db::insert_jobs(&pool, &[far]).await.unwrap().remove(0) else {
+        panic!("the first job is new");
+    };
+    // A scheduler tick with 30 s of jitter: sooner, so it takes the slot.
+    let tick = sync_job(
+        Some(now + chrono::Duration::seconds(30)),
+        Some("schedule:hourly:1"),
+    );
+    let Inserted::New(tick_row) = db::insert_jobs(&pool, &[tick]).await.unwrap().remove(0) else {
+        panic!("the tick was skipped for a job 20 days away");
+    };
+    let far_now = db::get_job(&pool, &far_row.id).await.unwrap().unwrap();
+    assert_eq!(
+        (far_now.state.as_str(), far_now.singleton_key),
+        ("scheduled", None)
+    );
+    // A later job does not take it back; one wanted now does.
+    let later = sync_job(Some(now + chrono::Duration::days(1)), None);
+    match db::insert_jobs(&pool, &[later]).await.unwrap().remove(0) {
+        Inserted::Existing(r) => assert_eq!(r.id, tick_row.id),
+        other => panic!("{other:?}"),
+    }
+    let wanted_now = sync_job(None, None);
+    assert!(matches!(
+        db::insert_jobs(&pool, &[wanted_now]).await.unwrap().remove(0),
+        Inserted::New(_)
+    ));
+    // In one batch, the sooner job wins whatever its place.
+    let (a, b) = (
+        sync_job(Some(now + chrono::Duration::days(2)), None),
+        sync_job(Some(now - chrono::Duration::seconds(1)), None),
+    );
+    let sql = "UPDATE job_runs SET state = 'succeeded' WHERE singleton_key IS NOT NULL";
+    sqlx::query(sql).execute(&pool).await.unwrap();
+    let results = db::insert_jobs(&pool, &[a.clone(), b.clone()]).await.unwrap();
+    let open: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM job_runs WHERE singleton_key IS NOT NULL AND state IN ('scheduled', 'queued')",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(open, [b.id.clone()], "{results:?}");
     pool.close().await;
 }

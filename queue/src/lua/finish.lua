@@ -32,31 +32,32 @@ for o = 1, #ARGV, 6 do
     end
     if outcome == 'succeeded' or outcome == 'cancelled' then
       redis.call('HSET', jk, 'state', outcome, 'attempts', attempt, 'result', text,
-        'lease', '', 'finished_at', now, 'updated_at', now)
+        'lease', '', 'finished_at', now, 'updated_at', now, 'done_token', token, 'done_state', outcome)
       table.insert(done, now)
       table.insert(done, id)
     elseif outcome == 'defer' then
       local at = now + tonumber(ARGV[o + 4])
       outcome = 'retrying'
       redis.call('HSET', jk, 'state', 'retrying', 'attempts', attempt, 'last_error', text,
-        'run_at', at, 'lease', '', 'updated_at', now)
+        'run_at', at, 'lease', '', 'updated_at', now, 'done_token', token, 'done_state', outcome)
       table.insert(scheduled, at)
       table.insert(scheduled, id)
     elseif outcome == 'retry' then
       local at = now + tonumber(ARGV[o + 4])
       outcome = 'retrying'
       redis.call('HSET', jk, 'state', 'retrying', 'attempts', attempt, 'last_error', text,
-        'errors', push_error(f[2], attempt, text, now), 'run_at', at, 'lease', '', 'updated_at', now)
+        'errors', push_error(f[2], attempt, text, now), 'run_at', at, 'lease', '', 'updated_at', now,
+        'done_token', token, 'done_state', outcome)
       table.insert(scheduled, at)
       table.insert(scheduled, id)
     else
       outcome = 'dead'
       redis.call('HSET', jk, 'state', 'dead', 'attempts', attempt, 'last_error', text,
-        'errors', push_error(f[2], attempt, text, now), 'lease', '', 'finished_at', now, 'updated_at', now)
+        'errors', push_error(f[2], attempt, text, now), 'lease', '', 'finished_at', now, 'updated_at', now,
+        'done_token', token, 'done_state', outcome)
       table.insert(dead, now)
       table.insert(dead, id)
     end
-    redis.call('HSET', jk, 'done_token', token, 'done_state', outcome)
     table.insert(out, outcome)
   end
 end
