@@ -210,13 +210,13 @@ async fn a_job_wanted_sooner_takes_the_sync_slot_from_one_wanted_later() {
     );
     let sql = "UPDATE job_runs SET state = 'succeeded' WHERE singleton_key IS NOT NULL";
     sqlx::query(sql).execute(&pool).await.unwrap();
-    let results = db::insert_jobs(&pool, &[a.clone(), b.clone()]).await.unwrap();
+    let results = db::insert_jobs(&pool, &[a, b.clone()]).await.unwrap();
     let open: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM job_runs WHERE singleton_key IS NOT NULL AND state IN ('scheduled', 'queued')",
     )
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(open, [b.id.clone()], "{results:?}");
+    assert_eq!(open, std::slice::from_ref(&b.id), "{results:?}");
     pool.close().await;
 }
