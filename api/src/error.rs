@@ -150,6 +150,17 @@ impl From<hangar_queue::QueueError> for ApiError {
 /// rejections of a malformed query or path, 405, 413) into the envelope, so
 /// every error a client sees has the same shape.
 pub fn envelope_for(status: StatusCode, body_text: &str) -> Response {
+    // An unknown query parameter is a field like any other: 422 naming it
+    // (axum's rejection says "… unknown field `x`, expected …").
+    if status == StatusCode::BAD_REQUEST
+        && body_text.starts_with("Failed to deserialize query string")
+        && let Some(field) = body_text
+            .split_once("unknown field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned())
+    {
+        return ApiError::invalid(field, "unknown query parameter").into_response();
+    }
     let code = match status.as_u16() {
         400 => "bad_request",
         401 => "unauthorized",

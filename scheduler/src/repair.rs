@@ -83,11 +83,14 @@ async fn repair_queue(
         }
     }
     if !missing.is_empty() {
-        let ids: Vec<String> = missing.iter().map(|j| j.id.to_string()).collect();
+        // A few ids to look up, not all of them: after a Redis flush there
+        // can be thousands, and one log line of them helps nobody.
+        let examples: Vec<String> = missing.iter().take(5).map(|j| j.id.to_string()).collect();
         let out = queue.enqueue_batch(missing).await?;
         let added = out.iter().filter(|e| !e.duplicate).count() as u64;
         report.redispatched += added;
-        tracing::warn!(queue = %queue.name(), jobs = added, ids = ?ids, "redis did not know recorded jobs; dispatched them again");
+        tracing::warn!(queue = %queue.name(), jobs = added, first_ids = ?examples,
+            "redis did not know recorded jobs; dispatched them again");
     }
     Ok(())
 }

@@ -119,6 +119,40 @@ pub fn is_schedule_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
 }
 
+/// Names the cron field whose number is out of its range, with the range
+/// (croner would only say "Number out of bounds"). Names (`MON`, `JAN`),
+/// `*`, `?`, `L` and `#` parts are left to croner.
+fn check_cron_ranges(cron: &str) -> Result<(), PayloadError> {
+    const FIVE: [(&str, u32, u32); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+        ("day of week", 0, 7),
+    ];
+    let parts: Vec<&str> = cron.split_whitespace().collect();
+    let fields: Vec<(&str, u32, u32)> = if parts.len() == 6 {
+        std::iter::once(("second", 0, 59)).chain(FIVE).collect()
+    } else {
+        FIVE.to_vec()
+    };
+    for (part, (name, low, high)) in parts.iter().zip(fields) {
+        for piece in part.split(',') {
+            // `a-b/step`: the step is not a value of the field.
+            let values = piece.split('/').next().unwrap_or(piece);
+            for value in values.split('-').filter_map(|v| v.parse::<u32>().ok()) {
+                if !(low..=high).contains(&value) {
+                    return Err(invalid(
+                        "cron",
+                        format!("the {name} field has {value}; it must be {low}-{high} (in {cron:?})"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Schedule {
     /// Validates `spec`, naming the field at fault (`cron`, `timezone`,
     /// `payload.ms`, ...).
@@ -135,6 +169,7 @@ impl Schedule {
                 ),
             ));
         }
+        check_cron_ranges(&spec.cron)?;
         let cron = croner::Cron::from_str(&spec.cron).map_err(|e| invalid("cron", format!("{e}")))?;
         let tz = chrono_tz::Tz::from_str(&spec.timezone).map_err(|_| {
             invalid(
@@ -517,6 +552,27 @@ mod tests {
 
     fn hhmm(ts: &[DateTime<Utc>]) -> Vec<String> {
         ts.iter().map(|t| t.format("%m-%d %H:%M").to_string()).collect()
+    }
+
+    #[test]
+    fn a_number_out_of_range_names_its_cron_field_and_range() {
+        let message = |cron: &str| {
+            Schedule::new(ScheduleSpec {
+                cron: cron.into(),
+                ..spec("", "UTC")
+            })
+            .unwrap_err()
+            .message
+        };
+        assert!(message("61 * * * *").contains("minute field has 61; it must be 0-59"));
+        assert!(message("0 24 * * *").contains("hour field has 24; it must be 0-23"));
+        assert!(message("0 0 0 * *").contains("day of month field has 0; it must be 1-31"));
+        assert!(message("0 0 1 1-13 *").contains("month field has 13; it must be 1-12"));
+        assert!(message("0 0 * * 8").contains("day of week field has 8; it must be 0-7"));
+        assert!(message("60 0 0 * * *").contains("second field has 60"));
+        // Steps are not values; names are croner's to check.
+        assert!(check_cron_ranges("*/90 * * * *").is_ok());
+        assert!(check_cron_ranges("0 9 * JAN MON-FRI").is_ok());
     }
 
     #[test]

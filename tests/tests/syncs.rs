@@ -165,7 +165,9 @@ async fn bad_inventory_queries_name_the_field() {
             "/api/v1/workspaces?include_deleted=maybe",
             Some("include_deleted"),
         ),
-        ("/api/v1/workspaces?colour=red", None),
+        ("/api/v1/workspaces?colour=red", Some("colour")),
+        ("/api/v1/costs?colour=red", Some("colour")),
+        ("/api/v1/workspaces?state=BOGUS", Some("state")),
         ("/api/v1/directories?limit=x", Some("limit")),
         ("/api/v1/audit-events?start=monday", Some("start")),
         (
@@ -188,6 +190,11 @@ async fn bad_inventory_queries_name_the_field() {
             assert_eq!(v["error"]["field"], field, "{path}: {v}");
         }
     }
+    let long = "x".repeat(20_000);
+    let (status, v) = app.get(&format!("/api/v1/workspaces?q={long}")).await;
+    assert_eq!((status, v["error"]["field"].as_str()), (422, Some("q")), "{v}");
+    // Known states in any case are filters, not errors.
+    assert_eq!(app.get("/api/v1/workspaces?state=stopped").await.0, 200);
     // Empty tables answer empty pages, not errors.
     for path in [
         "/api/v1/workspaces",

@@ -27,6 +27,47 @@ fn like_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// The states a WorkSpace can be in (the WorkSpaces API's `WorkspaceState`).
+const WORKSPACE_STATES: &[&str] = &[
+    "PENDING",
+    "AVAILABLE",
+    "IMPAIRED",
+    "UNHEALTHY",
+    "REBOOTING",
+    "STARTING",
+    "REBUILDING",
+    "RESTORING",
+    "MAINTENANCE",
+    "ADMIN_MAINTENANCE",
+    "TERMINATING",
+    "TERMINATED",
+    "SUSPENDED",
+    "UPDATING",
+    "STOPPING",
+    "STOPPED",
+    "ERROR",
+];
+
+/// Longest free-text search accepted (it becomes an ILIKE pattern).
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// A `state` filter in the WorkSpaces API's spelling (any case), or 422:
+/// a misspelt state would otherwise answer an empty page.
+fn workspace_state(text: &str) -> Result<String, ApiError> {
+    let upper = text.to_ascii_uppercase();
+    if WORKSPACE_STATES.contains(&upper.as_str()) {
+        Ok(upper)
+    } else {
+        Err(ApiError::invalid(
+            "state",
+            format!(
+                "{text:?} is not a WorkSpaces state; one of {}",
+                WORKSPACE_STATES.join(", ")
+            ),
+        ))
+    }
+}
+
 /// Query of `GET /api/v1/workspaces`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -34,11 +75,14 @@ fn like_pattern(q: &str) -> String {
 pub struct WorkspaceQuery {
     account: Option<String>,
     region: Option<String>,
+    /// A WorkSpaces state (`AVAILABLE`, `STOPPED`, …; any case); another word is 422.
     state: Option<String>,
     directory: Option<String>,
     user: Option<String>,
     bundle: Option<String>,
-    /// Free text: matches workspace id, user name, computer name or IP address.
+    /// Free text (at most 200 characters): matches workspace id, user name,
+    /// computer name or IP address.
+    #[param(max_length = 200)]
     q: Option<String>,
     /// `true` to include rows deleted in AWS.
     #[param(value_type = Option<bool>)]
@@ -104,6 +148,13 @@ pub async fn list_workspaces(
     let include_deleted = flag("include_deleted", q.include_deleted.as_deref())?;
     let cursor = split_cursor(q.cursor.as_deref(), 3)?;
     let [after_id, after_account, after_region] = cursor_parts(&cursor);
+    let state_filter = q.state.as_deref().map(workspace_state).transpose()?;
+    if q.q.as_ref().is_some_and(|s| s.chars().count() > MAX_SEARCH_CHARS) {
+        return Err(ApiError::invalid(
+            "q",
+            format!("at most {MAX_SEARCH_CHARS} characters"),
+        ));
+    }
     let search = q.q.as_deref().filter(|s| !s.is_empty()).map(like_pattern);
     let rows = sqlx::query_as!(
         WorkspaceRow,
@@ -127,7 +178,7 @@ pub async fn list_workspaces(
            LIMIT $12"#,
         q.account,
         q.region,
-        q.state.as_deref().map(str::to_uppercase),
+        state_filter,
         q.directory,
         q.user,
         q.bundle,
