@@ -2,7 +2,8 @@
 # Makes sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) answer on
 # loopback: installs them with apt-get when missing and starts them when down;
 # and that the AWS emulator's Python packages (moto) and llama.cpp's
-# llama-server (for inference) are installed.
+# llama-server (for inference) are installed; `ensure` also installs the test
+# suite's API fuzzing tools (schemathesis), `runtime` (scripts/dev up) does not.
 # Servers it finds running are left alone; servers it starts are recorded in
 # $STATE_DIR/*.pid so `scripts/services.sh stop` stops only those, by PID.
 set -euo pipefail
@@ -111,9 +112,11 @@ stop_ours() {
 
 case "${1:-ensure}" in
   ensure) ensure_redis; ensure_postgres; ensure_moto; ensure_api_tools; ensure_llama ;;
+  # What running the system needs (scripts/dev up): not the test-only API fuzzing tools.
+  runtime) ensure_redis; ensure_postgres; ensure_moto; ensure_llama ;;
   redis) ensure_redis ;;
   llama) ensure_llama ;;
   moto) ensure_moto ;;
   stop) stop_ours ;;
-  *) echo "usage: $0 [ensure|redis|moto|llama|stop]" >&2; exit 2 ;;
+  *) echo "usage: $0 [ensure|runtime|redis|moto|llama|stop]" >&2; exit 2 ;;
 esac
