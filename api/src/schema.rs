@@ -1,7 +1,8 @@
 //! Response and request shapes as the OpenAPI document describes them.
 //! Handlers build their JSON directly; these types exist to document it,
-//! and `tests/tests/openapi.rs` plus the schemathesis run check that what
-//! the handlers send matches.
+//! and `api/tests/security.rs` (the served document is valid OpenAPI 3.1
+//! and describes every operation) plus the schemathesis run
+//! (`scripts/fuzz-api`) check that what the handlers send matches.
 
 #![allow(dead_code)]
 

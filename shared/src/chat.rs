@@ -111,7 +111,7 @@ fn check_content(field: &str, content: &str) -> Result<(), PayloadError> {
 pub fn validate_shape(payload: &Value) -> Result<Value, PayloadError> {
     let p: ChatPayload = decode(payload)?;
     check_shape(&p)?;
-    Ok(serde_json::to_value(&p).unwrap_or(Value::Null))
+    crate::kinds::normalised(&p)
 }
 
 fn check_shape(p: &ChatPayload) -> Result<(), PayloadError> {
@@ -199,7 +199,7 @@ fn check_shape(p: &ChatPayload) -> Result<(), PayloadError> {
 /// Checks what depends on the registry and fills in the model's defaults.
 pub fn validate_for_model(payload: &Value, models: &ModelRegistry) -> Result<Value, PayloadError> {
     let p = checked(payload, models)?;
-    Ok(serde_json::to_value(&p).unwrap_or(Value::Null))
+    crate::kinds::normalised(&p)
 }
 
 /// The payload decoded and checked completely (shape and model), with the

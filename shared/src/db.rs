@@ -63,6 +63,12 @@ pub async fn pending_migrations(pool: &PgPool) -> anyhow::Result<usize> {
     Ok(MIGRATOR.iter().filter(|m| !applied.contains(&m.version)).count())
 }
 
+/// Whether a recorded state is one a job can still leave (the states the
+/// open-job index, the singleton index and the repair loop cover in SQL).
+pub fn is_open_state(state: &str) -> bool {
+    matches!(state, "scheduled" | "queued" | "running" | "retrying")
+}
+
 /// One row of `job_runs`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
 pub struct JobRun {
@@ -300,7 +306,7 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
         .fetch_all(pool)
         .await?
     };
-    let open = |r: &JobRun| matches!(r.state.as_str(), "scheduled" | "queued" | "running" | "retrying");
+    let open = |r: &JobRun| is_open_state(&r.state);
     let found = |j: &NewJobRun| {
         let by_idempotency = j.idempotency_key.as_ref().and_then(|k| {
             existing.iter().find(|r| {

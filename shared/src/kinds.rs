@@ -339,13 +339,16 @@ pub fn decode<T: DeserializeOwned>(payload: &Value) -> Result<T, PayloadError> {
     Err(PayloadError { field, message })
 }
 
-fn to_value<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+/// A decoded payload back as JSON, defaults filled in. Cannot fail for
+/// the payload types (plain structs), but if one ever did, the job is
+/// refused rather than recorded with a `null` payload.
+pub(crate) fn normalised<T: Serialize>(v: &T) -> Result<Value, PayloadError> {
+    serde_json::to_value(v).map_err(|e| invalid("", format!("the payload could not be normalised: {e}")))
 }
 
 fn validate_noop(payload: &Value) -> Result<Value, PayloadError> {
     let p: NoopPayload = decode(payload)?;
-    Ok(to_value(&p))
+    normalised(&p)
 }
 
 fn validate_sleep(payload: &Value) -> Result<Value, PayloadError> {
@@ -362,7 +365,7 @@ fn validate_sleep(payload: &Value) -> Result<Value, PayloadError> {
             message: "must be between 1 and 100".into(),
         });
     }
-    Ok(to_value(&p))
+    normalised(&p)
 }
 
 pub(crate) fn invalid(field: &str, message: impl Into<String>) -> PayloadError {
@@ -400,13 +403,13 @@ fn validate_retention(payload: &Value) -> Result<Value, PayloadError> {
             return Err(invalid(field, format!("must be between {least} and 3650 days")));
         }
     }
-    Ok(to_value(&p))
+    normalised(&p)
 }
 
 fn validate_workspaces_sync(payload: &Value) -> Result<Value, PayloadError> {
     let p: WorkspacesSyncPayload = decode(payload)?;
     check_account_region(&p.account, Some(&p.region))?;
-    Ok(to_value(&p))
+    normalised(&p)
 }
 
 fn validate_cloudtrail_sync(payload: &Value) -> Result<Value, PayloadError> {
@@ -431,7 +434,7 @@ fn validate_cloudtrail_sync(payload: &Value) -> Result<Value, PayloadError> {
             "CloudTrail LookupEvents only covers the last 90 days",
         ));
     }
-    Ok(to_value(&p))
+    normalised(&p)
 }
 
 fn validate_billing_sync(payload: &Value) -> Result<Value, PayloadError> {
@@ -459,7 +462,7 @@ fn validate_billing_sync(payload: &Value) -> Result<Value, PayloadError> {
     {
         return Err(invalid("start", "Cost Explorer only keeps the last 14 months"));
     }
-    Ok(to_value(&p))
+    normalised(&p)
 }
 
 #[cfg(test)]

@@ -178,13 +178,6 @@ impl ModelRegistry {
         self.models.is_empty()
     }
 
-    /// A registry of `models` (tests build one without a file).
-    pub fn from_models(models: impl IntoIterator<Item = ModelConfig>) -> Self {
-        Self {
-            models: models.into_iter().map(|m| (m.name.clone(), m)).collect(),
-        }
-    }
-
     /// Parses the file's text; `env` resolves `api_key_env`. Every problem
     /// is returned, each naming the model and field.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kinds::{self, PayloadError};
+use crate::kinds::{self, PayloadError, invalid};
 
 /// What a downtime's missed ticks turn into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -102,13 +102,6 @@ pub struct Schedule {
     pub spec: ScheduleSpec,
     cron: croner::Cron,
     tz: chrono_tz::Tz,
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> PayloadError {
-    PayloadError {
-        field: field.into(),
-        message: message.into(),
-    }
 }
 
 /// Schedule names: what job ids and metrics labels can carry.

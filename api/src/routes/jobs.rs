@@ -74,10 +74,6 @@ pub(crate) fn job_json(run: &JobRun, live: Option<&hangar_queue::JobState>) -> V
     v
 }
 
-fn is_open(state: &str) -> bool {
-    matches!(state, "scheduled" | "queued" | "running" | "retrying")
-}
-
 /// Enqueue a job
 ///
 /// Records the job in PostgreSQL, then queues it in Redis. With an
@@ -220,7 +216,7 @@ pub async fn create(
     security(("bearer" = ["viewer"])))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let run = recorded_job(&state, &id).await?;
-    let live = if is_open(&run.state) {
+    let live = if db::is_open_state(&run.state) {
         match state.queue(&run.queue) {
             Some(q) => q.state(&id).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "redis unreachable; showing the recorded state");
@@ -353,7 +349,7 @@ pub async fn cancel(
             record_live(&state, queue, &id).await?;
             return Err(ApiError::Conflict(format!("job {id} already {}", s.as_str())));
         }
-        CancelOutcome::NotFound if is_open(&run.state) => {
+        CancelOutcome::NotFound if db::is_open_state(&run.state) => {
             // Recorded but unknown to Redis (lost data, not yet repaired).
             db::mark_cancelled(&state.pool, &id).await?;
             (StatusCode::OK, json!({"id": id, "state": "cancelled"}))
