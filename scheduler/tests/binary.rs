@@ -21,14 +21,10 @@ fn check_config_reports_problems_and_exits_1() {
 
 #[test]
 fn help_names_the_subcommands() {
-    let out = Command::new(env!("CARGO_BIN_EXE_hangar-scheduler"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    for sub in ["run", "repair-once", "list", "check-config"] {
-        assert!(text.contains(sub), "{sub}: {text}");
-    }
+    hangar_tests::assert_help_lists(
+        env!("CARGO_BIN_EXE_hangar-scheduler"),
+        &["run", "repair-once", "list", "check-config"],
+    );
 }
 
 #[test]

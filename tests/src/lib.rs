@@ -547,6 +547,22 @@ impl Drop for OwnPostgres {
     }
 }
 
+/// Asserts that `bin --help` succeeds and lists each of `commands` as a
+/// command with a description (not merely mentions the word somewhere).
+pub fn assert_help_lists(bin: &str, commands: &[&str]) {
+    let out = Command::new(bin).arg("--help").output().expect("the binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{bin} --help failed:\n{text}");
+    for command in commands {
+        let listed = text.lines().any(|l| {
+            l.trim_start()
+                .strip_prefix(command)
+                .is_some_and(|rest| rest.starts_with("  ") && rest.trim().len() > 5)
+        });
+        assert!(listed, "{command} is not listed as a command in --help:\n{text}");
+    }
+}
+
 /// A private redis-server on a free port, for tests that flush or stop it.
 pub struct OwnRedis {
     pub port: u16,
