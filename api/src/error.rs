@@ -128,6 +128,18 @@ impl ApiError {
     }
 }
 
+/// A refused payload is 422 naming its field (`body` for the whole body).
+impl From<hangar_shared::kinds::PayloadError> for ApiError {
+    fn from(e: hangar_shared::kinds::PayloadError) -> Self {
+        let field = if e.field.is_empty() {
+            "body".to_owned()
+        } else {
+            e.field
+        };
+        Self::invalid(field, e.message)
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::from_sqlx(&e)

@@ -25,8 +25,7 @@ use hangar_queue::{LeaseLock, LockOutcome, Queue};
 use hangar_shared::{
     config::AwsConfig,
     db::{self, Inserted, NewJobRun},
-    kinds,
-    schedule::{self, Fire, Overlap, Schedule},
+    schedule::{self, Fire, Schedule},
 };
 use redis::aio::ConnectionManager;
 
@@ -291,41 +290,30 @@ impl Beat {
             return Ok(None);
         }
         let spec = &s.spec;
-        let queue = spec.queue.clone().unwrap_or_else(|| kinds::QUEUE_SYNC.to_owned());
-        let max_attempts = kinds::retry_policies().for_kind(&spec.kind).max_attempts as i32;
         let targets = self.targets(s);
         let mut runs: Vec<NewJobRun> = Vec::new();
         let mut run_fires: Vec<&Fire> = Vec::new();
         for f in fires {
             for (key, payload) in &targets {
                 let jitter = s.jitter_for(key, f.at);
-                // At most one open job per schedule (and target) when overlaps
-                // are skipped; a kind with its own rule (one sync per account
-                // and region) keeps it.
-                let singleton = kinds::singleton_key(&spec.kind, payload)
-                    .or_else(|| (spec.overlap == Overlap::SkipIfRunning).then(|| format!("schedule:{key}")));
-                runs.push(NewJobRun {
-                    id: schedule::tick_job_id(key, f.at).to_string(),
-                    kind: spec.kind.clone(),
-                    queue: queue.clone(),
-                    payload: payload.clone(),
-                    max_attempts,
-                    requested_by: Some(format!("schedule:{}", spec.name)),
-                    request_id: None,
-                    idempotency_key: Some(schedule::tick_idempotency_key(key, f.at)),
-                    run_at: (!jitter.is_zero() && !f.catch_up)
-                        .then(|| f.at + chrono::Duration::from_std(jitter).unwrap_or_default()),
-                    singleton_key: singleton,
-                    // Tick keys are the scheduler's own and global by design.
-                    idempotency_scope: None,
-                    request_fingerprint: None,
-                });
+                let run_at = (!jitter.is_zero() && !f.catch_up)
+                    .then(|| f.at + chrono::Duration::from_std(jitter).unwrap_or_default());
+                runs.push(
+                    schedule::job_for(s, key, payload)
+                        .map_err(|e| anyhow::anyhow!("schedule {}: {}: {}", spec.name, e.field, e.message))?
+                        .id(schedule::tick_job_id(key, f.at).to_string())
+                        .run_at(run_at)
+                        // Tick keys are the scheduler's own and global by design.
+                        .idempotency(None, schedule::tick_idempotency_key(key, f.at)),
+                );
                 run_fires.push(f);
             }
         }
         if runs.is_empty() {
             return Ok(None);
         }
+        // One schedule, one queue (the schedule's, else its kind's).
+        let queue = runs[0].queue.clone();
         let results = db::insert_jobs(&self.pool, &runs).await?;
         let mut created = Vec::new();
         let mut newest = None;

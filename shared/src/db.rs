@@ -152,6 +152,85 @@ pub struct NewJobRun {
     pub request_fingerprint: Option<String>,
 }
 
+impl NewJobRun {
+    /// A new job of `kind` with a validated `payload`: a fresh id, the
+    /// kind's queue, its attempts from the kind's retry policy and its
+    /// singleton key (one open sync per target). Every path that submits a
+    /// job starts here: the API's routes, run-now and the scheduler's beat.
+    pub fn new(kind: &crate::kinds::KindSpec, payload: serde_json::Value) -> Self {
+        Self {
+            id: crate::kinds::new_job_id().to_string(),
+            kind: kind.name.to_owned(),
+            queue: kind.queue.to_owned(),
+            max_attempts: crate::kinds::retry_policies().for_kind(kind.name).max_attempts as i32,
+            singleton_key: crate::kinds::singleton_key(kind.name, &payload),
+            payload,
+            requested_by: None,
+            request_id: None,
+            idempotency_key: None,
+            run_at: None,
+            idempotency_scope: None,
+            request_fingerprint: None,
+        }
+    }
+
+    /// Its id (a scheduler tick's, derived from the schedule and the tick).
+    #[must_use]
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// Who asked (`jwt:<sub>`, `key:<name>`, `schedule:<name>`).
+    #[must_use]
+    pub fn requested_by(mut self, who: impl Into<String>) -> Self {
+        self.requested_by = Some(who.into());
+        self
+    }
+
+    /// The request that created it.
+    #[must_use]
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Its earliest start.
+    #[must_use]
+    pub fn run_at(mut self, at: Option<DateTime<Utc>>) -> Self {
+        self.run_at = at;
+        self
+    }
+
+    /// Another queue than the kind's (a schedule may name one).
+    #[must_use]
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// A singleton key for kinds without one of their own (a schedule that
+    /// skips ticks while its last job is open).
+    #[must_use]
+    pub fn singleton_or(mut self, key: Option<String>) -> Self {
+        self.singleton_key = self.singleton_key.or(key);
+        self
+    }
+
+    /// An idempotency key of `scope` (`None`: the scheduler's global tick
+    /// keys). A caller's key also records the request's fingerprint, so a
+    /// repeat with another request is told apart (call after `run_at`).
+    #[must_use]
+    pub fn idempotency(mut self, scope: Option<String>, key: impl Into<String>) -> Self {
+        if scope.is_some() {
+            self.request_fingerprint = Some(request_fingerprint(&self.kind, &self.payload, self.run_at));
+        }
+        self.idempotency_scope = scope;
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}
+
 /// The fingerprint of a job request: SHA-256 over its kind, validated
 /// payload and `run_at`, so a repeated idempotency key can be told apart
 /// from a different request reusing it.

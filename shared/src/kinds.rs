@@ -52,6 +52,21 @@ pub struct PayloadError {
     pub message: String,
 }
 
+impl PayloadError {
+    /// The same error with its field seen from the enclosing document: a
+    /// payload's `ms` is the request's `payload.ms`, the payload as a whole
+    /// is `payload`.
+    #[must_use]
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}.{}", self.field)
+        };
+        self
+    }
+}
+
 /// `system.noop` takes no arguments.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -332,6 +332,24 @@ impl Schedule {
     }
 }
 
+/// The job a fire of `s` records for one target (`key`, `payload` from
+/// [`job_targets`]), whether a tick or run-now fires it: the schedule's
+/// kind and queue, asked for by `schedule:<name>`, and at most one open job
+/// per target when ticks are skipped while one runs (a kind with its own
+/// rule, one sync per account and region, keeps it).
+pub fn job_for(s: &Schedule, key: &str, payload: &Value) -> Result<crate::db::NewJobRun, PayloadError> {
+    let spec = &s.spec;
+    let kind =
+        kinds::kind(&spec.kind).ok_or_else(|| invalid("kind", format!("unknown kind {:?}", spec.kind)))?;
+    let mut job = crate::db::NewJobRun::new(kind, payload.clone())
+        .requested_by(format!("schedule:{}", spec.name))
+        .singleton_or((spec.overlap == Overlap::SkipIfRunning).then(|| format!("schedule:{key}")));
+    if let Some(queue) = &spec.queue {
+        job = job.queue(queue.clone());
+    }
+    Ok(job)
+}
+
 /// The (key, payload) of each job a tick of `s` creates: one (keyed by the
 /// schedule's name), or for a fan-out schedule one per configured (account,
 /// region), keyed `name/account/region` (billing: one per account).

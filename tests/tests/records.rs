@@ -95,20 +95,8 @@ async fn records_keep_the_latest_outcome_and_never_reopen_on_a_stale_view() {
     let test_db = TestDb::create(&hangar_tests::postgres_admin_url()).await;
     let pool = sqlx::PgPool::connect(&test_db.url).await.unwrap();
     let id = ulid::Ulid::new().to_string();
-    let job = NewJobRun {
-        id: id.clone(),
-        kind: "system.noop".into(),
-        queue: "sync".into(),
-        payload: json!({}),
-        max_attempts: 3,
-        requested_by: None,
-        request_id: None,
-        idempotency_key: None,
-        run_at: None,
-        singleton_key: None,
-        idempotency_scope: None,
-        request_fingerprint: None,
-    };
+    let noop = hangar_shared::kinds::kind("system.noop").unwrap();
+    let job = NewJobRun::new(noop, json!({})).id(id.clone());
     db::insert_jobs(&pool, &[job]).await.unwrap();
     // A retry and its later success in one batch, newest first.
     let batch = [outcome(&id, "succeeded", 2, 2), outcome(&id, "retrying", 1, 1)];
@@ -151,19 +139,15 @@ async fn records_keep_the_latest_outcome_and_never_reopen_on_a_stale_view() {
 }
 
 fn sync_job(run_at: Option<chrono::DateTime<chrono::Utc>>, idempotency_key: Option<&str>) -> NewJobRun {
-    NewJobRun {
-        id: hangar_shared::kinds::new_job_id().to_string(),
-        kind: "sync.workspaces".into(),
-        queue: "sync".into(),
-        payload: json!({"account": "prod", "region": "us-east-1"}),
-        max_attempts: 5,
-        requested_by: None,
-        request_id: None,
-        idempotency_key: idempotency_key.map(str::to_owned),
-        run_at,
-        singleton_key: Some("sync.workspaces:prod:us-east-1".into()),
-        idempotency_scope: None,
-        request_fingerprint: None,
+    let kind = hangar_shared::kinds::kind("sync.workspaces").unwrap();
+    let job = NewJobRun::new(kind, json!({"account": "prod", "region": "us-east-1"})).run_at(run_at);
+    assert_eq!(
+        job.singleton_key.as_deref(),
+        Some("sync.workspaces:prod:us-east-1")
+    );
+    match idempotency_key {
+        Some(key) => job.idempotency(None, key),
+        None => job,
     }
 }
 

@@ -59,16 +59,7 @@ pub async fn chat(
     let body = super::parse_json(&state, &body)?;
     let spec =
         kinds::kind(kinds::INFERENCE_CHAT).ok_or_else(|| anyhow::anyhow!("inference.chat not registered"))?;
-    let payload = kinds::validate_for(spec, &body, &state.config.inference.models).map_err(|e| {
-        ApiError::invalid(
-            if e.field.is_empty() {
-                "body".to_owned()
-            } else {
-                e.field
-            },
-            e.message,
-        )
-    })?;
+    let payload = kinds::validate_for(spec, &body, &state.config.inference.models)?;
     let id = kinds::new_job_id().to_string();
     let conversation_id = match payload.get("conversation_id").and_then(Value::as_str) {
         Some(c) => {
@@ -95,20 +86,10 @@ pub async fn chat(
         }
         None => id.clone(),
     };
-    let new = NewJobRun {
-        id,
-        kind: spec.name.to_owned(),
-        queue: spec.queue.to_owned(),
-        payload,
-        max_attempts: kinds::retry_policies().for_kind(spec.name).max_attempts as i32,
-        requested_by: Some(caller.actor.clone()),
-        request_id: Some(current_request_id()),
-        idempotency_key: None,
-        run_at: None,
-        singleton_key: None,
-        idempotency_scope: None,
-        request_fingerprint: None,
-    };
+    let new = NewJobRun::new(spec, payload)
+        .id(id)
+        .requested_by(caller.actor.clone())
+        .request_id(current_request_id());
     let (status, _, run) = state.enqueuer.submit(new).await?;
     let mut response = (
         status,

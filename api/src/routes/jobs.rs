@@ -122,16 +122,7 @@ pub async fn create(
         obj.get("payload").unwrap_or(&json!({})),
         &state.config.inference.models,
     )
-    .map_err(|e| {
-        ApiError::invalid(
-            if e.field.is_empty() {
-                "payload".into()
-            } else {
-                format!("payload.{}", e.field)
-            },
-            e.message,
-        )
-    })?;
+    .map_err(|e| e.within("payload"))?;
     let run_at = match obj.get("run_at") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(
@@ -173,27 +164,14 @@ pub async fn create(
             )
         }
     };
-    let request_id = current_request_id();
-    let max_attempts = kinds::retry_policies().for_kind(spec.name).max_attempts;
-    let singleton_key = kinds::singleton_key(spec.name, &payload);
-    let request_fingerprint = idempotency_key
-        .is_some()
-        .then(|| db::request_fingerprint(spec.name, &payload, run_at));
-    let new = NewJobRun {
-        id: kinds::new_job_id().to_string(),
-        kind: spec.name.to_owned(),
-        queue: spec.queue.to_owned(),
-        payload,
-        max_attempts: max_attempts as i32,
-        requested_by: Some(caller.actor.clone()),
-        request_id: Some(request_id.clone()),
-        idempotency_key,
-        run_at,
-        singleton_key,
+    let mut new = NewJobRun::new(spec, payload)
+        .requested_by(caller.actor.clone())
+        .request_id(current_request_id())
+        .run_at(run_at);
+    if let Some(key) = idempotency_key {
         // Keys are the caller's own: one caller's key never answers another's.
-        idempotency_scope: Some(caller.rate_key.clone()),
-        request_fingerprint,
-    };
+        new = new.idempotency(Some(caller.rate_key.clone()), key);
+    }
     let (status, duplicate, run) = state.enqueuer.submit(new).await?;
     let mut response = (
         status,

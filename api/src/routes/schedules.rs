@@ -15,7 +15,7 @@ use chrono::Utc;
 use hangar_shared::{
     db::NewJobRun,
     kinds,
-    schedule::{self, Overlap, Schedule, ScheduleSpec},
+    schedule::{self, Schedule, ScheduleSpec},
 };
 use serde_json::{Map, Value, json};
 
@@ -34,9 +34,8 @@ fn parse_body(state: &AppState, body: &Bytes) -> Result<Map<String, Value>, ApiE
 
 /// Decodes and validates a definition, naming the field at fault.
 fn validate(body: Map<String, Value>) -> Result<Schedule, ApiError> {
-    let spec: ScheduleSpec =
-        kinds::decode(&Value::Object(body)).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    Schedule::new(spec).map_err(|e| ApiError::invalid(e.field, e.message))
+    let spec: ScheduleSpec = kinds::decode(&Value::Object(body))?;
+    Ok(Schedule::new(spec)?)
 }
 
 /// A schedule submits jobs of its kind on its own later: defining one needs
@@ -312,25 +311,12 @@ pub async fn run_now(
             "schedule {name} has no account to run for (HANGAR_AWS_ACCOUNTS)"
         )));
     }
-    let max_attempts = kinds::retry_policies().for_kind(&spec.kind).max_attempts as i32;
     let request_id = current_request_id();
-    let submits = targets.iter().map(|(key, payload)| {
-        let singleton = kinds::singleton_key(&spec.kind, payload)
-            .or_else(|| (spec.overlap == Overlap::SkipIfRunning).then(|| format!("schedule:{key}")));
-        let run = NewJobRun {
-            id: kinds::new_job_id().to_string(),
-            kind: spec.kind.clone(),
-            queue: spec.queue.clone().unwrap_or_else(|| kinds::QUEUE_SYNC.to_owned()),
-            payload: payload.clone(),
-            max_attempts,
-            requested_by: Some(format!("schedule:{name}")),
-            request_id: Some(request_id.clone()),
-            idempotency_key: None,
-            run_at: None,
-            singleton_key: singleton,
-            idempotency_scope: None,
-            request_fingerprint: None,
-        };
+    let runs = targets
+        .iter()
+        .map(|(key, payload)| Ok(schedule::job_for(&s, key, payload)?.request_id(request_id.clone())))
+        .collect::<Result<Vec<NewJobRun>, ApiError>>()?;
+    let submits = runs.into_iter().map(|run| {
         let enqueuer = state.enqueuer.clone();
         async move { enqueuer.submit(run).await }
     });

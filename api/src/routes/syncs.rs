@@ -164,7 +164,6 @@ pub async fn create(
     }
 
     let spec = kinds::kind(kind).ok_or_else(|| anyhow::anyhow!("kind {kind} not registered"))?;
-    let max_attempts = kinds::retry_policies().for_kind(kind).max_attempts as i32;
     let request_id = current_request_id();
     let submits = targets.iter().map(|(account, region)| {
         let mut payload = dates.clone();
@@ -172,29 +171,10 @@ pub async fn create(
         if kind != kinds::SYNC_BILLING {
             payload.insert("region".into(), json!(region));
         }
-        let payload = spec.validate(&Value::Object(payload)).map_err(|e| {
-            ApiError::invalid(
-                if e.field.is_empty() {
-                    "body".into()
-                } else {
-                    e.field
-                },
-                e.message,
-            )
-        });
-        let run = payload.map(|payload| NewJobRun {
-            singleton_key: kinds::singleton_key(kind, &payload),
-            idempotency_scope: None,
-            request_fingerprint: None,
-            id: kinds::new_job_id().to_string(),
-            kind: kind.to_owned(),
-            queue: spec.queue.to_owned(),
-            payload,
-            max_attempts,
-            requested_by: Some(caller.actor.clone()),
-            request_id: Some(request_id.clone()),
-            idempotency_key: None,
-            run_at: None,
+        let run = spec.validate(&Value::Object(payload)).map(|payload| {
+            NewJobRun::new(spec, payload)
+                .requested_by(caller.actor.clone())
+                .request_id(request_id.clone())
         });
         let enqueuer = state.enqueuer.clone();
         async move { enqueuer.submit(run?).await }
