@@ -168,6 +168,29 @@ pub fn targets_accounts(kind: &str) -> bool {
     matches!(kind, SYNC_WORKSPACES | SYNC_CLOUDTRAIL | SYNC_BILLING)
 }
 
+/// The (account, region) pairs a job of account-targeting `kind` covers:
+/// every configured account's regions, narrowed to `account` and `region`
+/// when given; an account-wide kind (billing) once per account, in
+/// [`GLOBAL_REGION`]. "Sync now" and fan-out schedules both ask this.
+pub fn targets(
+    aws: &crate::config::AwsConfig,
+    kind: &str,
+    account: Option<&str>,
+    region: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (a, r) in aws.targets() {
+        if account.is_some_and(|n| n != a.name) || region.is_some_and(|want| want != r) {
+            continue;
+        }
+        let r = if kind == SYNC_BILLING { GLOBAL_REGION } else { r };
+        if !out.iter().any(|(x, y)| *x == a.name && y == r) {
+            out.push((a.name.clone(), r.to_owned()));
+        }
+    }
+    out
+}
+
 /// The payload of an account-targeting kind for one (account, region):
 /// `payload` plus the account, and the region unless the kind is
 /// account-wide (billing).

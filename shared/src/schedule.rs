@@ -358,23 +358,15 @@ pub fn job_targets(s: &Schedule, aws: &crate::config::AwsConfig) -> Vec<(String,
     if !s.fans_out() {
         return vec![(spec.name.clone(), spec.payload.clone())];
     }
-    let mut out: Vec<(String, Value)> = Vec::new();
-    for (account, region) in aws.targets() {
-        let region = if spec.kind == kinds::SYNC_BILLING {
-            kinds::GLOBAL_REGION
-        } else {
-            region
-        };
-        let key = format!("{}/{}/{region}", spec.name, account.name);
-        if out.iter().any(|(k, _)| *k == key) {
-            continue;
-        }
-        out.push((
-            key,
-            kinds::with_target(&spec.kind, &spec.payload, &account.name, region),
-        ));
-    }
-    out
+    kinds::targets(aws, &spec.kind, None, None)
+        .into_iter()
+        .map(|(account, region)| {
+            (
+                format!("{}/{account}/{region}", spec.name),
+                kinds::with_target(&spec.kind, &spec.payload, &account, &region),
+            )
+        })
+        .collect()
 }
 
 /// The schedules of `HANGAR_SCHEDULES_FILE`: the shipped ones

@@ -13,10 +13,7 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use hangar_shared::{
-    db::NewJobRun,
-    kinds::{self, GLOBAL_REGION},
-};
+use hangar_shared::{db::NewJobRun, kinds};
 use serde_json::{Map, Value, json};
 
 use super::{jobs::job_json, parse_date, parse_time};
@@ -119,48 +116,28 @@ pub async fn create(
         }
     }
 
-    // The (account, region) pairs this request covers.
-    let mut targets: Vec<(String, String)> = Vec::new();
-    for a in aws
-        .accounts
-        .iter()
-        .filter(|a| account.is_none_or(|n| n == a.name))
-    {
-        if kind == kinds::SYNC_BILLING {
-            targets.push((a.name.clone(), GLOBAL_REGION.to_owned()));
-            continue;
-        }
-        if let Some(r) = region
-            && !a.regions.iter().any(|x| x == r)
-        {
-            if account.is_some() {
-                return Err(ApiError::invalid(
-                    "region",
-                    format!(
-                        "account {:?} is not configured for {r:?}; its regions: {}",
-                        a.name,
-                        a.regions.join(", ")
-                    ),
-                ));
-            }
-            continue;
-        }
-        for r in a
-            .regions
-            .iter()
-            .filter(|x| region.is_none_or(|r| r == x.as_str()))
-        {
-            targets.push((a.name.clone(), r.clone()));
-        }
-    }
+    // The (account, region) pairs this request covers (the same rule as a
+    // fan-out schedule's).
+    let targets = kinds::targets(aws, kind, account, region);
     if targets.is_empty() {
-        return Err(ApiError::invalid(
-            "region",
-            format!(
-                "no configured account syncs region {:?}",
-                region.unwrap_or_default()
+        let configured = account.and_then(|n| aws.account(n));
+        return Err(match (configured, region) {
+            (Some(a), Some(r)) => ApiError::invalid(
+                "region",
+                format!(
+                    "account {:?} is not configured for {r:?}; its regions: {}",
+                    a.name,
+                    a.regions.join(", ")
+                ),
             ),
-        ));
+            _ => ApiError::invalid(
+                "region",
+                format!(
+                    "no configured account syncs region {:?}",
+                    region.unwrap_or_default()
+                ),
+            ),
+        });
     }
 
     let spec = kinds::kind(kind).ok_or_else(|| anyhow::anyhow!("kind {kind} not registered"))?;
