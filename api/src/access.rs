@@ -29,7 +29,7 @@ use crate::{
     audit::{AuditTarget, Entry},
     auth::{self, AuthError, Principal, Role},
     error::ApiError,
-    request_id::current_request_id,
+    request_id::{ClientRequestId, current_request_id},
     state::AppState,
 };
 
@@ -139,6 +139,20 @@ fn class_of(method: &Method) -> &'static str {
     }
 }
 
+/// Asks the shared limiter about `key`. A Redis that does not answer
+/// within 500 ms must not hold every request for the full reply timeout;
+/// failures are counted, and the caller decides what they mean.
+async fn ask_limiter(state: &AppState, key: &str, rate: Rate) -> Result<RateDecision, String> {
+    let error =
+        match tokio::time::timeout(Duration::from_millis(500), state.rate_limiter.check(key, rate)).await {
+            Ok(Ok(decision)) => return Ok(decision),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 500 ms".to_owned(),
+        };
+    state.metrics.rate_limit_error();
+    Err(error)
+}
+
 /// Counts the request against the caller's limit. `Ok(None)`: no limit
 /// configured, or Redis did not answer and the limiter fails open.
 async fn check_rate(
@@ -153,17 +167,9 @@ async fn check_rate(
         security.write_rate
     };
     let Some(rate) = rate else { return Ok(None) };
-    let key = format!("api:{class}:{key}");
-    // A Redis that does not answer must not hold every request for the
-    // full reply timeout.
-    match tokio::time::timeout(Duration::from_millis(500), state.rate_limiter.check(&key, rate)).await {
-        Ok(Ok(decision)) => Ok(Some((rate, decision))),
-        outcome => {
-            let error = match outcome {
-                Ok(Err(e)) => e.to_string(),
-                _ => "no answer within 500 ms".to_owned(),
-            };
-            state.metrics.rate_limit_error();
+    match ask_limiter(state, &format!("api:{class}:{key}"), rate).await {
+        Ok(decision) => Ok(Some((rate, decision))),
+        Err(error) => {
             if security.rate_limit_fail_closed {
                 tracing::warn!(%error, "rate limiter unavailable; refusing (HANGAR_RATE_LIMIT_FAIL_CLOSED=true)");
                 Err(ApiError::Unavailable {
@@ -217,7 +223,7 @@ fn unauthorized(state: &AppState, error: &AuthError) -> Response {
 }
 
 /// What the audit entry of one request says about it, whoever the caller.
-struct Request {
+struct AuditDraft {
     /// The operation id.
     action: String,
     method: String,
@@ -228,7 +234,7 @@ struct Request {
     client_request_id: Option<String>,
 }
 
-impl Request {
+impl AuditDraft {
     /// Stores the entry of a write by `actor` (allowed or refused). The
     /// target is what the handler named (a created job's id) or else the
     /// object the path names, so `?target=<job id>` finds a cancel too.
@@ -386,19 +392,16 @@ fn refused_address(state: &AppState, wait: Duration) -> Response {
 /// the address is now over its limit (it is refused unchecked until then).
 async fn count_auth_failure(state: &AppState, ip: &str) -> Option<Duration> {
     let rate = state.config.api.security.auth_failure_rate?;
-    let key = format!("api:authfail:ip:{ip}");
-    match tokio::time::timeout(Duration::from_millis(500), state.rate_limiter.check(&key, rate)).await {
-        Ok(Ok(decision)) if !decision.allowed => {
-            let wait = decision.retry_after.max(Duration::from_secs(1));
-            state.blocked.block(ip, wait);
-            Some(wait)
-        }
-        Ok(Ok(_)) => None,
-        _ => {
-            state.metrics.rate_limit_error();
-            None
-        }
+    // Fails open: a limiter that cannot be asked leaves the 401 as it is.
+    let decision = ask_limiter(state, &format!("api:authfail:ip:{ip}"), rate)
+        .await
+        .ok()?;
+    if decision.allowed {
+        return None;
     }
+    let wait = decision.retry_after.max(Duration::from_secs(1));
+    state.blocked.block(ip, wait);
+    Some(wait)
 }
 
 /// The object a request's path names: its last path parameter (a job id,
@@ -410,16 +413,6 @@ async fn path_target(req: axum::extract::Request) -> (axum::extract::Request, Op
         .ok()
         .and_then(|p| p.iter().last().map(|(_, v)| v.to_owned()));
     (axum::extract::Request::from_parts(parts, body), target)
-}
-
-/// What the client sent as `X-Request-Id`, if it is sane: kept beside the
-/// server's own id, never in its place.
-fn client_request_id(req: &axum::extract::Request) -> Option<String> {
-    req.headers()
-        .get(&crate::request_id::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| crate::request_id::acceptable(v))
-        .map(str::to_owned)
 }
 
 /// Authenticates, authorizes, rate-limits and audits each request.
@@ -461,14 +454,21 @@ pub async fn middleware(State(state): State<AppState>, req: axum::extract::Reque
         return refused_address(&state, wait);
     }
     let caller = auth::authenticate(&state, req.headers()).await;
-    let (req, path_target) = path_target(req).await;
-    let request = Request {
-        action: rule.action.clone(),
-        method: method.to_string(),
-        path: req.uri().path().to_owned(),
-        path_target,
-        client_ip,
-        client_request_id: client_request_id(&req),
+    // What the audit entry will say; only writes are audited, so reads
+    // skip the work.
+    let (req, request) = if class == "write" {
+        let (req, path_target) = path_target(req).await;
+        let request = AuditDraft {
+            action: rule.action.clone(),
+            method: method.to_string(),
+            path: req.uri().path().to_owned(),
+            path_target,
+            client_ip,
+            client_request_id: req.extensions().get::<ClientRequestId>().map(|c| c.0.clone()),
+        };
+        (req, Some(request))
+    } else {
+        (req, None)
     };
     let principal: Principal = match caller {
         Ok(Some(p)) => {
@@ -493,7 +493,7 @@ pub async fn middleware(State(state): State<AppState>, req: axum::extract::Reque
                 return refused_address(&state, wait);
             }
             let response = unauthorized(&state, &error);
-            if class == "write" {
+            if let Some(request) = request {
                 tracing::warn!(%ip, %route, %method, reason = %error, "write refused: bad credentials");
                 request
                     .audit(&state, Actor::refused(&error, token.as_deref()), &response)
@@ -526,7 +526,7 @@ pub async fn middleware(State(state): State<AppState>, req: axum::extract::Reque
             Some(message) => ApiError::Forbidden(message).into_response(),
             None => next.run(req).await,
         };
-        if class == "write" {
+        if let Some(request) = request {
             request.audit(&state, Actor::of(&principal), &response).await;
         }
         response
@@ -551,11 +551,7 @@ pub async fn middleware(State(state): State<AppState>, req: axum::extract::Reque
 /// The 429 of a caller over its read or write limit.
 fn limited(state: &AppState, class: &'static str, rate: Rate, decision: &RateDecision) -> Response {
     state.metrics.rate_limited(class);
-    let mut response = ApiError::RateLimited {
-        retry_after: decision.retry_after,
-        class,
-    }
-    .into_response();
+    let mut response = ApiError::rate_limited(class, decision.retry_after).into_response();
     rate_headers(&mut response, rate, decision);
     response
 }

@@ -39,18 +39,11 @@ pub enum ApiError {
     /// Authenticated, but the role does not allow this (403).
     #[error("{0}")]
     Forbidden(String),
-    /// Over the caller's rate limit (429).
-    #[error("rate limit exceeded")]
-    RateLimited {
-        /// When to try again.
-        retry_after: std::time::Duration,
-        /// `read` or `write`.
-        class: &'static str,
-    },
-    /// Too many of something open at once, or refused for a while (429).
+    /// Over a rate limit, too many of something open at once, or refused
+    /// for a while (429 with `Retry-After`).
     #[error("{message}")]
     TooMany {
-        /// Machine-readable code (`too_many_streams`, `rate_limited`).
+        /// Machine-readable code (`rate_limited`, `too_many_streams`).
         code: &'static str,
         /// For the caller: which limit, and what to do.
         message: String,
@@ -83,6 +76,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// 429 for a caller over its `class` (`read`, `write`) limit.
+    pub fn rate_limited(class: &str, retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        Self::TooMany {
+            code: "rate_limited",
+            message: format!("rate limit for {class} requests exceeded; retry in {secs} s"),
+            retry_after,
+        }
+    }
+
     /// 422 naming `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Unprocessable {
@@ -208,18 +211,6 @@ impl IntoResponse for ApiError {
             ),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m, None),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None),
-            Self::RateLimited { retry_after, class } => {
-                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-                let message = format!("rate limit for {class} requests exceeded; retry in {secs} s");
-                let body =
-                    json!({"error": {"code": "rate_limited", "message": message, "request_id": request_id}});
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
-                    Json(body),
-                )
-                    .into_response();
-            }
             Self::TooMany {
                 code,
                 message,

@@ -89,12 +89,17 @@ async fn into_envelope(response: Response) -> Response {
 }
 
 /// Whether a client's `X-Request-Id` is worth keeping (1-128 visible ASCII).
-pub(crate) fn acceptable(v: &str) -> bool {
+fn acceptable(v: &str) -> bool {
     (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// What the client sent as `X-Request-Id` (when sane), put in the
+/// request's extensions for the layers inside (the audit log).
+#[derive(Debug, Clone)]
+pub struct ClientRequestId(pub String);
+
 /// Assigns the request id, records metrics and a span for every request.
-pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = ulid::Ulid::new().to_string();
     let client_id = req
         .headers()
@@ -103,6 +108,9 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         .filter(|v| acceptable(v))
         .unwrap_or("")
         .to_owned();
+    if !client_id.is_empty() {
+        req.extensions_mut().insert(ClientRequestId(client_id.clone()));
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -152,27 +152,32 @@ async fn drive<C>(
 where
     C: GracefulConnection,
 {
+    /// Where the connection is in its life.
+    enum Phase {
+        Open,
+        /// Asked to finish for idleness, at this time.
+        ClosingIdle(Instant),
+        /// Asked to finish because the server stops (the drain time bounds it).
+        Stopping,
+    }
     tokio::pin!(conn);
     let check = (idle / 4).max(Duration::from_millis(100));
-    let mut closing_since: Option<Instant> = None;
     let grace = idle.min(Duration::from_secs(5));
+    let mut phase = Phase::Open;
     loop {
         tokio::select! {
             done = conn.as_mut() => return done,
-            () = tokio::time::sleep(check) => {
-                match closing_since {
-                    None if last.idle_for() >= idle => {
-                        conn.as_mut().graceful_shutdown();
-                        closing_since = Some(Instant::now());
-                    }
-                    Some(since) if since.elapsed() >= grace && last.idle_for() >= idle => return Ok(()),
-                    _ => {}
+            () = tokio::time::sleep(check) => match phase {
+                Phase::Open if last.idle_for() >= idle => {
+                    conn.as_mut().graceful_shutdown();
+                    phase = Phase::ClosingIdle(Instant::now());
                 }
-            }
-            () = stop.cancelled(), if closing_since.is_none() => {
+                Phase::ClosingIdle(since) if since.elapsed() >= grace && last.idle_for() >= idle => return Ok(()),
+                _ => {}
+            },
+            () = stop.cancelled(), if matches!(phase, Phase::Open) => {
                 conn.as_mut().graceful_shutdown();
-                // The drain time bounds this one.
-                closing_since = Some(Instant::now() + Duration::from_secs(86_400));
+                phase = Phase::Stopping;
             }
         }
     }

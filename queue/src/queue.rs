@@ -234,7 +234,7 @@ impl Queue {
             }
             calls.push(args);
         }
-        let replies = match self.eval_pipeline(&scripts::ENQUEUE, calls.clone()).await {
+        let replies = match self.eval_pipeline(&scripts::ENQUEUE, &calls).await {
             // A connection that died since its last use fails the first
             // command sent on it; the connection manager reconnects, so one
             // more try usually lands at once instead of leaving the jobs to a
@@ -242,7 +242,7 @@ impl Queue {
             // duplicate, not a second copy (the first try may have landed).
             Err(QueueError::Redis(e)) if is_connection_failure(&e) => {
                 tracing::info!(error = %e, jobs = jobs.len(), "enqueue met a dead connection; trying once more on a fresh one");
-                self.eval_pipeline(&scripts::ENQUEUE, calls).await?
+                self.eval_pipeline(&scripts::ENQUEUE, &calls).await?
             }
             other => other?,
         };
@@ -262,10 +262,10 @@ impl Queue {
 
     /// Runs `script` once per argument list, all in one pipeline (one round
     /// trip). If Redis lost its script cache (restart), loads it and retries.
-    async fn eval_pipeline(&self, script: &redis::Script, calls: Vec<Vec<String>>) -> Result<Vec<Value>> {
+    async fn eval_pipeline(&self, script: &redis::Script, calls: &[Vec<String>]) -> Result<Vec<Value>> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
-        for args in &calls {
+        for args in calls {
             pipe.cmd("EVALSHA")
                 .arg(script.get_hash())
                 .arg(1)

@@ -234,7 +234,7 @@ impl NewJobRun {
 /// The fingerprint of a job request: SHA-256 over its kind, validated
 /// payload and `run_at`, so a repeated idempotency key can be told apart
 /// from a different request reusing it.
-pub fn request_fingerprint(kind: &str, payload: &serde_json::Value, run_at: Option<DateTime<Utc>>) -> String {
+fn request_fingerprint(kind: &str, payload: &serde_json::Value, run_at: Option<DateTime<Utc>>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(kind.as_bytes());
@@ -385,7 +385,6 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
         .fetch_all(pool)
         .await?
     };
-    let open = |r: &JobRun| is_open_state(&r.state);
     let found = |j: &NewJobRun| {
         let by_idempotency = j.idempotency_key.as_ref().and_then(|k| {
             existing.iter().find(|r| {
@@ -409,7 +408,7 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
             .and_then(|k| {
                 existing
                     .iter()
-                    .find(|r| open(r) && r.singleton_key.as_ref() == Some(k))
+                    .find(|r| is_open_state(&r.state) && r.singleton_key.as_ref() == Some(k))
             })
             .map(|r| Inserted::Existing(r.clone()))
     };

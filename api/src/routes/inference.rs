@@ -200,23 +200,17 @@ impl Relay {
     /// job. Returns the job's state, if known.
     async fn finish_from_job(&mut self) -> Option<String> {
         let queue = self.state.queue(&self.queue)?;
-        let live = queue.state(&self.job_id).await.ok().flatten();
-        let record = hangar_shared::db::get_job(&self.state.pool, &self.job_id)
-            .await
-            .ok()
-            .flatten();
-        let (status, result, error) = match (&live, &record) {
-            (Some(l), _) => (
-                l.status.as_str().to_owned(),
-                l.result.clone(),
-                l.last_error.clone(),
-            ),
-            (None, Some(r)) => (
-                r.state.clone(),
-                r.result.clone(),
-                r.error.as_ref().map(|e| e.to_string()),
-            ),
-            (None, None) => return None,
+        // Redis first; the record only when Redis no longer has the job
+        // (this runs every few seconds for every idle stream).
+        let (status, result, error) = match queue.state(&self.job_id).await.ok().flatten() {
+            Some(l) => (l.status.as_str().to_owned(), l.result, l.last_error),
+            None => {
+                let r = hangar_shared::db::get_job(&self.state.pool, &self.job_id)
+                    .await
+                    .ok()
+                    .flatten()?;
+                (r.state, r.result, r.error)
+            }
         };
         if matches!(status.as_str(), "succeeded" | "dead" | "cancelled") {
             self.pending.push_back(
