@@ -7,7 +7,8 @@ use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use hangar_queue::{DistributedSemaphore, JobContext};
 use hangar_shared::{
-    chat::{self, ChatMessage, Role},
+    chat::{ChatMessage, Role},
+    kinds::Chat,
     models::{ModelConfig, ModelRegistry},
 };
 use redis::aio::ConnectionManager;
@@ -114,8 +115,9 @@ impl ChatRunner {
 
     /// Runs the job. Tokens go to the job's stream as they arrive; the
     /// final entry (`done` or `error`) is written before this returns.
-    pub async fn run(&self, job: &JobContext, payload: &Value) -> Result<Value, ChatFailure> {
+    pub async fn run(&self, job: &JobContext, payload: Chat) -> Result<Value, ChatFailure> {
         let key = tokens::stream_key(&self.prefix, job.id());
+        let model = payload.model.clone();
         let outcome = self.run_inner(job, payload, &key).await;
         let (kind, data, label) = match &outcome {
             Ok(result) => ("done", result.clone(), "succeeded"),
@@ -137,15 +139,14 @@ impl ChatRunner {
         } else if let Err(e) = tokens::append(&self.redis, &key, kind, &data).await {
             tracing::warn!(error = %e, "could not publish the final stream entry; watchers fall back to the job's state");
         }
-        let model = payload.get("model").and_then(Value::as_str).unwrap_or("?");
-        self.metrics.outcome(model, label);
+        self.metrics.outcome(&model, label);
         outcome
     }
 
-    async fn run_inner(&self, job: &JobContext, payload: &Value, key: &str) -> Result<Value, ChatFailure> {
+    async fn run_inner(&self, job: &JobContext, mut p: Chat, key: &str) -> Result<Value, ChatFailure> {
         // Checked again: the models file may have changed since the API took it.
-        let p = chat::checked(payload, &self.registry)
-            .map_err(|e| ChatFailure::Permanent(format!("payload.{}: {}", e.field, e.message)))?;
+        p.fit_to_models(&self.registry)
+            .map_err(|e| ChatFailure::Permanent(e.to_string()))?;
         let model = self
             .registry
             .get(&p.model)

@@ -174,23 +174,16 @@ impl Schedule {
             )
         })?;
         let kind = kinds::kind(&spec.kind).ok_or_else(|| {
-            let known: Vec<&str> = kinds::KINDS.iter().map(|k| k.name).collect();
+            let known: Vec<&str> = kinds::all().iter().map(|k| k.name).collect();
             invalid(
                 "kind",
                 format!("unknown kind {:?}; known: {}", spec.kind, known.join(", ")),
             )
         })?;
-        let payload_error = |e: PayloadError| PayloadError {
-            field: if e.field.is_empty() {
-                "payload".into()
-            } else {
-                format!("payload.{}", e.field)
-            },
-            message: e.message,
-        };
+        let payload_error = |e: PayloadError| e.within("payload");
         if s_fans_out(&spec) {
             // Checked as it will be sent (with a target), kept without one.
-            let probe = kinds::with_target(&spec.kind, &spec.payload, "probe", "us-east-1");
+            let probe = kinds::with_target(kind, &spec.payload, "probe", "us-east-1");
             kind.validate(&probe).map_err(payload_error)?;
         } else {
             spec.payload = kind.validate(&spec.payload).map_err(payload_error)?;
@@ -211,7 +204,7 @@ impl Schedule {
         if spec.jitter_secs > 3600 {
             return Err(invalid("jitter_secs", "must be at most 3600"));
         }
-        if kinds::targets_accounts(&spec.kind)
+        if kind.targets_accounts()
             && spec.payload.get("account").is_none()
             && spec.payload.get("region").is_some()
         {
@@ -355,15 +348,15 @@ pub fn job_for(s: &Schedule, key: &str, payload: &Value) -> Result<crate::db::Ne
 /// region), keyed `name/account/region` (billing: one per account).
 pub fn job_targets(s: &Schedule, aws: &crate::config::AwsConfig) -> Vec<(String, Value)> {
     let spec = &s.spec;
-    if !s.fans_out() {
+    let Some(kind) = kinds::kind(&spec.kind).filter(|_| s.fans_out()) else {
         return vec![(spec.name.clone(), spec.payload.clone())];
-    }
-    kinds::targets(aws, &spec.kind, None, None)
+    };
+    kinds::targets(aws, kind, None, None)
         .into_iter()
         .map(|(account, region)| {
             (
                 format!("{}/{account}/{region}", spec.name),
-                kinds::with_target(&spec.kind, &spec.payload, &account, &region),
+                kinds::with_target(kind, &spec.payload, &account, &region),
             )
         })
         .collect()
@@ -384,7 +377,8 @@ pub fn load_file(config: &crate::Config) -> Result<Vec<Schedule>, String> {
 }
 
 fn s_fans_out(spec: &ScheduleSpec) -> bool {
-    kinds::targets_accounts(&spec.kind) && spec.payload.get("account").is_none()
+    kinds::kind(&spec.kind).is_some_and(kinds::KindSpec::targets_accounts)
+        && spec.payload.get("account").is_none()
 }
 
 /// The schedules Hangar ships with (`deploy/schedules.toml`), used when

@@ -16,7 +16,7 @@ use aws_sdk_costexplorer::types::{
     ResultByTime,
 };
 use chrono::{Datelike, NaiveDate, Utc};
-use hangar_shared::kinds::{BillingSyncPayload, GLOBAL_REGION, SYNC_BILLING, sync_singleton_key};
+use hangar_shared::kinds::{BillingSync, GLOBAL_REGION, SYNC_BILLING, sync_singleton_key};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -91,7 +91,7 @@ impl Syncer {
         &self,
         job_id: &str,
         delivery: u32,
-        p: &BillingSyncPayload,
+        p: &BillingSync,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
         let singleton = sync_singleton_key(SYNC_BILLING, &p.account, GLOBAL_REGION);
@@ -103,7 +103,7 @@ impl Syncer {
 
     async fn billing_inner(
         &self,
-        p: &BillingSyncPayload,
+        p: &BillingSync,
         progress: &impl Progress,
         guard: LockGuard,
     ) -> Result<Value, SyncError> {

@@ -13,7 +13,7 @@
 use aws_sdk_cloudtrail::types::{Event, LookupAttribute, LookupAttributeKey};
 use chrono::{DateTime, Utc};
 use hangar_queue::Rate;
-use hangar_shared::kinds::{CloudTrailSyncPayload, SYNC_CLOUDTRAIL, sync_singleton_key};
+use hangar_shared::kinds::{CloudTrailSync, SYNC_CLOUDTRAIL, sync_singleton_key};
 use serde_json::{Value, json};
 
 use crate::{LockGuard, Progress, RunStats, SyncError, Syncer};
@@ -33,7 +33,7 @@ impl Syncer {
         &self,
         job_id: &str,
         delivery: u32,
-        p: &CloudTrailSyncPayload,
+        p: &CloudTrailSync,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
         let singleton = sync_singleton_key(SYNC_CLOUDTRAIL, &p.account, &p.region);
@@ -45,7 +45,7 @@ impl Syncer {
 
     async fn cloudtrail_inner(
         &self,
-        p: &CloudTrailSyncPayload,
+        p: &CloudTrailSync,
         progress: &impl Progress,
         _guard: LockGuard,
     ) -> Result<Value, SyncError> {

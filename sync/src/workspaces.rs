@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use aws_sdk_workspaces::types::{Workspace, WorkspaceConnectionStatus};
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use hangar_shared::kinds::{SYNC_WORKSPACES, WorkspacesSyncPayload, sync_singleton_key};
+use hangar_shared::kinds::{SYNC_WORKSPACES, WorkspacesSync, sync_singleton_key};
 use serde_json::{Value, json};
 
 use crate::{CallSite, LockGuard, Progress, RunStats, SyncError, Syncer};
@@ -49,7 +49,7 @@ impl Syncer {
         &self,
         job_id: &str,
         delivery: u32,
-        p: &WorkspacesSyncPayload,
+        p: &WorkspacesSync,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
         let singleton = sync_singleton_key(SYNC_WORKSPACES, &p.account, &p.region);
@@ -61,7 +61,7 @@ impl Syncer {
 
     async fn workspaces_inner(
         &self,
-        p: &WorkspacesSyncPayload,
+        p: &WorkspacesSync,
         progress: &impl Progress,
         guard: LockGuard,
     ) -> Result<Value, SyncError> {

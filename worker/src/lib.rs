@@ -2,7 +2,7 @@
 //! Hangar backend with its own concurrency, outcomes persisted to PostgreSQL.
 //! `main.rs` only parses arguments and calls [`run`]; tests call [`run`] too.
 
-pub mod handlers;
+pub mod jobs;
 pub mod metrics;
 pub mod persist;
 
@@ -91,7 +91,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         config.aws.clone(),
         metrics.sync(),
     ));
-    let inference = inference_runner(&config, &pool, &metrics).await?;
+    let (chat, monitor) = inference_runner(&config, &pool, &metrics).await?;
+    let env = Arc::new(jobs::Env {
+        pool: pool.clone(),
+        syncer,
+        chat,
+        metrics: metrics.clone(),
+    });
     for (name, concurrency) in &config.worker.queues {
         let queue = queues
             .remove(name)
@@ -100,7 +106,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         if name == kinds::QUEUE_INFERENCE {
             // Lease inference jobs only while a model is up and warmed up:
             // while the server is down they wait in the queue, not die.
-            options.gate = Some(inference.1.any_ready());
+            options.gate = Some(monitor.any_ready());
             if config.inference.models.is_empty() {
                 tracing::warn!(
                     "serving the inference queue with no models configured (HANGAR_MODELS_FILE); inference jobs will wait"
@@ -114,10 +120,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         handles.push((name.clone(), handle));
         let worker = WorkerBuilder::new(name.clone())
             .backend(backend)
-            .data(metrics.clone())
-            .data(syncer.clone())
-            .data(inference.0.clone())
-            .build(handlers::dispatch);
+            .data(env.clone())
+            .build(jobs::dispatch);
         let mut stop = stop_rx.clone();
         let name = name.clone();
         workers.spawn(async move {

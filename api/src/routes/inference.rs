@@ -57,8 +57,7 @@ pub async fn chat(
         return Err(ApiError::invalid("model", "missing (the body is empty)"));
     }
     let body = super::parse_json(&state, &body)?;
-    let spec =
-        kinds::kind(kinds::INFERENCE_CHAT).ok_or_else(|| anyhow::anyhow!("inference.chat not registered"))?;
+    let spec = kinds::spec::<kinds::Chat>();
     let payload = kinds::validate_for(spec, &body, &state.config.inference.models)?;
     let id = kinds::new_job_id().to_string();
     let conversation_id = match payload.get("conversation_id").and_then(Value::as_str) {

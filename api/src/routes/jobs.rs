@@ -110,7 +110,7 @@ pub async fn create(
         None => return Err(ApiError::invalid("kind", "missing")),
     };
     let Some(spec) = kinds::kind(&kind_name) else {
-        let known: Vec<&str> = kinds::KINDS.iter().map(|k| k.name).collect();
+        let known: Vec<&str> = kinds::all().iter().map(|k| k.name).collect();
         return Err(ApiError::invalid(
             "kind",
             format!("unknown kind {kind_name:?}; known: {}", known.join(", ")),

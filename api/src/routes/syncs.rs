@@ -13,7 +13,10 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use hangar_shared::{db::NewJobRun, kinds};
+use hangar_shared::{
+    db::NewJobRun,
+    kinds::{self, KindSpec},
+};
 use serde_json::{Map, Value, json};
 
 use super::{jobs::job_json, parse_date, parse_time};
@@ -24,11 +27,11 @@ use crate::{
 
 const FIELDS: &[&str] = &["account", "region", "start", "end"];
 
-fn kind_of(name: &str) -> Result<&'static str, ApiError> {
+fn kind_of(name: &str) -> Result<&'static KindSpec, ApiError> {
     match name {
-        "workspaces" => Ok(kinds::SYNC_WORKSPACES),
-        "cloudtrail" => Ok(kinds::SYNC_CLOUDTRAIL),
-        "billing" => Ok(kinds::SYNC_BILLING),
+        "workspaces" => Ok(kinds::spec::<kinds::WorkspacesSync>()),
+        "cloudtrail" => Ok(kinds::spec::<kinds::CloudTrailSync>()),
+        "billing" => Ok(kinds::spec::<kinds::BillingSync>()),
         other => Err(ApiError::NotFound(format!(
             "no sync called {other:?}; there are workspaces, cloudtrail and billing"
         ))),
@@ -82,7 +85,7 @@ pub async fn create(
     }
     let (start, end) = (string_field(body, "start")?, string_field(body, "end")?);
     let mut dates = Map::new();
-    match kind {
+    match kind.name {
         kinds::SYNC_BILLING => {
             if region.is_some() {
                 return Err(ApiError::invalid(
@@ -140,16 +143,12 @@ pub async fn create(
         });
     }
 
-    let spec = kinds::kind(kind).ok_or_else(|| anyhow::anyhow!("kind {kind} not registered"))?;
     let request_id = current_request_id();
+    let dates = Value::Object(dates);
     let submits = targets.iter().map(|(account, region)| {
-        let mut payload = dates.clone();
-        payload.insert("account".into(), json!(account));
-        if kind != kinds::SYNC_BILLING {
-            payload.insert("region".into(), json!(region));
-        }
-        let run = spec.validate(&Value::Object(payload)).map(|payload| {
-            NewJobRun::new(spec, payload)
+        let payload = kinds::with_target(kind, &dates, account, region);
+        let run = kind.validate(&payload).map(|payload| {
+            NewJobRun::new(kind, payload)
                 .requested_by(caller.actor.clone())
                 .request_id(request_id.clone())
         });
@@ -171,7 +170,7 @@ pub async fn create(
         StatusCode::OK
     };
     let ids: Vec<&str> = results.iter().map(|(_, _, run)| run.id.as_str()).collect();
-    let mut response = (status, Json(json!({"kind": kind, "jobs": jobs}))).into_response();
+    let mut response = (status, Json(json!({"kind": kind.name, "jobs": jobs}))).into_response();
     response.extensions_mut().insert(AuditTarget(ids.join(",")));
     Ok(response)
 }
