@@ -8,6 +8,7 @@ pub mod kinds;
 pub mod models;
 pub mod role;
 pub mod schedule;
+pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 

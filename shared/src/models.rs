@@ -25,7 +25,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Generation parameters a job may leave out.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,297 @@
+//! The AWS section: the accounts Hangar syncs ([`AwsAccount`], from
+//! `HANGAR_AWS_ACCOUNTS` and `HANGAR_AWS_REGIONS`), the retry, CloudTrail
+//! and billing limits ([`AwsConfig`]), their variables, and the code that
+//! reads them. [`is_region_name`] is also what sync payloads are checked
+//! with.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use super::reader::{Reader, Var};
+
+/// One AWS account Hangar syncs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsAccount {
+    /// The name operators use for it (`prod`, `default`); keys every synced row.
+    pub name: String,
+    /// A role to assume through STS; `None`: the ambient credentials.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// External id the role's trust policy requires, if any.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Regions to sync; empty: `HANGAR_AWS_REGIONS`.
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+/// AWS sync settings.
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    /// Accounts, each with at least one region.
+    pub accounts: Vec<AwsAccount>,
+    /// Attempts per AWS call when throttled or answered 5xx, inside one job attempt.
+    pub call_attempts: u32,
+    /// First backoff between those attempts (doubles, full jitter).
+    pub call_backoff: Duration,
+    /// Longest backoff between those attempts.
+    pub call_backoff_cap: Duration,
+    /// Spacing between CloudTrail LookupEvents calls per account and region,
+    /// across every worker (AWS allows 2 per second).
+    pub lookup_interval: Duration,
+    /// The CloudTrail cursor goes back this far on each sync (late events).
+    pub cloudtrail_overlap: Duration,
+    /// How far back the first CloudTrail sync of an account and region looks.
+    pub cloudtrail_first_window: Duration,
+    /// Days the billing sync covers when it has no cursor.
+    pub billing_days: u32,
+    /// Days the billing sync always re-reads (costs settle late).
+    pub billing_resettle_days: u32,
+    /// Paid Cost Explorer requests allowed per account and calendar month.
+    pub ce_monthly_budget: u32,
+}
+
+impl AwsConfig {
+    /// Every (account, region) pair, in configuration order.
+    pub fn targets(&self) -> impl Iterator<Item = (&AwsAccount, &str)> {
+        self.accounts
+            .iter()
+            .flat_map(|a| a.regions.iter().map(move |r| (a, r.as_str())))
+    }
+
+    /// The account called `name`.
+    pub fn account(&self, name: &str) -> Option<&AwsAccount> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+}
+
+/// Whether `r` looks like an AWS region name (`us-east-1`, `us-gov-west-1`).
+pub fn is_region_name(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The AWS variables, in `.env.example` order.
+pub(super) const VARS: &[Var] = &[
+    Var {
+        name: "HANGAR_AWS_REGIONS",
+        default: Some("us-east-1"),
+        doc: "regions synced for accounts that list none, comma-separated",
+    },
+    Var {
+        name: "HANGAR_AWS_ACCOUNTS",
+        default: Some(""),
+        doc: "JSON list of accounts [{name, role_arn?, external_id?, regions?}]; empty: one account 'default' with the ambient credentials",
+    },
+    Var {
+        name: "HANGAR_AWS_CALL_ATTEMPTS",
+        default: Some("6"),
+        doc: "attempts per AWS call when throttled or 5xx, within one job attempt (1-20)",
+    },
+    Var {
+        name: "HANGAR_AWS_BACKOFF_MS",
+        default: Some("250"),
+        doc: "first backoff between those attempts, doubling with jitter (ms)",
+    },
+    Var {
+        name: "HANGAR_AWS_BACKOFF_CAP_MS",
+        default: Some("20000"),
+        doc: "longest backoff between those attempts, before jitter (ms)",
+    },
+    Var {
+        name: "HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS",
+        default: Some("550"),
+        doc: "spacing of LookupEvents calls per account and region across all workers; AWS allows 2/s (ms)",
+    },
+    Var {
+        name: "HANGAR_CLOUDTRAIL_OVERLAP_SECS",
+        default: Some("900"),
+        doc: "CloudTrail sync re-reads this much before its cursor, for late events (s)",
+    },
+    Var {
+        name: "HANGAR_CLOUDTRAIL_FIRST_DAYS",
+        default: Some("7"),
+        doc: "days the first CloudTrail sync of an account and region reads (1-90)",
+    },
+    Var {
+        name: "HANGAR_BILLING_DAYS",
+        default: Some("14"),
+        doc: "days the first billing sync reads (1-365)",
+    },
+    Var {
+        name: "HANGAR_BILLING_RESETTLE_DAYS",
+        default: Some("3"),
+        doc: "days every billing sync re-reads because costs settle late (1-30)",
+    },
+    Var {
+        name: "HANGAR_CE_MONTHLY_REQUEST_BUDGET",
+        default: Some("500"),
+        doc: "Cost Explorer requests allowed per account per month (each costs $0.01)",
+    },
+];
+
+impl Reader<'_> {
+    /// Reads the AWS section: the accounts (each checked, and given the
+    /// default regions when it lists none), then the call limits.
+    pub(super) fn aws(&mut self) -> AwsConfig {
+        let default_regions = self.regions("HANGAR_AWS_REGIONS");
+        let text = self.raw("HANGAR_AWS_ACCOUNTS").unwrap_or_default();
+        let mut accounts: Vec<AwsAccount> = if text.is_empty() {
+            vec![AwsAccount {
+                name: "default".into(),
+                role_arn: None,
+                external_id: None,
+                regions: Vec::new(),
+            }]
+        } else {
+            match serde_json::from_str::<Vec<AwsAccount>>(&text) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.problem(
+                        "HANGAR_AWS_ACCOUNTS",
+                        format!("not a JSON list of {{name, role_arn?, external_id?, regions?}}: {e}"),
+                    );
+                    Vec::new()
+                }
+            }
+        };
+        let mut names = BTreeSet::new();
+        for a in &mut accounts {
+            let valid_name = !a.name.is_empty()
+                && a.name.len() <= 64
+                && a.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !valid_name {
+                self.problem(
+                    "HANGAR_AWS_ACCOUNTS",
+                    format!(
+                        "account name {:?} must be 1-64 of a-z, A-Z, 0-9, '-', '_', '.'",
+                        a.name
+                    ),
+                );
+            }
+            if !names.insert(a.name.clone()) {
+                self.problem(
+                    "HANGAR_AWS_ACCOUNTS",
+                    format!("account {:?} is listed twice", a.name),
+                );
+            }
+            if let Some(arn) = &a.role_arn
+                && !(arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/"))
+            {
+                self.problem(
+                    "HANGAR_AWS_ACCOUNTS",
+                    format!("account {:?}: role_arn {arn:?} is not an IAM role ARN (arn:aws:iam::<id>:role/<name>)", a.name),
+                );
+            }
+            if let Some(bad) = a.regions.iter().find(|r| !is_region_name(r)) {
+                self.problem(
+                    "HANGAR_AWS_ACCOUNTS",
+                    format!("account {:?}: {bad:?} is not an AWS region name", a.name),
+                );
+            }
+            if a.regions.is_empty() {
+                a.regions = default_regions.clone();
+            }
+        }
+        AwsConfig {
+            accounts,
+            call_attempts: self.number("HANGAR_AWS_CALL_ATTEMPTS", 1, 20),
+            call_backoff: self.millis("HANGAR_AWS_BACKOFF_MS", 1, 60_000),
+            call_backoff_cap: self.millis("HANGAR_AWS_BACKOFF_CAP_MS", 1, 600_000),
+            lookup_interval: self.millis("HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS", 1, 60_000),
+            cloudtrail_overlap: self.secs("HANGAR_CLOUDTRAIL_OVERLAP_SECS", 0, 86_400),
+            cloudtrail_first_window: Duration::from_secs(
+                86_400 * self.number::<u64>("HANGAR_CLOUDTRAIL_FIRST_DAYS", 1, 90),
+            ),
+            billing_days: self.number("HANGAR_BILLING_DAYS", 1, 365),
+            billing_resettle_days: self.number("HANGAR_BILLING_RESETTLE_DAYS", 1, 30),
+            ce_monthly_budget: self.number("HANGAR_CE_MONTHLY_REQUEST_BUDGET", 0, 10_000_000),
+        }
+    }
+
+    /// A comma-separated list of region names, at least one.
+    fn regions(&mut self, name: &'static str) -> Vec<String> {
+        let text = self.raw(name).unwrap_or_default();
+        let regions: Vec<String> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = regions.iter().find(|r| !is_region_name(r)) {
+            self.problem(name, format!("{bad:?} is not an AWS region name like us-east-1"));
+        }
+        if regions.is_empty() {
+            self.problem(name, "names no region".into());
+        }
+        regions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load;
+
+    #[test]
+    fn aws_accounts_are_parsed_and_checked() {
+        let ok = load(&[
+            ("HANGAR_DATABASE_URL", "postgres://localhost/h"),
+            ("HANGAR_AWS_REGIONS", "eu-west-1, us-east-2"),
+            (
+                "HANGAR_AWS_ACCOUNTS",
+                r#"[{"name":"prod","role_arn":"arn:aws:iam::111122223333:role/hangar","regions":["us-west-2"]},{"name":"dev"}]"#,
+            ),
+        ])
+        .unwrap();
+        let targets: Vec<(String, String)> = ok
+            .aws
+            .targets()
+            .map(|(a, r)| (a.name.clone(), r.to_owned()))
+            .collect();
+        assert_eq!(
+            targets,
+            vec![
+                ("prod".into(), "us-west-2".into()),
+                ("dev".into(), "eu-west-1".into()),
+                ("dev".into(), "us-east-2".into())
+            ]
+        );
+        let err = load(&[
+            ("HANGAR_DATABASE_URL", "postgres://localhost/h"),
+            ("HANGAR_AWS_REGIONS", "mars"),
+            (
+                "HANGAR_AWS_ACCOUNTS",
+                r#"[{"name":"a b","role_arn":"role"},{"name":"x","regions":["nowhere"]},{"name":"x"}]"#,
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "HANGAR_AWS_REGIONS: \"mars\" is not an AWS region name",
+            "account name \"a b\" must be",
+            "role_arn \"role\" is not an IAM role ARN",
+            "account \"x\": \"nowhere\" is not an AWS region name",
+            "account \"x\" is listed twice",
+        ] {
+            assert!(err.contains(expected), "{expected} in {err}");
+        }
+        let bad_json = load(&[
+            ("HANGAR_DATABASE_URL", "postgres://localhost/h"),
+            ("HANGAR_AWS_ACCOUNTS", r#"[{"name":"a","role":"x"}]"#),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad_json.contains("HANGAR_AWS_ACCOUNTS: not a JSON list"),
+            "{bad_json}"
+        );
+    }
+}

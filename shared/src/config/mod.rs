@@ -1,0 +1,282 @@
+//! Configuration from `HANGAR_*` environment variables, loaded once, typed and
+//! validated at start. Every problem is collected and reported together, each
+//! naming its variable; secrets (URLs that may carry passwords) never print.
+//!
+//! [`VARS`] is the single list of variables, their defaults and meanings:
+//! `.env.example` is checked against it by a test.
+//!
+//! One file per section, each holding its settings struct, its variables
+//! (its own `VARS`) and the `Reader` method that reads them: `database`,
+//! `redis`, `api`, `jwt`, `security`, `worker`, `scheduler`, `aws`,
+//! `inference`, `log`. `reader` is the leaf they all use ([`Var`], and
+//! `Reader` with its parsing helpers); this file depends on the sections,
+//! never the other way round, and puts them together.
+
+mod api;
+mod aws;
+mod database;
+mod inference;
+mod jwt;
+mod log;
+mod reader;
+mod redis;
+mod scheduler;
+mod security;
+mod worker;
+
+use std::{collections::BTreeMap, fmt};
+
+pub use self::{
+    api::ApiConfig,
+    aws::{AwsAccount, AwsConfig, is_region_name},
+    database::DatabaseConfig,
+    inference::InferenceConfig,
+    jwt::{JwtConfig, check_jwks_url},
+    log::{LogConfig, LogFormat},
+    reader::Var,
+    redis::RedisConfig,
+    scheduler::SchedulerConfig,
+    security::SecurityConfig,
+    worker::WorkerConfig,
+};
+pub use crate::secret::Secret;
+use reader::Reader;
+
+/// Everything a Hangar binary is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// PostgreSQL.
+    pub database: DatabaseConfig,
+    /// Redis.
+    pub redis: RedisConfig,
+    /// HTTP API.
+    pub api: ApiConfig,
+    /// Worker.
+    pub worker: WorkerConfig,
+    /// Scheduler.
+    pub scheduler: SchedulerConfig,
+    /// AWS syncs.
+    pub aws: AwsConfig,
+    /// Model servers for inference jobs.
+    pub inference: InferenceConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Each section's variables, in the order `.env.example`, the docs and
+/// problem reports follow (the JWT variables sit between the API's own and
+/// the other security ones).
+const SECTIONS: &[&[Var]] = &[
+    database::VARS,
+    redis::VARS,
+    api::VARS,
+    jwt::VARS,
+    security::VARS,
+    worker::VARS,
+    scheduler::VARS,
+    aws::VARS,
+    inference::VARS,
+    log::VARS,
+];
+
+/// [`SECTIONS`] joined at compile time, so [`VARS`] stays a `const` slice.
+const ALL_VARS: [Var; reader::count(SECTIONS)] = reader::concat(SECTIONS);
+
+/// Every variable Hangar reads.
+pub const VARS: &[Var] = &ALL_VARS;
+
+/// Every problem found in the environment, each naming its variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// (variable, what is wrong), in [`VARS`] order.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for (var, problem) in &self.problems {
+            writeln!(f, "  {var}: {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = Reader::new(lookup, VARS);
+        // Sections are read in `VARS` order (struct fields are evaluated as
+        // written), each even after a problem, so one run reports them all.
+        let config = Self {
+            database: r.database(),
+            redis: r.redis(),
+            api: r.api(),
+            worker: r.worker(),
+            scheduler: r.scheduler(),
+            aws: r.aws(),
+            inference: r.inference(),
+            log: r.log(),
+        };
+        if !r.problems.is_empty() {
+            let order: BTreeMap<&str, usize> = VARS.iter().enumerate().map(|(i, v)| (v.name, i)).collect();
+            let mut problems = r.problems;
+            problems.sort_by_key(|(v, _)| order.get(v.as_str()).copied().unwrap_or(usize::MAX));
+            return Err(ConfigError { problems });
+        }
+        Ok(config)
+    }
+
+    /// Queue engine settings for Redis.
+    pub fn redis_settings(&self) -> hangar_queue::RedisSettings {
+        let mut s = hangar_queue::RedisSettings::new(self.redis.url.expose());
+        s.response_timeout = self.redis.response_timeout;
+        s
+    }
+
+    /// A printable summary for `check-config` (secrets redacted).
+    pub fn summary(&self) -> String {
+        let queues: Vec<String> = self
+            .worker
+            .queues
+            .iter()
+            .map(|(q, n)| format!("{q}={n}"))
+            .collect();
+        format!(
+            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url>, prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  models: {}\n  log: {:?} {}",
+            self.database.min_connections,
+            self.database.max_connections,
+            self.database.acquire_timeout,
+            self.redis.prefix,
+            self.redis.response_timeout,
+            self.api.bind,
+            queues.join(","),
+            self.worker.lease,
+            self.worker.drain_timeout,
+            self.scheduler.repair_interval,
+            self.aws
+                .accounts
+                .iter()
+                .map(|a| format!("{} ({})", a.name, a.regions.join(",")))
+                .collect::<Vec<_>>()
+                .join("; "),
+            if self.inference.models.is_empty() {
+                "none".to_owned()
+            } else {
+                self.inference
+                    .models
+                    .iter()
+                    .map(|m| format!("{} ({}, {} in flight)", m.name, m.base_url, m.max_in_flight))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+            self.log.format,
+            self.log.level,
+        )
+    }
+}
+
+/// `check-config` for every binary: prints the summary (secrets redacted)
+/// or every problem, and exits 0 (valid) or 1.
+pub fn check_config_exit(config: &Result<Config, ConfigError>) -> ! {
+    let (report, code) = match config {
+        Ok(c) => (c.summary(), 0),
+        Err(e) => (e.to_string(), 1),
+    };
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{report}");
+    }
+    std::process::exit(code)
+}
+
+/// Loads a configuration from `vars` alone, for the tests of every section.
+#[cfg(test)]
+fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: std::collections::HashMap<String, String> =
+        vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    Config::from_lookup(&|k| map.get(k).cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_only_the_database_is_given() {
+        let c = load(&[("HANGAR_DATABASE_URL", "postgres://u:pw@localhost/hangar")]).unwrap();
+        assert_eq!(
+            c.worker.queues,
+            vec![("sync".into(), 4), ("reports".into(), 2), ("inference".into(), 1)]
+        );
+        assert_eq!(c.redis.prefix, "hangar");
+        assert_eq!(c.api.bind.to_string(), "127.0.0.1:8080");
+        assert!(!format!("{c:?}").contains("pw"), "secrets never print");
+        assert!(!c.summary().contains("pw"));
+        assert_eq!(c.aws.accounts.len(), 1);
+        assert_eq!(c.aws.accounts[0].name, "default");
+        assert_eq!(c.aws.accounts[0].regions, vec!["us-east-1".to_owned()]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_together_naming_its_variable() {
+        let err = load(&[
+            ("HANGAR_REDIS_URL", "localhost:6379"),
+            ("HANGAR_DB_MAX_CONNECTIONS", "0"),
+            ("HANGAR_LEASE_SECS", "soon"),
+            ("HANGAR_QUEUES", "sync=4,Bad=x"),
+            ("HANGAR_BIND", "nowhere"),
+            ("HANGAR_LOG_FORMAT", "xml"),
+        ])
+        .unwrap_err();
+        let vars: Vec<&str> = err.problems.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(
+            vars,
+            vec![
+                "HANGAR_DATABASE_URL",
+                "HANGAR_DB_MAX_CONNECTIONS",
+                "HANGAR_REDIS_URL",
+                "HANGAR_BIND",
+                "HANGAR_QUEUES",
+                "HANGAR_LEASE_SECS",
+                "HANGAR_LOG_FORMAT"
+            ]
+        );
+        let text = err.to_string();
+        assert!(text.contains("HANGAR_DATABASE_URL: missing (required)"), "{text}");
+        assert!(
+            text.contains("HANGAR_DB_MAX_CONNECTIONS: 0 is out of range 1..=1000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("HANGAR_REDIS_URL: not a URL starting with redis:// or rediss://"),
+            "{text}"
+        );
+        assert!(text.contains("\"soon\" is not a whole number"), "{text}");
+    }
+
+    #[test]
+    fn env_example_documents_every_variable_with_its_default() {
+        let example = include_str!("../../../.env.example");
+        for var in VARS {
+            let line = example
+                .lines()
+                .find(|l| l.trim_start_matches("# ").starts_with(&format!("{}=", var.name)))
+                .unwrap_or_else(|| panic!("{} is missing from .env.example", var.name));
+            if let Some(default) = var.default {
+                assert!(
+                    line.ends_with(&format!("={default}")),
+                    "{} default differs: {line}",
+                    var.name
+                );
+            }
+        }
+    }
+}
