@@ -6,8 +6,8 @@ pub mod audit;
 pub mod auth;
 pub mod enqueue;
 pub mod error;
-pub mod hardening;
 pub mod metrics;
+pub mod middleware;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
@@ -15,10 +15,11 @@ pub mod schema;
 pub mod serve;
 pub mod state;
 pub mod streams;
+pub mod views;
 
 use std::{future::Future, sync::Arc};
 
-use axum::{Router, extract::DefaultBodyLimit, middleware};
+use axum::{Router, extract::DefaultBodyLimit, middleware::from_fn_with_state};
 use hangar_shared::{Config, db, kinds};
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
@@ -39,23 +40,26 @@ pub fn router(state: AppState) -> Router {
     let mut router = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), access::middleware))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::middleware::access::middleware,
+        ))
         .layer(DefaultBodyLimit::max(security.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             security.request_timeout,
         ));
-    if let Some(cors) = hardening::cors(&security.cors_origins) {
+    if let Some(cors) = crate::middleware::hardening::cors(&security.cors_origins) {
         router = router.layer(cors);
     }
     router
-        .layer(middleware::from_fn_with_state(
+        .layer(from_fn_with_state(
             state.clone(),
-            hardening::middleware,
+            crate::middleware::hardening::middleware,
         ))
-        .layer(middleware::from_fn_with_state(
+        .layer(from_fn_with_state(
             state.clone(),
-            request_id::middleware,
+            crate::middleware::request_id::middleware,
         ))
         .with_state(state)
 }
@@ -79,6 +83,8 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     jwt.spawn_refresh();
     let redis = config.redis_settings().connect().await?;
     let rate_limiter = hangar_queue::RateLimiter::new(redis.clone(), &config.redis.prefix);
+    let keys = auth::key_cache::KeyCache::start(redis.clone(), &config.redis.prefix, metrics.clone());
+    let auth = auth::Authenticator::new(pool.clone(), jwt, keys);
     let models =
         hangar_inference::ModelMonitor::start(&config.inference.models, config.inference.probe_interval);
     metrics.watch_models(models.clone());
@@ -94,7 +100,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         streams,
         blocked: access::BlockedAddresses::default(),
         policy,
-        jwt,
+        auth,
         rate_limiter,
         audit,
         pool,

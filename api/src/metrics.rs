@@ -23,6 +23,7 @@ pub struct Metrics {
     auth_failures: Family<Labels, Counter>,
     rate_limited: Family<Labels, Counter>,
     rate_limit_errors: Counter,
+    key_cache: Family<Labels, Counter>,
     audit_failures: Counter,
     open_connections: Gauge,
     open_streams: Gauge,
@@ -56,10 +57,16 @@ impl Default for Metrics {
         let auth_failures = Family::<Labels, Counter>::default();
         let rate_limited = Family::<Labels, Counter>::default();
         let rate_limit_errors = Counter::default();
+        let key_cache = Family::<Labels, Counter>::default();
         let audit_failures = Counter::default();
         let open_connections = Gauge::default();
         let open_streams = Gauge::default();
         let refused_streams = Family::<Labels, Counter>::default();
+        registry.register(
+            "api_key_cache_lookups",
+            "API key checks by where the answer came from (hit: the verified-key cache; miss: PostgreSQL, then cached; bypass: PostgreSQL because the revocation feed is not current)",
+            key_cache.clone(),
+        );
         registry.register(
             "api_open_connections",
             "Client connections open now (capped by HANGAR_MAX_CONNECTIONS)",
@@ -145,6 +152,7 @@ impl Default for Metrics {
             auth_failures,
             rate_limited,
             rate_limit_errors,
+            key_cache,
             audit_failures,
             open_connections,
             open_streams,
@@ -237,6 +245,11 @@ impl Metrics {
     /// Counts a rate-limit check Redis did not answer.
     pub fn rate_limit_error(&self) {
         self.rate_limit_errors.inc();
+    }
+
+    /// Counts an API key check by where its answer came from.
+    pub fn key_cache(&self, result: &str) {
+        self.key_cache.get_or_create(&labels(&[("result", result)])).inc();
     }
 
     /// Counts an audit entry that could not be stored.

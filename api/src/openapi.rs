@@ -224,6 +224,25 @@ mod tests {
         );
     }
 
+    /// The contract, committed (`api/openapi.json`) so that a change to it
+    /// is a reviewed diff, never a side effect. After a deliberate change:
+    /// `HANGAR_UPDATE_OPENAPI=1 cargo test -p hangar-api --lib openapi`.
+    #[test]
+    fn the_document_matches_its_committed_snapshot() {
+        let current = serde_json::to_string_pretty(&document()).unwrap() + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        if std::env::var_os("HANGAR_UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &current).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == current,
+            "the OpenAPI document differs from api/openapi.json; if the change is meant, run \
+             `HANGAR_UPDATE_OPENAPI=1 cargo test -p hangar-api --lib openapi` and review the diff"
+        );
+    }
+
     #[test]
     fn routes_are_only_registered_with_their_documentation() {
         // A plain axum route call would add a route the document (and so the

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use crate::views::inventory::{AuditEventPage, DirectoryPage, WorkspacePage};
 use crate::{audit::AuditRecord, auth::api_keys::ApiKey};
 
 /// Every error: `{"error": {...}}`.
@@ -227,15 +228,6 @@ pub struct SyncAccepted {
     pub jobs: Vec<SyncJob>,
 }
 
-/// A page of workspaces.
-#[derive(ToSchema)]
-pub struct WorkspacePage {
-    /// By workspace id.
-    pub workspaces: Vec<crate::routes::inventory::WorkspaceRow>,
-    /// Next page's cursor; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Directory of a workspace.
 #[derive(ToSchema)]
 pub struct WorkspaceDirectory {
@@ -321,24 +313,6 @@ pub struct WorkspaceDetail {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// A page of directories.
-#[derive(ToSchema)]
-pub struct DirectoryPage {
-    /// By directory id.
-    pub directories: Vec<crate::routes::inventory::DirectoryRow>,
-    /// Next page's cursor; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// A page of CloudTrail events.
-#[derive(ToSchema)]
-pub struct AuditEventPage {
-    /// Newest first.
-    pub events: Vec<crate::routes::inventory::AuditRow>,
-    /// Next page's cursor; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Costs grouped, with the total per currency.
 #[derive(ToSchema)]
 pub struct CostReport {
@@ -351,7 +325,7 @@ pub struct CostReport {
     /// Day after the last.
     pub end: NaiveDate,
     /// Sums per group, in key order.
-    pub groups: Vec<crate::routes::inventory::CostGroup>,
+    pub groups: Vec<crate::views::inventory::CostGroup>,
     /// Total per currency (decimal strings).
     #[schema(example = json!({"USD": "1234.5600000000"}))]
     pub total: std::collections::HashMap<String, String>,

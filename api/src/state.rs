@@ -6,7 +6,7 @@ use hangar_queue::Queue;
 use hangar_shared::Config;
 use sqlx::PgPool;
 
-use crate::{access::Policy, audit::AuditLog, auth::jwt::JwtVerifier, enqueue::Enqueuer, metrics::Metrics};
+use crate::{access::Policy, audit::AuditLog, auth::Authenticator, enqueue::Enqueuer, metrics::Metrics};
 
 /// Shared application state (cheap to clone).
 #[derive(Clone, Debug)]
@@ -25,8 +25,8 @@ pub struct AppState {
     pub file_schedules: Arc<Vec<hangar_shared::schedule::Schedule>>,
     /// Who may call what, read off the OpenAPI document.
     pub policy: Arc<Policy>,
-    /// JWT verification keys.
-    pub jwt: JwtVerifier,
+    /// Resolves callers (JWTs, API keys through the verified-key cache).
+    pub auth: Authenticator,
     /// Per-caller rate limits, shared by every replica through Redis.
     pub rate_limiter: hangar_queue::RateLimiter,
     /// The audit log writer.

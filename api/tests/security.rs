@@ -610,6 +610,117 @@ async fn the_rate_limit_holds_across_two_api_processes() {
     let _ = b.wait();
 }
 
+/// The `hangar_api_key_cache_lookups` count of `result` on the API at `base`.
+async fn key_cache_count(base: &str, result: &str) -> u64 {
+    let admin = client_with_token(&token("metrics-reader", "admin"));
+    let text = admin
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("hangar_api_key_cache_lookups_total{{result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Polls `base` with `key` until it answers 401; how long that took.
+async fn time_until_refused(key: &reqwest::Client, base: &str, within: Duration) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let (status, _, body) = send(key, Method::GET, &format!("{base}/api/v1/jobs"), None).await;
+        if status == 401 {
+            assert!(
+                body["error"]["message"].as_str().unwrap().contains("revoked"),
+                "{body}"
+            );
+            return start.elapsed();
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            start.elapsed() < within,
+            "{base} still accepts the revoked key after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_by_every_replica_within_a_second_despite_their_caches() {
+    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let (mut a, base_a) = api_process(&app.env, &[], None);
+    let (mut b, base_b) = api_process(&app.env, &[], None);
+    wait_up(&base_a).await;
+    wait_up(&base_b).await;
+    let (id, token) = create_key(&app, "replicated", "operator").await;
+    let key = client_with_token(&token);
+    // Both replicas verify the key and then answer it from their caches.
+    for base in [&base_a, &base_b] {
+        for _ in 0..5 {
+            let (status, _, body) = send(&key, Method::GET, &format!("{base}/api/v1/jobs"), None).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        assert!(
+            key_cache_count(base, "hit").await >= 3,
+            "{base} did not use its cache"
+        );
+    }
+    // Revoked through a third replica (the test's own API).
+    let r = app
+        .http
+        .delete(format!("{}/api/v1/api-keys/{id}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let on_a = time_until_refused(&key, &base_a, Duration::from_secs(1)).await;
+    let on_b = time_until_refused(&key, &base_b, Duration::from_secs(1)).await;
+    eprintln!("revocation reached replica a in {on_a:?}, b in {on_b:?}");
+    let _ = a.kill();
+    let _ = b.kill();
+    let _ = a.wait();
+    let _ = b.wait();
+}
+
+#[tokio::test]
+async fn a_replica_that_cannot_hear_revocations_stops_trusting_its_cache() {
+    let redis = OwnRedis::start();
+    let app = TestApp::spawn_with(&redis.url(), false).await;
+    let (mut a, base_a) = api_process(&app.env, &[], None);
+    wait_up(&base_a).await;
+    let (id, token) = create_key(&app, "unheard", "operator").await;
+    let key = client_with_token(&token);
+    for _ in 0..5 {
+        assert_eq!(
+            send(&key, Method::GET, &format!("{base_a}/api/v1/jobs"), None)
+                .await
+                .0,
+            200
+        );
+    }
+    assert!(key_cache_count(&base_a, "hit").await >= 3);
+    // Redis goes away: no revocation can be announced any more...
+    drop(redis);
+    // ...and one is made behind every replica's back, in PostgreSQL only.
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    sqlx::query("UPDATE api_keys SET revoked_at = now(), revoked_by = 'test' WHERE id = $1")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // The replica stops trusting its cache (750 ms after it last heard
+    // from Redis) and asks PostgreSQL. Each request in between also waits
+    // out the rate limiter's 500 ms Redis timeout, hence the 2 s allowance.
+    let took = time_until_refused(&key, &base_a, Duration::from_secs(2)).await;
+    eprintln!("unannounced revocation refused after {took:?}");
+    assert!(key_cache_count(&base_a, "bypass").await >= 1);
+    let _ = a.kill();
+    let _ = a.wait();
+}
+
 #[tokio::test]
 async fn with_redis_down_the_limiter_fails_open_or_closed_as_configured() {
     let redis = OwnRedis::start();

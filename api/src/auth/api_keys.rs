@@ -8,7 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use super::{AuthError, Method, Principal, Role};
+use super::principal::{AuthError, Method, Principal, Role};
 
 /// Every API key starts with this, so a leaked one is recognisable (and
 /// secret scanners can match it).
@@ -46,7 +46,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn digest(token: &str) -> Vec<u8> {
+/// The SHA-256 of a whole token: what is stored, and what caches key on.
+pub fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -73,8 +74,22 @@ pub fn prefix_of(token: &str) -> Option<&str> {
         .filter(|p| p.len() == 12)
 }
 
-/// Checks `token` against the stored keys.
-pub async fn verify(pool: &PgPool, token: &str) -> Result<Principal, AuthError> {
+/// A key that verified: who it makes the caller, and what a cache of it
+/// must still check on each use.
+#[derive(Debug, Clone)]
+pub struct VerifiedKey {
+    /// The caller.
+    pub principal: Principal,
+    /// The key's id (for recording its use).
+    pub id: String,
+    /// After this it is refused.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Checks `token` against the stored keys (one PostgreSQL query). Callers
+/// go through [`super::key_cache::KeyCache::verify`], which asks this only
+/// for keys it has not verified recently.
+pub async fn verify(pool: &PgPool, token: &str) -> Result<VerifiedKey, AuthError> {
     let invalid = || AuthError::Invalid("unknown API key".into());
     let prefix = prefix_of(token).ok_or_else(invalid)?;
     let row = sqlx::query!(
@@ -103,25 +118,29 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Principal, AuthError> 
     if let Some(at) = row.expires_at
         && at <= Utc::now()
     {
-        return Err(refused(format!(
-            "API key {:?} expired at {}",
-            row.name,
-            at.to_rfc3339()
-        )));
+        return Err(refused(expired_message(&row.name, at)));
     }
     let role =
         Role::parse(&row.role).ok_or_else(|| AuthError::NoRole("the API key has no valid role".into()))?;
-    touch(pool.clone(), row.id.clone());
-    Ok(Principal {
-        actor: format!("key:{}", row.name),
-        rate_key: format!("key:{}", row.id),
-        role,
-        method: Method::ApiKey,
+    Ok(VerifiedKey {
+        principal: Principal {
+            actor: format!("key:{}", row.name),
+            rate_key: format!("key:{}", row.id),
+            role,
+            method: Method::ApiKey,
+        },
+        id: row.id,
+        expires_at: row.expires_at,
     })
 }
 
+/// What a caller is told when its key has expired.
+pub fn expired_message(name: &str, at: DateTime<Utc>) -> String {
+    format!("API key {name:?} expired at {}", at.to_rfc3339())
+}
+
 /// Records the key's use, at most once a minute, off the request path.
-fn touch(pool: PgPool, id: String) {
+pub fn touch(pool: PgPool, id: String) {
     tokio::spawn(async move {
         let result = sqlx::query!(
             "UPDATE api_keys SET last_used_at = now()

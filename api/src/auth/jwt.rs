@@ -19,7 +19,7 @@ use jsonwebtoken::{
 };
 use serde_json::{Map, Value};
 
-use super::{AuthError, Method, Principal, Role};
+use super::principal::{AuthError, Method, Principal, Role};
 
 /// Verifies bearer JWTs against the configured keys.
 #[derive(Clone)]

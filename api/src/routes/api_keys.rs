@@ -112,8 +112,11 @@ pub async fn create(
 
 /// Revoke an API key
 ///
-/// Refuses the key from now on (every API replica: keys are checked in
-/// PostgreSQL on each request). Revoking a revoked key changes nothing.
+/// Refuses the key from now on: at once on this API replica, within a
+/// second on every other (they cache verified keys and hear of revocations
+/// through Redis; a replica that cannot hear stops using its cache).
+/// Revoking a revoked key changes nothing but announces it again: a 503
+/// means the revocation is recorded but could not be announced; retry.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", operation_id = "revoke_api_key", tag = "api-keys",
     params(("id" = String, Path, description = "Key id")),
     responses(
@@ -129,6 +132,13 @@ pub async fn revoke(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no API key {id}")))?;
     tracing::info!(key_id = %key.id, name = %key.name, "API key revoked");
+    if let Err(e) = state.auth.keys().revoked().await {
+        tracing::error!(key_id = %key.id, error = %e, "API key revoked in PostgreSQL but not announced to the other replicas; they refuse it once their caches lapse (at most 30 s); retry the revocation");
+        return Err(ApiError::Unavailable {
+            dependency: "redis",
+            cause: format!("revocation of API key {} recorded but not announced: {e}", key.id),
+        });
+    }
     let mut response = Json(json!(key)).into_response();
     response.extensions_mut().insert(AuditTarget(id));
     Ok(response)

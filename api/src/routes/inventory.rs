@@ -7,12 +7,18 @@ use axum::{
     extract::{Path, Query, State},
 };
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{flag, make_cursor, next_cursor, page_limit, parse_date, parse_time, split_cursor};
-use crate::{error::ApiError, schema, state::AppState};
+use crate::{
+    error::ApiError,
+    schema,
+    state::AppState,
+    views::inventory::{
+        AuditEventPage, AuditRow, CostGroup, DirectoryPage, DirectoryRow, WorkspacePage, WorkspaceRow,
+    },
+};
 
 /// The parts of an optional `id~account~region` keyset cursor, as query
 /// parameters (all `None` on the first page).
@@ -94,45 +100,6 @@ pub struct WorkspaceQuery {
     cursor: Option<String>,
 }
 
-/// A synced workspace with its last connection state.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WorkspaceRow {
-    /// Account.
-    pub account: String,
-    /// Region.
-    pub region: String,
-    /// Workspace id.
-    pub workspace_id: String,
-    /// Directory id.
-    pub directory_id: Option<String>,
-    /// User name.
-    pub user_name: Option<String>,
-    /// Ip address.
-    pub ip_address: Option<String>,
-    /// State.
-    pub state: Option<String>,
-    /// Bundle id.
-    pub bundle_id: Option<String>,
-    /// Computer name.
-    pub computer_name: Option<String>,
-    /// Running mode.
-    pub running_mode: Option<String>,
-    /// Compute type.
-    pub compute_type: Option<String>,
-    /// Tags.
-    pub tags: Value,
-    /// Connection state.
-    pub connection_state: Option<String>,
-    /// Last user connection at.
-    pub last_user_connection_at: Option<DateTime<Utc>>,
-    /// First seen at.
-    pub first_seen_at: DateTime<Utc>,
-    /// Updated at.
-    pub updated_at: DateTime<Utc>,
-    /// Deleted at.
-    pub deleted_at: Option<DateTime<Utc>>,
-}
-
 /// List workspaces
 ///
 /// Synced workspaces by id, filtered, with their last connection state.
@@ -143,7 +110,7 @@ pub struct WorkspaceRow {
 pub async fn list_workspaces(
     State(state): State<AppState>,
     Query(q): Query<WorkspaceQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkspacePage>, ApiError> {
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let include_deleted = flag("include_deleted", q.include_deleted.as_deref())?;
     let cursor = split_cursor(q.cursor.as_deref(), 3)?;
@@ -194,7 +161,10 @@ pub async fn list_workspaces(
     let next = next_cursor(&rows, limit, |r| {
         make_cursor(&[&r.workspace_id, &r.account, &r.region])
     });
-    Ok(Json(json!({"workspaces": rows, "next_cursor": next})))
+    Ok(Json(WorkspacePage {
+        workspaces: rows,
+        next_cursor: next,
+    }))
 }
 
 /// Query of `GET /api/v1/workspaces/{id}`.
@@ -295,39 +265,6 @@ pub struct DirectoryQuery {
     cursor: Option<String>,
 }
 
-/// A synced directory.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DirectoryRow {
-    /// Account.
-    pub account: String,
-    /// Region.
-    pub region: String,
-    /// Directory id.
-    pub directory_id: String,
-    /// Alias.
-    pub alias: Option<String>,
-    /// Directory name.
-    pub directory_name: Option<String>,
-    /// Directory type.
-    pub directory_type: Option<String>,
-    /// State.
-    pub state: Option<String>,
-    /// Registration code.
-    pub registration_code: Option<String>,
-    /// Subnet ids.
-    pub subnet_ids: Vec<String>,
-    /// Dns ip addresses.
-    pub dns_ip_addresses: Vec<String>,
-    /// Workspaces.
-    pub workspaces: i64,
-    /// First seen at.
-    pub first_seen_at: DateTime<Utc>,
-    /// Updated at.
-    pub updated_at: DateTime<Utc>,
-    /// Deleted at.
-    pub deleted_at: Option<DateTime<Utc>>,
-}
-
 /// List directories
 ///
 /// Synced directories with the number of (not deleted) workspaces in each.
@@ -338,7 +275,7 @@ pub struct DirectoryRow {
 pub async fn list_directories(
     State(state): State<AppState>,
     Query(q): Query<DirectoryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DirectoryPage>, ApiError> {
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let include_deleted = flag("include_deleted", q.include_deleted.as_deref())?;
     let cursor = split_cursor(q.cursor.as_deref(), 3)?;
@@ -369,7 +306,10 @@ pub async fn list_directories(
     let next = next_cursor(&rows, limit, |r| {
         make_cursor(&[&r.directory_id, &r.account, &r.region])
     });
-    Ok(Json(json!({"directories": rows, "next_cursor": next})))
+    Ok(Json(DirectoryPage {
+        directories: rows,
+        next_cursor: next,
+    }))
 }
 
 /// Query of `GET /api/v1/audit-events`.
@@ -390,33 +330,6 @@ pub struct AuditQuery {
     cursor: Option<String>,
 }
 
-/// A CloudTrail event.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditRow {
-    /// Event id.
-    pub event_id: String,
-    /// Account.
-    pub account: String,
-    /// Region.
-    pub region: String,
-    /// Event time.
-    pub event_time: DateTime<Utc>,
-    /// Event name.
-    pub event_name: String,
-    /// Event source.
-    pub event_source: String,
-    /// Username.
-    pub username: Option<String>,
-    /// Read only.
-    pub read_only: Option<bool>,
-    /// Access key id.
-    pub access_key_id: Option<String>,
-    /// Resources.
-    pub resources: Value,
-    /// Cloudtrail event.
-    pub cloudtrail_event: Option<Value>,
-}
-
 /// List CloudTrail events
 ///
 /// WorkSpaces events from CloudTrail, newest first.
@@ -427,7 +340,7 @@ pub struct AuditRow {
 pub async fn list_audit_events(
     State(state): State<AppState>,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditEventPage>, ApiError> {
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let start = parse_time("start", q.start.as_deref())?;
     let end = parse_time("end", q.end.as_deref())?;
@@ -477,7 +390,10 @@ pub async fn list_audit_events(
             &r.event_id,
         ])
     });
-    Ok(Json(json!({"events": rows, "next_cursor": next})))
+    Ok(Json(AuditEventPage {
+        events: rows,
+        next_cursor: next,
+    }))
 }
 
 /// Query of `GET /api/v1/costs`.
@@ -496,20 +412,6 @@ pub struct CostQuery {
     limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-}
-
-/// The sum of one group.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CostGroup {
-    /// Key.
-    pub key: String,
-    /// Currency.
-    pub currency: String,
-    /// Amount.
-    #[schema(value_type = String, example = "12.3400000000")]
-    pub amount: Decimal,
-    /// Estimated.
-    pub estimated: bool,
 }
 
 /// Costs
