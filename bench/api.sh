@@ -65,13 +65,42 @@ wait_all_succeeded() {
     sleep 0.2
   done
 }
+# CPU seconds (user + system) used so far by the API, Redis, every
+# PostgreSQL process and wrk's host share: where phase 1's time goes.
+cpu_secs() { awk '{t += $14 + $15} END {printf "%.2f", t / 100}' "$@" 2>/dev/null; }
+cpu_snapshot() {
+  local pg; pg=$(pgrep -d' ' -x postgres | sed 's/\([0-9]*\)/\/proc\/\1\/stat/g')
+  echo "$(cpu_secs "/proc/$API_PID/stat") $(cpu_secs "/proc/$(cat "$WORK/redis.pid")/stat") $(cpu_secs $pg) $(awk '/^cpu / {printf "%.2f", ($2+$3+$4+$6+$7+$8)/100}' /proc/stat)"
+}
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-# 1. enqueue
+# 1. enqueue (with BENCH_PERF=FILE: the API process profiled meanwhile with
+# perf, call graphs, and the top of its report written to FILE)
+API_PID=${PIDS[-1]}
+if [ -n "${BENCH_PERF:-}" ]; then
+  command -v perf >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
+  perf record -q -F 499 -g -p "$API_PID" -o "$WORK/perf.data" -- sleep "$DURATION" 2>/dev/null & PERF_PID=$!
+fi
+read -r C0_API C0_REDIS C0_PG C0_ALL <<<"$(cpu_snapshot)"
 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "$URL/api/v1/jobs" >"$WORK/wrk1.txt"
+read -r C1_API C1_REDIS C1_PG C1_ALL <<<"$(cpu_snapshot)"
 read -r RATE P50 P99 NON <<<"$(parse_wrk "$WORK/wrk1.txt")"
 BACKLOG=$(sql "SELECT count(*) FROM job_runs")
+if [ -n "${BENCH_PERF:-}" ]; then
+  wait "$PERF_PID" || true
+  perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | sed 's/ *-  *- *$//; s/ *$//' >"$BENCH_PERF" || true
+  perf report -i "$WORK/perf.data" --stdio --children --sort symbol --percent-limit 3 -g none 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' >"$BENCH_PERF.children" || true
+fi
 echo "RESULT system=hangar-api conns=$CONNS duration_s=$DURATION enqueue_per_s=$RATE p50_ms=$P50 p99_ms=$P99 non2xx=$NON recorded=$BACKLOG"
+python3 - "$DURATION" "$C0_API" "$C1_API" "$C0_REDIS" "$C1_REDIS" "$C0_PG" "$C1_PG" "$C0_ALL" "$C1_ALL" <<'PY'
+import sys
+d, *v = map(float, sys.argv[1:])
+api, redis, pg, total = (v[i + 1] - v[i] for i in range(0, 8, 2))
+rest = total - api - redis - pg
+print(f"RESULT phase=enqueue cpu_cores_used api={api/d:.2f} postgres={pg/d:.2f} redis={redis/d:.2f} other_incl_wrk={rest/d:.2f} of 2 (from /proc, {d:.0f} s)")
+PY
 
 # 4a. memory of a fresh worker with nothing to do (queues other than the backlog's)
 "$BIN/hangar-worker" --queues reports=1,inference=1 2>/dev/null & FPID=$!; PIDS+=($FPID)

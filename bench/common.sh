@@ -32,8 +32,9 @@ else
   export HANGAR_RATE_LIMIT_READ="1000000/s" HANGAR_RATE_LIMIT_WRITE="1000000/s"
 fi
 # The credential of the benchmark's requests (after `migrate`): an admin API
-# key (one PostgreSQL lookup per request, as in production automation), or
-# with BENCH_AUTH=jwt an HS256 JWT (verified in memory), to measure the lookup.
+# key, as in production automation (looked up in PostgreSQL once, then
+# answered from the API's verified-key cache, which polls Redis for
+# revocations), or with BENCH_AUTH=jwt an HS256 JWT (verified in memory).
 if [ "${BENCH_AUTH:-api_key}" = jwt ]; then
   export HANGAR_JWT_HS256_SECRET="bench-secret-bench-secret-bench-secret" HANGAR_JWT_ISSUER=bench HANGAR_JWT_AUDIENCE=hangar
   api_key() {

@@ -15,6 +15,18 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Debug, Clone)]
 pub struct AuditTarget(pub String);
 
+/// The audit entry of an allowed write, handed to its handler (a request
+/// extension) so that a handler that records a job can store the entry in
+/// the same commit ([`crate::enqueue::Enqueuer::submit_audited`]); its
+/// status and target are filled in there.
+#[derive(Debug, Clone)]
+pub struct PendingAudit(pub Entry);
+
+/// Marks a response whose audit entry is already stored (with its job):
+/// the access layer does not store it again.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditedWithJob;
+
 /// One audit entry, before it is stored.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -107,7 +119,10 @@ impl AuditLog {
 async fn run(pool: PgPool, mut rx: mpsc::Receiver<Request>) {
     let mut batch: Vec<Request> = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
-        let stored = insert(&pool, batch.iter().map(|(e, _)| e)).await;
+        let stored = match pool.acquire().await {
+            Ok(mut conn) => insert(&mut conn, batch.iter().map(|(e, _)| e)).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = &stored {
             // The entries go to the log instead, so the trail is not lost.
             for (entry, _) in &batch {
@@ -122,8 +137,10 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
-async fn insert<'a>(
-    pool: &PgPool,
+/// Stores `entries` in one statement on `conn` (the enqueuer calls it
+/// inside the transaction that records the jobs they are about).
+pub(crate) async fn insert<'a>(
+    conn: &mut sqlx::PgConnection,
     entries: impl Iterator<Item = &'a Entry> + Clone,
 ) -> Result<(), sqlx::Error> {
     let col = |f: fn(&Entry) -> String| entries.clone().map(f).collect::<Vec<String>>();
@@ -146,7 +163,7 @@ async fn insert<'a>(
         &opt(|e| e.client_ip.clone()) as &[Option<String>],
         &opt(|e| e.client_request_id.clone()) as &[Option<String>],
     )
-    .execute(pool)
+    .execute(conn)
     .await
     .map(|_| ())
 }

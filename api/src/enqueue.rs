@@ -4,6 +4,12 @@
 //! queue. Under load that turns hundreds of commits into a few; when idle a
 //! job goes alone at once (the task never waits to fill a batch).
 //!
+//! The next batch is recorded while the previous one is queued in Redis.
+//!
+//! A request may bring its audit entry: it is stored in the same
+//! transaction as the job (one commit, not two in a row), with the status
+//! the request is answered with, so a 202 still means both are committed.
+//!
 //! The task is detached from the requests, so a client that hangs up cannot
 //! cut between the commit and the enqueue. Recorded first: a job the API
 //! acknowledged survives a Redis failure (the scheduler's repair loop
@@ -17,7 +23,7 @@ use hangar_shared::db::{self, Inserted, JobRun, NewJobRun};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{error::ApiError, metrics::Metrics};
+use crate::{audit::Entry, error::ApiError, metrics::Metrics};
 
 /// Most jobs recorded per statement.
 const MAX_BATCH: usize = 256;
@@ -25,7 +31,10 @@ const MAX_BATCH: usize = 256;
 /// What the batcher answers: status (202 new, 200 duplicate), duplicate flag, the record.
 pub type Accepted = (StatusCode, bool, JobRun);
 
-type Request = (NewJobRun, oneshot::Sender<Result<Accepted, ApiError>>);
+/// The answer, and whether the request's audit entry was stored with it.
+type Reply = Result<(Accepted, bool), ApiError>;
+
+type Request = (NewJobRun, Option<Entry>, oneshot::Sender<Reply>);
 
 /// Handle to the batching task.
 #[derive(Clone, Debug)]
@@ -43,9 +52,21 @@ impl Enqueuer {
 
     /// Records and enqueues `job`.
     pub async fn submit(&self, job: NewJobRun) -> Result<Accepted, ApiError> {
+        self.submit_audited(job, None).await.map(|(accepted, _)| accepted)
+    }
+
+    /// Records and enqueues `job`, storing `audit` (its status and target
+    /// filled in from the outcome) in the same commit; the flag says
+    /// whether it was (not for a refused idempotency key, whose 422 the
+    /// access layer audits as usual).
+    pub async fn submit_audited(
+        &self,
+        job: NewJobRun,
+        audit: Option<Entry>,
+    ) -> Result<(Accepted, bool), ApiError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((job, reply))
+            .send((job, audit, reply))
             .await
             .map_err(|_| anyhow::anyhow!("enqueue task is gone"))?;
         answer
@@ -54,40 +75,96 @@ impl Enqueuer {
     }
 }
 
+/// A recorded batch on its way to Redis: the jobs, what PostgreSQL said of
+/// each, and the requests waiting for their answers.
+type Recorded = (Vec<NewJobRun>, Vec<Inserted>, Vec<Request>);
+
+/// Records batches in PostgreSQL and hands each to [`dispatch`], which
+/// queues it in Redis and answers its requests: the next batch's commit
+/// overlaps the previous batch's Redis round trip. Batches reach Redis in
+/// the order they were recorded.
 async fn run(
     pool: PgPool,
     queues: Arc<BTreeMap<String, Queue>>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Request>,
 ) {
+    let (to_redis, recorded) = mpsc::channel::<Recorded>(2);
+    let dispatcher = tokio::spawn(dispatch(queues, metrics, recorded));
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let jobs: Vec<NewJobRun> = batch.iter().map(|(j, _)| j.clone()).collect();
-        match db::insert_jobs(&pool, &jobs).await {
+        let jobs: Vec<NewJobRun> = batch.iter().map(|(j, _, _)| j.clone()).collect();
+        match record(&pool, &jobs, &mut batch).await {
             Err(e) => {
-                for (_, reply) in batch.drain(..) {
+                for (_, _, reply) in batch.drain(..) {
                     let _ = reply.send(Err(ApiError::from_sqlx(&e)));
                 }
             }
             Ok(results) => {
-                enqueue_new(&queues, &metrics, &jobs, &results).await;
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    let answer = match result {
-                        Inserted::New(run) => Ok((StatusCode::ACCEPTED, false, run)),
-                        Inserted::Existing(run) => Ok((StatusCode::OK, true, run)),
-                        Inserted::KeyReused(run) => Err(ApiError::invalid(
-                            "Idempotency-Key",
-                            format!(
-                                "this key was already used for a different request (job {}); send a new key for a new request",
-                                run.id
-                            ),
-                        )),
-                    };
-                    let _ = reply.send(answer);
+                let requests = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+                if to_redis.send((jobs, results, requests)).await.is_err() {
+                    break;
                 }
             }
         }
     }
+    drop(to_redis);
+    let _ = dispatcher.await;
+}
+
+/// Queues each recorded batch and answers its requests.
+async fn dispatch(
+    queues: Arc<BTreeMap<String, Queue>>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<Recorded>,
+) {
+    while let Some((jobs, results, requests)) = rx.recv().await {
+        enqueue_new(&queues, &metrics, &jobs, &results).await;
+        for ((_, audit, reply), result) in requests.into_iter().zip(results) {
+            let audited = audit.is_some();
+            let answer = match result {
+                Inserted::New(run) => Ok(((StatusCode::ACCEPTED, false, run), audited)),
+                Inserted::Existing(run) => Ok(((StatusCode::OK, true, run), audited)),
+                Inserted::KeyReused(run) => Err(ApiError::invalid(
+                    "Idempotency-Key",
+                    format!(
+                        "this key was already used for a different request (job {}); send a new key for a new request",
+                        run.id
+                    ),
+                )),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// Records `jobs` and the audit entries of `batch` in one transaction.
+/// Each entry gets the status its request will be answered with and the
+/// job's id as target; an entry whose request is refused (a reused
+/// idempotency key) is dropped here, to be audited with its 422.
+async fn record(pool: &PgPool, jobs: &[NewJobRun], batch: &mut [Request]) -> sqlx::Result<Vec<Inserted>> {
+    let mut tx = pool.begin().await?;
+    let results = db::insert_jobs_on(&mut tx, jobs).await?;
+    for ((_, audit, _), result) in batch.iter_mut().zip(&results) {
+        let Some(entry) = audit else { continue };
+        match result {
+            Inserted::New(run) | Inserted::Existing(run) => {
+                entry.status = if matches!(result, Inserted::New(_)) {
+                    StatusCode::ACCEPTED
+                } else {
+                    StatusCode::OK
+                };
+                entry.target = Some(run.id.clone());
+            }
+            Inserted::KeyReused(_) => *audit = None,
+        }
+    }
+    let entries = batch.iter().filter_map(|(_, audit, _)| audit.as_ref());
+    if entries.clone().next().is_some() {
+        crate::audit::insert(&mut tx, entries).await?;
+    }
+    tx.commit().await?;
+    Ok(results)
 }
 
 /// Queues the newly recorded jobs, one pipelined round trip per queue. A

@@ -96,7 +96,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         security.streams_max,
         metrics.clone(),
     );
-    Ok(AppState {
+    Ok(AppState::new(state::Services {
         streams,
         blocked: access::BlockedAddresses::default(),
         policy,
@@ -111,7 +111,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         file_schedules,
         models,
         redis,
-    })
+    }))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains.

@@ -881,6 +881,58 @@ async fn hardening_headers_cors_limits_and_malformed_requests() {
 }
 
 #[tokio::test]
+async fn a_job_and_its_audit_entry_are_committed_together_or_not_at_all() {
+    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let operator = client_with_token(&token("tx-olga", "operator"));
+    let url = format!("{}/api/v1/jobs", app.base);
+    // Accepted: the entry is there the moment the 202 is, with its status
+    // and the job as target.
+    let (status, _, body) = send(
+        &operator,
+        Method::POST,
+        &url,
+        Some(json!({"kind": "system.noop"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let job_id = body["job"]["id"].as_str().unwrap().to_owned();
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let (entry_status, action): (i16, String) =
+        sqlx::query_as("SELECT status, action FROM audit_log WHERE target = $1 AND actor = 'jwt:tx-olga'")
+            .bind(&job_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((entry_status, action.as_str()), (202, "create_job"));
+    // The audit log refuses the entry: the job is not recorded either, and
+    // the caller is told to retry rather than given a 202.
+    for statement in [
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'audit log refuses entries (test)'; END $$",
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (status, _, body) = send(
+        &operator,
+        Method::POST,
+        &url,
+        Some(json!({"kind": "system.noop"})),
+    )
+    .await;
+    assert!(status >= 500, "{status}: {body}");
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(after, before, "a job was recorded without its audit entry");
+}
+
+#[tokio::test]
 async fn state_changes_are_audited_with_actor_action_target_and_request_id() {
     let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
     let operator = client_with_token(&token("olga", "operator"));

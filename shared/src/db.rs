@@ -278,6 +278,16 @@ pub enum Inserted {
 /// not inserted (its idempotency key was known), the holder has lost a slot
 /// it would have lost to any sooner job anyway; nothing else changes.
 pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Inserted>> {
+    let mut conn = pool.acquire().await?;
+    insert_jobs_on(&mut conn, jobs).await
+}
+
+/// [`insert_jobs`] on one connection, so a caller can make it part of a
+/// transaction (the API commits a job with its audit entry).
+pub async fn insert_jobs_on(
+    conn: &mut sqlx::PgConnection,
+    jobs: &[NewJobRun],
+) -> sqlx::Result<Vec<Inserted>> {
     const ROUNDS: usize = 3;
     let mut results: Vec<Option<Inserted>> = vec![None; jobs.len()];
     for _ in 0..ROUNDS {
@@ -286,7 +296,7 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<
             break;
         }
         let batch: Vec<NewJobRun> = pending.iter().map(|&i| jobs[i].clone()).collect();
-        for (i, outcome) in pending.into_iter().zip(insert_round(pool, &batch).await?) {
+        for (i, outcome) in pending.into_iter().zip(insert_round(&mut *conn, &batch).await?) {
             results[i] = outcome;
         }
     }
@@ -301,7 +311,10 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<
 
 /// One round of [`insert_jobs`]: `None` for a job that was neither inserted
 /// nor matched to an existing one.
-async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Option<Inserted>>> {
+async fn insert_round(
+    conn: &mut sqlx::PgConnection,
+    jobs: &[NewJobRun],
+) -> sqlx::Result<Vec<Option<Inserted>>> {
     let now = Utc::now();
     let (slot_keys, slot_starts): (Vec<String>, Vec<DateTime<Utc>>) = jobs
         .iter()
@@ -315,7 +328,7 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
             &slot_keys,
             &slot_starts,
         )
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
     }
     let col = |f: fn(&NewJobRun) -> Option<String>| jobs.iter().map(f).collect::<Vec<_>>();
@@ -357,7 +370,7 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
         &col(|j| j.idempotency_scope.clone()) as &[Option<String>],
         &col(|j| j.request_fingerprint.clone()) as &[Option<String>],
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let by_id: std::collections::HashMap<String, JobRun> =
         inserted.into_iter().map(|r| (r.id.clone(), r)).collect();
@@ -382,7 +395,7 @@ async fn insert_round(pool: &PgPool, jobs: &[NewJobRun]) -> sqlx::Result<Vec<Opt
             &idempotency_keys,
             &singleton_keys,
         )
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?
     };
     let found = |j: &NewJobRun| {

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::{
     access::{Access, class_of, is_docs},
-    audit::{AuditTarget, Entry},
+    audit::{AuditTarget, AuditedWithJob, Entry, PendingAudit},
     auth::{self, AuthError, Principal},
     error::ApiError,
     request_id::{ClientRequestId, current_request_id},
@@ -105,6 +105,7 @@ fn unauthorized(state: &AppState, error: &AuthError) -> Response {
 }
 
 /// What the audit entry of one request says about it, whoever the caller.
+#[derive(Clone)]
 struct AuditDraft {
     /// The operation id.
     action: String,
@@ -132,26 +133,30 @@ impl AuditDraft {
             response.extensions().get::<AuditTarget>().map(|t| t.0.clone()),
             response.status(),
         );
-        self.store(state, actor, named, status)
+        let stored_with_job = response.extensions().get::<AuditedWithJob>().is_some();
+        let entry = self.entry(actor, named, status);
+        async move {
+            if !stored_with_job && !state.audit.record(entry).await {
+                state.metrics.audit_failed();
+            }
+        }
     }
 
-    async fn store(self, state: &AppState, actor: Actor, named: Option<String>, status: StatusCode) {
-        let target = named.or(self.path_target);
-        let entry = Entry {
+    /// The entry: the target is what the handler named, else the object
+    /// the path names.
+    fn entry(self, actor: Actor, named: Option<String>, status: StatusCode) -> Entry {
+        Entry {
             actor: actor.actor,
             role: actor.role,
             auth: actor.auth,
             action: self.action,
             method: self.method,
             path: self.path,
-            target,
+            target: named.or(self.path_target),
             status,
             request_id: current_request_id(),
             client_request_id: self.client_request_id,
             client_ip: self.client_ip,
-        };
-        if !state.audit.record(entry).await {
-            state.metrics.audit_failed();
         }
     }
 }
@@ -338,6 +343,14 @@ pub async fn middleware(State(state): State<AppState>, req: axum::extract::Reque
     });
     let mut req = req;
     req.extensions_mut().insert(principal.clone());
+    if let (Some(draft), None) = (&request, &forbidden) {
+        // Status and target are the enqueuer's to fill in, if the handler
+        // stores the entry with its job.
+        let pending = draft
+            .clone()
+            .entry(Actor::of(&principal), None, StatusCode::ACCEPTED);
+        req.extensions_mut().insert(PendingAudit(pending));
+    }
     let request_id = current_request_id();
     let served = crate::request_id::scope(request_id, async move {
         let response = match forbidden {

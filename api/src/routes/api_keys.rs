@@ -121,7 +121,8 @@ pub async fn create(
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 200, description = "Revoked", body = api_keys::ApiKey),
-        (status = 404, description = "No such key", body = schema::ErrorBody)),
+        (status = 404, description = "No such key", body = schema::ErrorBody),
+        (status = 503, description = "Revoked, but the other API replicas could not be told yet: retry", body = schema::ErrorBody)),
     security(("bearer" = ["admin"])))]
 pub async fn revoke(
     State(state): State<AppState>,

@@ -17,7 +17,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    audit::AuditTarget, auth::Principal, error::ApiError, request_id::current_request_id, schema,
+    audit::{AuditTarget, AuditedWithJob, PendingAudit},
+    auth::Principal,
+    error::ApiError,
+    request_id::current_request_id,
+    schema,
     state::AppState,
 };
 
@@ -97,6 +101,7 @@ pub(crate) fn job_json(run: &JobRun, live: Option<&hangar_queue::JobState>) -> V
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
+    audit: Option<Extension<PendingAudit>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -172,13 +177,20 @@ pub async fn create(
         // Keys are the caller's own: one caller's key never answers another's.
         new = new.idempotency(Some(caller.rate_key.clone()), key);
     }
-    let (status, duplicate, run) = state.enqueuer.submit(new).await?;
+    // The audit entry goes into the job's commit.
+    let ((status, duplicate, run), audited) = state
+        .enqueuer
+        .submit_audited(new, audit.map(|Extension(PendingAudit(entry))| entry))
+        .await?;
     let mut response = (
         status,
         Json(json!({"duplicate": duplicate, "job": job_json(&run, None)})),
     )
         .into_response();
     response.extensions_mut().insert(AuditTarget(run.id));
+    if audited {
+        response.extensions_mut().insert(AuditedWithJob);
+    }
     Ok(response)
 }
 
