@@ -91,8 +91,10 @@ pub struct Job {
     /// `scheduled`, `queued`, `running`, `retrying`, `succeeded`, `cancelled` or `dead`.
     #[schema(example = "queued")]
     pub state: String,
-    /// Attempts so far.
+    /// Attempts that have ended (failed, or the one that finished it).
     pub attempts: i64,
+    /// While it runs: the attempt under way (`attempts` + 1); absent otherwise.
+    pub attempt: Option<i64>,
     /// Attempts allowed before it is dead.
     pub max_attempts: i64,
     /// Times a worker received it (more than attempts after a worker crash).
@@ -465,10 +467,10 @@ pub struct QueueList {
 pub struct DeadPage {
     /// Dead jobs in all.
     pub total: u64,
-    /// This page's offset.
-    pub offset: u64,
-    /// Newest first.
+    /// Newest first (by when they died); times in RFC 3339.
     pub jobs: Vec<Value>,
+    /// Next page's cursor; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /api/v1/api-keys` body.

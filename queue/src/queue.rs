@@ -116,6 +116,19 @@ pub struct DeadPage {
     pub total: u64,
     /// This page.
     pub jobs: Vec<JobState>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<DeadCursor>,
+}
+
+/// A position in the dead set (keyset paging): the last job of a page,
+/// by when it died (ms since the epoch, its score) and its id. Stable while
+/// jobs die or are requeued, unlike an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadCursor {
+    /// When the job died, ms since the epoch.
+    pub died_at_ms: u64,
+    /// Its id.
+    pub id: String,
 }
 
 /// Whether `e` means the connection was dead (dropped, reset, refused), as
@@ -419,23 +432,55 @@ impl Queue {
     }
 
     /// A page of dead jobs, newest first.
-    pub async fn dead(&self, offset: u64, limit: u64) -> Result<DeadPage> {
+    pub async fn dead(&self, after: Option<&DeadCursor>, limit: u64) -> Result<DeadPage> {
         let mut conn = self.conn.clone();
-        let limit = limit.clamp(1, STEP as u64);
-        let (total, ids): (u64, Vec<String>) = redis::pipe()
-            .zcard(self.keys.part("dead"))
-            .zrevrange(
-                self.keys.part("dead"),
-                offset as isize,
-                (offset + limit - 1) as isize,
-            )
-            .query_async(&mut conn)
-            .await?;
+        let limit = limit.clamp(1, STEP as u64) as usize;
+        let key = self.keys.part("dead");
+        let max = after.map_or_else(|| "+inf".to_owned(), |c| c.died_at_ms.to_string());
+        // Newest first; jobs that died in the same millisecond come in
+        // descending id order, so those after the cursor have smaller ids.
+        let mut page: Vec<(String, u64)> = Vec::with_capacity(limit + 1);
+        let mut skip = 0usize;
+        let total: u64 = loop {
+            let want = limit + 1 - page.len();
+            let (total, batch): (u64, Vec<(String, f64)>) = redis::pipe()
+                .zcard(&key)
+                .cmd("ZRANGE")
+                .arg(&key)
+                .arg(&max)
+                .arg("-inf")
+                .arg("BYSCORE")
+                .arg("REV")
+                .arg("LIMIT")
+                .arg(skip)
+                .arg(want + 16)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await?;
+            let fetched = batch.len();
+            skip += fetched;
+            page.extend(
+                batch
+                    .into_iter()
+                    .map(|(id, score)| (id, score as u64))
+                    .filter(|(id, score)| after.is_none_or(|c| *score < c.died_at_ms || *id < c.id))
+                    .take(want),
+            );
+            if page.len() > limit || fetched < want + 16 {
+                break total;
+            }
+        };
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next = more.then(|| page.last()).flatten().map(|(id, score)| DeadCursor {
+            died_at_ms: *score,
+            id: id.clone(),
+        });
         let mut pipe = redis::pipe();
-        for id in &ids {
+        for (id, _) in &page {
             pipe.hgetall(self.keys.job(id));
         }
-        let hashes: Vec<std::collections::HashMap<String, String>> = if ids.is_empty() {
+        let hashes: Vec<std::collections::HashMap<String, String>> = if page.is_empty() {
             Vec::new()
         } else {
             pipe.query_async(&mut conn).await?
@@ -445,7 +490,7 @@ impl Queue {
             .filter(|h| !h.is_empty())
             .map(JobState::from_hash)
             .collect::<Result<_>>()?;
-        Ok(DeadPage { total, jobs })
+        Ok(DeadPage { total, jobs, next })
     }
 
     /// Requeues dead job `id` with a fresh attempt budget. False if it is not dead.

@@ -136,7 +136,7 @@ async fn a_job_that_aborts_its_worker_every_time_ends_in_dead() {
     assert_eq!(state.last_error.as_deref(), Some("crashed its worker 3 times"));
     assert_eq!((state.deliveries, state.crashes, state.attempts), (3, 3, 0));
     assert_eq!(runs_of(&t, &id).await.len(), 3);
-    let dead = t.queue.dead(0, 10).await.unwrap();
+    let dead = t.queue.dead(None, 10).await.unwrap();
     assert_eq!(dead.total, 1);
     assert_eq!(dead.jobs[0].id, id);
 }

@@ -76,9 +76,25 @@ async fn dead_jobs_can_be_listed_inspected_requeued_and_deleted() {
     .await;
     w.stop().await.unwrap();
 
-    let page1 = t.queue.dead(0, 2).await.unwrap();
-    let page3 = t.queue.dead(4, 2).await.unwrap();
+    let page1 = t.queue.dead(None, 2).await.unwrap();
+    let page2 = t.queue.dead(page1.next.as_ref(), 2).await.unwrap();
+    let page3 = t.queue.dead(page2.next.as_ref(), 2).await.unwrap();
     assert_eq!((page1.total, page1.jobs.len(), page3.jobs.len()), (5, 2, 1));
+    assert!(page3.next.is_none(), "the last page has no next cursor");
+    // Keyset pages cover every dead job once, newest first.
+    let mut seen: Vec<String> = [&page1, &page2, &page3]
+        .iter()
+        .flat_map(|p| p.jobs.iter().map(|j| j.id.clone()))
+        .collect();
+    let finished: Vec<u64> = [&page1, &page2, &page3]
+        .iter()
+        .flat_map(|p| p.jobs.iter().map(|j| j.finished_at.unwrap_or(0)))
+        .collect();
+    assert!(finished.windows(2).all(|w| w[0] >= w[1]), "{finished:?}");
+    seen.sort();
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(seen, all);
     assert!(page1.jobs.iter().all(|j| j.status == JobStatus::Dead
         && j.last_error.as_deref() == Some("permanent failure: invalid directory id")));
 

@@ -153,7 +153,13 @@ async fn a_progress_write_redis_does_not_answer_never_fails_the_attempt() {
     let id = app
         .enqueue(json!({"kind": "system.sleep", "payload": {"ms": 3000, "steps": 30}}))
         .await;
-    app.wait_state(&id, "running", Duration::from_secs(10)).await;
+    let running = app.wait_state(&id, "running", Duration::from_secs(10)).await;
+    // No attempt has ended; the first is under way.
+    assert_eq!(
+        (&running["attempts"], &running["attempt"]),
+        (&json!(0), &json!(1)),
+        "{running}"
+    );
     let mut conn = redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()

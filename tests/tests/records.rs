@@ -49,6 +49,34 @@ async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
     failing.await.unwrap().unwrap();
     persister.await.unwrap();
 
+    // The dead list pages by keyset and shows RFC 3339 times, like every list.
+    let (status, first) = app.get("/api/v1/queues/sync/dead?limit=1").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["total"], 2);
+    let job = &first["jobs"][0];
+    for time in [&job["created_at"], &job["finished_at"], &job["errors"][0]["at"]] {
+        let text = time.as_str().unwrap_or_else(|| panic!("not a string: {job}"));
+        chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    }
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+    let (_, second) = app
+        .get(&format!("/api/v1/queues/sync/dead?limit=1&cursor={cursor}"))
+        .await;
+    assert!(second["next_cursor"].is_null(), "{second}");
+    let mut listed = vec![
+        first["jobs"][0]["id"].as_str().unwrap().to_owned(),
+        second["jobs"][0]["id"].as_str().unwrap().to_owned(),
+    ];
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let (status, refused) = app.get("/api/v1/queues/sync/dead?offset=1").await;
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (422, Some("offset"))
+    );
+
     let r = app
         .http
         .post(format!("{}/api/v1/queues/sync/dead/requeue-all", app.base))

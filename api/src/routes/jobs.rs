@@ -55,6 +55,12 @@ pub(crate) fn job_json(run: &JobRun, live: Option<&hangar_queue::JobState>) -> V
     if let Some(live) = live {
         v["state"] = json!(live.status);
         v["attempts"] = json!(live.attempts);
+        // `attempts` counts attempts that ended; while one runs, say which
+        // it is (a first run is attempt 1, not "0 attempts"). A delivery
+        // given back unrun (deferred) does not use it up.
+        if live.status == hangar_queue::JobStatus::Running {
+            v["attempt"] = json!(live.attempts + 1);
+        }
         v["deliveries"] = json!(live.deliveries.max(run.deliveries as u32));
         v["progress"] = json!(live.progress);
         v["worker"] = json!(live.worker);

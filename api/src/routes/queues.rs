@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use hangar_queue::Queue;
+use hangar_queue::{DeadCursor, Queue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -48,13 +48,13 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     Ok(Json(json!({ "queues": out })))
 }
 
-/// Paging of the dead set.
+/// Paging of the dead set (keyset, like every other list).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct Page {
-    /// Skip this many (default 0).
-    #[param(value_type = Option<i64>, minimum = 0)]
-    offset: Option<String>,
+    /// `next_cursor` of the previous page; absent for the first.
+    cursor: Option<String>,
     /// Page size, 1-200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
@@ -89,12 +89,50 @@ pub async fn dead(
     Query(p): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let q = queue(&state, &name)?;
-    let offset = number(p.offset.as_deref(), "offset", 0, u64::from(u32::MAX))?;
+    let after = match super::split_cursor(p.cursor.as_deref(), 2)? {
+        None => None,
+        Some(parts) => Some(DeadCursor {
+            died_at_ms: parts[0]
+                .parse()
+                .map_err(|_| ApiError::invalid("cursor", "not a cursor returned by this endpoint"))?,
+            id: parts[1].clone(),
+        }),
+    };
     let limit = number(p.limit.as_deref(), "limit", 50, 200)?.max(1);
-    let page = q.dead(offset, limit).await?;
+    let page = q.dead(after.as_ref(), limit).await?;
+    let jobs: Vec<Value> = page.jobs.iter().map(dead_job_view).collect();
+    let next = page
+        .next
+        .map(|c| super::make_cursor(&[&c.died_at_ms.to_string(), &c.id]));
     Ok(Json(
-        json!({"total": page.total, "offset": offset, "jobs": page.jobs}),
+        json!({"total": page.total, "jobs": jobs, "next_cursor": next}),
     ))
+}
+
+/// A dead job as the API shows times everywhere: RFC 3339, not the
+/// queue's milliseconds since the epoch.
+fn dead_job_view(job: &hangar_queue::JobState) -> Value {
+    fn rfc3339(v: &mut Value) {
+        if let Some(ms) = v.as_u64() {
+            *v = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms as i64).map_or(Value::Null, |t| {
+                json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            });
+        }
+    }
+    let mut v = json!(job);
+    for field in ["created_at", "run_at", "started_at", "finished_at", "updated_at"] {
+        if let Some(t) = v.get_mut(field) {
+            rfc3339(t);
+        }
+    }
+    if let Some(errors) = v.get_mut("errors").and_then(Value::as_array_mut) {
+        for e in errors {
+            if let Some(t) = e.get_mut("at") {
+                rfc3339(t);
+            }
+        }
+    }
+    v
 }
 
 /// Requeue a dead job
@@ -140,7 +178,7 @@ pub async fn requeue_all(
     let q = queue(&state, &name)?;
     let mut total = 0;
     loop {
-        let page = q.dead(0, 500).await?;
+        let page = q.dead(None, 500).await?;
         let ids: Vec<String> = page.jobs.into_iter().map(|j| j.id).collect();
         if ids.is_empty() {
             break;
