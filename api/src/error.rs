@@ -12,6 +12,52 @@ use serde_json::json;
 
 use crate::request_id::current_request_id;
 
+/// The machine-readable `code` of every error envelope: the whole set, so
+/// clients can match on it and the OpenAPI document lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A malformed request axum refused (bad path or query syntax).
+    BadRequest,
+    /// The body is not valid JSON.
+    InvalidJson,
+    /// The body nests deeper than allowed.
+    JsonTooDeep,
+    /// A header's value is refused (the error names it as `field`).
+    InvalidHeader,
+    /// A value PostgreSQL cannot store or compare (control characters,
+    /// out-of-range dates).
+    InvalidValue,
+    /// Well-formed but invalid content; `field` names it.
+    InvalidField,
+    /// Credentials missing or refused.
+    Unauthorized,
+    /// The caller's role does not allow this.
+    Forbidden,
+    /// No such resource or route.
+    NotFound,
+    /// The route exists, not with this method.
+    MethodNotAllowed,
+    /// The request (headers or body) took too long to arrive.
+    RequestTimeout,
+    /// The body is over the size limit.
+    PayloadTooLarge,
+    /// The body is not JSON.
+    UnsupportedMediaType,
+    /// The request conflicts with the resource's state.
+    Conflict,
+    /// Over a rate limit; see `Retry-After`.
+    RateLimited,
+    /// Too many token streams open; see `Retry-After`.
+    TooManyStreams,
+    /// PostgreSQL or Redis is unavailable; retry later.
+    Unavailable,
+    /// An unexpected failure (logged with the request id).
+    Internal,
+    /// Any other status.
+    Error,
+}
+
 /// What can go wrong serving a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -19,7 +65,7 @@ pub enum ApiError {
     #[error("{message}")]
     BadRequest {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// For the caller.
         message: String,
         /// The field or header at fault.
@@ -44,7 +90,7 @@ pub enum ApiError {
     #[error("{message}")]
     TooMany {
         /// Machine-readable code (`rate_limited`, `too_many_streams`).
-        code: &'static str,
+        code: ErrorCode,
         /// For the caller: which limit, and what to do.
         message: String,
         /// When to try again.
@@ -80,7 +126,7 @@ impl ApiError {
     pub fn rate_limited(class: &str, retry_after: std::time::Duration) -> Self {
         let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
         Self::TooMany {
-            code: "rate_limited",
+            code: ErrorCode::RateLimited,
             message: format!("rate limit for {class} requests exceeded; retry in {secs} s"),
             retry_after,
         }
@@ -115,7 +161,7 @@ impl ApiError {
             && d.code().is_some_and(|c| c.starts_with("22"))
         {
             return Self::BadRequest {
-                code: "invalid_value",
+                code: ErrorCode::InvalidValue,
                 message: "a value in the request cannot be stored or compared (control characters, out-of-range dates)".into(),
                 field: None,
             };
@@ -177,17 +223,17 @@ pub fn envelope_for(status: StatusCode, body_text: &str) -> Response {
         return ApiError::invalid(field, "unknown query parameter").into_response();
     }
     let code = match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        408 => "request_timeout",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        422 => "invalid_field",
-        s if s >= 500 => "internal",
-        _ => "error",
+        400 => ErrorCode::BadRequest,
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::Forbidden,
+        408 => ErrorCode::RequestTimeout,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::PayloadTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        422 => ErrorCode::InvalidField,
+        s if s >= 500 => ErrorCode::Internal,
+        _ => ErrorCode::Error,
     };
     let message = if status.is_server_error() || body_text.trim().is_empty() {
         status.canonical_reason().unwrap_or("error").to_owned()
@@ -205,12 +251,12 @@ impl IntoResponse for ApiError {
             Self::BadRequest { code, message, field } => (StatusCode::BAD_REQUEST, code, message, field),
             Self::Unprocessable { field, message } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                ErrorCode::InvalidField,
                 message,
                 Some(field),
             ),
-            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m, None),
-            Self::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None),
+            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, m, None),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, m, None),
             Self::TooMany {
                 code,
                 message,
@@ -225,25 +271,35 @@ impl IntoResponse for ApiError {
                 )
                     .into_response();
             }
-            Self::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
-            Self::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m, None),
+            Self::NotFound(m) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, m, None),
+            Self::MethodNotAllowed(m) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                m,
+                None,
+            ),
             Self::UnsupportedMediaType(m) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 m,
                 Some("Content-Type".to_owned()),
             ),
-            Self::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
+            Self::Conflict(m) => (StatusCode::CONFLICT, ErrorCode::Conflict, m, None),
             Self::Unavailable { dependency, cause } => {
                 tracing::warn!(%dependency, %cause, request_id, "dependency unavailable");
                 let message = format!("{dependency} is unavailable; retry later");
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, None)
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    message,
+                    None,
+                )
             }
             Self::Internal(e) => {
                 tracing::error!(error = ?e, request_id, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     "internal error".to_owned(),
                     None,
                 )

@@ -10,7 +10,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-pub use crate::views::inventory::{AuditEventPage, DirectoryPage, WorkspacePage};
+pub use crate::views::{
+    inventory::{AuditEventPage, DirectoryPage, WorkspacePage},
+    jobs::{Job, JobAccepted, JobPage},
+};
 use crate::{audit::AuditRecord, auth::api_keys::ApiKey};
 
 /// Every error: `{"error": {...}}`.
@@ -24,11 +27,8 @@ pub struct ErrorBody {
 /// The error itself.
 #[derive(ToSchema)]
 pub struct ErrorDetail {
-    /// Machine-readable: `invalid_field`, `invalid_json`, `unauthorized`,
-    /// `forbidden`, `not_found`, `conflict`, `rate_limited`, `too_many_streams`,
-    /// `request_timeout`,
-    /// `payload_too_large`, `unsupported_media_type`, `unavailable`, `internal`…
-    pub code: String,
+    /// Machine-readable; one of a closed set.
+    pub code: crate::error::ErrorCode,
     /// For people: what to change.
     pub message: String,
     /// The field, query parameter or header at fault, when there is one.
@@ -75,63 +75,6 @@ pub struct Ready {
     pub checks: ReadyChecks,
 }
 
-/// A job, as recorded in PostgreSQL; while it is open, its live state
-/// (state, attempts, progress, worker) comes from Redis.
-#[derive(ToSchema)]
-pub struct Job {
-    /// Job id (ULID).
-    #[schema(example = "01JD3Q6W8Y4N2M5K7P9R1T3V5X")]
-    pub id: String,
-    /// Job kind, e.g. `sync.workspaces`.
-    #[schema(example = "sync.workspaces")]
-    pub kind: String,
-    /// Queue it runs on.
-    #[schema(example = "sync")]
-    pub queue: String,
-    /// `scheduled`, `queued`, `running`, `retrying`, `succeeded`, `cancelled` or `dead`.
-    #[schema(example = "queued")]
-    pub state: String,
-    /// Attempts that have ended (failed, or the one that finished it).
-    pub attempts: i64,
-    /// While it runs: the attempt under way (`attempts` + 1); absent otherwise.
-    pub attempt: Option<i64>,
-    /// Attempts allowed before it is dead.
-    pub max_attempts: i64,
-    /// Times a worker received it (more than attempts after a worker crash).
-    pub deliveries: i64,
-    /// The validated payload.
-    pub payload: Value,
-    /// Latest progress report (kind-specific), if any.
-    pub progress: Option<Value>,
-    /// The result, once succeeded.
-    pub result: Option<Value>,
-    /// Last error, if any.
-    pub error: Option<String>,
-    /// Who asked for it: `jwt:<sub>`, `key:<name>` or `schedule:<name>`.
-    pub requested_by: Option<String>,
-    /// The request that created it.
-    pub request_id: Option<String>,
-    /// The `Idempotency-Key` it was created with.
-    pub idempotency_key: Option<String>,
-    /// When it is due, if delayed.
-    pub run_at: Option<DateTime<Utc>>,
-    /// Recorded at.
-    pub created_at: DateTime<Utc>,
-    /// First started at.
-    pub started_at: Option<DateTime<Utc>>,
-    /// Finished at.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Record last changed at.
-    pub updated_at: DateTime<Utc>,
-    /// Where to poll it.
-    #[schema(example = "/api/v1/jobs/01JD3Q6W8Y4N2M5K7P9R1T3V5X")]
-    pub status_url: String,
-    /// The worker running it (live state only).
-    pub worker: Option<String>,
-    /// A cancel was asked while running (live state only).
-    pub cancel_requested: Option<bool>,
-}
-
 /// `POST /api/v1/jobs` body.
 #[derive(ToSchema)]
 #[schema(example = json!({"kind": "system.sleep", "payload": {"ms": 500}}))]
@@ -143,24 +86,6 @@ pub struct CreateJob {
     pub payload: Option<Value>,
     /// Run no earlier than this (RFC 3339).
     pub run_at: Option<DateTime<Utc>>,
-}
-
-/// A job accepted (202) or an existing one returned (200).
-#[derive(ToSchema)]
-pub struct JobAccepted {
-    /// True when the Idempotency-Key or the kind's singleton matched an existing job.
-    pub duplicate: bool,
-    /// The job.
-    pub job: Job,
-}
-
-/// A page of jobs.
-#[derive(ToSchema)]
-pub struct JobPage {
-    /// Newest first.
-    pub jobs: Vec<Job>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Outcome of a cancel.

@@ -318,7 +318,7 @@ async fn handle(
         return Ok(response);
     }
     let mut response = crate::error::ApiError::BadRequest {
-        code: "request_timeout",
+        code: crate::error::ErrorCode::RequestTimeout,
         message: format!(
             "the request body did not arrive within {} s (HANGAR_BODY_READ_TIMEOUT_SECS){}",
             body_read.as_secs(),

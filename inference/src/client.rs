@@ -4,6 +4,9 @@
 //!
 //! One attempt is one HTTP request; retrying is the caller's business (see
 //! [`crate::runner`]), so that each retry can be counted, logged and shown.
+//!
+//! About 520 lines: one client of one protocol (OpenAI-compatible chat,
+//! streamed), its error mapping and its tests' fixtures' expectations.
 
 use std::time::{Duration, Instant};
 

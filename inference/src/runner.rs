@@ -2,6 +2,10 @@
 //! payload, load the conversation, fit it into the context, take a server
 //! slot (capped across every worker), stream the completion with retries,
 //! publish tokens as they come, store the new turn, and answer the result.
+//!
+//! One file, and one long `run_inner`, because it is one job's sequence: each
+//! step decides what the next may assume (a redelivery, a stored answer, a
+//! held slot), and the order is the contract.
 
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 

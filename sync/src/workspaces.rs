@@ -6,6 +6,9 @@
 //! and one DescribeWorkspacesConnectionStatus, tags fetched 8 at a time) and
 //! exactly one PostgreSQL statement, which upserts the workspaces and their
 //! connection status together.
+//!
+//! One file for one sync: the AWS paging, the batching and the single upsert
+//! are tuned together (see bench/RESULTS.md, "AWS WorkSpaces sync").
 
 use std::collections::BTreeSet;
 

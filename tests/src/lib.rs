@@ -2,6 +2,9 @@
 //! port 0, the worker, the scheduler's repair pass) against a fresh
 //! PostgreSQL database and a fresh Redis key prefix; [`OwnPostgres`] and
 //! [`OwnRedis`] are private servers for tests that stop or flush them.
+//!
+//! One file on purpose: it is the fixture surface every test crate imports,
+//! and keeping it in one place keeps `use hangar_tests::…` lines short.
 #![allow(missing_docs, clippy::missing_panics_doc)]
 
 pub mod fake_model;
@@ -223,26 +226,65 @@ pub struct TestApp {
     pub redis_url: String,
 }
 
-impl TestApp {
-    /// API and worker against the shared servers.
-    pub async fn spawn() -> Self {
-        Self::spawn_with(&redis_url(), true).await
+/// How to start a [`TestApp`]: the shared Redis and an in-process worker
+/// unless told otherwise, on a fresh database and key prefix every time.
+///
+/// ```ignore
+/// let app = TestApp::builder().without_worker().env("HANGAR_RATE_LIMIT_READ", "5/min").spawn().await;
+/// ```
+#[derive(Debug, Clone)]
+pub struct TestAppBuilder {
+    redis: String,
+    worker: bool,
+    env: Vec<(String, String)>,
+}
+
+impl TestAppBuilder {
+    /// Against this Redis (a private one, for tests that stop or flush it).
+    #[must_use]
+    pub fn redis(mut self, url: &str) -> Self {
+        url.clone_into(&mut self.redis);
+        self
     }
 
-    /// API against `redis`, with or without an in-process worker.
-    pub async fn spawn_with(redis: &str, with_worker: bool) -> Self {
-        Self::spawn_with_env(redis, with_worker, &[]).await
+    /// Without the in-process worker: jobs stay queued.
+    #[must_use]
+    pub fn without_worker(self) -> Self {
+        self.worker(false)
     }
 
-    /// Like [`spawn_with`](Self::spawn_with), with extra variables on top of [`test_env`].
-    pub async fn spawn_with_env(redis: &str, with_worker: bool, extra: &[(&str, &str)]) -> Self {
+    /// With or without the in-process worker.
+    #[must_use]
+    pub fn worker(mut self, on: bool) -> Self {
+        self.worker = on;
+        self
+    }
+
+    /// One variable on top of [`test_env`].
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Several variables on top of [`test_env`].
+    #[must_use]
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Self {
+        self.env
+            .extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        self
+    }
+
+    /// Creates the database and starts the API (and the worker); returns
+    /// once the API answers.
+    pub async fn spawn(self) -> TestApp {
         let db = TestDb::create(&postgres_admin_url()).await;
         let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
-        let mut env = test_env(&db.url, redis, &prefix);
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let mut env = test_env(&db.url, &self.redis, &prefix);
+        env.extend(self.env);
         let (base, api) = spawn_api(config(&env)).await;
-        let worker = with_worker.then(|| spawn_worker(config(&env)));
-        let app = Self {
+        let worker = self.worker.then(|| spawn_worker(config(&env)));
+        let app = TestApp {
             base,
             http: client_with_token(&token("test-admin", "admin")),
             env,
@@ -250,10 +292,26 @@ impl TestApp {
             worker,
             db,
             prefix,
-            redis_url: redis.to_owned(),
+            redis_url: self.redis,
         };
         app.wait_ready().await;
         app
+    }
+}
+
+impl TestApp {
+    /// How to start one; see [`TestAppBuilder`].
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            redis: redis_url(),
+            worker: true,
+            env: Vec::new(),
+        }
+    }
+
+    /// API and worker against the shared servers.
+    pub async fn spawn() -> Self {
+        Self::builder().spawn().await
     }
 
     pub fn config(&self) -> Config {

@@ -277,8 +277,30 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with(&format!("hangar_{pa}_")), "{a}");
         assert_eq!(a.len(), "hangar_".len() + 12 + 1 + 48);
-        assert!(same(&digest(&a), &digest(&a)));
-        assert!(!same(&digest(&a), &digest(&b)));
+        assert_eq!(prefix_of(&a), Some(pa.as_str()));
+        assert_eq!(prefix_of("hangar_short_x"), None);
         assert!(valid_name("ci-deploy.v2") && !valid_name("") && !valid_name("a b"));
+    }
+
+    #[test]
+    fn the_stored_digest_is_sha256_and_compared_whole() {
+        // FIPS 180-2's test vector: what is stored is the token's SHA-256.
+        assert_eq!(
+            hex(&digest("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let stored = digest("hangar_0123456789ab_secret");
+        let mut last_byte_off = stored.clone();
+        *last_byte_off.last_mut().unwrap() ^= 1;
+        assert!(same(&stored, &digest("hangar_0123456789ab_secret")));
+        assert!(
+            !same(&stored, &last_byte_off),
+            "a difference in the last byte counts"
+        );
+        assert!(
+            !same(&stored, &stored[..31]),
+            "a prefix of the digest is not the digest"
+        );
+        assert!(!same(&stored, &[]));
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     access::{Access, class_of, is_docs},
     audit::{AuditTarget, AuditedWithJob, Entry, PendingAudit},
     auth::{self, AuthError, Principal},
-    error::ApiError,
+    error::{ApiError, ErrorCode},
     request_id::{ClientRequestId, current_request_id},
     state::AppState,
 };
@@ -202,7 +202,7 @@ fn refused_address(state: &AppState, wait: Duration) -> Response {
     state.metrics.rate_limited("auth_failure");
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     ApiError::TooMany {
-        code: "rate_limited",
+        code: ErrorCode::RateLimited,
         message: format!(
             "too many refused credentials from your address (HANGAR_RATE_LIMIT_AUTH_FAILURES); retry in {secs} s"
         ),

@@ -337,7 +337,7 @@ pub async fn stream(
             ),
         };
         ApiError::TooMany {
-            code: "too_many_streams",
+            code: crate::error::ErrorCode::TooManyStreams,
             message,
             retry_after: RECONNECT_AFTER,
         }

@@ -23,65 +23,14 @@ use crate::{
     request_id::current_request_id,
     schema,
     state::AppState,
+    views::jobs::{Job, JobAccepted, JobPage},
 };
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-/// The job as the API shows it; for unfinished jobs the live state from Redis
-/// (state, attempts, progress, worker) overrides the recorded one.
+/// The job as JSON, for answers that embed it beside other fields.
 pub(crate) fn job_json(run: &JobRun, live: Option<&hangar_queue::JobState>) -> Value {
-    let mut v = json!({
-        "id": run.id,
-        "kind": run.kind,
-        "queue": run.queue,
-        "state": run.state,
-        "attempts": run.attempts,
-        "max_attempts": run.max_attempts,
-        "deliveries": run.deliveries,
-        "payload": run.payload,
-        "progress": run.progress,
-        "result": run.result,
-        "error": run.error,
-        "requested_by": run.requested_by,
-        "request_id": run.request_id,
-        "idempotency_key": run.idempotency_key,
-        "run_at": run.run_at,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "updated_at": run.updated_at,
-        "status_url": format!("/api/v1/jobs/{}", run.id),
-    });
-    if let Some(live) = live {
-        v["state"] = json!(live.status);
-        v["attempts"] = json!(live.attempts);
-        // `attempts` counts attempts that ended; while one runs, say which
-        // it is (a first run is attempt 1, not "0 attempts"). A delivery
-        // given back unrun (deferred) does not use it up.
-        if live.status == hangar_queue::JobStatus::Running {
-            v["attempt"] = json!(live.attempts + 1);
-        }
-        v["deliveries"] = json!(live.deliveries.max(run.deliveries as u32));
-        v["progress"] = json!(live.progress);
-        v["worker"] = json!(live.worker);
-        v["cancel_requested"] = json!(live.cancel_requested);
-        let at = |ms: Option<u64>| ms.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64));
-        if let Some(t) = at(live.started_at) {
-            v["started_at"] = json!(t);
-        }
-        if live.status.is_terminal()
-            && let Some(t) = at(live.finished_at)
-        {
-            v["finished_at"] = json!(t);
-        }
-        if live.last_error.is_some() {
-            v["error"] = json!(live.last_error);
-        }
-        if live.result.is_some() {
-            v["result"] = json!(live.result);
-        }
-    }
-    v
+    json!(Job::new(run, live))
 }
 
 /// Enqueue a job
@@ -167,7 +116,7 @@ pub async fn create(
                 .filter(|k| !k.starts_with("schedule:"));
             Some(
                 key.ok_or_else(|| ApiError::BadRequest {
-                    code: "invalid_header",
+                    code: crate::error::ErrorCode::InvalidHeader,
                     message: "Idempotency-Key must be 1-256 visible ASCII characters, not starting with \"schedule:\"".into(),
                     field: Some("Idempotency-Key".into()),
                 })?
@@ -190,7 +139,10 @@ pub async fn create(
         .await?;
     let mut response = (
         status,
-        Json(json!({"duplicate": duplicate, "job": job_json(&run, None)})),
+        Json(JobAccepted {
+            duplicate,
+            job: Job::new(&run, None),
+        }),
     )
         .into_response();
     response.extensions_mut().insert(AuditTarget(run.id));
@@ -210,7 +162,7 @@ pub async fn create(
         (status = 200, description = "The job", body = schema::Job),
         (status = 404, description = "No such job", body = schema::ErrorBody)),
     security(("bearer" = ["viewer"])))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, ApiError> {
     let run = recorded_job(&state, &id).await?;
     let live = if db::is_open_state(&run.state) {
         match state.queue(&run.queue) {
@@ -223,7 +175,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
     } else {
         None
     };
-    Ok(Json(job_json(&run, live.as_ref())))
+    Ok(Json(Job::new(&run, live.as_ref())))
 }
 
 /// The job's record, or 404.
@@ -270,7 +222,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobPage>, ApiError> {
     let limit = super::page_limit(q.limit.as_deref(), 50, 200)?;
     if let Some(k) = &q.kind
         && kinds::kind(k).is_none()
@@ -302,8 +254,11 @@ pub async fn list(
     };
     let runs = db::list_jobs(&state.pool, &filter).await?;
     let next = super::next_cursor(&runs, limit, |r| r.id.clone());
-    let jobs: Vec<Value> = runs.iter().map(|r| job_json(r, None)).collect();
-    Ok(Json(json!({"jobs": jobs, "next_cursor": next})))
+    let jobs = runs.iter().map(|r| Job::new(r, None)).collect();
+    Ok(Json(JobPage {
+        jobs,
+        next_cursor: next,
+    }))
 }
 
 async fn record_live(state: &AppState, queue: &hangar_queue::Queue, id: &str) -> Result<(), ApiError> {

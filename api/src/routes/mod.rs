@@ -62,13 +62,13 @@ pub fn parse_json(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
     let max = state.config.api.security.json_max_depth;
     if json_depth(body) > max {
         return Err(ApiError::BadRequest {
-            code: "json_too_deep",
+            code: crate::error::ErrorCode::JsonTooDeep,
             message: format!("the JSON body nests deeper than {max} levels (HANGAR_JSON_MAX_DEPTH)"),
             field: None,
         });
     }
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
-        code: "invalid_json",
+        code: crate::error::ErrorCode::InvalidJson,
         message: format!("request body is not JSON: {e}"),
         field: None,
     })

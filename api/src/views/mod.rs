@@ -4,3 +4,4 @@
 //! [`crate::schema`].
 
 pub mod inventory;
+pub mod jobs;

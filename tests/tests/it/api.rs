@@ -51,7 +51,7 @@ async fn an_enqueued_job_is_run_by_the_worker_and_its_result_is_shown() {
 
 #[tokio::test]
 async fn bad_requests_get_the_envelope_naming_the_field() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let cases = [
         (
             json!({"kind": "system.sleep", "payload": {"ms": "soon"}}),
@@ -128,7 +128,7 @@ async fn bad_requests_get_the_envelope_naming_the_field() {
 
 #[tokio::test]
 async fn a_repeated_idempotency_key_returns_the_same_job() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let post = || {
         app.http
             .post(format!("{}/api/v1/jobs", app.base))
@@ -151,7 +151,7 @@ async fn a_repeated_idempotency_key_returns_the_same_job() {
 
 #[tokio::test]
 async fn jobs_are_listed_newest_first_in_keyset_pages() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(app.enqueue(json!({"kind": "system.noop"})).await);
@@ -184,7 +184,7 @@ async fn jobs_are_listed_newest_first_in_keyset_pages() {
 
 #[tokio::test]
 async fn cancel_and_retry_through_the_api() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let id = app.enqueue(json!({"kind": "system.noop"})).await;
     let r = app
         .http
@@ -243,7 +243,7 @@ async fn health_and_metrics_are_served() {
 #[tokio::test]
 async fn a_client_that_hangs_up_mid_request_never_leaves_a_recorded_job_out_of_the_queue() {
     use tokio::io::AsyncWriteExt;
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let body = r#"{"kind":"system.noop"}"#;
     let request = format!(

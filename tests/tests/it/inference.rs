@@ -19,15 +19,13 @@ const TINY: &str = "context_size = 512\nmax_in_flight = 2\nmax_tokens_cap = 256\
 
 async fn app_with(models: &[(&str, &str, &str)], probe_secs: &str) -> TestApp {
     let file = models_file(models);
-    TestApp::spawn_with_env(
-        &redis_url(),
-        true,
-        &[
+    TestApp::builder()
+        .envs(&[
             ("HANGAR_MODELS_FILE", file.to_str().unwrap()),
             ("HANGAR_MODEL_PROBE_SECS", probe_secs),
-        ],
-    )
-    .await
+        ])
+        .spawn()
+        .await
 }
 
 /// A scripted fake model server (`fake`, answering `fallback` unless told
@@ -345,15 +343,14 @@ async fn llama_server_stopped_retries_then_dead_and_health_follows_the_server() 
     // The API probes every second; the worker only hourly, so it still
     // believes the model is up when the job arrives: the job must find out.
     let file = models_file(&[("tiny", &server.url(), TINY)]);
-    let mut app = TestApp::spawn_with_env(
-        &redis_url(),
-        false,
-        &[
+    let mut app = TestApp::builder()
+        .without_worker()
+        .envs(&[
             ("HANGAR_MODELS_FILE", file.to_str().unwrap()),
             ("HANGAR_MODEL_PROBE_SECS", "1"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let mut worker_env = app.env.clone();
     worker_env.insert("HANGAR_MODEL_PROBE_SECS".into(), "3600".into());
     app.worker = Some(spawn_worker(hangar_tests::config(&worker_env)));

@@ -68,7 +68,7 @@ fn concrete(path: &str) -> String {
 
 #[tokio::test]
 async fn every_route_answers_each_credential_as_its_declared_role_says() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let anonymous = reqwest::Client::new();
     let (status, _, spec) = send(
         &anonymous,
@@ -174,7 +174,7 @@ async fn every_route_answers_each_credential_as_its_declared_role_says() {
 
 #[tokio::test]
 async fn jwts_are_checked_for_issuer_audience_time_and_algorithm() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let url = format!("{}/api/v1/jobs", app.base);
     let try_token = |t: String| {
         let url = url.clone();
@@ -326,15 +326,14 @@ async fn rs256_from_a_pem_file_and_es256_from_a_jwks_with_no_algorithm_confusion
         axum::serve(jwks_listener, app).await.unwrap();
     });
     let pem_path = dir.join("rsa.pub.pem");
-    let app = TestApp::spawn_with_env(
-        &hangar_tests::redis_url(),
-        false,
-        &[
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[
             ("HANGAR_JWT_PUBLIC_KEY_FILE", pem_path.to_str().unwrap()),
             ("HANGAR_JWT_JWKS_URL", &jwks_url),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let url = format!("{}/api/v1/jobs", app.base);
     let status = |t: String| {
         let url = url.clone();
@@ -380,7 +379,7 @@ async fn rs256_from_a_pem_file_and_es256_from_a_jwks_with_no_algorithm_confusion
 
 #[tokio::test]
 async fn api_keys_are_created_once_listed_without_secrets_revoked_and_expire() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let (id, token) = create_key(&app, "ci-deploy", "operator").await;
     assert!(token.starts_with("hangar_"), "{token}");
     let (status, body) = app
@@ -522,7 +521,7 @@ async fn wait_up(base: &str) {
 
 #[tokio::test]
 async fn the_rate_limit_holds_across_two_api_processes() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let limits = [
         ("HANGAR_RATE_LIMIT_WRITE", "5/min"),
         ("HANGAR_RATE_LIMIT_READ", "4/hour"),
@@ -650,7 +649,7 @@ async fn time_until_refused(key: &reqwest::Client, base: &str, within: Duration)
 
 #[tokio::test]
 async fn a_revoked_key_is_refused_by_every_replica_within_a_second_despite_their_caches() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let (mut a, base_a) = api_process(&app.env, &[], None);
     let (mut b, base_b) = api_process(&app.env, &[], None);
     wait_up(&base_a).await;
@@ -688,7 +687,11 @@ async fn a_revoked_key_is_refused_by_every_replica_within_a_second_despite_their
 #[tokio::test]
 async fn a_replica_that_cannot_hear_revocations_stops_trusting_its_cache() {
     let redis = OwnRedis::start();
-    let app = TestApp::spawn_with(&redis.url(), false).await;
+    let app = TestApp::builder()
+        .redis(&redis.url())
+        .without_worker()
+        .spawn()
+        .await;
     let (mut a, base_a) = api_process(&app.env, &[], None);
     wait_up(&base_a).await;
     let (id, token) = create_key(&app, "unheard", "operator").await;
@@ -724,16 +727,21 @@ async fn a_replica_that_cannot_hear_revocations_stops_trusting_its_cache() {
 #[tokio::test]
 async fn with_redis_down_the_limiter_fails_open_or_closed_as_configured() {
     let redis = OwnRedis::start();
-    let open = TestApp::spawn_with_env(&redis.url(), false, &[("HANGAR_RATE_LIMIT_READ", "100/min")]).await;
-    let closed = TestApp::spawn_with_env(
-        &redis.url(),
-        false,
-        &[
+    let open = TestApp::builder()
+        .redis(&redis.url())
+        .without_worker()
+        .envs(&[("HANGAR_RATE_LIMIT_READ", "100/min")])
+        .spawn()
+        .await;
+    let closed = TestApp::builder()
+        .redis(&redis.url())
+        .without_worker()
+        .envs(&[
             ("HANGAR_RATE_LIMIT_READ", "100/min"),
             ("HANGAR_RATE_LIMIT_FAIL_CLOSED", "true"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     assert_eq!(open.get("/api/v1/jobs").await.0, 200);
     assert_eq!(closed.get("/api/v1/jobs").await.0, 200);
     drop(redis);
@@ -758,17 +766,17 @@ async fn with_redis_down_the_limiter_fails_open_or_closed_as_configured() {
 }
 
 #[tokio::test]
-async fn hardening_headers_cors_limits_and_malformed_requests() {
-    let app = TestApp::spawn_with_env(
-        &hangar_tests::redis_url(),
-        false,
-        &[
+/// Security headers on API answers; the docs page keeps a strict CSP.
+async fn security_headers_are_on_every_answer_and_the_docs_page_keeps_its_csp() {
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[
             ("HANGAR_CORS_ORIGINS", "https://ops.example.com"),
             ("HANGAR_HSTS", "true"),
             ("HANGAR_MAX_BODY_BYTES", "4096"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let jobs = format!("{}/api/v1/jobs", app.base);
     let r = app.http.get(&jobs).send().await.unwrap();
     let h = r.headers();
@@ -796,7 +804,21 @@ async fn hardening_headers_cors_limits_and_malformed_requests() {
             .contains("script-src 'self'")
     );
     assert!(docs.text().await.unwrap().contains("swagger-ui"));
+}
 
+#[tokio::test]
+/// A CORS preflight is answered for configured origins only.
+async fn cors_allows_only_the_configured_origins() {
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[
+            ("HANGAR_CORS_ORIGINS", "https://ops.example.com"),
+            ("HANGAR_HSTS", "true"),
+            ("HANGAR_MAX_BODY_BYTES", "4096"),
+        ])
+        .spawn()
+        .await;
+    let jobs = format!("{}/api/v1/jobs", app.base);
     let preflight = |origin: &'static str| {
         reqwest::Client::new()
             .request(Method::OPTIONS, &jobs)
@@ -812,7 +834,21 @@ async fn hardening_headers_cors_limits_and_malformed_requests() {
     );
     let other = preflight("https://evil.example.net").await.unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
 
+#[tokio::test]
+/// Malformed, oversized, too deep and misdirected requests: 4xx in the JSON envelope.
+async fn malformed_requests_get_the_json_envelope_with_the_right_status() {
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[
+            ("HANGAR_CORS_ORIGINS", "https://ops.example.com"),
+            ("HANGAR_HSTS", "true"),
+            ("HANGAR_MAX_BODY_BYTES", "4096"),
+        ])
+        .spawn()
+        .await;
+    let jobs = format!("{}/api/v1/jobs", app.base);
     let raw = |body: Vec<u8>, content_type: &'static str| {
         app.http
             .post(&jobs)
@@ -880,9 +916,45 @@ async fn hardening_headers_cors_limits_and_malformed_requests() {
     assert_eq!(envelope(r).await.0, 405);
 }
 
+/// A route added with a plain `.route(..)` (outside `OpenApiRouter`, so
+/// outside the document the access policy is read from) is refused to
+/// every caller, whatever its role: access control fails closed.
+#[tokio::test]
+async fn a_route_outside_the_document_is_refused_to_everyone() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let state = hangar_api::state(app.config()).await.unwrap();
+    let router = axum::Router::new()
+        .route("/api/v1/undocumented", axum::routing::get(|| async { "leaked" }))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            hangar_api::middleware::access::middleware,
+        ))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    for role in ["viewer", "operator", "admin"] {
+        let (status, _, body) = send(
+            &client_with_token(&token("anyone", role)),
+            Method::GET,
+            &format!("{base}/api/v1/undocumented"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 405, "{role}: {body}");
+        assert!(body.to_string().contains("not allowed"), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn a_job_and_its_audit_entry_are_committed_together_or_not_at_all() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let operator = client_with_token(&token("tx-olga", "operator"));
     let url = format!("{}/api/v1/jobs", app.base);
     // Accepted: the entry is there the moment the 202 is, with its status
@@ -934,7 +1006,7 @@ async fn a_job_and_its_audit_entry_are_committed_together_or_not_at_all() {
 
 #[tokio::test]
 async fn state_changes_are_audited_with_actor_action_target_and_request_id() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let operator = client_with_token(&token("olga", "operator"));
     let viewer = client_with_token(&token("vic", "viewer"));
     let r = operator
@@ -1036,7 +1108,7 @@ async fn state_changes_are_audited_with_actor_action_target_and_request_id() {
 
 #[tokio::test]
 async fn secrets_never_reach_the_logs() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let dir = std::env::temp_dir().join(format!("hangar-logs-{}", ulid::Ulid::new()));
     std::fs::create_dir_all(&dir).unwrap();
     // The CLI creates the first key; its token goes to stdout only.
@@ -1109,7 +1181,7 @@ async fn secrets_never_reach_the_logs() {
 
 #[tokio::test]
 async fn the_served_openapi_document_is_valid_openapi_3_1_and_describes_every_operation() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let spec: Value = reqwest::get(format!("{}/openapi.json", app.base))
         .await
         .unwrap()
@@ -1178,15 +1250,14 @@ async fn unknown_kids_never_queue_behind_a_slow_jwks_endpoint() {
         );
         axum::serve(listener, app).await.unwrap();
     });
-    let app = TestApp::spawn_with_env(
-        &hangar_tests::redis_url(),
-        false,
-        &[
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[
             ("HANGAR_JWT_JWKS_URL", &jwks_url),
             ("HANGAR_JWT_JWKS_REFRESH_SECS", "10"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     // Past the first fetch and the minimum gap between refetches.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let url = format!("{}/api/v1/jobs", app.base);

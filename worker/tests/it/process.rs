@@ -22,7 +22,7 @@ fn worker_process(app: &TestApp) -> Child {
 
 #[tokio::test]
 async fn a_job_whose_worker_is_killed_with_sigkill_completes_once_and_shows_the_extra_delivery() {
-    let mut app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let mut app = TestApp::builder().without_worker().spawn().await;
     let mut victim = worker_process(&app);
     let id = app
         .enqueue(json!({"kind": "system.sleep", "payload": {"ms": 3000, "steps": 30}}))
@@ -70,7 +70,11 @@ async fn a_job_whose_worker_is_killed_with_sigkill_completes_once_and_shows_the_
 #[tokio::test]
 async fn when_redis_stays_unreachable_the_worker_exits_non_zero_for_its_orchestrator() {
     let redis = hangar_tests::OwnRedis::start();
-    let mut app = TestApp::spawn_with(&redis.url(), false).await;
+    let mut app = TestApp::builder()
+        .redis(&redis.url())
+        .without_worker()
+        .spawn()
+        .await;
     app.env
         .insert("HANGAR_REDIS_OUTAGE_LIMIT_SECS".into(), "1".into());
     let mut worker = worker_process(&app);
@@ -106,7 +110,7 @@ fn worker_check_config_reports_problems_and_exits_1() {
 
 #[tokio::test]
 async fn the_request_id_follows_the_job_into_the_worker_json_logs() {
-    let mut app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let mut app = TestApp::builder().without_worker().spawn().await;
     app.env.insert("HANGAR_LOG_FORMAT".into(), "json".into());
     app.env.insert("HANGAR_LOG_LEVEL".into(), "info".into());
     let log_path = std::env::temp_dir().join(format!("hangar-worker-{}.log", ulid::Ulid::new()));
@@ -152,7 +156,7 @@ async fn the_request_id_follows_the_job_into_the_worker_json_logs() {
 
 #[tokio::test]
 async fn the_worker_serves_job_metrics() {
-    let mut app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let mut app = TestApp::builder().without_worker().spawn().await;
     let port = hangar_tests::free_port();
     app.env
         .insert("HANGAR_WORKER_METRICS_BIND".into(), format!("127.0.0.1:{port}"));

@@ -17,7 +17,7 @@ async fn request(app: &TestApp, method: reqwest::Method, path: &str, body: Optio
 
 #[tokio::test]
 async fn schedules_are_created_read_changed_run_and_deleted_with_clear_errors() {
-    let app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let app = TestApp::builder().without_worker().spawn().await;
     let nightly = json!({
         "name": "nightly-sleep",
         "cron": "30 2 * * *",
@@ -178,12 +178,11 @@ async fn file_schedules_are_listed_read_only_and_their_names_are_reserved() {
         "[[schedule]]\nname = \"from-file\"\ncron = \"*/5 * * * *\"\nkind = \"system.noop\"\noverlap = \"skip_if_running\"\n",
     )
     .unwrap();
-    let app = TestApp::spawn_with_env(
-        &hangar_tests::redis_url(),
-        false,
-        &[("HANGAR_SCHEDULES_FILE", file.to_str().unwrap())],
-    )
-    .await;
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[("HANGAR_SCHEDULES_FILE", file.to_str().unwrap())])
+        .spawn()
+        .await;
     let (_, listed) = app.get("/api/v1/schedules").await;
     assert_eq!(listed["schedules"][0]["name"], "from-file");
     assert_eq!(listed["schedules"][0]["source"], "file");
@@ -221,15 +220,13 @@ async fn file_schedules_are_listed_read_only_and_their_names_are_reserved() {
 
 #[tokio::test]
 async fn a_schedule_created_through_the_api_is_fired_by_the_running_scheduler_and_shows_its_last_run() {
-    let app = TestApp::spawn_with_env(
-        &hangar_tests::redis_url(),
-        true,
-        &[
+    let app = TestApp::builder()
+        .envs(&[
             ("HANGAR_SCHEDULER_TICK_MS", "100"),
             ("HANGAR_SCHEDULER_LEASE_SECS", "5"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let scheduler = tokio::spawn(hangar_scheduler::run(app.config(), async move {
         let _ = rx.await;

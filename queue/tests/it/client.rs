@@ -1,11 +1,9 @@
 //! The client API against a real Redis: enqueue, idempotency, scheduling,
 //! live state, cancellation and validation.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::TestQueue;
+use crate::common::TestQueue;
 use hangar_queue::{CancelOutcome, JobStatus, NewJob, QueueError};
 use serde_json::json;
 
@@ -139,7 +137,7 @@ async fn invalid_jobs_and_queue_names_are_refused_with_the_reason() {
         .unwrap_err();
     assert!(err.to_string().contains("max_attempts"), "{err}");
     let err = hangar_queue::Queue::connect(
-        &hangar_queue::RedisSettings::new(common::redis_url()),
+        &hangar_queue::RedisSettings::new(crate::common::redis_url()),
         "hangar",
         "Bad Name",
     )
@@ -151,7 +149,8 @@ async fn invalid_jobs_and_queue_names_are_refused_with_the_reason() {
 
 #[tokio::test]
 async fn redis_settings_that_can_lose_jobs_are_reported() {
-    let redis = common::OwnRedis::start_with(&["--appendonly", "no", "--maxmemory-policy", "allkeys-lru"]);
+    let redis =
+        crate::common::OwnRedis::start_with(&["--appendonly", "no", "--maxmemory-policy", "allkeys-lru"]);
     let t = TestQueue::on(&redis.url(), "sync").await;
     let warnings = t.queue.server_warnings().await.unwrap();
     assert_eq!(warnings.len(), 2, "{warnings:?}");

@@ -15,7 +15,7 @@ async fn always_fails(_: Value) -> Result<(), BoxDynError> {
 
 #[tokio::test]
 async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
-    let mut app = TestApp::spawn_with(&hangar_tests::redis_url(), false).await;
+    let mut app = TestApp::builder().without_worker().spawn().await;
     let mut ids = Vec::new();
     for _ in 0..2 {
         ids.push(app.enqueue(json!({"kind": "system.noop"})).await);

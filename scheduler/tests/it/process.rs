@@ -60,19 +60,18 @@ async fn killing_the_leader_with_sigkill_loses_no_tick_and_doubles_none() {
          overlap = \"allow\"\ncatch_up = \"fire_all\"\ncatch_up_cap = 100\n",
     )
     .unwrap();
-    let app = TestApp::spawn_with_env(
-        &hangar_tests::redis_url(),
-        false,
-        &[
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[
             ("HANGAR_SCHEDULES_FILE", file.to_str().unwrap()),
             ("HANGAR_SCHEDULER_LEASE_SECS", "2"),
             ("HANGAR_SCHEDULER_TICK_MS", "200"),
             // Ticks missed during the takeover (more than 1 s late) follow
             // the catch-up policy: fire_all, so they must still fire.
             ("HANGAR_SCHEDULER_GRACE_SECS", "1"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let mut replicas: Vec<Child> = (0..3).map(|_| scheduler(&app)).collect();
 
     // Wait for a leader and a few ticks.

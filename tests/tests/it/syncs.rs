@@ -10,15 +10,14 @@ const ACCOUNTS: &str = r#"[
 ]"#;
 
 async fn app() -> TestApp {
-    TestApp::spawn_with_env(
-        &hangar_tests::redis_url(),
-        false,
-        &[
+    TestApp::builder()
+        .without_worker()
+        .envs(&[
             ("HANGAR_AWS_ACCOUNTS", ACCOUNTS),
             ("HANGAR_AWS_REGIONS", "us-west-2"),
-        ],
-    )
-    .await
+        ])
+        .spawn()
+        .await
 }
 
 fn targets(v: &Value) -> Vec<(String, String, bool)> {

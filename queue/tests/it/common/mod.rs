@@ -125,7 +125,7 @@ macro_rules! spawn_worker {
             let _ = rx.await;
             Ok::<(), apalis_core::error::WorkerError>(())
         }));
-        common::Running {
+        $crate::common::Running {
             stop: Some(tx),
             join,
             handle,

@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn after_redis_loses_its_data_the_repair_loop_dispatches_the_job_and_it_runs_once() {
     let redis = OwnRedis::start();
-    let mut app = TestApp::spawn_with(&redis.url(), false).await;
+    let mut app = TestApp::builder()
+        .redis(&redis.url())
+        .without_worker()
+        .spawn()
+        .await;
     let id = app.enqueue(json!({"kind": "system.noop"})).await;
 
     let mut conn = redis::Client::open(redis.url())
@@ -100,7 +104,7 @@ async fn with_postgres_down_readiness_and_enqueue_answer_503_and_recover() {
 #[tokio::test]
 async fn the_scheduler_loop_repairs_on_its_own() {
     let redis = OwnRedis::start();
-    let mut app = TestApp::spawn_with(&redis.url(), true).await;
+    let mut app = TestApp::builder().redis(&redis.url()).spawn().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let scheduler = tokio::spawn(hangar_scheduler::run(app.config(), async move {
         let _ = rx.await;
@@ -148,8 +152,11 @@ async fn readiness_names_unapplied_migrations() {
 #[tokio::test]
 async fn a_progress_write_redis_does_not_answer_never_fails_the_attempt() {
     let redis = OwnRedis::start();
-    let app =
-        TestApp::spawn_with_env(&redis.url(), true, &[("HANGAR_REDIS_RESPONSE_TIMEOUT_MS", "200")]).await;
+    let app = TestApp::builder()
+        .redis(&redis.url())
+        .envs(&[("HANGAR_REDIS_RESPONSE_TIMEOUT_MS", "200")])
+        .spawn()
+        .await;
     let id = app
         .enqueue(json!({"kind": "system.sleep", "payload": {"ms": 3000, "steps": 30}}))
         .await;

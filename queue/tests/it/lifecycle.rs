@@ -1,7 +1,5 @@
 //! Bursts, the dead set, retention and graceful shutdown.
 
-mod common;
-
 use std::{
     sync::{
         Arc,
@@ -10,8 +8,8 @@ use std::{
     time::Duration,
 };
 
+use crate::common::{TestQueue, eventually, fast_options};
 use apalis_core::{error::BoxDynError, task::data::Data};
-use common::{TestQueue, eventually, fast_options};
 use hangar_queue::{HangarBackend, JobContext, JobStatus, NewJob, Retention, WorkerOptions, permanent};
 use serde_json::{Value, json};
 

@@ -44,15 +44,14 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
         &fake.url,
         "context_size = 512\nmax_in_flight = 2\nmax_tokens_cap = 64",
     )]);
-    let mut app = TestApp::spawn_with_env(
-        &hangar_tests::redis_url(),
-        false,
-        &[
+    let mut app = TestApp::builder()
+        .without_worker()
+        .envs(&[
             ("HANGAR_MODELS_FILE", file.to_str().unwrap()),
             ("HANGAR_MODEL_PROBE_SECS", "1"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let bin = env!("CARGO_BIN_EXE_hangar-worker");
     let metrics_addr = format!("127.0.0.1:{}", hangar_tests::free_port());
     let mut workers = Killed(vec![

@@ -1,11 +1,9 @@
 //! The rate limiter and lease locks other Hangar components coordinate with
 //! across processes (separate connections stand in for separate replicas).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestQueue, redis_url};
+use crate::common::{TestQueue, redis_url};
 use hangar_queue::{DistributedSemaphore, LeaseLock, LockOutcome, Rate, RateLimiter, RedisSettings};
 
 async fn connection() -> redis::aio::ConnectionManager {

@@ -2,8 +2,6 @@
 //! every time, a worker whose thread is blocked, a frozen worker that wakes up
 //! late, and Redis restarting under a running worker.
 
-mod common;
-
 use std::{
     process::{Child, Command},
     sync::{
@@ -13,8 +11,8 @@ use std::{
     time::Duration,
 };
 
+use crate::common::{OwnRedis, TestQueue, eventually, fast_options};
 use apalis_core::{error::BoxDynError, task::data::Data};
-use common::{OwnRedis, TestQueue, eventually, fast_options};
 use hangar_queue::{HangarBackend, JobContext, JobStatus, NewJob, Queue, WorkerOptions};
 use serde_json::{Value, json};
 
@@ -22,7 +20,7 @@ const LEASE_MS: u64 = 1000;
 
 fn fixture_worker(t: &TestQueue) -> Child {
     Command::new(env!("CARGO_BIN_EXE_queue-fixture-worker"))
-        .env("FIXTURE_REDIS_URL", common::redis_url())
+        .env("FIXTURE_REDIS_URL", crate::common::redis_url())
         .env("FIXTURE_PREFIX", &t.prefix)
         .env("FIXTURE_QUEUE", t.queue.name().as_str())
         .env("FIXTURE_LEASE_MS", LEASE_MS.to_string())

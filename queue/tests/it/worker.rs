@@ -2,8 +2,6 @@
 //! results, progress, wake-up pickup, retries and backoff, permanent errors,
 //! undecodable payloads, panics, cancellation, concurrency, several queues.
 
-mod common;
-
 use std::{
     sync::{
         Arc, Mutex,
@@ -12,11 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::common::{TestQueue, eventually, fast_options};
 use apalis_core::{
     error::{BoxDynError, RetryAfterError},
     task::data::Data,
 };
-use common::{TestQueue, eventually, fast_options};
 use hangar_queue::{
     HangarBackend, JobContext, JobStatus, NewJob, Queue, RetryPolicies, RetryPolicy, WorkerOptions, defer,
     permanent,

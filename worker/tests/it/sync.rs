@@ -18,7 +18,7 @@ async fn app_with(extra: &[(&str, &str)]) -> TestApp {
         ("HANGAR_AWS_BACKOFF_CAP_MS", "200"),
     ];
     env.extend_from_slice(extra);
-    TestApp::spawn_with_env(&hangar_tests::redis_url(), false, &env).await
+    TestApp::builder().without_worker().envs(&env).spawn().await
 }
 
 async fn sync_now(app: &TestApp, kind: &str, body: Value) -> (u16, Value) {

@@ -1,0 +1,62 @@
+//! A `job_runs` row as every layer reads it, and which of its states are
+//! open: a leaf both the insert path and the queries use.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Whether a recorded state is one a job can still leave (the states the
+/// open-job index, the singleton index and the repair loop cover in SQL).
+pub fn is_open_state(state: &str) -> bool {
+    matches!(state, "scheduled" | "queued" | "running" | "retrying")
+}
+
+/// One row of `job_runs`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
+pub struct JobRun {
+    /// ULID.
+    pub id: String,
+    /// Kind name.
+    pub kind: String,
+    /// Queue name.
+    pub queue: String,
+    /// Validated arguments.
+    pub payload: serde_json::Value,
+    /// Last known state (live state of running jobs comes from Redis).
+    pub state: String,
+    /// Attempts with a recorded outcome.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Times a worker claimed it.
+    pub deliveries: i32,
+    /// Last progress.
+    pub progress: Option<serde_json::Value>,
+    /// Result, once succeeded.
+    pub result: Option<serde_json::Value>,
+    /// Last error.
+    pub error: Option<String>,
+    /// Who asked.
+    pub requested_by: Option<String>,
+    /// The request that created it.
+    pub request_id: Option<String>,
+    /// Idempotency key, if one was given.
+    pub idempotency_key: Option<String>,
+    /// Earliest start, if delayed.
+    pub run_at: Option<DateTime<Utc>>,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When its latest attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// At most one open job per key (e.g. `sync.workspaces:prod:us-east-1`).
+    pub singleton_key: Option<String>,
+    /// Whose idempotency key it is (`key:<id>`, `jwt:<sub>`): keys are
+    /// scoped to the caller, so one caller's key never answers another's.
+    pub idempotency_scope: Option<String>,
+    /// SHA-256 of the request (kind, payload, run_at) that created it: a
+    /// repeated idempotency key with a different request is refused.
+    pub request_fingerprint: Option<String>,
+}
