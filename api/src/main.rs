@@ -82,7 +82,7 @@ async fn create_api_key(
     let role =
         Role::parse(role).ok_or_else(|| anyhow::anyhow!("--role must be viewer, operator or admin"))?;
     anyhow::ensure!(
-        api_keys::valid_name(name),
+        hangar_shared::names::is_name(name),
         "--name must be 1-64 of a-z, A-Z, 0-9, '-', '_', '.'"
     );
     let expires_at =

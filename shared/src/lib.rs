@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod kinds;
 pub mod models;
+pub mod names;
 pub mod role;
 pub mod schedule;
 pub mod secret;

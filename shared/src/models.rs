@@ -203,18 +203,10 @@ impl ModelRegistry {
     }
 }
 
-/// Whether `name` is a valid model name.
-pub fn is_model_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-}
-
 fn check(e: ModelEntry, env: &dyn Fn(&str) -> Option<String>) -> Result<ModelConfig, Vec<String>> {
     let mut p = Vec::new();
     let at = |field: &str| format!("model {:?}: {field}", e.name);
-    if !is_model_name(&e.name) {
+    if !crate::names::is_lowercase_name(&e.name) {
         p.push(format!("{}: must be 1-64 of a-z, 0-9, '.', '_', '-'", at("name")));
     }
     let base_url = e.base_url.trim_end_matches('/').to_owned();

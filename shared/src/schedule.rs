@@ -107,14 +107,6 @@ pub struct Schedule {
     tz: chrono_tz::Tz,
 }
 
-/// Schedule names: what job ids and metrics labels can carry.
-pub fn is_schedule_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-}
-
 /// Names the cron field whose number is out of its range, with the range
 /// (croner would only say "Number out of bounds"). Names (`MON`, `JAN`),
 /// `*`, `?`, `L` and `#` parts are left to croner.
@@ -153,7 +145,7 @@ impl Schedule {
     /// Validates `spec`, naming the field at fault (`cron`, `timezone`,
     /// `payload.ms`, ...).
     pub fn new(mut spec: ScheduleSpec) -> Result<Self, PayloadError> {
-        if !is_schedule_name(&spec.name) {
+        if !crate::names::is_lowercase_name(&spec.name) {
             return Err(invalid("name", "must be 1-64 of a-z, 0-9, '-', '_', '.'"));
         }
         let fields = spec.cron.split_whitespace().count();

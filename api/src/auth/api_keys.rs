@@ -169,14 +169,6 @@ pub enum CreateError {
     Other(#[from] anyhow::Error),
 }
 
-/// Validates a key name: 1-64 of a-z, A-Z, 0-9, `-`, `_`, `.`.
-pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
 /// Creates a key; returns it and its token (shown once).
 pub async fn create(
     pool: &PgPool,
@@ -279,7 +271,6 @@ mod tests {
         assert_eq!(a.len(), "hangar_".len() + 12 + 1 + 48);
         assert_eq!(prefix_of(&a), Some(pa.as_str()));
         assert_eq!(prefix_of("hangar_short_x"), None);
-        assert!(valid_name("ci-deploy.v2") && !valid_name("") && !valid_name("a b"));
     }
 
     #[test]

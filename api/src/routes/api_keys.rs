@@ -65,7 +65,7 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let body = json_object(&state, &body, &["name", "role", "expires_at"])?;
     let name = match body.get("name") {
-        Some(Value::String(n)) if api_keys::valid_name(n) => n.clone(),
+        Some(Value::String(n)) if hangar_shared::names::is_name(n) => n.clone(),
         Some(_) => {
             return Err(ApiError::invalid(
                 "name",

@@ -163,11 +163,7 @@ impl Reader<'_> {
         };
         let mut names = BTreeSet::new();
         for a in &mut accounts {
-            let valid_name = !a.name.is_empty()
-                && a.name.len() <= 64
-                && a.name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            let valid_name = crate::names::is_name(&a.name);
             if !valid_name {
                 self.problem(
                     "HANGAR_AWS_ACCOUNTS",

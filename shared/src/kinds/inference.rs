@@ -96,7 +96,7 @@ impl JobKind for Chat {
 }
 
 fn check_shape(p: &Chat) -> Result<(), PayloadError> {
-    if !crate::models::is_model_name(&p.model) {
+    if !crate::names::is_lowercase_name(&p.model) {
         return Err(invalid("model", "must be a configured model name"));
     }
     match (&p.messages, &p.conversation_id) {
