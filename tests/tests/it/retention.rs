@@ -76,3 +76,58 @@ async fn retention_deletes_only_old_finished_jobs_and_old_events() {
     pool.close().await;
     app.shutdown().await;
 }
+
+/// A cancelled retention job stops between batches, is recorded as
+/// cancelled (not succeeded) and does not go on to the next table.
+#[tokio::test]
+async fn a_cancelled_retention_stops_between_batches_and_ends_cancelled() {
+    let app = TestApp::spawn().await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    // Enough old rows for dozens of batches of 5,000.
+    sqlx::query(
+        "INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, created_at, finished_at)
+         SELECT 'OLD' || lpad(i::text, 23, '0'), 'system.noop', 'sync', '{}', 'succeeded', 3,
+                now() - interval '40 days', now() - interval '40 days'
+         FROM generate_series(1, 300000) AS i",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (event_id, account, region, event_time, event_name, event_source)
+         VALUES ('old-event', 'a', 'us-east-1', now() - interval '500 days', 'X', 'workspaces.amazonaws.com')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let id = app.enqueue(json!({"kind": "system.retention"})).await;
+    // Once it has deleted a batch, ask it to stop.
+    let start = std::time::Instant::now();
+    loop {
+        let (_, job) = app.get(&format!("/api/v1/jobs/{id}")).await;
+        if job["progress"]["deleted"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no batch deleted: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, answer) = app.post(&format!("/api/v1/jobs/{id}/cancel"), json!({})).await;
+    assert_eq!(status, 202, "{answer}");
+    let job = app.wait_state(&id, "cancelled", Duration::from_secs(30)).await;
+    assert!(job["result"].is_null(), "{job}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE id LIKE 'OLD%'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(left > 0 && left < 300_000, "stopped part way: {left} left");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 1, "the next step did not start");
+    pool.close().await;
+    app.shutdown().await;
+}

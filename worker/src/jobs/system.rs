@@ -74,7 +74,10 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
 }
 
 /// Runs `delete` (one batch of at most [`RETENTION_BATCH`] rows) until a
-/// batch comes back short or the job is cancelled; returns the total.
+/// batch comes back short; returns the total. A cancel stops it between
+/// batches as an error, so the job is recorded cancelled (with what it
+/// deleted so far in its progress), not succeeded, and the next step
+/// does not start.
 async fn in_batches<F, Fut>(job: &JobContext, step: &str, mut delete: F) -> Result<u64, BoxDynError>
 where
     F: FnMut() -> Fut,
@@ -85,8 +88,11 @@ where
         let n = delete().await?;
         total += n;
         job.report_progress(json!({"step": step, "deleted": total})).await;
-        if n < RETENTION_BATCH as u64 || job.cancel_requested() {
+        if n < RETENTION_BATCH as u64 {
             return Ok(total);
+        }
+        if job.cancel_requested() {
+            return Err(format!("cancelled while deleting from {step} ({total} rows deleted)").into());
         }
     }
 }
