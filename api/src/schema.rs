@@ -362,7 +362,7 @@ pub struct ScheduleRun {
 }
 
 /// One queue's counts.
-#[derive(ToSchema)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct QueueStats {
     /// Queue name.
     pub name: String,
@@ -381,14 +381,14 @@ pub struct QueueStats {
 }
 
 /// Every queue.
-#[derive(ToSchema)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct QueueList {
     /// By name.
     pub queues: Vec<QueueStats>,
 }
 
 /// A page of a queue's dead jobs (their live state in Redis).
-#[derive(ToSchema)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct DeadPage {
     /// Dead jobs in all.
     pub total: u64,
@@ -420,14 +420,14 @@ pub struct CreatedApiKey {
 }
 
 /// API keys.
-#[derive(ToSchema)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct ApiKeyList {
     /// Newest first.
     pub api_keys: Vec<ApiKey>,
 }
 
 /// A page of the audit log.
-#[derive(ToSchema)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct AuditLogPage {
     /// Newest first.
     pub entries: Vec<AuditRecord>,

@@ -42,10 +42,10 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<schema::ApiKeyList>, ApiError> {
     let include_revoked = super::flag("include_revoked", q.include_revoked.as_deref())?;
-    let keys = api_keys::list(&state.pool, include_revoked).await?;
-    Ok(Json(json!({ "api_keys": keys })))
+    let api_keys = api_keys::list(&state.pool, include_revoked).await?;
+    Ok(Json(schema::ApiKeyList { api_keys }))
 }
 
 /// Create an API key

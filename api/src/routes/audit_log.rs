@@ -5,7 +5,6 @@ use axum::{
     extract::{Query, State},
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{next_cursor, page_limit, parse_time};
 use crate::{audit::AuditRecord, error::ApiError, schema, state::AppState};
@@ -46,7 +45,7 @@ pub struct AuditLogQuery {
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<AuditLogQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<schema::AuditLogPage>, ApiError> {
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let start = parse_time("start", q.start.as_deref())?;
     let end = parse_time("end", q.end.as_deref())?;
@@ -90,5 +89,8 @@ pub async fn list(
     .fetch_all(&state.pool)
     .await?;
     let next = next_cursor(&rows, limit, |r| r.id.to_string());
-    Ok(Json(json!({"entries": rows, "next_cursor": next})))
+    Ok(Json(schema::AuditLogPage {
+        entries: rows,
+        next_cursor: next,
+    }))
 }

@@ -29,23 +29,23 @@ fn queue<'a>(state: &'a AppState, name: &str) -> Result<&'a Queue, ApiError> {
 #[utoipa::path(get, path = "/api/v1/queues", operation_id = "list_queues", tag = "queues",
     responses((status = 200, description = "Every queue", body = schema::QueueList)),
     security(("bearer" = ["viewer"])))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
+pub async fn list(State(state): State<AppState>) -> Result<Json<schema::QueueList>, ApiError> {
+    let mut queues = Vec::new();
     for (name, q) in state.queues.iter() {
         let counts = q.counts().await?;
         let workers = q.workers_alive(ALIVE_WITHIN).await?;
         state.metrics.set_queue(name, &counts, workers);
-        out.push(json!({
-            "name": name,
-            "queued": counts.ready,
-            "delayed": counts.scheduled,
-            "running": counts.running,
-            "dead": counts.dead,
-            "finished_kept": counts.done,
-            "workers_alive": workers,
-        }));
+        queues.push(schema::QueueStats {
+            name: name.clone(),
+            queued: counts.ready,
+            delayed: counts.scheduled,
+            running: counts.running,
+            dead: counts.dead,
+            finished_kept: counts.done,
+            workers_alive: workers,
+        });
     }
-    Ok(Json(json!({ "queues": out })))
+    Ok(Json(schema::QueueList { queues }))
 }
 
 /// Paging of the dead set (keyset, like every other list).
@@ -87,7 +87,7 @@ pub async fn dead(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(p): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<schema::DeadPage>, ApiError> {
     let q = queue(&state, &name)?;
     let after = match super::split_cursor(p.cursor.as_deref(), 2)? {
         None => None,
@@ -101,12 +101,14 @@ pub async fn dead(
     let limit = number(p.limit.as_deref(), "limit", 50, 200)?.max(1);
     let page = q.dead(after.as_ref(), limit).await?;
     let jobs: Vec<Value> = page.jobs.iter().map(dead_job_view).collect();
-    let next = page
+    let next_cursor = page
         .next
         .map(|c| super::make_cursor(&[&c.died_at_ms.to_string(), &c.id]));
-    Ok(Json(
-        json!({"total": page.total, "jobs": jobs, "next_cursor": next}),
-    ))
+    Ok(Json(schema::DeadPage {
+        total: page.total,
+        jobs,
+        next_cursor,
+    }))
 }
 
 /// A dead job as the API shows times everywhere: RFC 3339, not the
