@@ -15,6 +15,7 @@ use chrono::Utc;
 use hangar_shared::{
     db::NewJobRun,
     kinds,
+    models::ModelRegistry,
     schedule::{self, Schedule, ScheduleSpec},
 };
 use serde_json::{Map, Value, json};
@@ -32,10 +33,20 @@ fn parse_body(state: &AppState, body: &Bytes) -> Result<Map<String, Value>, ApiE
     }
 }
 
-/// Decodes and validates a definition, naming the field at fault.
-fn validate(body: Map<String, Value>) -> Result<Schedule, ApiError> {
+/// Decodes and validates a definition, naming the field at fault; a
+/// payload is also checked against the deployment (an inference schedule's
+/// model must be configured), as a job submitted now would be. Fan-out
+/// payloads get their target only when they fire: `Schedule::new` checked
+/// them with a probe target.
+fn validate(body: Map<String, Value>, models: &ModelRegistry) -> Result<Schedule, ApiError> {
     let spec: ScheduleSpec = kinds::decode(&Value::Object(body))?;
-    Ok(Schedule::new(spec)?)
+    let s = Schedule::new(spec)?;
+    if !s.fans_out()
+        && let Some(kind) = kinds::kind(&s.spec.kind)
+    {
+        kinds::validate_for(kind, &s.spec.payload, models).map_err(|e| e.within("payload"))?;
+    }
+    Ok(s)
 }
 
 /// A schedule submits jobs of its kind on its own later: defining one needs
@@ -166,7 +177,7 @@ pub async fn create(
     Extension(caller): Extension<Principal>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let s = validate(parse_body(&state, &body)?)?;
+    let s = validate(parse_body(&state, &body)?, &state.config.inference.models)?;
     may_define(&caller, &s)?;
     if state.file_schedules.iter().any(|f| f.spec.name == s.spec.name) {
         return Err(ApiError::Conflict(format!(
@@ -241,7 +252,7 @@ pub async fn update(
         ));
     }
     spec.extend(changes);
-    let s = validate(spec)?;
+    let s = validate(spec, &state.config.inference.models)?;
     may_define(&caller, &s)?;
     let stored_spec = serde_json::to_value(&s.spec).map_err(anyhow::Error::from)?;
     sqlx::query!(

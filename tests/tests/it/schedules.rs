@@ -78,6 +78,13 @@ async fn schedules_are_created_read_changed_run_and_deleted_with_clear_errors() 
             "name",
         ),
         (json!({"cron": "* * * * *", "kind": "system.noop"}), "name"),
+        // Checked against the deployment as a job now would be: no model
+        // called "phi3" is configured here.
+        (
+            json!({"name": "x", "cron": "* * * * *", "kind": "inference.chat",
+                   "payload": {"model": "phi3", "messages": [{"role": "user", "content": "hi"}]}}),
+            "payload.model",
+        ),
     ] {
         let (status, v) = app.post("/api/v1/schedules", body.clone()).await;
         assert_eq!(status, 422, "{body}: {v}");
