@@ -9,6 +9,8 @@
 
 pub mod fake_model;
 pub mod llama;
+/// Job states, for typed assertions (`wait_state(&id, JobStatus::Succeeded, ..)`).
+pub use hangar_queue::JobStatus;
 use std::{
     collections::HashMap,
     net::TcpListener as StdListener,
@@ -428,16 +430,17 @@ impl TestApp {
     }
 
     /// Polls the job until `state`; panics after `within`.
-    pub async fn wait_state(&self, id: &str, state: &str, within: Duration) -> Value {
+    pub async fn wait_state(&self, id: &str, state: JobStatus, within: Duration) -> Value {
         let start = Instant::now();
         loop {
             let (_, job) = self.get(&format!("/api/v1/jobs/{id}")).await;
-            if job["state"] == state {
+            if job["state"] == state.as_str() {
                 return job;
             }
             assert!(
                 start.elapsed() < within,
-                "job {id} did not reach {state} within {within:?}; last: {job}"
+                "job {id} did not reach {} within {within:?}; last: {job}",
+                state.as_str()
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -452,16 +455,17 @@ impl TestApp {
     }
 
     /// Polls the record until PostgreSQL has `state`.
-    pub async fn wait_record(&self, id: &str, state: &str) -> db::JobRun {
+    pub async fn wait_record(&self, id: &str, state: JobStatus) -> db::JobRun {
         let start = Instant::now();
         loop {
             let row = self.record(id).await;
-            if row.state == state {
+            if row.state == state.as_str() {
                 return row;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(15),
-                "record of {id} never reached {state}: {row:?}"
+                "record of {id} never reached {}: {row:?}",
+                state.as_str()
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

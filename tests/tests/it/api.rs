@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use hangar_tests::JobStatus;
 use hangar_tests::TestApp;
 use serde_json::{Value, json};
 
@@ -26,7 +27,9 @@ async fn an_enqueued_job_is_run_by_the_worker_and_its_result_is_shown() {
     assert_eq!(body["job"]["status_url"], format!("/api/v1/jobs/{id}"));
     assert_eq!(body["job"]["state"], "queued");
 
-    let job = app.wait_state(&id, "succeeded", Duration::from_secs(15)).await;
+    let job = app
+        .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(15))
+        .await;
     assert_eq!(job["result"], json!({"slept_ms": 50}));
     assert_eq!(job["attempts"], 1);
     assert_eq!(job["request_id"], rid.as_str());
@@ -35,7 +38,7 @@ async fn an_enqueued_job_is_run_by_the_worker_and_its_result_is_shown() {
         "{job}"
     );
     // The durable record gets the outcome too (written in batches, just after).
-    let row = app.wait_record(&id, "succeeded").await;
+    let row = app.wait_record(&id, JobStatus::Succeeded).await;
     assert_eq!(
         (row.state.as_str(), row.attempts, row.deliveries),
         ("succeeded", 1, 1)
@@ -225,7 +228,8 @@ async fn health_and_metrics_are_served() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["failed"], json!([]));
     let id = app.enqueue(json!({"kind": "system.noop"})).await;
-    app.wait_state(&id, "succeeded", Duration::from_secs(15)).await;
+    app.wait_state(&id, JobStatus::Succeeded, Duration::from_secs(15))
+        .await;
     let text = app.metrics().await;
     for needle in [
         "hangar_http_requests_total{",

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use hangar_tests::JobStatus;
 use hangar_tests::{OwnPostgres, OwnRedis, TestApp, TestDb, config, spawn_api, spawn_worker, test_env};
 use serde_json::{Value, json};
 
@@ -40,8 +41,9 @@ async fn after_redis_loses_its_data_the_repair_loop_dispatches_the_job_and_it_ru
     );
 
     app.worker = Some(spawn_worker(cfg));
-    app.wait_state(&id, "succeeded", Duration::from_secs(15)).await;
-    let row = app.wait_record(&id, "succeeded").await;
+    app.wait_state(&id, JobStatus::Succeeded, Duration::from_secs(15))
+        .await;
+    let row = app.wait_record(&id, JobStatus::Succeeded).await;
     assert_eq!((row.attempts, row.deliveries), (1, 1), "it ran once");
     app.shutdown().await;
 }
@@ -122,7 +124,7 @@ async fn the_scheduler_loop_repairs_on_its_own() {
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
     app.worker = Some(spawn_worker(app.config()));
     // HANGAR_REPAIR_INTERVAL_SECS=1 in tests: the loop finds and re-dispatches it.
-    let row = app.wait_record(&id, "succeeded").await;
+    let row = app.wait_record(&id, JobStatus::Succeeded).await;
     assert_eq!(row.deliveries, 1);
     let _ = tx.send(());
     scheduler.await.unwrap().unwrap();
@@ -160,7 +162,9 @@ async fn a_progress_write_redis_does_not_answer_never_fails_the_attempt() {
     let id = app
         .enqueue(json!({"kind": "system.sleep", "payload": {"ms": 3000, "steps": 30}}))
         .await;
-    let running = app.wait_state(&id, "running", Duration::from_secs(10)).await;
+    let running = app
+        .wait_state(&id, JobStatus::Running, Duration::from_secs(10))
+        .await;
     // No attempt has ended; the first is under way.
     assert_eq!(
         (&running["attempts"], &running["attempt"]),
@@ -184,7 +188,9 @@ async fn a_progress_write_redis_does_not_answer_never_fails_the_attempt() {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    let job = app.wait_state(&id, "succeeded", Duration::from_secs(20)).await;
+    let job = app
+        .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(20))
+        .await;
     assert_eq!(job["attempts"], 1, "progress is best effort: {job}");
     assert_eq!(job["deliveries"], 1, "{job}");
     app.shutdown().await;

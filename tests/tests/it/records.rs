@@ -42,7 +42,7 @@ async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
             }),
     );
     for id in &ids {
-        let row = app.wait_record(id, "dead").await;
+        let row = app.wait_record(id, JobStatus::Dead).await;
         assert_eq!(row.attempts, 1);
     }
     let _ = stop_tx.send(());
@@ -94,7 +94,7 @@ async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
     }
     app.worker = Some(hangar_tests::spawn_worker(cfg));
     for id in &ids {
-        let row = app.wait_record(id, "succeeded").await;
+        let row = app.wait_record(id, JobStatus::Succeeded).await;
         assert_eq!(
             (row.attempts, row.deliveries),
             (1, 2),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use hangar_tests::JobStatus;
 use hangar_tests::TestApp;
 use serde_json::json;
 
@@ -52,7 +53,9 @@ async fn retention_deletes_only_old_finished_jobs_and_old_events() {
     );
 
     let id = app.enqueue(json!({"kind": "system.retention"})).await;
-    let job = app.wait_state(&id, "succeeded", Duration::from_secs(30)).await;
+    let job = app
+        .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(30))
+        .await;
     assert_eq!(
         job["result"],
         json!({"job_runs_deleted": 2, "audit_events_deleted": 1}),
@@ -116,7 +119,9 @@ async fn a_cancelled_retention_stops_between_batches_and_ends_cancelled() {
     }
     let (status, answer) = app.post(&format!("/api/v1/jobs/{id}/cancel"), json!({})).await;
     assert_eq!(status, 202, "{answer}");
-    let job = app.wait_state(&id, "cancelled", Duration::from_secs(30)).await;
+    let job = app
+        .wait_state(&id, JobStatus::Cancelled, Duration::from_secs(30))
+        .await;
     assert!(job["result"].is_null(), "{job}");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE id LIKE 'OLD%'")
         .fetch_one(&pool)

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use hangar_tests::JobStatus;
 use hangar_tests::{
     TestApp,
     fake_model::{FakeModel, Script},
@@ -74,7 +75,9 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
         ids.push(body["job"]["id"].as_str().unwrap().to_owned());
     }
     for id in &ids {
-        let job = app.wait_state(id, "succeeded", Duration::from_secs(60)).await;
+        let job = app
+            .wait_state(id, JobStatus::Succeeded, Duration::from_secs(60))
+            .await;
         assert_eq!(job["result"]["content"], "t0 t1 t2 t3 t4 t5 t6 t7 t8 t9 ");
     }
     assert_eq!(fake.requests(), 12);
@@ -131,7 +134,9 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
     // Whichever worker holds it dies: kill both, start a fresh one.
     workers.kill_all();
     let mut rescuer = Killed(vec![app.worker_process(bin, "inference=2", &[])]);
-    let job = app.wait_state(&id, "succeeded", Duration::from_secs(60)).await;
+    let job = app
+        .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(60))
+        .await;
     assert_eq!(job["deliveries"], 2, "{job}");
     let (_, model) = app.get("/api/models/capped").await;
     assert_eq!(model["in_flight"], 0, "no slot leaked: {model}");

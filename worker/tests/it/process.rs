@@ -5,6 +5,7 @@ use std::{
     time::Duration,
 };
 
+use hangar_tests::JobStatus;
 use hangar_tests::TestApp;
 use serde_json::{Value, json};
 
@@ -44,9 +45,11 @@ async fn a_job_whose_worker_is_killed_with_sigkill_completes_once_and_shows_the_
     victim.wait().unwrap();
 
     let mut rescuer = worker_process(&app);
-    let job = app.wait_state(&id, "succeeded", Duration::from_secs(30)).await;
+    let job = app
+        .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(30))
+        .await;
     assert_eq!(job["result"], json!({"slept_ms": 3000}));
-    let row = app.wait_record(&id, "succeeded").await;
+    let row = app.wait_record(&id, JobStatus::Succeeded).await;
     assert_eq!(row.attempts, 1, "one recorded outcome");
     assert_eq!(row.deliveries, 2, "the record shows the extra delivery");
 
@@ -134,7 +137,8 @@ async fn the_request_id_follows_the_job_into_the_worker_json_logs() {
         .as_str()
         .unwrap()
         .to_owned();
-    app.wait_state(&id, "succeeded", Duration::from_secs(15)).await;
+    app.wait_state(&id, JobStatus::Succeeded, Duration::from_secs(15))
+        .await;
     let _ = Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status();
@@ -162,7 +166,7 @@ async fn the_worker_serves_job_metrics() {
         .insert("HANGAR_WORKER_METRICS_BIND".into(), format!("127.0.0.1:{port}"));
     let mut worker = worker_process(&app);
     let id = app.enqueue(json!({"kind": "system.noop"})).await;
-    app.wait_record(&id, "succeeded").await;
+    app.wait_record(&id, JobStatus::Succeeded).await;
     let text = app
         .http
         .get(format!("http://127.0.0.1:{port}/metrics"))
