@@ -224,6 +224,24 @@ mod tests {
         );
     }
 
+    /// The kinds `POST /api/v1/jobs` documents are written by hand: every
+    /// registered kind must be among them.
+    #[test]
+    fn the_create_job_document_names_every_registered_kind() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let text = doc["components"]["schemas"]["CreateJob"]["properties"]["kind"]["description"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for kind in hangar_shared::kinds::all() {
+            assert!(
+                text.contains(kind.name),
+                "CreateJob.kind does not name {}: {text}",
+                kind.name
+            );
+        }
+    }
+
     /// The contract, committed (`api/openapi.json`) so that a change to it
     /// is a reviewed diff, never a side effect. After a deliberate change:
     /// `HANGAR_UPDATE_OPENAPI=1 cargo test -p hangar-api --lib openapi`.

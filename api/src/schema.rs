@@ -80,7 +80,8 @@ pub struct Ready {
 #[schema(example = json!({"kind": "system.sleep", "payload": {"ms": 500}}))]
 pub struct CreateJob {
     /// A registered kind: system.noop, system.sleep, system.retention,
-    /// sync.workspaces, sync.cloudtrail, sync.billing.
+    /// sync.workspaces, sync.cloudtrail, sync.billing, inference.chat (an
+    /// unknown kind's 422 lists them all, from the registry).
     pub kind: String,
     /// The kind's payload (validated; unknown fields are refused).
     pub payload: Option<Value>,
