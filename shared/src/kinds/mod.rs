@@ -354,6 +354,10 @@ mod tests {
             Some("sync.billing:prod:global".to_owned())
         );
         assert_eq!(spec::<Noop>().singleton_key(&json!({})), None);
+        assert_eq!(
+            spec::<Retention>().singleton_key(&json!({"job_runs_days": 30, "audit_events_days": 400})),
+            Some(SYSTEM_RETENTION.to_owned())
+        );
         let targeting: Vec<&str> = all()
             .iter()
             .filter(|k| k.targets_accounts())

@@ -105,6 +105,12 @@ impl JobKind for Retention {
     const ROLE: Role = Role::Admin;
     const RETRY: RetryPolicy = SYSTEM_RETRY;
 
+    /// One at a time: a second would only race the first over the same
+    /// rows. Asking again while one is open answers that one.
+    fn singleton_key(&self) -> Option<String> {
+        Some(SYSTEM_RETENTION.to_owned())
+    }
+
     fn check(&self) -> Result<(), PayloadError> {
         for (field, days, least) in [
             ("job_runs_days", self.job_runs_days, MIN_JOB_RUNS_DAYS),

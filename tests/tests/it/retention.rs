@@ -104,6 +104,15 @@ async fn a_cancelled_retention_stops_between_batches_and_ends_cancelled() {
     .await
     .unwrap();
     let id = app.enqueue(json!({"kind": "system.retention"})).await;
+    // One at a time: asking again while it is open answers the open one.
+    let (status, again) = app
+        .post("/api/v1/jobs", json!({"kind": "system.retention"}))
+        .await;
+    assert_eq!(
+        (status, again["duplicate"].as_bool(), again["job"]["id"].as_str()),
+        (200, Some(true), Some(id.as_str())),
+        "{again}"
+    );
     // Once it has deleted a batch, ask it to stop.
     let start = std::time::Instant::now();
     loop {
