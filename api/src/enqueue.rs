@@ -122,19 +122,28 @@ async fn dispatch(
         enqueue_new(&queues, &metrics, &jobs, &results).await;
         for ((_, audit, reply), result) in requests.into_iter().zip(results) {
             let audited = audit.is_some();
-            let answer = match result {
-                Inserted::New(run) => Ok(((StatusCode::ACCEPTED, false, run), audited)),
-                Inserted::Existing(run) => Ok(((StatusCode::OK, true, run), audited)),
-                Inserted::KeyReused(run) => Err(ApiError::invalid(
+            let answer = match answered_with(&result) {
+                Some(status) => Ok(((status, status == StatusCode::OK, result.into_run()), audited)),
+                None => Err(ApiError::invalid(
                     "Idempotency-Key",
                     format!(
                         "this key was already used for a different request (job {}); send a new key for a new request",
-                        run.id
+                        result.run().id
                     ),
                 )),
             };
             let _ = reply.send(answer);
         }
+    }
+}
+
+/// The status a request is answered with for `result`: 202 for a new job,
+/// 200 for an existing one; `None` for a refusal (a reused idempotency key).
+fn answered_with(result: &Inserted) -> Option<StatusCode> {
+    match result {
+        Inserted::New(_) => Some(StatusCode::ACCEPTED),
+        Inserted::Existing(_) => Some(StatusCode::OK),
+        Inserted::KeyReused(_) => None,
     }
 }
 
@@ -147,16 +156,12 @@ async fn record(pool: &PgPool, jobs: &[NewJobRun], batch: &mut [Request]) -> sql
     let results = db::insert_jobs_on(&mut tx, jobs).await?;
     for ((_, audit, _), result) in batch.iter_mut().zip(&results) {
         let Some(entry) = audit else { continue };
-        match result {
-            Inserted::New(run) | Inserted::Existing(run) => {
-                entry.status = if matches!(result, Inserted::New(_)) {
-                    StatusCode::ACCEPTED
-                } else {
-                    StatusCode::OK
-                };
-                entry.target = Some(run.id.clone());
+        match answered_with(result) {
+            Some(status) => {
+                entry.status = status;
+                entry.target = Some(result.run().id.clone());
             }
-            Inserted::KeyReused(_) => *audit = None,
+            None => *audit = None,
         }
     }
     let entries = batch.iter().filter_map(|(_, audit, _)| audit.as_ref());

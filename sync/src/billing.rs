@@ -16,7 +16,7 @@ use aws_sdk_costexplorer::types::{
     ResultByTime,
 };
 use chrono::{Datelike, NaiveDate, Utc};
-use hangar_shared::kinds::{BillingSync, GLOBAL_REGION, SYNC_BILLING, sync_singleton_key};
+use hangar_shared::kinds::{BillingSync, GLOBAL_REGION, SYNC_BILLING};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -94,7 +94,7 @@ impl Syncer {
         p: &BillingSync,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
-        let singleton = sync_singleton_key(SYNC_BILLING, &p.account, GLOBAL_REGION);
+        let singleton = p.target_key();
         self.exclusive(&singleton, job_id, delivery, |guard| {
             self.billing_inner(p, progress, guard)
         })

@@ -13,7 +13,7 @@
 use aws_sdk_cloudtrail::types::{Event, LookupAttribute, LookupAttributeKey};
 use chrono::{DateTime, Utc};
 use hangar_queue::Rate;
-use hangar_shared::kinds::{CloudTrailSync, SYNC_CLOUDTRAIL, sync_singleton_key};
+use hangar_shared::kinds::{CloudTrailSync, SYNC_CLOUDTRAIL};
 use serde_json::{Value, json};
 
 use crate::{LockGuard, Progress, RunStats, SyncError, Syncer};
@@ -36,7 +36,7 @@ impl Syncer {
         p: &CloudTrailSync,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
-        let singleton = sync_singleton_key(SYNC_CLOUDTRAIL, &p.account, &p.region);
+        let singleton = p.target_key();
         self.exclusive(&singleton, job_id, delivery, |guard| {
             self.cloudtrail_inner(p, progress, guard)
         })

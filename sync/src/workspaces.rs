@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use aws_sdk_workspaces::types::{Workspace, WorkspaceConnectionStatus};
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use hangar_shared::kinds::{SYNC_WORKSPACES, WorkspacesSync, sync_singleton_key};
+use hangar_shared::kinds::{SYNC_WORKSPACES, WorkspacesSync};
 use serde_json::{Value, json};
 
 use crate::{CallSite, LockGuard, Progress, RunStats, SyncError, Syncer};
@@ -55,7 +55,7 @@ impl Syncer {
         p: &WorkspacesSync,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
-        let singleton = sync_singleton_key(SYNC_WORKSPACES, &p.account, &p.region);
+        let singleton = p.target_key();
         self.exclusive(&singleton, job_id, delivery, |guard| {
             self.workspaces_inner(p, progress, guard)
         })

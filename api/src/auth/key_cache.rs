@@ -20,6 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use backon::{ConstantBuilder, Retryable};
 use chrono::Utc;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -150,22 +151,21 @@ impl KeyCache {
     /// they stop trusting their caches or [`TRUST_FOR`] passes.
     pub async fn revoked(&self) -> Result<(), redis::RedisError> {
         self.state().entries.clear();
-        let mut attempt = 0u64;
-        loop {
+        let announce = || async {
             let mut conn = self.inner.redis.clone();
-            match redis::cmd("INCR")
+            redis::cmd("INCR")
                 .arg(&self.inner.counter_key)
                 .query_async::<u64>(&mut conn)
                 .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if attempt >= 2 => return Err(e),
-                Err(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                }
-            }
-        }
+        };
+        announce
+            .retry(
+                ConstantBuilder::default()
+                    .with_delay(Duration::from_millis(100))
+                    .with_max_times(2),
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Whether the cache is trusted now (its revocation feed is current).

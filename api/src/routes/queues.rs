@@ -60,17 +60,6 @@ pub struct Page {
     limit: Option<String>,
 }
 
-fn number(v: Option<&str>, field: &str, default: u64, max: u64) -> Result<u64, ApiError> {
-    match v {
-        None => Ok(default),
-        Some(s) => s
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n <= max)
-            .ok_or_else(|| ApiError::invalid(field, format!("must be a whole number from 0 to {max}"))),
-    }
-}
-
 /// List dead jobs
 ///
 /// A queue's dead jobs (out of attempts), newest first, with their last error.
@@ -98,7 +87,7 @@ pub async fn dead(
             id: parts[1].clone(),
         }),
     };
-    let limit = number(p.limit.as_deref(), "limit", 50, 200)?.max(1);
+    let limit = super::page_limit(p.limit.as_deref(), 50, 200)? as u64;
     let page = q.dead(after.as_ref(), limit).await?;
     let jobs: Vec<Value> = page.jobs.iter().map(dead_job_view).collect();
     let next_cursor = page

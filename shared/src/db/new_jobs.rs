@@ -148,6 +148,22 @@ pub enum Inserted {
     KeyReused(JobRun),
 }
 
+impl Inserted {
+    /// The job it names, whichever case it is.
+    pub fn run(&self) -> &JobRun {
+        match self {
+            Self::New(run) | Self::Existing(run) | Self::KeyReused(run) => run,
+        }
+    }
+
+    /// The job it names, owned.
+    pub fn into_run(self) -> JobRun {
+        match self {
+            Self::New(run) | Self::Existing(run) | Self::KeyReused(run) => run,
+        }
+    }
+}
+
 /// Records many jobs in one statement (group commit for concurrent
 /// requests). Results are in input order; a job whose idempotency key is
 /// already known (or repeated earlier in the batch) yields the first job,

@@ -24,7 +24,7 @@ pub use self::{
     payload::{PayloadError, decode, invalid, normalised},
     sync::{
         BillingSync, CloudTrailSync, GLOBAL_REGION, SYNC_BILLING, SYNC_CLOUDTRAIL, SYNC_WORKSPACES,
-        WorkspacesSync, sync_singleton_key,
+        WorkspacesSync,
     },
     system::{
         MIN_AUDIT_EVENTS_DAYS, MIN_JOB_RUNS_DAYS, Noop, Retention, SYSTEM_NOOP, SYSTEM_RETENTION,

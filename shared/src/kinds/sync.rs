@@ -30,7 +30,7 @@ const SYNC_RETRY: RetryPolicy = RetryPolicy {
 };
 
 /// The key that allows one open sync per (kind, account, region).
-pub fn sync_singleton_key(kind: &str, account: &str, region: &str) -> String {
+fn sync_singleton_key(kind: &str, account: &str, region: &str) -> String {
     format!("{kind}:{account}:{region}")
 }
 
@@ -55,7 +55,15 @@ impl JobKind for WorkspacesSync {
     }
 
     fn singleton_key(&self) -> Option<String> {
-        Some(sync_singleton_key(Self::NAME, &self.account, &self.region))
+        Some(self.target_key())
+    }
+}
+
+impl WorkspacesSync {
+    /// The (kind, account, region) key: the job's singleton key, and the
+    /// sync's per-target lock in the worker.
+    pub fn target_key(&self) -> String {
+        sync_singleton_key(Self::NAME, &self.account, &self.region)
     }
 }
 
@@ -107,7 +115,15 @@ impl JobKind for CloudTrailSync {
     }
 
     fn singleton_key(&self) -> Option<String> {
-        Some(sync_singleton_key(Self::NAME, &self.account, &self.region))
+        Some(self.target_key())
+    }
+}
+
+impl CloudTrailSync {
+    /// The (kind, account, region) key: the job's singleton key, and the
+    /// sync's per-target lock in the worker.
+    pub fn target_key(&self) -> String {
+        sync_singleton_key(Self::NAME, &self.account, &self.region)
     }
 }
 
@@ -160,7 +176,15 @@ impl JobKind for BillingSync {
     }
 
     fn singleton_key(&self) -> Option<String> {
-        Some(sync_singleton_key(Self::NAME, &self.account, GLOBAL_REGION))
+        Some(self.target_key())
+    }
+}
+
+impl BillingSync {
+    /// The (kind, account) key, in [`GLOBAL_REGION`]: the job's singleton
+    /// key, and the sync's per-account lock in the worker.
+    pub fn target_key(&self) -> String {
+        sync_singleton_key(Self::NAME, &self.account, GLOBAL_REGION)
     }
 }
 
