@@ -125,10 +125,19 @@ IDLE=$(rss_mb "$WPID")
     R=$(awk '/VmRSS/ {print $2}' "/proc/$WPID/status"); [ "$R" -gt "$PEAK" ] && PEAK=$R; echo "$PEAK" >"$WORK/peak"; sleep 0.1; done ) &
 SAMPLER=$!
 MARK=$(sql "SELECT now()")
+read -r E0_API E0_REDIS E0_PG E0_ALL <<<"$(cpu_snapshot)"; E0_W=$(cpu_secs "/proc/$WPID/stat")
 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "$URL/api/v1/jobs" >"$WORK/wrk2.txt"
+read -r E1_API E1_REDIS E1_PG E1_ALL <<<"$(cpu_snapshot)"; E1_W=$(cpu_secs "/proc/$WPID/stat")
 wait_all_succeeded
 touch "$WORK/stop-sampling"; wait "$SAMPLER" 2>/dev/null || true
 read -r N E2E <<<"$(sql "SELECT count(*), round(count(*) / extract(epoch FROM max(finished_at) - min(created_at))) FROM job_runs WHERE created_at >= '$MARK'" | tr '|' ' ')"
 read -r RATE2 P50B P99B NON2 <<<"$(parse_wrk "$WORK/wrk2.txt")"
 echo "RESULT system=hangar e2e_via_api_per_s=$E2E jobs=$N enqueue_while_running_per_s=$RATE2 p50_ms=$P50B p99_ms=$P99B non2xx=$NON2"
+python3 - "$DURATION" "$E0_API" "$E1_API" "$E0_REDIS" "$E1_REDIS" "$E0_PG" "$E1_PG" "$E0_ALL" "$E1_ALL" "$E0_W" "$E1_W" <<'PY'
+import sys
+d, *v = map(float, sys.argv[1:])
+api, redis, pg, total, worker = (v[i + 1] - v[i] for i in range(0, 10, 2))
+rest = total - api - redis - pg - worker
+print(f"RESULT phase=e2e cpu_cores_used api={api/d:.2f} worker={worker/d:.2f} postgres={pg/d:.2f} redis={redis/d:.2f} other_incl_wrk={rest/d:.2f} of 2 (from /proc, the {d:.0f} s of wrk)")
+PY
 echo "RESULT system=hangar-worker rss_fresh_idle_mb=$FRESH rss_idle_after_drain_mb=$IDLE rss_peak_e2e_mb=$(awk '{printf "%.1f", $1/1024}' "$WORK/peak")"

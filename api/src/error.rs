@@ -8,13 +8,14 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::request_id::current_request_id;
 
 /// The machine-readable `code` of every error envelope: the whole set, so
 /// clients can match on it and the OpenAPI document lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// A malformed request axum refused (bad path or query syntax).
@@ -56,6 +57,42 @@ pub enum ErrorCode {
     Internal,
     /// Any other status.
     Error,
+}
+
+/// Every error: `{"error": {...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "invalid_field", "message": "unknown kind \"x\"", "field": "kind", "request_id": "01JD3Q6W8Y4N2M5K7P9R1T3V5X"}}))]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The error itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable; one of a closed set.
+    pub code: ErrorCode,
+    /// For people: what to change.
+    pub message: String,
+    /// The field, query parameter or header at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The request's id (also in the `X-Request-Id` header and the logs).
+    pub request_id: String,
+}
+
+impl ErrorBody {
+    /// The envelope of `code` and `message` for the current request.
+    fn new(code: ErrorCode, message: String, field: Option<String>) -> Json<Self> {
+        Json(Self {
+            error: ErrorDetail {
+                code,
+                message,
+                field,
+                request_id: current_request_id(),
+            },
+        })
+    }
 }
 
 /// What can go wrong serving a request.
@@ -240,8 +277,7 @@ pub fn envelope_for(status: StatusCode, body_text: &str) -> Response {
     } else {
         body_text.trim().to_owned()
     };
-    let error = json!({"code": code, "message": message, "request_id": current_request_id()});
-    (status, Json(json!({ "error": error }))).into_response()
+    (status, ErrorBody::new(code, message, None)).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -263,11 +299,10 @@ impl IntoResponse for ApiError {
                 retry_after,
             } => {
                 let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-                let body = json!({"error": {"code": code, "message": message, "request_id": request_id}});
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     [(axum::http::header::RETRY_AFTER, secs.to_string())],
-                    Json(body),
+                    ErrorBody::new(code, message, None),
                 )
                     .into_response();
             }
@@ -305,10 +340,6 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let mut error = json!({"code": code, "message": message, "request_id": request_id});
-        if let Some(field) = field {
-            error["field"] = json!(field);
-        }
-        (status, Json(json!({ "error": error }))).into_response()
+        (status, ErrorBody::new(code, message, field)).into_response()
     }
 }

@@ -242,6 +242,29 @@ mod tests {
         }
     }
 
+    /// "Sync now" starts every registered sync kind; its document, written
+    /// by hand, must name each.
+    #[test]
+    fn the_sync_now_document_names_every_sync_kind() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let text = doc["paths"]["/api/v1/syncs/{kind}"]["post"]["description"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let syncs: Vec<&str> = hangar_shared::kinds::syncs().map(|(name, _)| name).collect();
+        assert_eq!(
+            syncs,
+            ["workspaces", "cloudtrail", "billing"],
+            "the registry's sync kinds"
+        );
+        for name in syncs {
+            assert!(
+                text.contains(&format!("`{name}`")),
+                "start_sync does not name {name}: {text}"
+            );
+        }
+    }
+
     /// The contract, committed (`api/openapi.json`) so that a change to it
     /// is a reviewed diff, never a side effect. After a deliberate change:
     /// `HANGAR_UPDATE_OPENAPI=1 cargo test -p hangar-api --lib openapi`.

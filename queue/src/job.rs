@@ -177,6 +177,13 @@ impl JobStatus {
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Cancelled | Self::Dead)
     }
+
+    /// True while the job can still leave its state: scheduled, queued,
+    /// running or retrying (the states PostgreSQL's open-job and singleton
+    /// indexes cover).
+    pub fn is_open(self) -> bool {
+        !self.is_terminal()
+    }
 }
 
 /// One failed attempt or crash in a job's history.

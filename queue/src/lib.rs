@@ -10,6 +10,8 @@ mod options;
 mod queue;
 mod retry;
 mod scripts;
+#[cfg(feature = "sqlx")]
+mod sql;
 mod worker;
 
 pub use connection::RedisSettings;

@@ -74,7 +74,7 @@ async fn repair_queue(
     for (run, live) in runs.iter().zip(live) {
         match live {
             None => missing.push(redispatch_job(run)?),
-            Some(live) if live.status.as_str() != run.state || live.status.is_terminal() => {
+            Some(live) if live.status != run.state || live.status.is_terminal() => {
                 if db::sync_from_queue(pool, &run.id, &live).await? {
                     report.reconciled += 1;
                 }

@@ -459,7 +459,7 @@ impl TestApp {
         let start = Instant::now();
         loop {
             let row = self.record(id).await;
-            if row.state == state.as_str() {
+            if row.state == state {
                 return row;
             }
             assert!(

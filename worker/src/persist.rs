@@ -25,7 +25,7 @@ fn at(ms: u64) -> Option<DateTime<Utc>> {
 fn row(o: &RecordedOutcome) -> OutcomeRow {
     OutcomeRow {
         id: o.id.clone(),
-        state: o.status.as_str().to_owned(),
+        state: o.status,
         attempts: o.attempt as i32,
         deliveries: o.deliveries as i32,
         result: o.result.clone(),

@@ -10,7 +10,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     audit::AuditTarget,
@@ -19,6 +19,7 @@ use crate::{
     routes::json_object,
     schema,
     state::AppState,
+    views::admin::{ApiKeyList, CreatedApiKey},
 };
 
 /// Query of `GET /api/v1/api-keys`.
@@ -37,15 +38,15 @@ pub struct ListQuery {
 /// too). Never shows a token.
 #[utoipa::path(get, path = "/api/v1/api-keys", operation_id = "list_api_keys", tag = "api-keys",
     params(ListQuery),
-    responses((status = 200, description = "The keys", body = schema::ApiKeyList)),
+    responses((status = 200, description = "The keys", body = ApiKeyList)),
     security(("bearer" = ["admin"])))]
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<schema::ApiKeyList>, ApiError> {
+) -> Result<Json<ApiKeyList>, ApiError> {
     let include_revoked = super::flag("include_revoked", q.include_revoked.as_deref())?;
     let api_keys = api_keys::list(&state.pool, include_revoked).await?;
-    Ok(Json(schema::ApiKeyList { api_keys }))
+    Ok(Json(ApiKeyList { api_keys }))
 }
 
 /// Create an API key
@@ -55,7 +56,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/api-keys", operation_id = "create_api_key", tag = "api-keys",
     request_body = schema::CreateApiKey,
     responses(
-        (status = 201, description = "Created; the token is in the answer, once", body = schema::CreatedApiKey),
+        (status = 201, description = "Created; the token is in the answer, once", body = CreatedApiKey),
         (status = 409, description = "A key in use has this name", body = schema::ErrorBody)),
     security(("bearer" = ["admin"])))]
 pub async fn create(
@@ -105,8 +106,9 @@ pub async fn create(
             api_keys::CreateError::Other(e) => ApiError::Internal(e),
         })?;
     tracing::info!(key_id = %key.id, name = %key.name, role = %key.role, "API key created");
-    let mut response = (StatusCode::CREATED, Json(json!({"api_key": key, "token": token}))).into_response();
-    response.extensions_mut().insert(AuditTarget(key.id));
+    let target = AuditTarget(key.id.clone());
+    let mut response = (StatusCode::CREATED, Json(CreatedApiKey { api_key: key, token })).into_response();
+    response.extensions_mut().insert(target);
     Ok(response)
 }
 
@@ -140,7 +142,7 @@ pub async fn revoke(
             cause: format!("revocation of API key {} recorded but not announced: {e}", key.id),
         });
     }
-    let mut response = Json(json!(key)).into_response();
+    let mut response = Json(key).into_response();
     response.extensions_mut().insert(AuditTarget(id));
     Ok(response)
 }

@@ -7,7 +7,7 @@ use axum::{
 use serde::Deserialize;
 
 use super::{next_cursor, page_limit, parse_time};
-use crate::{audit::AuditRecord, error::ApiError, schema, state::AppState};
+use crate::{audit::AuditRecord, error::ApiError, state::AppState, views::admin::AuditLogPage};
 
 /// Filters of `GET /api/v1/audit-log`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -40,12 +40,12 @@ pub struct AuditLogQuery {
 /// keyset paged.
 #[utoipa::path(get, path = "/api/v1/audit-log", operation_id = "list_audit_log", tag = "audit",
     params(AuditLogQuery),
-    responses((status = 200, description = "A page of entries", body = schema::AuditLogPage)),
+    responses((status = 200, description = "A page of entries", body = AuditLogPage)),
     security(("bearer" = ["admin"])))]
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<AuditLogQuery>,
-) -> Result<Json<schema::AuditLogPage>, ApiError> {
+) -> Result<Json<AuditLogPage>, ApiError> {
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let start = parse_time("start", q.start.as_deref())?;
     let end = parse_time("end", q.end.as_deref())?;
@@ -89,7 +89,7 @@ pub async fn list(
     .fetch_all(&state.pool)
     .await?;
     let next = next_cursor(&rows, limit, |r| r.id.to_string());
-    Ok(Json(schema::AuditLogPage {
+    Ok(Json(AuditLogPage {
         entries: rows,
         next_cursor: next,
     }))

@@ -1,33 +1,34 @@
 //! Health and metrics endpoints.
 
+use crate::{
+    state::AppState,
+    views::health::{Check, Live, Ready, ReadyChecks},
+};
 use axum::{
     Json,
     extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
 };
-use serde_json::{Value, json};
-
-use crate::{schema, state::AppState};
 
 /// Liveness
 ///
 /// The process is up and serving. No dependency is checked: restart the
 /// process only when this fails.
 #[utoipa::path(get, path = "/health/live", operation_id = "live", tag = "health",
-    responses((status = 200, description = "Serving", body = schema::Live)),
+    responses((status = 200, description = "Serving", body = Live)),
     security(()))]
-pub async fn live() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub async fn live() -> Json<Live> {
+    Json(Live { status: "ok" })
 }
 
 /// Liveness (alias)
 ///
 /// Same as `/health/live`.
 #[utoipa::path(get, path = "/health", operation_id = "health", tag = "health",
-    responses((status = 200, description = "Serving", body = schema::Live)),
+    responses((status = 200, description = "Serving", body = Live)),
     security(()))]
-pub async fn health() -> Json<Value> {
+pub async fn health() -> Json<Live> {
     live().await
 }
 
@@ -38,8 +39,8 @@ pub async fn health() -> Json<Value> {
 /// only to ready replicas.
 #[utoipa::path(get, path = "/health/ready", operation_id = "ready", tag = "health",
     responses(
-        (status = 200, description = "Ready", body = schema::Ready),
-        (status = 503, description = "A dependency failed", body = schema::Ready)),
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "A dependency failed", body = Ready)),
     security(()))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let timeout = state.config.api.ready_timeout;
@@ -66,24 +67,23 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         },
         None => Err("no queue configured".to_owned()),
     };
-    let check = |r: &Result<(), String>| {
-        r.as_ref()
-            .map_or_else(|e| json!({"ok": false, "error": e}), |()| json!({"ok": true}))
-    };
     let failed: Vec<&str> = [("postgres", &postgres), ("redis", &redis)]
         .iter()
         .filter(|(_, r)| r.is_err())
         .map(|(n, _)| *n)
         .collect();
-    let body = json!({
-        "status": if failed.is_empty() { "ready" } else { "unavailable" },
-        "failed": failed,
-        "checks": {"postgres": check(&postgres), "redis": check(&redis)},
-    });
-    let status = if failed.is_empty() {
-        StatusCode::OK
+    let (status, word) = if failed.is_empty() {
+        (StatusCode::OK, "ready")
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    let body = Ready {
+        status: word,
+        failed,
+        checks: ReadyChecks {
+            postgres: Check::from(&postgres),
+            redis: Check::from(&redis),
+        },
     };
     (status, Json(body))
 }

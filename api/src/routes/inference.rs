@@ -16,13 +16,22 @@ use axum::{
     },
 };
 use hangar_inference::tokens;
+use hangar_queue::JobStatus;
 use hangar_shared::{db::NewJobRun, kinds};
 use serde_json::{Value, json};
 
-use super::jobs::{job_and_queue, job_json};
+use super::jobs::job_and_queue;
 use crate::{
-    audit::AuditTarget, auth::Principal, error::ApiError, request_id::current_request_id, schema,
+    audit::AuditTarget,
+    auth::Principal,
+    error::ApiError,
+    request_id::current_request_id,
+    schema,
     state::AppState,
+    views::{
+        inference::{ChatAccepted, Conversation, StoredMessage},
+        jobs::Job,
+    },
 };
 
 /// How long a relay waits for entries before it checks on the job itself.
@@ -46,7 +55,7 @@ const FINAL_ID: &str = "final";
 #[utoipa::path(post, path = "/api/v1/inference/chat", operation_id = "start_chat", tag = "inference",
     request_body = schema::ChatRequest,
     responses(
-        (status = 202, description = "Recorded and queued", body = schema::ChatAccepted)),
+        (status = 202, description = "Recorded and queued", body = ChatAccepted)),
     security(("bearer" = ["operator"])))]
 pub async fn chat(
     State(state): State<AppState>,
@@ -72,11 +81,14 @@ pub async fn chat(
                     .await?
                     .filter(|j| j.kind == kinds::INFERENCE_CHAT);
                 let message = match starting {
-                    Some(j) if !matches!(j.state.as_str(), "succeeded" | "dead" | "cancelled") => format!(
+                    Some(j) if j.state.is_open() => format!(
                         "conversation {c} is still being started by its first job ({}); send the next message once it has succeeded",
-                        j.state
+                        j.state.as_str()
                     ),
-                    Some(j) => format!("job {c} ended {} without starting a conversation", j.state),
+                    Some(j) => format!(
+                        "job {c} ended {} without starting a conversation",
+                        j.state.as_str()
+                    ),
                     None => format!("no conversation {c}"),
                 };
                 return Err(ApiError::invalid("conversation_id", message));
@@ -92,11 +104,11 @@ pub async fn chat(
     let (status, _, run) = state.enqueuer.submit(new).await?;
     let mut response = (
         status,
-        Json(json!({
-            "job": job_json(&run, None),
-            "conversation_id": conversation_id,
-            "stream_url": format!("/api/v1/jobs/{}/stream", run.id),
-        })),
+        Json(ChatAccepted {
+            job: Job::new(&run, None),
+            conversation_id,
+            stream_url: format!("/api/v1/jobs/{}/stream", run.id),
+        }),
     )
         .into_response();
     response.extensions_mut().insert(AuditTarget(run.id));
@@ -109,13 +121,13 @@ pub async fn chat(
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", operation_id = "get_conversation", tag = "inference",
     params(("id" = String, Path, description = "Conversation id (the id of the job that started it)")),
     responses(
-        (status = 200, description = "The conversation", body = schema::Conversation),
+        (status = 200, description = "The conversation", body = Conversation),
         (status = 404, description = "No such conversation", body = schema::ErrorBody)),
     security(("bearer" = ["viewer"])))]
 pub async fn conversation(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Conversation>, ApiError> {
     let c = sqlx::query!(
         "SELECT id, model, created_by, created_at, updated_at FROM conversations WHERE id = $1",
         id
@@ -123,22 +135,21 @@ pub async fn conversation(
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
-    let messages = sqlx::query!(
+    let messages = sqlx::query_as!(
+        StoredMessage,
         "SELECT role, content, tokens, job_id, created_at FROM messages WHERE conversation_id = $1 ORDER BY id",
         id
     )
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(json!({
-        "id": c.id,
-        "model": c.model,
-        "created_by": c.created_by,
-        "created_at": c.created_at,
-        "updated_at": c.updated_at,
-        "messages": messages.iter().map(|m| json!({
-            "role": m.role, "content": m.content, "tokens": m.tokens, "job_id": m.job_id, "created_at": m.created_at,
-        })).collect::<Vec<_>>(),
-    })))
+    Ok(Json(Conversation {
+        id: c.id,
+        model: c.model,
+        created_by: c.created_by,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        messages,
+    }))
 }
 
 struct Relay {
@@ -197,12 +208,12 @@ impl Relay {
     /// The job ended without a final entry we could see (it never started,
     /// was cancelled while queued, or its stream expired): finish from the
     /// job. Returns the job's state, if known.
-    async fn finish_from_job(&mut self) -> Option<String> {
+    async fn finish_from_job(&mut self) -> Option<JobStatus> {
         let queue = self.state.queue(&self.queue)?;
         // Redis first; the record only when Redis no longer has the job
         // (this runs every few seconds for every idle stream).
         let (status, result, error) = match queue.state(&self.job_id).await.ok().flatten() {
-            Some(l) => (l.status.as_str().to_owned(), l.result, l.last_error),
+            Some(l) => (l.status, l.result, l.last_error),
             None => {
                 let r = hangar_shared::db::get_job(&self.state.pool, &self.job_id)
                     .await
@@ -211,10 +222,10 @@ impl Relay {
                 (r.state, r.result, r.error)
             }
         };
-        if matches!(status.as_str(), "succeeded" | "dead" | "cancelled") {
+        if status.is_terminal() {
             self.pending.push_back(
-                match (status.as_str(), result) {
-                    ("succeeded", Some(r)) => data_event("result", &r),
+                match (status, result) {
+                    (JobStatus::Succeeded, Some(r)) => data_event("result", &r),
                     _ => data_event("error", &json!({ "error": error, "state": status })),
                 }
                 .id(FINAL_ID),
@@ -255,7 +266,7 @@ impl Relay {
                     let status = self.finish_from_job().await;
                     // A job that has not started holds no relay for long:
                     // the client reconnects (EventSource does on its own).
-                    let waiting = status.as_deref().is_none_or(|s| s != "running");
+                    let waiting = status != Some(JobStatus::Running);
                     if !self.finished
                         && waiting
                         && self.last_entry.elapsed() >= self.state.config.api.security.stream_wait

@@ -8,7 +8,6 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{flag, make_cursor, next_cursor, page_limit, parse_date, parse_time, split_cursor};
 use crate::{
@@ -16,7 +15,9 @@ use crate::{
     schema,
     state::AppState,
     views::inventory::{
-        AuditEventPage, AuditRow, CostGroup, DirectoryPage, DirectoryRow, WorkspacePage, WorkspaceRow,
+        AuditEventPage, AuditRow, CostGroup, CostReport, DirectoryPage, DirectoryRow, WorkspaceBundle,
+        WorkspaceConnection, WorkspaceDetail, WorkspaceDirectory, WorkspacePage, WorkspaceProperties,
+        WorkspaceRow,
     },
 };
 
@@ -181,14 +182,14 @@ pub struct OneWorkspaceQuery {
 #[utoipa::path(get, path = "/api/v1/workspaces/{id}", operation_id = "get_workspace", tag = "inventory",
     params(("id" = String, Path, description = "Workspace id, e.g. ws-0123456789"), OneWorkspaceQuery),
     responses(
-        (status = 200, description = "The workspace", body = schema::WorkspaceDetail),
+        (status = 200, description = "The workspace", body = WorkspaceDetail),
         (status = 404, description = "Not synced", body = schema::ErrorBody)),
     security(("bearer" = ["viewer"])))]
 pub async fn get_workspace(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<OneWorkspaceQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkspaceDetail>, ApiError> {
     if id.is_empty() || id.len() > 64 {
         return Err(ApiError::invalid(
             "id",
@@ -218,34 +219,42 @@ pub async fn get_workspace(
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no workspace {id} has been synced")))?;
-    Ok(Json(json!({
-        "account": row.account,
-        "region": row.region,
-        "workspace_id": row.workspace_id,
-        "directory": {"id": row.directory_id, "alias": row.directory_alias, "name": row.directory_name},
-        "bundle": {"id": row.bundle_id, "name": row.bundle_name, "compute_type": row.bundle_compute_type},
-        "user_name": row.user_name,
-        "ip_address": row.ip_address,
-        "state": row.state,
-        "subnet_id": row.subnet_id,
-        "computer_name": row.computer_name,
-        "properties": {
-            "running_mode": row.running_mode,
-            "auto_stop_timeout_minutes": row.auto_stop_timeout_minutes,
-            "root_volume_gib": row.root_volume_gib,
-            "user_volume_gib": row.user_volume_gib,
-            "compute_type": row.compute_type,
+    Ok(Json(WorkspaceDetail {
+        account: row.account,
+        region: row.region,
+        workspace_id: row.workspace_id,
+        directory: WorkspaceDirectory {
+            id: row.directory_id,
+            alias: row.directory_alias,
+            name: row.directory_name,
         },
-        "tags": row.tags,
-        "last_connection": {
-            "state": row.connection_state,
-            "checked_at": row.state_checked_at,
-            "last_user_connection_at": row.last_user_connection_at,
+        bundle: WorkspaceBundle {
+            id: row.bundle_id,
+            name: row.bundle_name,
+            compute_type: row.bundle_compute_type,
         },
-        "first_seen_at": row.first_seen_at,
-        "updated_at": row.updated_at,
-        "deleted_at": row.deleted_at,
-    })))
+        user_name: row.user_name,
+        ip_address: row.ip_address,
+        state: row.state,
+        subnet_id: row.subnet_id,
+        computer_name: row.computer_name,
+        properties: WorkspaceProperties {
+            running_mode: row.running_mode,
+            auto_stop_timeout_minutes: row.auto_stop_timeout_minutes,
+            root_volume_gib: row.root_volume_gib,
+            user_volume_gib: row.user_volume_gib,
+            compute_type: row.compute_type,
+        },
+        tags: row.tags,
+        last_connection: WorkspaceConnection {
+            state: row.connection_state,
+            checked_at: row.state_checked_at,
+            last_user_connection_at: row.last_user_connection_at,
+        },
+        first_seen_at: row.first_seen_at,
+        updated_at: row.updated_at,
+        deleted_at: row.deleted_at,
+    }))
 }
 
 /// Query of `GET /api/v1/directories`.
@@ -420,12 +429,12 @@ pub struct CostQuery {
 /// usage type or day, in key order, with the total per currency.
 #[utoipa::path(get, path = "/api/v1/costs", operation_id = "list_costs", tag = "inventory",
     params(CostQuery),
-    responses((status = 200, description = "Grouped costs", body = schema::CostReport)),
+    responses((status = 200, description = "Grouped costs", body = CostReport)),
     security(("bearer" = ["viewer"])))]
 pub async fn list_costs(
     State(state): State<AppState>,
     Query(q): Query<CostQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CostReport>, ApiError> {
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let today = Utc::now().date_naive();
     let start = parse_date("start", q.start.as_deref())?.unwrap_or(today - chrono::Duration::days(14));
@@ -488,18 +497,15 @@ pub async fn list_costs(
     )
     .fetch_all(&state.pool)
     .await?;
-    let total: serde_json::Map<String, Value> = totals
-        .into_iter()
-        .map(|t| (t.currency, json!(t.amount)))
-        .collect();
+    let total = totals.into_iter().map(|t| (t.currency, t.amount)).collect();
     let next = next_cursor(&groups, limit, |g| make_cursor(&[&g.key, &g.currency]));
-    Ok(Json(json!({
-        "view": view,
-        "group_by": group_by,
-        "start": start,
-        "end": end,
-        "groups": groups,
-        "total": total,
-        "next_cursor": next,
-    })))
+    Ok(Json(CostReport {
+        view: view.to_owned(),
+        group_by: group_by.to_owned(),
+        start,
+        end,
+        groups,
+        total,
+        next_cursor: next,
+    }))
 }

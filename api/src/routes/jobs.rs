@@ -23,15 +23,10 @@ use crate::{
     request_id::current_request_id,
     schema,
     state::AppState,
-    views::jobs::{Job, JobAccepted, JobPage},
+    views::jobs::{Cancelled, Job, JobAccepted, JobPage, Requeued},
 };
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-
-/// The job as JSON, for answers that embed it beside other fields.
-pub(crate) fn job_json(run: &JobRun, live: Option<&hangar_queue::JobState>) -> Value {
-    json!(Job::new(run, live))
-}
 
 /// Enqueue a job
 ///
@@ -164,7 +159,7 @@ pub async fn create(
     security(("bearer" = ["viewer"])))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, ApiError> {
     let run = recorded_job(&state, &id).await?;
-    let live = if db::is_open_state(&run.state) {
+    let live = if run.state.is_open() {
         match state.queue(&run.queue) {
             Some(q) => q.state(&id).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "redis unreachable; showing the recorded state");
@@ -229,14 +224,15 @@ pub async fn list(
     {
         return Err(ApiError::invalid("kind", format!("unknown kind {k:?}")));
     }
-    if let Some(s) = &q.state
-        && JobStatus::parse(s).is_none()
-    {
-        return Err(ApiError::invalid(
-            "state",
-            "must be one of scheduled, queued, running, retrying, succeeded, cancelled, dead",
-        ));
-    }
+    let state_filter = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "state",
+                "must be one of scheduled, queued, running, retrying, succeeded, cancelled, dead",
+            )
+        })?),
+    };
     // Canonical (upper-case) form: ids compare as text in PostgreSQL.
     let cursor = match &q.cursor {
         None => None,
@@ -248,7 +244,7 @@ pub async fn list(
     };
     let filter = JobFilter {
         kind: q.kind,
-        state: q.state,
+        state: state_filter,
         before: cursor,
         limit,
     };
@@ -275,8 +271,8 @@ async fn record_live(state: &AppState, queue: &hangar_queue::Queue, id: &str) ->
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", operation_id = "cancel_job", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
-        (status = 200, description = "Cancelled", body = schema::Cancelled),
-        (status = 202, description = "Running; asked to stop", body = schema::Cancelled),
+        (status = 200, description = "Cancelled", body = Cancelled),
+        (status = 202, description = "Running; asked to stop", body = Cancelled),
         (status = 404, description = "No such job", body = schema::ErrorBody),
         (status = 409, description = "Already finished", body = schema::ErrorBody)),
     security(("bearer" = ["admin"])))]
@@ -289,23 +285,24 @@ pub async fn cancel(
     let (status, body) = match outcome {
         CancelOutcome::Cancelled => {
             record_live(&state, queue, &id).await?;
-            (StatusCode::OK, json!({"id": id, "state": "cancelled"}))
+            (StatusCode::OK, Cancelled::done(id))
         }
-        CancelOutcome::CancelRequested => (
-            StatusCode::ACCEPTED,
-            json!({"id": id, "state": "running", "cancel_requested": true,
-                   "message": "the running job was asked to stop; poll its status"}),
-        ),
+        CancelOutcome::CancelRequested => (StatusCode::ACCEPTED, Cancelled::requested(id)),
         CancelOutcome::AlreadyFinished(s) => {
             record_live(&state, queue, &id).await?;
             return Err(ApiError::Conflict(format!("job {id} already {}", s.as_str())));
         }
-        CancelOutcome::NotFound if db::is_open_state(&run.state) => {
+        CancelOutcome::NotFound if run.state.is_open() => {
             // Recorded but unknown to Redis (lost data, not yet repaired).
             db::mark_cancelled(&state.pool, &id).await?;
-            (StatusCode::OK, json!({"id": id, "state": "cancelled"}))
+            (StatusCode::OK, Cancelled::done(id))
         }
-        CancelOutcome::NotFound => return Err(ApiError::Conflict(format!("job {id} already {}", run.state))),
+        CancelOutcome::NotFound => {
+            return Err(ApiError::Conflict(format!(
+                "job {id} already {}",
+                run.state.as_str()
+            )));
+        }
     };
     Ok((status, Json(body)))
 }
@@ -316,7 +313,7 @@ pub async fn cancel(
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", operation_id = "retry_job", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
-        (status = 202, description = "Queued again", body = schema::Requeued),
+        (status = 202, description = "Queued again", body = Requeued),
         (status = 404, description = "No such job", body = schema::ErrorBody),
         (status = 409, description = "Not dead", body = schema::ErrorBody)),
     security(("bearer" = ["admin"])))]
@@ -326,10 +323,11 @@ pub async fn retry(
 ) -> Result<impl IntoResponse, ApiError> {
     let (run, queue) = job_and_queue(&state, &id).await?;
     let live = queue.state(&id).await?;
-    let current = live.as_ref().map_or(run.state.as_str(), |l| l.status.as_str());
-    if current != "dead" {
+    let current = live.as_ref().map_or(run.state, |l| l.status);
+    if current != JobStatus::Dead {
         return Err(ApiError::Conflict(format!(
-            "job {id} is {current}; only dead jobs can be retried"
+            "job {id} is {}; only dead jobs can be retried",
+            current.as_str()
         )));
     }
     // The record first: an outcome of the new run then always lands on a reopened row.
@@ -344,8 +342,5 @@ pub async fn retry(
             .correlation_id(current_request_id());
         queue.enqueue(job).await?;
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "state": "queued", "status_url": format!("/api/v1/jobs/{id}")})),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(Requeued::new(id, true))))
 }

@@ -2,6 +2,15 @@
 
 use std::time::Duration;
 
+use crate::{
+    error::ApiError,
+    schema,
+    state::AppState,
+    views::{
+        jobs::{Requeued, RequeuedAll},
+        queues::{DeadJob, DeadPage, QueueList, QueueStats},
+    },
+};
 use axum::{
     Json,
     extract::{Path, Query, State},
@@ -10,9 +19,6 @@ use axum::{
 };
 use hangar_queue::{DeadCursor, Queue};
 use serde::Deserialize;
-use serde_json::{Value, json};
-
-use crate::{error::ApiError, schema, state::AppState};
 
 /// A worker counts as alive if it reported in this recently.
 pub const ALIVE_WITHIN: Duration = Duration::from_secs(30);
@@ -27,15 +33,15 @@ fn queue<'a>(state: &'a AppState, name: &str) -> Result<&'a Queue, ApiError> {
 ///
 /// Depth by part and live workers, per queue.
 #[utoipa::path(get, path = "/api/v1/queues", operation_id = "list_queues", tag = "queues",
-    responses((status = 200, description = "Every queue", body = schema::QueueList)),
+    responses((status = 200, description = "Every queue", body = QueueList)),
     security(("bearer" = ["viewer"])))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<schema::QueueList>, ApiError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
     let mut queues = Vec::new();
     for (name, q) in state.queues.iter() {
         let counts = q.counts().await?;
         let workers = q.workers_alive(ALIVE_WITHIN).await?;
         state.metrics.set_queue(name, &counts, workers);
-        queues.push(schema::QueueStats {
+        queues.push(QueueStats {
             name: name.clone(),
             queued: counts.ready,
             delayed: counts.scheduled,
@@ -45,7 +51,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<schema::QueueLis
             workers_alive: workers,
         });
     }
-    Ok(Json(schema::QueueList { queues }))
+    Ok(Json(QueueList { queues }))
 }
 
 /// Paging of the dead set (keyset, like every other list).
@@ -69,14 +75,14 @@ pub struct Page {
 #[utoipa::path(get, path = "/api/v1/queues/{queue}/dead", operation_id = "list_dead_jobs", tag = "queues",
     params(("queue" = String, Path, description = "Queue name: sync, reports or inference"), Page),
     responses(
-        (status = 200, description = "A page of dead jobs", body = schema::DeadPage),
+        (status = 200, description = "A page of dead jobs", body = DeadPage),
         (status = 404, description = "No such queue", body = schema::ErrorBody)),
     security(("bearer" = ["viewer"])))]
 pub async fn dead(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(p): Query<Page>,
-) -> Result<Json<schema::DeadPage>, ApiError> {
+) -> Result<Json<DeadPage>, ApiError> {
     let q = queue(&state, &name)?;
     let after = match super::split_cursor(p.cursor.as_deref(), 2)? {
         None => None,
@@ -89,41 +95,15 @@ pub async fn dead(
     };
     let limit = super::page_limit(p.limit.as_deref(), 50, 200)? as u64;
     let page = q.dead(after.as_ref(), limit).await?;
-    let jobs: Vec<Value> = page.jobs.iter().map(dead_job_view).collect();
+    let jobs = page.jobs.into_iter().map(DeadJob::from).collect();
     let next_cursor = page
         .next
         .map(|c| super::make_cursor(&[&c.died_at_ms.to_string(), &c.id]));
-    Ok(Json(schema::DeadPage {
+    Ok(Json(DeadPage {
         total: page.total,
         jobs,
         next_cursor,
     }))
-}
-
-/// A dead job as the API shows times everywhere: RFC 3339, not the
-/// queue's milliseconds since the epoch.
-fn dead_job_view(job: &hangar_queue::JobState) -> Value {
-    fn rfc3339(v: &mut Value) {
-        if let Some(ms) = v.as_u64() {
-            *v = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms as i64).map_or(Value::Null, |t| {
-                json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            });
-        }
-    }
-    let mut v = json!(job);
-    for field in ["created_at", "run_at", "started_at", "finished_at", "updated_at"] {
-        if let Some(t) = v.get_mut(field) {
-            rfc3339(t);
-        }
-    }
-    if let Some(errors) = v.get_mut("errors").and_then(Value::as_array_mut) {
-        for e in errors {
-            if let Some(t) = e.get_mut("at") {
-                rfc3339(t);
-            }
-        }
-    }
-    v
 }
 
 /// Requeue a dead job
@@ -132,7 +112,7 @@ fn dead_job_view(job: &hangar_queue::JobState) -> Value {
 #[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/{id}/requeue", operation_id = "requeue_dead_job", tag = "queues",
     params(("queue" = String, Path, description = "Queue name: sync, reports or inference"), ("id" = String, Path, description = "Job id")),
     responses(
-        (status = 202, description = "Queued again", body = schema::Requeued),
+        (status = 202, description = "Queued again", body = Requeued),
         (status = 404, description = "No such dead job", body = schema::ErrorBody)),
     security(("bearer" = ["admin"])))]
 pub async fn requeue(
@@ -150,7 +130,7 @@ pub async fn requeue(
     // The record first: an outcome of the new run then always lands on a reopened row.
     hangar_shared::db::mark_requeued(&state.pool, std::slice::from_ref(&id)).await?;
     q.requeue_dead(&id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "state": "queued"}))))
+    Ok((StatusCode::ACCEPTED, Json(Requeued::new(id, false))))
 }
 
 /// Requeue every dead job
@@ -159,7 +139,7 @@ pub async fn requeue(
 #[utoipa::path(post, path = "/api/v1/queues/{queue}/dead/requeue-all", operation_id = "requeue_all_dead_jobs", tag = "queues",
     params(("queue" = String, Path, description = "Queue name: sync, reports or inference")),
     responses(
-        (status = 202, description = "Queued again", body = schema::RequeuedAll),
+        (status = 202, description = "Queued again", body = RequeuedAll),
         (status = 404, description = "No such queue", body = schema::ErrorBody)),
     security(("bearer" = ["admin"])))]
 pub async fn requeue_all(
@@ -181,7 +161,7 @@ pub async fn requeue_all(
             break; // another requeue took them meanwhile
         }
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({"requeued": total}))))
+    Ok((StatusCode::ACCEPTED, Json(RequeuedAll { requeued: total })))
 }
 
 /// Delete a dead job

@@ -20,10 +20,17 @@ use hangar_shared::{
 };
 use serde_json::{Map, Value, json};
 
-use super::jobs::job_json;
 use crate::{
-    audit::AuditTarget, auth::Principal, error::ApiError, request_id::current_request_id, schema,
+    audit::AuditTarget,
+    auth::Principal,
+    error::ApiError,
+    request_id::current_request_id,
+    schema,
     state::AppState,
+    views::{
+        jobs::{Job, ScheduleRun, ScheduleRunJob},
+        schedules::{LastRun, ScheduleList, ScheduleView},
+    },
 };
 
 fn parse_body(state: &AppState, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
@@ -91,8 +98,11 @@ async fn all(state: &AppState) -> Result<Vec<(Schedule, &'static str)>, ApiError
     Ok(out)
 }
 
-/// The JSON view: definition, source, next 5 fire times, last run.
-async fn views(state: &AppState, schedules: &[(Schedule, &'static str)]) -> Result<Vec<Value>, ApiError> {
+/// The views of `schedules`: definition, source, next fire times, last run.
+async fn views(
+    state: &AppState,
+    schedules: &[(Schedule, &'static str)],
+) -> Result<Vec<ScheduleView>, ApiError> {
     let names: Vec<String> = schedules.iter().map(|(s, _)| s.spec.name.clone()).collect();
     let runs = sqlx::query!(
         r#"SELECT s.name, s.cursor, s.last_job_id, s.last_fired_at, j.state AS "state?"
@@ -106,28 +116,24 @@ async fn views(state: &AppState, schedules: &[(Schedule, &'static str)]) -> Resu
     Ok(schedules
         .iter()
         .map(|(s, source)| {
-            let mut v = serde_json::to_value(&s.spec).unwrap_or_else(|_| json!({}));
-            v["source"] = json!(source);
-            v["fans_out"] = json!(s.fans_out());
-            v["next"] = json!(if s.spec.enabled {
-                s.upcoming(now, 5)
-            } else {
-                Vec::new()
+            let last_run = runs.iter().find(|r| r.name == s.spec.name).map(|r| LastRun {
+                job_id: r.last_job_id.clone(),
+                state: r.state.clone(),
+                tick: r.last_fired_at,
+                accounted_up_to: r.cursor,
             });
-            v["last_run"] = runs
-                .iter()
-                .find(|r| r.name == s.spec.name)
-                .map_or(Value::Null, |r| {
-                    json!({
-                        "job_id": r.last_job_id,
-                        "state": r.state,
-                        "tick": r.last_fired_at,
-                        "accounted_up_to": r.cursor,
-                    })
-                });
-            v
+            ScheduleView::new(s, source, now, last_run)
         })
         .collect())
+}
+
+/// The view of one schedule.
+async fn view(state: &AppState, schedule: (Schedule, &'static str)) -> Result<ScheduleView, ApiError> {
+    let name = schedule.0.spec.name.clone();
+    views(state, &[schedule])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no view made of schedule {name}")))
 }
 
 async fn one(state: &AppState, name: &str) -> Result<(Schedule, &'static str), ApiError> {
@@ -143,24 +149,28 @@ async fn one(state: &AppState, name: &str) -> Result<(Schedule, &'static str), A
 /// File schedules (read-only) first, then API ones, each with its next 5
 /// fire times and last run.
 #[utoipa::path(get, path = "/api/v1/schedules", operation_id = "list_schedules", tag = "schedules",
-    responses((status = 200, description = "Every schedule", body = schema::ScheduleList)),
+    responses((status = 200, description = "Every schedule", body = ScheduleList)),
     security(("bearer" = ["viewer"])))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<ScheduleList>, ApiError> {
     let schedules = all(&state).await?;
-    Ok(Json(json!({"schedules": views(&state, &schedules).await?})))
+    Ok(Json(ScheduleList {
+        schedules: views(&state, &schedules).await?,
+    }))
 }
 
 /// Get a schedule
 #[utoipa::path(get, path = "/api/v1/schedules/{name}", operation_id = "get_schedule", tag = "schedules",
     params(("name" = String, Path, description = "Schedule name")),
     responses(
-        (status = 200, description = "The schedule", body = schema::ScheduleView),
+        (status = 200, description = "The schedule", body = ScheduleView),
         (status = 404, description = "No such schedule", body = schema::ErrorBody)),
     security(("bearer" = ["viewer"])))]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ScheduleView>, ApiError> {
     let s = one(&state, &name).await?;
-    let mut v = views(&state, std::slice::from_ref(&s)).await?;
-    Ok(Json(v.pop().unwrap_or(Value::Null)))
+    Ok(Json(view(&state, s).await?))
 }
 
 /// Create a schedule
@@ -169,7 +179,7 @@ pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Res
 #[utoipa::path(post, path = "/api/v1/schedules", operation_id = "create_schedule", tag = "schedules",
     request_body = schema::ScheduleInput,
     responses(
-        (status = 201, description = "Created", body = schema::ScheduleView),
+        (status = 201, description = "Created", body = ScheduleView),
         (status = 409, description = "The name is taken (or defined in the schedules file)", body = schema::ErrorBody)),
     security(("bearer" = ["admin"])))]
 pub async fn create(
@@ -205,8 +215,7 @@ pub async fn create(
     }
     tracing::info!(schedule = %s.spec.name, "schedule created");
     let name = s.spec.name.clone();
-    let mut v = views(&state, &[(s, "api")]).await?;
-    let mut response = (StatusCode::CREATED, Json(v.pop().unwrap_or(Value::Null))).into_response();
+    let mut response = (StatusCode::CREATED, Json(view(&state, (s, "api")).await?)).into_response();
     response.extensions_mut().insert(AuditTarget(name));
     Ok(response)
 }
@@ -228,7 +237,7 @@ fn not_from_file(state: &AppState, name: &str) -> Result<(), ApiError> {
     params(("name" = String, Path, description = "Schedule name")),
     request_body(content = Object, description = "Any fields of a schedule definition except name"),
     responses(
-        (status = 200, description = "Changed", body = schema::ScheduleView),
+        (status = 200, description = "Changed", body = ScheduleView),
         (status = 404, description = "No such schedule", body = schema::ErrorBody),
         (status = 409, description = "Defined in the schedules file", body = schema::ErrorBody)),
     security(("bearer" = ["admin"])))]
@@ -237,7 +246,7 @@ pub async fn update(
     Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     not_from_file(&state, &name)?;
     let changes = parse_body(&state, &body)?;
     let Some(Value::Object(mut spec)) = stored(&state, &name).await? else {
@@ -263,8 +272,7 @@ pub async fn update(
     .execute(&state.pool)
     .await?;
     tracing::info!(schedule = %name, "schedule changed");
-    let mut v = views(&state, &[(s, "api")]).await?;
-    Ok(Json(v.pop().unwrap_or(Value::Null)))
+    Ok(Json(view(&state, (s, "api")).await?))
 }
 
 /// Delete a schedule
@@ -300,8 +308,8 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
 #[utoipa::path(post, path = "/api/v1/schedules/{name}/run", operation_id = "run_schedule", tag = "schedules",
     params(("name" = String, Path, description = "Schedule name")),
     responses(
-        (status = 202, description = "At least one new job", body = schema::ScheduleRun),
-        (status = 200, description = "Every job was already open", body = schema::ScheduleRun),
+        (status = 202, description = "At least one new job", body = ScheduleRun),
+        (status = 200, description = "Every job was already open", body = ScheduleRun),
         (status = 403, description = "The schedule's kind needs a higher role than the caller's (e.g. `system.retention`: admin)", body = schema::ErrorBody),
         (status = 404, description = "No such schedule", body = schema::ErrorBody),
         (status = 409, description = "No account to run for", body = schema::ErrorBody)),
@@ -333,14 +341,17 @@ pub async fn run_now(
     });
     let results = futures_util::future::try_join_all(submits).await?;
     let any_new = results.iter().any(|(_, already, _)| !already);
-    let jobs: Vec<Value> = results
+    let jobs = results
         .iter()
-        .map(|(_, already, run)| json!({"already": already, "job": job_json(run, None)}))
+        .map(|(_, already, run)| ScheduleRunJob {
+            already: *already,
+            job: Job::new(run, None),
+        })
         .collect();
     let status = if any_new {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({"schedule": name, "jobs": jobs}))))
+    Ok((status, Json(ScheduleRun { schedule: name, jobs })))
 }

@@ -15,27 +15,31 @@ use axum::{
 };
 use hangar_shared::{
     db::NewJobRun,
-    kinds::{self, KindSpec},
+    kinds::{self, KindSpec, Target, Window},
 };
 use serde_json::{Map, Value, json};
 
-use super::{jobs::job_json, parse_date, parse_time};
+use super::{parse_date, parse_time};
 use crate::{
-    audit::AuditTarget, auth::Principal, error::ApiError, request_id::current_request_id, schema,
+    audit::AuditTarget,
+    auth::Principal,
+    error::ApiError,
+    request_id::current_request_id,
+    schema,
     state::AppState,
+    views::jobs::{Job, SyncAccepted, SyncJob},
 };
 
 const FIELDS: &[&str] = &["account", "region", "start", "end"];
 
 fn kind_of(name: &str) -> Result<&'static KindSpec, ApiError> {
-    match name {
-        "workspaces" => Ok(kinds::spec::<kinds::WorkspacesSync>()),
-        "cloudtrail" => Ok(kinds::spec::<kinds::CloudTrailSync>()),
-        "billing" => Ok(kinds::spec::<kinds::BillingSync>()),
-        other => Err(ApiError::NotFound(format!(
-            "no sync called {other:?}; there are workspaces, cloudtrail and billing"
-        ))),
-    }
+    kinds::syncs()
+        .find(|(n, _)| *n == name)
+        .map(|(_, k)| k)
+        .ok_or_else(|| {
+            let known: Vec<&str> = kinds::syncs().map(|(n, _)| n).collect();
+            ApiError::NotFound(format!("no sync called {name:?}; there are {}", known.join(", ")))
+        })
 }
 
 fn string_field<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
@@ -56,8 +60,8 @@ fn string_field<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<
     params(("kind" = String, Path, description = "workspaces, cloudtrail or billing")),
     request_body(content = Option<schema::SyncRequest>, description = "Optional; an empty body syncs everything configured"),
     responses(
-        (status = 202, description = "At least one new job", body = schema::SyncAccepted),
-        (status = 200, description = "Every job was already open", body = schema::SyncAccepted),
+        (status = 202, description = "At least one new job", body = SyncAccepted),
+        (status = 200, description = "Every job was already open", body = SyncAccepted),
         (status = 404, description = "No such sync kind", body = schema::ErrorBody)),
     security(("bearer" = ["operator"])))]
 pub async fn create(
@@ -83,16 +87,20 @@ pub async fn create(
             ),
         ));
     }
+    if kind.target == Target::Account && region.is_some() {
+        return Err(ApiError::invalid(
+            "region",
+            format!(
+                "{} runs once per account (the service is global): it takes no region",
+                kind.name
+            ),
+        ));
+    }
+
     let (start, end) = (string_field(body, "start")?, string_field(body, "end")?);
     let mut dates = Map::new();
-    match kind.name {
-        kinds::SYNC_BILLING => {
-            if region.is_some() {
-                return Err(ApiError::invalid(
-                    "region",
-                    "Cost Explorer is global: a billing sync takes no region",
-                ));
-            }
+    match kind.window {
+        Window::Dates => {
             if let Some(d) = parse_date("start", start)? {
                 dates.insert("start".into(), json!(d));
             }
@@ -100,7 +108,7 @@ pub async fn create(
                 dates.insert("end".into(), json!(d));
             }
         }
-        kinds::SYNC_CLOUDTRAIL => {
+        Window::Times => {
             if let Some(t) = parse_time("start", start)? {
                 dates.insert("start".into(), json!(t));
             }
@@ -108,17 +116,16 @@ pub async fn create(
                 dates.insert("end".into(), json!(t));
             }
         }
-        _ => {
+        Window::None => {
             if start.is_some() || end.is_some() {
                 let field = if start.is_some() { "start" } else { "end" };
                 return Err(ApiError::invalid(
                     field,
-                    "a workspaces sync reads the current inventory; it takes no dates",
+                    format!("a {} sync reads the current state; it takes no dates", kind.name),
                 ));
             }
         }
     }
-
     // The (account, region) pairs this request covers (the same rule as a
     // fan-out schedule's).
     let targets = kinds::targets(aws, kind, account, region);
@@ -157,11 +164,16 @@ pub async fn create(
     });
     let results = futures_util::future::try_join_all(submits).await?;
     let any_new = results.iter().any(|(_, already, _)| !already);
-    let jobs: Vec<Value> = targets
-        .iter()
+    let ids: Vec<&str> = results.iter().map(|(_, _, run)| run.id.as_str()).collect();
+    let audit_target = AuditTarget(ids.join(","));
+    let jobs = targets
+        .into_iter()
         .zip(&results)
-        .map(|((account, region), (_, already, run))| {
-            json!({"account": account, "region": region, "already": already, "job": job_json(run, None)})
+        .map(|((account, region), (_, already, run))| SyncJob {
+            account,
+            region,
+            already: *already,
+            job: Job::new(run, None),
         })
         .collect();
     let status = if any_new {
@@ -169,8 +181,14 @@ pub async fn create(
     } else {
         StatusCode::OK
     };
-    let ids: Vec<&str> = results.iter().map(|(_, _, run)| run.id.as_str()).collect();
-    let mut response = (status, Json(json!({"kind": kind.name, "jobs": jobs}))).into_response();
-    response.extensions_mut().insert(AuditTarget(ids.join(",")));
+    let mut response = (
+        status,
+        Json(SyncAccepted {
+            kind: kind.name,
+            jobs,
+        }),
+    )
+        .into_response();
+    response.extensions_mut().insert(audit_target);
     Ok(response)
 }

@@ -2,7 +2,9 @@
 //! pages, serialized as they are and documented by the same types (so the
 //! OpenAPI document cannot describe something the handlers do not send).
 
-use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
@@ -144,6 +146,111 @@ pub struct DirectoryPage {
 pub struct AuditEventPage {
     /// Newest first.
     pub events: Vec<AuditRow>,
+    /// Next page's cursor; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Directory of a workspace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceDirectory {
+    /// Directory id.
+    pub id: Option<String>,
+    /// Alias.
+    pub alias: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+}
+
+/// Bundle of a workspace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceBundle {
+    /// Bundle id.
+    pub id: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+    /// Compute type.
+    pub compute_type: Option<String>,
+}
+
+/// Workspace properties.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceProperties {
+    /// ALWAYS_ON or AUTO_STOP.
+    pub running_mode: Option<String>,
+    /// Minutes before an AUTO_STOP workspace stops.
+    pub auto_stop_timeout_minutes: Option<i32>,
+    /// Root volume size.
+    pub root_volume_gib: Option<i32>,
+    /// User volume size.
+    pub user_volume_gib: Option<i32>,
+    /// Compute type.
+    pub compute_type: Option<String>,
+}
+
+/// Last connection of a workspace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceConnection {
+    /// CONNECTED, DISCONNECTED or UNKNOWN.
+    pub state: Option<String>,
+    /// When AWS checked it.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// When a user last connected.
+    pub last_user_connection_at: Option<DateTime<Utc>>,
+}
+
+/// One workspace with its directory, bundle and last connection.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceDetail {
+    /// Account name.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Directory.
+    pub directory: WorkspaceDirectory,
+    /// Bundle.
+    pub bundle: WorkspaceBundle,
+    /// User.
+    pub user_name: Option<String>,
+    /// IP address.
+    pub ip_address: Option<String>,
+    /// AWS state.
+    pub state: Option<String>,
+    /// Subnet.
+    pub subnet_id: Option<String>,
+    /// Computer name.
+    pub computer_name: Option<String>,
+    /// Properties.
+    pub properties: WorkspaceProperties,
+    /// Tags, key to value.
+    pub tags: Value,
+    /// Last connection.
+    pub last_connection: WorkspaceConnection,
+    /// First synced at.
+    pub first_seen_at: DateTime<Utc>,
+    /// Last changed at.
+    pub updated_at: DateTime<Utc>,
+    /// Gone from AWS since.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Costs grouped, with the total per currency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CostReport {
+    /// `all` or `workspaces`.
+    pub view: String,
+    /// `service`, `usage_type` or `day`.
+    pub group_by: String,
+    /// First day.
+    pub start: NaiveDate,
+    /// Day after the last.
+    pub end: NaiveDate,
+    /// Sums per group, in key order.
+    pub groups: Vec<CostGroup>,
+    /// Total per currency (decimal strings).
+    #[schema(value_type = std::collections::HashMap<String, String>, example = json!({"USD": "1234.5600000000"}))]
+    pub total: BTreeMap<String, Decimal>,
     /// Next page's cursor; null on the last page.
     pub next_cursor: Option<String>,
 }

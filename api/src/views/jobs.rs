@@ -23,8 +23,8 @@ pub struct Job {
     #[schema(example = "sync")]
     pub queue: String,
     /// `scheduled`, `queued`, `running`, `retrying`, `succeeded`, `cancelled` or `dead`.
-    #[schema(example = "queued")]
-    pub state: String,
+    #[schema(value_type = String, example = "queued")]
+    pub state: JobStatus,
     /// Attempts that have ended (failed, or the one that finished it).
     pub attempts: i64,
     /// While it runs: the attempt under way (`attempts` + 1); absent otherwise.
@@ -77,7 +77,7 @@ impl Job {
             id: run.id.clone(),
             kind: run.kind.clone(),
             queue: run.queue.clone(),
-            state: run.state.clone(),
+            state: run.state,
             attempts: i64::from(run.attempts),
             attempt: None,
             max_attempts: i64::from(run.max_attempts),
@@ -105,7 +105,7 @@ impl Job {
     }
 
     fn overlay(&mut self, live: &JobState) {
-        self.state = live.status.as_str().to_owned();
+        self.state = live.status;
         self.attempts = i64::from(live.attempts);
         // `attempts` counts attempts that ended; while one runs, say which
         // it is (a first run is attempt 1, not "0 attempts"). A delivery
@@ -151,4 +151,112 @@ pub struct JobPage {
     pub jobs: Vec<Job>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// Outcome of a cancel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cancelled {
+    /// The job.
+    pub id: String,
+    /// `cancelled`, or `running` when the worker was asked to stop.
+    pub state: &'static str,
+    /// True when the job was running and has been asked to stop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_requested: Option<bool>,
+    /// What happens next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'static str>,
+}
+
+impl Cancelled {
+    /// Cancelled before it ran: final.
+    pub fn done(id: String) -> Self {
+        Self {
+            id,
+            state: "cancelled",
+            cancel_requested: None,
+            message: None,
+        }
+    }
+
+    /// Running: its worker was asked to stop.
+    pub fn requested(id: String) -> Self {
+        Self {
+            id,
+            state: "running",
+            cancel_requested: Some(true),
+            message: Some("the running job was asked to stop; poll its status"),
+        }
+    }
+}
+
+/// A job queued again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Requeued {
+    /// The job.
+    pub id: String,
+    /// `queued`.
+    pub state: &'static str,
+    /// Where to poll it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_url: Option<String>,
+}
+
+impl Requeued {
+    /// `id` queued again; `with_status_url` when the answer points at it.
+    pub fn new(id: String, with_status_url: bool) -> Self {
+        let status_url = with_status_url.then(|| format!("/api/v1/jobs/{id}"));
+        Self {
+            id,
+            state: "queued",
+            status_url,
+        }
+    }
+}
+
+/// Dead jobs queued again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequeuedAll {
+    /// How many.
+    pub requeued: u64,
+}
+
+/// One (account, region) job of a sync request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncJob {
+    /// Account name.
+    pub account: String,
+    /// Region (`global` for billing).
+    pub region: String,
+    /// True when a sync of this key was already open and is returned instead.
+    pub already: bool,
+    /// The job.
+    pub job: Job,
+}
+
+/// The jobs a sync request started or found open.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncAccepted {
+    /// The job kind.
+    pub kind: &'static str,
+    /// One per (account, region).
+    pub jobs: Vec<SyncJob>,
+}
+
+/// A job a schedule run started or found open.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleRunJob {
+    /// True when an open job was returned instead of a new one.
+    pub already: bool,
+    /// The job.
+    pub job: Job,
+}
+
+/// The jobs of a manual schedule run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleRun {
+    /// Schedule name.
+    pub schedule: String,
+    /// One per target.
+    pub jobs: Vec<ScheduleRunJob>,
 }

@@ -1,14 +1,11 @@
-//! A `job_runs` row as every layer reads it, and which of its states are
-//! open: a leaf both the insert path and the queries use.
+//! A `job_runs` row as every layer reads it: a leaf both the insert path
+//! and the queries use. Its state is the queue's [`JobStatus`], stored as
+//! the same text Redis holds (a query selects it as
+//! `state AS "state: hangar_queue::JobStatus"`).
 
 use chrono::{DateTime, Utc};
+use hangar_queue::JobStatus;
 use serde::Serialize;
-
-/// Whether a recorded state is one a job can still leave (the states the
-/// open-job index, the singleton index and the repair loop cover in SQL).
-pub fn is_open_state(state: &str) -> bool {
-    matches!(state, "scheduled" | "queued" | "running" | "retrying")
-}
 
 /// One row of `job_runs`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
@@ -22,7 +19,7 @@ pub struct JobRun {
     /// Validated arguments.
     pub payload: serde_json::Value,
     /// Last known state (live state of running jobs comes from Redis).
-    pub state: String,
+    pub state: JobStatus,
     /// Attempts with a recorded outcome.
     pub attempts: i32,
     /// Attempts allowed.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hangar_queue::JobStatus;
 use sqlx::{
     Executor, PgPool, Postgres,
     migrate::Migrator,
@@ -11,7 +12,7 @@ use sqlx::{
 };
 
 pub use self::{
-    job_run::{JobRun, is_open_state},
+    job_run::JobRun,
     new_jobs::{Inserted, NewJobRun, insert_jobs, insert_jobs_on},
 };
 use crate::config::DatabaseConfig;
@@ -74,7 +75,14 @@ pub async fn get_job<'e, E: Executor<'e, Database = Postgres>>(
     db: E,
     id: &str,
 ) -> sqlx::Result<Option<JobRun>> {
-    sqlx::query_as!(JobRun, "SELECT * FROM job_runs WHERE id = $1", id)
+    sqlx::query_as!(
+        JobRun,
+        r#"SELECT id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
+                progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
+           FROM job_runs WHERE id = $1"#,
+        id
+    )
         .fetch_optional(db)
         .await
 }
@@ -85,7 +93,7 @@ pub struct JobFilter {
     /// Only this kind.
     pub kind: Option<String>,
     /// Only this state.
-    pub state: Option<String>,
+    pub state: Option<JobStatus>,
     /// Only jobs older than this id (the previous page's last id).
     pub before: Option<String>,
     /// Page size.
@@ -99,12 +107,15 @@ pub async fn list_jobs<'e, E: Executor<'e, Database = Postgres>>(
 ) -> sqlx::Result<Vec<JobRun>> {
     sqlx::query_as!(
         JobRun,
-        "SELECT * FROM job_runs
-         WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
-           AND ($3::text IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4",
+        r#"SELECT id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
+                progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
+           FROM job_runs
+           WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
+             AND ($3::text IS NULL OR id < $3)
+           ORDER BY id DESC LIMIT $4"#,
         f.kind,
-        f.state,
+        f.state.map(JobStatus::as_str),
         f.before,
         f.limit,
     )
@@ -118,7 +129,7 @@ pub struct OutcomeRow {
     /// Job id.
     pub id: String,
     /// State after the attempt.
-    pub state: String,
+    pub state: JobStatus,
     /// Attempt number.
     pub attempts: i32,
     /// Deliveries so far.
@@ -173,7 +184,7 @@ pub async fn record_outcomes<'e, E: Executor<'e, Database = Postgres>>(
               AS u(id, state, attempts, deliveries, result, error, started_at, finished_at, progress)
          WHERE j.id = u.id AND j.deliveries <= u.deliveries",
         &col(|r| r.id.clone()),
-        &col(|r| r.state.clone()),
+        &col(|r| r.state.as_str().to_owned()),
         &rows.iter().map(|r| r.attempts).collect::<Vec<_>>(),
         &rows.iter().map(|r| r.deliveries).collect::<Vec<_>>(),
         &results as &[Option<String>],
@@ -260,10 +271,13 @@ pub async fn open_jobs<'e, E: Executor<'e, Database = Postgres>>(
 ) -> sqlx::Result<Vec<JobRun>> {
     sqlx::query_as!(
         JobRun,
-        "SELECT * FROM job_runs
-         WHERE state IN ('scheduled', 'queued', 'running', 'retrying') AND created_at < $1
-           AND ($2::text IS NULL OR id > $2)
-         ORDER BY id LIMIT $3",
+        r#"SELECT id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
+                progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
+           FROM job_runs
+           WHERE state IN ('scheduled', 'queued', 'running', 'retrying') AND created_at < $1
+             AND ($2::text IS NULL OR id > $2)
+           ORDER BY id LIMIT $3"#,
         older_than,
         after,
         limit,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::job_run::{JobRun, is_open_state};
+use super::job_run::JobRun;
 
 /// A job to record.
 #[derive(Debug, Clone)]
@@ -258,7 +258,9 @@ async fn insert_round(
            -- Sooner jobs first: within one batch, the one wanted sooner takes a singleton slot.
            ORDER BY t.run_at NULLS FIRST
            ON CONFLICT DO NOTHING
-           RETURNING *"#,
+           RETURNING id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
+                progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint"#,
         &col(|j| Some(j.id.clone())) as &[Option<String>],
         &col(|j| Some(j.kind.clone())) as &[Option<String>],
         &col(|j| Some(j.queue.clone())) as &[Option<String>],
@@ -290,10 +292,13 @@ async fn insert_round(
     } else {
         sqlx::query_as!(
             JobRun,
-            "SELECT * FROM job_runs
-             WHERE (COALESCE(idempotency_scope, ''), idempotency_key) IN
-                   (SELECT * FROM UNNEST($1::text[], $2::text[]))
-                OR (singleton_key = ANY($3) AND state IN ('scheduled', 'queued', 'running', 'retrying'))",
+            r#"SELECT id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
+                progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
+               FROM job_runs
+               WHERE (COALESCE(idempotency_scope, ''), idempotency_key) IN
+                     (SELECT * FROM UNNEST($1::text[], $2::text[]))
+                  OR (singleton_key = ANY($3) AND state IN ('scheduled', 'queued', 'running', 'retrying'))"#,
             &scopes,
             &idempotency_keys,
             &singleton_keys,
@@ -324,7 +329,7 @@ async fn insert_round(
             .and_then(|k| {
                 existing
                     .iter()
-                    .find(|r| is_open_state(&r.state) && r.singleton_key.as_ref() == Some(k))
+                    .find(|r| r.state.is_open() && r.singleton_key.as_ref() == Some(k))
             })
             .map(|r| Inserted::Existing(r.clone()))
     };

@@ -28,6 +28,18 @@ pub enum Target {
     Account,
 }
 
+/// The time window a targeting kind's payload may carry as `start`/`end`
+/// (what "sync now" accepts in its body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// No window: the kind reads the current state.
+    None,
+    /// Calendar days (`YYYY-MM-DD`), end exclusive.
+    Dates,
+    /// RFC 3339 times.
+    Times,
+}
+
 /// What validation may consult beyond the payload: the deployment's
 /// configuration (the model registry, for inference).
 #[derive(Clone, Copy)]
@@ -52,6 +64,8 @@ pub trait JobKind: Serialize + DeserializeOwned + Send + Sync + 'static {
     const RETRY: RetryPolicy;
     /// What a job is aimed at; account-targeting kinds fan out.
     const TARGET: Target = Target::None;
+    /// The `start`/`end` window its payload may carry.
+    const WINDOW: Window = Window::None;
 
     /// Checks the decoded payload's values (ranges, combinations); unknown
     /// and missing fields were refused when it was decoded.

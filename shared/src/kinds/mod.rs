@@ -20,7 +20,7 @@ use serde_json::Value;
 
 pub use self::{
     inference::{Chat, INFERENCE_CHAT},
-    job_kind::{Deployment, JobKind, QUEUE_INFERENCE, QUEUE_REPORTS, QUEUE_SYNC, QUEUES, Target},
+    job_kind::{Deployment, JobKind, QUEUE_INFERENCE, QUEUE_REPORTS, QUEUE_SYNC, QUEUES, Target, Window},
     payload::{PayloadError, decode, invalid, normalised},
     sync::{
         BillingSync, CloudTrailSync, GLOBAL_REGION, SYNC_BILLING, SYNC_CLOUDTRAIL, SYNC_WORKSPACES,
@@ -65,6 +65,8 @@ pub struct KindSpec {
     pub retry: RetryPolicy,
     /// What a job is aimed at.
     pub target: Target,
+    /// The `start`/`end` window its payload may carry.
+    pub window: Window,
     validate: fn(&Value, Option<&Deployment<'_>>) -> Result<Value, PayloadError>,
     singleton_key: fn(&Value) -> Option<String>,
 }
@@ -77,6 +79,7 @@ impl KindSpec {
             role: K::ROLE,
             retry: K::RETRY,
             target: K::TARGET,
+            window: K::WINDOW,
             validate: validate_as::<K>,
             singleton_key: |payload| decode::<K>(payload).ok()?.singleton_key(),
         }
@@ -146,6 +149,15 @@ pub fn all() -> &'static [KindSpec] {
 /// The kind called `name`.
 pub fn kind(name: &str) -> Option<&'static KindSpec> {
     all().iter().find(|k| k.name == name)
+}
+
+/// The sync kinds "sync now" starts (`POST /api/v1/syncs/{name}`): every
+/// registered `sync.<name>` kind that targets accounts, with its `<name>`.
+pub fn syncs() -> impl Iterator<Item = (&'static str, &'static KindSpec)> {
+    all()
+        .iter()
+        .filter(|k| k.targets_accounts())
+        .filter_map(|k| Some((k.name.strip_prefix("sync.")?, k)))
 }
 
 /// The registered spec of `K`.

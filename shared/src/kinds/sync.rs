@@ -8,7 +8,7 @@ use hangar_queue::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    job_kind::{JobKind, QUEUE_SYNC, Target},
+    job_kind::{JobKind, QUEUE_SYNC, Target, Window},
     payload::{PayloadError, invalid},
 };
 
@@ -89,6 +89,7 @@ impl JobKind for CloudTrailSync {
     const QUEUE: &'static str = QUEUE_SYNC;
     const RETRY: RetryPolicy = SYNC_RETRY;
     const TARGET: Target = Target::Region;
+    const WINDOW: Window = Window::Times;
 
     fn check(&self) -> Result<(), PayloadError> {
         check_account_region(&self.account, Some(&self.region))?;
@@ -147,6 +148,7 @@ impl JobKind for BillingSync {
     const QUEUE: &'static str = QUEUE_SYNC;
     const RETRY: RetryPolicy = SYNC_RETRY;
     const TARGET: Target = Target::Account;
+    const WINDOW: Window = Window::Dates;
 
     fn check(&self) -> Result<(), PayloadError> {
         check_account_region(&self.account, None)?;

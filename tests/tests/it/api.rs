@@ -196,7 +196,7 @@ async fn cancel_and_retry_through_the_api() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(app.record(&id).await.state, "cancelled");
+    assert_eq!(app.record(&id).await.state, JobStatus::Cancelled);
     let r = app
         .http
         .post(format!("{}/api/v1/jobs/{id}/cancel", app.base))

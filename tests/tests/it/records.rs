@@ -88,7 +88,7 @@ async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
     for id in &ids {
         assert_eq!(
             app.record(id).await.state,
-            "queued",
+            JobStatus::Queued,
             "reopened before redis requeued it"
         );
     }
@@ -104,10 +104,10 @@ async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
     app.shutdown().await;
 }
 
-fn outcome(id: &str, state: &str, attempts: i32, deliveries: i32) -> OutcomeRow {
+fn outcome(id: &str, state: JobStatus, attempts: i32, deliveries: i32) -> OutcomeRow {
     OutcomeRow {
         id: id.into(),
-        state: state.into(),
+        state,
         attempts,
         deliveries,
         result: None,
@@ -127,15 +127,21 @@ async fn records_keep_the_latest_outcome_and_never_reopen_on_a_stale_view() {
     let job = NewJobRun::new(noop, json!({})).id(id.clone());
     db::insert_jobs(&pool, &[job]).await.unwrap();
     // A retry and its later success in one batch, newest first.
-    let batch = [outcome(&id, "succeeded", 2, 2), outcome(&id, "retrying", 1, 1)];
+    let batch = [
+        outcome(&id, JobStatus::Succeeded, 2, 2),
+        outcome(&id, JobStatus::Retrying, 1, 1),
+    ];
     db::record_outcomes(&pool, &batch).await.unwrap();
     let row = db::get_job(&pool, &id).await.unwrap().unwrap();
     assert_eq!((row.state.as_str(), row.attempts), ("succeeded", 2));
     // A late outcome of an earlier delivery changes nothing.
-    db::record_outcomes(&pool, &[outcome(&id, "retrying", 1, 1)])
+    db::record_outcomes(&pool, &[outcome(&id, JobStatus::Retrying, 1, 1)])
         .await
         .unwrap();
-    assert_eq!(db::get_job(&pool, &id).await.unwrap().unwrap().state, "succeeded");
+    assert_eq!(
+        db::get_job(&pool, &id).await.unwrap().unwrap().state,
+        JobStatus::Succeeded
+    );
     // Neither does a stale live view from Redis.
     let stale = JobState {
         id: id.clone(),
@@ -162,7 +168,10 @@ async fn records_keep_the_latest_outcome_and_never_reopen_on_a_stale_view() {
         updated_at: None,
     };
     assert!(!db::sync_from_queue(&pool, &id, &stale).await.unwrap());
-    assert_eq!(db::get_job(&pool, &id).await.unwrap().unwrap().state, "succeeded");
+    assert_eq!(
+        db::get_job(&pool, &id).await.unwrap().unwrap().state,
+        JobStatus::Succeeded
+    );
     pool.close().await;
 }
 
