@@ -152,6 +152,55 @@ async fn a_repeated_idempotency_key_returns_the_same_job() {
     app.shutdown().await;
 }
 
+/// Requests that arrive together are recorded in several batches at once
+/// (`api/src/enqueue.rs`): the same idempotency key in two concurrent
+/// batches still makes one job, and every request is answered.
+#[tokio::test]
+async fn concurrent_requests_with_shared_idempotency_keys_record_one_job_per_key() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let keyed = (0..160).map(|i| {
+        let req = app
+            .http
+            .post(format!("{}/api/v1/jobs", app.base))
+            .header("idempotency-key", format!("shared-{}", i % 8))
+            .json(&json!({"kind": "system.noop"}));
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            (
+                i % 8,
+                status,
+                body["job"]["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    });
+    let plain = (0..100).map(|_| {
+        let req = app
+            .http
+            .post(format!("{}/api/v1/jobs", app.base))
+            .json(&json!({"kind": "system.noop"}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let (keyed, plain) = tokio::join!(
+        futures_util::future::join_all(keyed),
+        futures_util::future::join_all(plain)
+    );
+    assert!(plain.iter().all(|s| *s == 202), "{plain:?}");
+    let mut per_key: std::collections::BTreeMap<u32, std::collections::BTreeSet<String>> = Default::default();
+    for (key, status, id) in &keyed {
+        assert!(matches!(status, 200 | 202), "key {key}: {status}");
+        per_key.entry(*key).or_default().insert(id.clone());
+    }
+    assert_eq!(per_key.len(), 8);
+    assert!(per_key.values().all(|ids| ids.len() == 1), "{per_key:?}");
+    let created = keyed.iter().filter(|(_, s, _)| *s == 202).count();
+    assert_eq!(created, 8, "one 202 per key, the rest 200");
+    let sync = app.queue_row("sync").await;
+    assert_eq!(sync["queued"], 108, "every job once in redis: {sync}");
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn jobs_are_listed_newest_first_in_keyset_pages() {
     let app = TestApp::builder().without_worker().spawn().await;

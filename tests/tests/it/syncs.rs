@@ -102,6 +102,25 @@ async fn sync_all_fans_out_per_account_and_region_and_asking_again_returns_the_o
     app.shutdown().await;
 }
 
+/// Many "sync now" at once (their jobs recorded in concurrent batches):
+/// still one open job per (kind, account, region), every request answered.
+#[tokio::test]
+async fn concurrent_sync_now_requests_share_one_open_job_per_target() {
+    let app = app().await;
+    let requests = (0..20).map(|_| app.post("/api/v1/syncs/workspaces", json!({})));
+    let answers = futures_util::future::join_all(requests).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (status, body) in &answers {
+        assert!(matches!(status, 200 | 202), "{status} {body}");
+        for j in body["jobs"].as_array().unwrap() {
+            ids.insert(j["job"]["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(ids.len(), 3, "one job per target: {ids:?}");
+    assert_eq!(app.queue_row("sync").await["queued"], 3);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_sync_requests_name_the_field() {
     let app = app().await;
