@@ -14,6 +14,7 @@ use axum::{
     response::IntoResponse,
 };
 use hangar_shared::{
+    config::AwsConfig,
     db::NewJobRun,
     kinds::{self, KindSpec, Target, Window},
 };
@@ -50,6 +51,76 @@ fn string_field<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<
     }
 }
 
+/// The (account, region) pairs a request covers, by the same rule as a
+/// fan-out schedule's; a 422 naming the field when it covers none.
+fn targets(
+    aws: &AwsConfig,
+    kind: &KindSpec,
+    account: Option<&str>,
+    region: Option<&str>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    if let Some(a) = account
+        && aws.account(a).is_none()
+    {
+        let known: Vec<&str> = aws.accounts.iter().map(|a| a.name.as_str()).collect();
+        return Err(ApiError::invalid(
+            "account",
+            format!(
+                "account {a:?} is not configured; configured: {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    if kind.target == Target::Account && region.is_some() {
+        return Err(ApiError::invalid(
+            "region",
+            format!(
+                "{} runs once per account (the service is global): it takes no region",
+                kind.name
+            ),
+        ));
+    }
+    let targets = kinds::targets(aws, kind, account, region);
+    if !targets.is_empty() {
+        return Ok(targets);
+    }
+    let message = match (account.and_then(|n| aws.account(n)), region) {
+        (Some(a), Some(r)) => format!(
+            "account {:?} is not configured for {r:?}; its regions: {}",
+            a.name,
+            a.regions.join(", ")
+        ),
+        _ => format!(
+            "no configured account syncs region {:?}",
+            region.unwrap_or_default()
+        ),
+    };
+    Err(ApiError::invalid("region", message))
+}
+
+/// The payload's `start`/`end`, read as the kind's window says (days or
+/// RFC 3339 times), or refused for a kind that takes none.
+fn window(kind: &KindSpec, start: Option<&str>, end: Option<&str>) -> Result<Value, ApiError> {
+    let mut dates = Map::new();
+    for (field, text) in [("start", start), ("end", end)] {
+        let value = match kind.window {
+            Window::Dates => parse_date(field, text)?.map(|d| json!(d)),
+            Window::Times => parse_time(field, text)?.map(|t| json!(t)),
+            Window::None if text.is_some() => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("a {} sync reads the current state; it takes no dates", kind.name),
+                ));
+            }
+            Window::None => None,
+        };
+        if let Some(v) = value {
+            dates.insert(field.into(), v);
+        }
+    }
+    Ok(Value::Object(dates))
+}
+
 /// Sync now
 ///
 /// Starts a sync of `workspaces`, `cloudtrail` or `billing`: one job per
@@ -75,83 +146,10 @@ pub async fn create(
     let aws = &state.config.aws;
     let account = string_field(body, "account")?;
     let region = string_field(body, "region")?;
-    if let Some(a) = account
-        && aws.account(a).is_none()
-    {
-        let known: Vec<&str> = aws.accounts.iter().map(|a| a.name.as_str()).collect();
-        return Err(ApiError::invalid(
-            "account",
-            format!(
-                "account {a:?} is not configured; configured: {}",
-                known.join(", ")
-            ),
-        ));
-    }
-    if kind.target == Target::Account && region.is_some() {
-        return Err(ApiError::invalid(
-            "region",
-            format!(
-                "{} runs once per account (the service is global): it takes no region",
-                kind.name
-            ),
-        ));
-    }
-
-    let (start, end) = (string_field(body, "start")?, string_field(body, "end")?);
-    let mut dates = Map::new();
-    match kind.window {
-        Window::Dates => {
-            if let Some(d) = parse_date("start", start)? {
-                dates.insert("start".into(), json!(d));
-            }
-            if let Some(d) = parse_date("end", end)? {
-                dates.insert("end".into(), json!(d));
-            }
-        }
-        Window::Times => {
-            if let Some(t) = parse_time("start", start)? {
-                dates.insert("start".into(), json!(t));
-            }
-            if let Some(t) = parse_time("end", end)? {
-                dates.insert("end".into(), json!(t));
-            }
-        }
-        Window::None => {
-            if start.is_some() || end.is_some() {
-                let field = if start.is_some() { "start" } else { "end" };
-                return Err(ApiError::invalid(
-                    field,
-                    format!("a {} sync reads the current state; it takes no dates", kind.name),
-                ));
-            }
-        }
-    }
-    // The (account, region) pairs this request covers (the same rule as a
-    // fan-out schedule's).
-    let targets = kinds::targets(aws, kind, account, region);
-    if targets.is_empty() {
-        let configured = account.and_then(|n| aws.account(n));
-        return Err(match (configured, region) {
-            (Some(a), Some(r)) => ApiError::invalid(
-                "region",
-                format!(
-                    "account {:?} is not configured for {r:?}; its regions: {}",
-                    a.name,
-                    a.regions.join(", ")
-                ),
-            ),
-            _ => ApiError::invalid(
-                "region",
-                format!(
-                    "no configured account syncs region {:?}",
-                    region.unwrap_or_default()
-                ),
-            ),
-        });
-    }
+    let targets = targets(aws, kind, account, region)?;
+    let dates = window(kind, string_field(body, "start")?, string_field(body, "end")?)?;
 
     let request_id = current_request_id();
-    let dates = Value::Object(dates);
     let submits = targets.iter().map(|(account, region)| {
         let payload = kinds::with_target(kind, &dates, account, region);
         let run = kind.validate(&payload).map(|payload| {
