@@ -55,6 +55,10 @@ pub enum ErrorCode {
     Unavailable,
     /// An unexpected failure (logged with the request id).
     Internal,
+    /// The resource is gone for good (an expired report).
+    Gone,
+    /// The requested byte range is outside the file.
+    RangeNotSatisfiable,
     /// Any other status.
     Error,
 }
@@ -145,6 +149,15 @@ pub enum ApiError {
     /// The request conflicts with the resource's state.
     #[error("{0}")]
     Conflict(String),
+    /// The resource existed and is gone for good (410).
+    #[error("{0}")]
+    Gone(String),
+    /// A `Range` outside the file (416, with `Content-Range: bytes */size`).
+    #[error("the range is outside the file ({size} bytes)")]
+    RangeNotSatisfiable {
+        /// The file's size.
+        size: u64,
+    },
     /// A dependency is down; the caller should retry later.
     #[error("{dependency} is unavailable")]
     Unavailable {
@@ -266,6 +279,8 @@ pub fn envelope_for(status: StatusCode, body_text: &str) -> Response {
         408 => ErrorCode::RequestTimeout,
         404 => ErrorCode::NotFound,
         405 => ErrorCode::MethodNotAllowed,
+        410 => ErrorCode::Gone,
+        416 => ErrorCode::RangeNotSatisfiable,
         413 => ErrorCode::PayloadTooLarge,
         415 => ErrorCode::UnsupportedMediaType,
         422 => ErrorCode::InvalidField,
@@ -320,6 +335,16 @@ impl IntoResponse for ApiError {
                 Some("Content-Type".to_owned()),
             ),
             Self::Conflict(m) => (StatusCode::CONFLICT, ErrorCode::Conflict, m, None),
+            Self::Gone(m) => (StatusCode::GONE, ErrorCode::Gone, m, None),
+            Self::RangeNotSatisfiable { size } => {
+                let message = format!("the range is outside the file ({size} bytes)");
+                return (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(axum::http::header::CONTENT_RANGE, format!("bytes */{size}"))],
+                    ErrorBody::new(ErrorCode::RangeNotSatisfiable, message, Some("Range".into())),
+                )
+                    .into_response();
+            }
             Self::Unavailable { dependency, cause } => {
                 tracing::warn!(%dependency, %cause, request_id, "dependency unavailable");
                 let message = format!("{dependency} is unavailable; retry later");

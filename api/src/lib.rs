@@ -96,7 +96,9 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         security.streams_max,
         metrics.clone(),
     );
+    let reports = hangar_reports::ReportStore::open(&config.reports.url)?;
     Ok(AppState::new(state::Services {
+        reports,
         streams,
         blocked: access::BlockedAddresses::default(),
         policy,

@@ -44,6 +44,7 @@ use crate::{routes::*, state::AppState};
         (name = "api-keys", description = "Keys for automation"),
         (name = "audit", description = "Who changed what"),
         (name = "inference", description = "Chat completions on model servers, their health, token streams and conversations"),
+        (name = "reports", description = "Report files (CSV, JSON) built from the synced tables, and their downloads"),
     ),
 )]
 pub struct ApiDoc;
@@ -181,6 +182,9 @@ pub fn routes() -> (axum::Router<AppState>, openapi::OpenApi) {
         .routes(routes!(inference::chat))
         .routes(routes!(inference::conversation))
         .routes(routes!(inference::stream))
+        .routes(routes!(reports::create, reports::list))
+        .routes(routes!(reports::get))
+        .routes(routes!(reports::download))
         .split_for_parts();
     // After the routes are in: the modifiers of `ApiDoc` run before.
     CommonErrors.modify(&mut doc);

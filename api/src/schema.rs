@@ -27,6 +27,7 @@ pub use crate::{
         inventory::{AuditEventPage, CostReport, DirectoryPage, WorkspaceDetail, WorkspacePage},
         jobs::{Cancelled, Job, JobAccepted, JobPage, Requeued, RequeuedAll, ScheduleRun, SyncAccepted},
         queues::{DeadPage, QueueList},
+        reports::{Report, ReportPage},
         schedules::{ScheduleList, ScheduleView},
     },
 };
@@ -36,8 +37,9 @@ pub use crate::{
 #[schema(example = json!({"kind": "system.sleep", "payload": {"ms": 500}}))]
 pub struct CreateJob {
     /// A registered kind: system.noop, system.sleep, system.retention,
-    /// sync.workspaces, sync.cloudtrail, sync.billing, inference.chat (an
-    /// unknown kind's 422 lists them all, from the registry).
+    /// sync.workspaces, sync.cloudtrail, sync.billing, inference.chat,
+    /// report.inventory (an unknown kind's 422 lists them all, from the
+    /// registry).
     pub kind: String,
     /// The kind's payload (validated; unknown fields are refused).
     pub payload: Option<Value>,
@@ -135,4 +137,19 @@ pub struct ChatRequest {
     pub stop: Option<Vec<String>>,
     /// Sampling seed (0-4294967295), for repeatable output.
     pub seed: Option<u32>,
+}
+
+/// `POST /api/v1/reports` body.
+#[derive(ToSchema)]
+#[schema(example = json!({"type": "inventory", "format": "csv", "params": {"account": "prod", "state": "AVAILABLE"}}))]
+pub struct CreateReport {
+    /// Report type: `inventory` (the registered `report.<type>` kinds).
+    pub r#type: String,
+    /// `csv` or `json`.
+    pub format: String,
+    /// The type's filters; for `inventory`: `account`, `region`, `state`,
+    /// `directory`, `user`, `bundle`, `q`, `include_deleted` (as
+    /// `GET /api/v1/workspaces`).
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<Value>,
 }

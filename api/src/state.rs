@@ -61,6 +61,8 @@ pub struct Services {
     pub streams: crate::streams::StreamHub,
     /// Client addresses refused for failed credentials, until when.
     pub blocked: crate::access::BlockedAddresses,
+    /// Where report files are kept (downloads read them).
+    pub reports: hangar_reports::ReportStore,
 }
 
 impl Services {

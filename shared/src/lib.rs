@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod config;
 pub mod db;
+pub mod inventory;
 pub mod kinds;
 pub mod models;
 pub mod names;

@@ -142,7 +142,13 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
 
 /// Settings every TestApp starts with; tests override single variables.
 pub fn test_env(db_url: &str, redis_url: &str, prefix: &str) -> HashMap<String, String> {
+    // Report files of this app only, under the system's temporary directory.
+    let reports = format!(
+        "file://{}/hangar-test-reports/{prefix}",
+        std::env::temp_dir().display()
+    );
     [
+        ("HANGAR_REPORTS_URL", reports.as_str()),
         ("HANGAR_DATABASE_URL", db_url),
         ("HANGAR_REDIS_URL", redis_url),
         ("HANGAR_REDIS_PREFIX", prefix),

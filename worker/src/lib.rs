@@ -92,10 +92,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         metrics.sync(),
     ));
     let (chat, monitor) = inference_runner(&config, &pool, &metrics).await?;
+    let reports = hangar_reports::Reports {
+        pool: pool.clone(),
+        store: hangar_reports::ReportStore::open(&config.reports.url)?,
+        retention_days: config.reports.retention_days,
+    };
     let env = Arc::new(jobs::Env {
         pool: pool.clone(),
         syncer,
         chat,
+        reports,
         metrics: metrics.clone(),
     });
     for (name, concurrency) in &config.worker.queues {

@@ -7,6 +7,7 @@ use axum::{
     extract::{Path, Query, State},
 };
 use chrono::{DateTime, Utc};
+use hangar_shared::inventory::{self, MAX_SEARCH_CHARS, like_pattern};
 use serde::Deserialize;
 
 use super::{flag, make_cursor, next_cursor, page_limit, parse_date, parse_time, split_cursor};
@@ -28,51 +29,18 @@ fn cursor_parts(cursor: &Option<Vec<String>>) -> [Option<&str>; 3] {
     [part(0), part(1), part(2)]
 }
 
-/// `%term%` for ILIKE with the caller's wildcards taken literally.
-fn like_pattern(q: &str) -> String {
-    let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
-/// The states a WorkSpace can be in (the WorkSpaces API's `WorkspaceState`).
-const WORKSPACE_STATES: &[&str] = &[
-    "PENDING",
-    "AVAILABLE",
-    "IMPAIRED",
-    "UNHEALTHY",
-    "REBOOTING",
-    "STARTING",
-    "REBUILDING",
-    "RESTORING",
-    "MAINTENANCE",
-    "ADMIN_MAINTENANCE",
-    "TERMINATING",
-    "TERMINATED",
-    "SUSPENDED",
-    "UPDATING",
-    "STOPPING",
-    "STOPPED",
-    "ERROR",
-];
-
-/// Longest free-text search accepted (it becomes an ILIKE pattern).
-const MAX_SEARCH_CHARS: usize = 200;
-
 /// A `state` filter in the WorkSpaces API's spelling (any case), or 422:
 /// a misspelt state would otherwise answer an empty page.
-fn workspace_state(text: &str) -> Result<String, ApiError> {
-    let upper = text.to_ascii_uppercase();
-    if WORKSPACE_STATES.contains(&upper.as_str()) {
-        Ok(upper)
-    } else {
-        Err(ApiError::invalid(
+fn workspace_state(text: &str) -> Result<&'static str, ApiError> {
+    inventory::workspace_state(text).ok_or_else(|| {
+        ApiError::invalid(
             "state",
             format!(
                 "{text:?} is not a WorkSpaces state; one of {}",
-                WORKSPACE_STATES.join(", ")
+                inventory::WORKSPACE_STATES.join(", ")
             ),
-        ))
-    }
+        )
+    })
 }
 
 /// Query of `GET /api/v1/workspaces`.

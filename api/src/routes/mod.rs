@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod models;
 pub mod queues;
+pub mod reports;
 pub mod schedules;
 pub mod syncs;
 

@@ -8,4 +8,5 @@ pub mod inference;
 pub mod inventory;
 pub mod jobs;
 pub mod queues;
+pub mod reports;
 pub mod schedules;

@@ -20,6 +20,7 @@ mod jwt;
 mod log;
 mod reader;
 mod redis;
+mod reports;
 mod scheduler;
 mod security;
 mod worker;
@@ -35,6 +36,7 @@ pub use self::{
     log::{LogConfig, LogFormat},
     reader::Var,
     redis::RedisConfig,
+    reports::ReportsConfig,
     scheduler::SchedulerConfig,
     security::SecurityConfig,
     worker::WorkerConfig,
@@ -59,6 +61,8 @@ pub struct Config {
     pub aws: AwsConfig,
     /// Model servers for inference jobs.
     pub inference: InferenceConfig,
+    /// Report files.
+    pub reports: ReportsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -76,6 +80,7 @@ const SECTIONS: &[&[Var]] = &[
     scheduler::VARS,
     aws::VARS,
     inference::VARS,
+    reports::VARS,
     log::VARS,
 ];
 
@@ -123,6 +128,7 @@ impl Config {
             scheduler: r.scheduler(),
             aws: r.aws(),
             inference: r.inference(),
+            reports: r.reports(),
             log: r.log(),
         };
         if !r.problems.is_empty() {

@@ -10,6 +10,7 @@
 pub mod inference;
 mod job_kind;
 pub mod payload;
+pub mod report;
 pub mod sync;
 pub mod system;
 
@@ -22,6 +23,7 @@ pub use self::{
     inference::{Chat, INFERENCE_CHAT},
     job_kind::{Deployment, JobKind, QUEUE_INFERENCE, QUEUE_REPORTS, QUEUE_SYNC, QUEUES, Target, Window},
     payload::{PayloadError, decode, invalid, normalised},
+    report::{InventoryReport, REPORT_INVENTORY, ReportFormat},
     sync::{
         BillingSync, CloudTrailSync, GLOBAL_REGION, SYNC_BILLING, SYNC_CLOUDTRAIL, SYNC_WORKSPACES,
         WorkspacesSync,
@@ -49,6 +51,7 @@ macro_rules! register_kinds {
             .add::<$crate::kinds::sync::CloudTrailSync>()
             .add::<$crate::kinds::sync::BillingSync>()
             .add::<$crate::kinds::inference::Chat>()
+            .add::<$crate::kinds::report::InventoryReport>()
     };
 }
 

@@ -6,6 +6,7 @@ mod api;
 mod faults;
 mod inference;
 mod records;
+mod reports;
 mod retention;
 mod schedules;
 mod syncs;

@@ -4,6 +4,7 @@
 //! registered without a handler does not compile.
 
 mod inference;
+mod report;
 mod sync;
 mod system;
 
@@ -33,6 +34,8 @@ pub struct Env {
     pub syncer: Arc<Syncer>,
     /// Chat completions on the configured model servers.
     pub chat: Arc<ChatRunner>,
+    /// Report files: the tables they read and the store they go to.
+    pub reports: hangar_reports::Reports,
     /// The worker's metrics.
     pub metrics: Arc<WorkerMetrics>,
 }

@@ -1,0 +1,185 @@
+//! Hangar's report jobs: a report's rows are read from the synced tables
+//! and written, as they come, to a local temporary file ([`table`]), which
+//! is then published in one step to the report store ([`store`]) and
+//! recorded in the `reports` table. A worker killed on the way leaves no
+//! file under the report's key and no record; the job's redelivery writes
+//! both once.
+
+pub mod inventory;
+pub mod store;
+pub mod table;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use hangar_shared::kinds::{InventoryReport, ReportFormat};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+pub use store::{ReportStore, StoreError};
+use table::TableWriter;
+
+/// A published report, as recorded.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Its key in the store.
+    pub key: String,
+    /// Data rows.
+    pub rows: u64,
+    /// File size.
+    pub bytes: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// When each source was last synced.
+    pub freshness: Value,
+}
+
+impl Published {
+    /// The job's result.
+    pub fn result(&self) -> Value {
+        json!({
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "freshness": self.freshness,
+        })
+    }
+}
+
+/// The store key of report `id` of `kind` in `format`.
+pub fn object_key(id: &str, kind: &str, format: ReportFormat) -> String {
+    format!("{kind}/{id}.{}", format.extension())
+}
+
+/// A report's parameters as its file states them: its payload (defaults
+/// filled in) without the format, which the file itself is.
+fn params_of(payload: &impl serde::Serialize) -> serde_json::Result<Value> {
+    let mut params = serde_json::to_value(payload)?;
+    if let Some(p) = params.as_object_mut() {
+        p.remove("format");
+    }
+    Ok(params)
+}
+
+/// A temporary file for report `id`, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(id: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("hangar-report-{id}-{}", ulid::Ulid::new())))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// When the sync each report reads from last succeeded, per account and
+/// region: what "as of" the report's rows are.
+async fn freshness(pool: &PgPool, sync_kind: &str) -> sqlx::Result<Value> {
+    let rows = sqlx::query!(
+        r#"SELECT payload->>'account' AS "account!", COALESCE(payload->>'region', 'global') AS "region!",
+                  max(finished_at) AS "finished_at!"
+           FROM job_runs
+           WHERE kind = $1 AND state = 'succeeded' AND finished_at IS NOT NULL
+           GROUP BY 1, 2 ORDER BY 1, 2"#,
+        sync_kind
+    )
+    .fetch_all(pool)
+    .await?;
+    let last: serde_json::Map<String, Value> = rows
+        .into_iter()
+        .map(|r| (format!("{}/{}", r.account, r.region), json!(r.finished_at)))
+        .collect();
+    Ok(json!({ sync_kind: last }))
+}
+
+/// Where a report comes from and goes: the pool it reads, the store it is
+/// published to, and how long it is kept.
+#[derive(Debug, Clone)]
+pub struct Reports {
+    /// PostgreSQL.
+    pub pool: PgPool,
+    /// The report store.
+    pub store: ReportStore,
+    /// Days a report is kept.
+    pub retention_days: u32,
+}
+
+impl Reports {
+    /// Writes, publishes and records `report.inventory` job `id`.
+    pub async fn inventory(
+        &self,
+        id: &str,
+        p: &InventoryReport,
+        progress: impl FnMut(u64),
+    ) -> anyhow::Result<Published> {
+        let now = Utc::now();
+        let params = params_of(p)?;
+        let temp = TempFile::new(id);
+        let mut out = TableWriter::create(&temp.0, p.format, inventory::COLUMNS, &params, now)?;
+        inventory::write(&self.pool, p, now, &mut out, progress).await?;
+        let freshness = freshness(&self.pool, hangar_shared::kinds::SYNC_WORKSPACES).await?;
+        self.publish(
+            id,
+            hangar_shared::kinds::REPORT_INVENTORY,
+            p.format,
+            out,
+            temp,
+            freshness,
+            now,
+        )
+        .await
+    }
+
+    /// Publishes the finished file under the report's key and records it
+    /// (replacing what an earlier delivery of the same job recorded).
+    #[allow(clippy::too_many_arguments)]
+    async fn publish(
+        &self,
+        id: &str,
+        kind: &str,
+        format: ReportFormat,
+        out: TableWriter,
+        temp: TempFile,
+        freshness: Value,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Published> {
+        let written = out.finish()?;
+        let key = object_key(id, kind, format);
+        self.store.publish(&key, &written.path).await?;
+        drop(temp);
+        let expires_at = now + chrono::Duration::days(i64::from(self.retention_days));
+        sqlx::query!(
+            "INSERT INTO reports (id, kind, format, object_key, content_type, row_count, size_bytes, sha256,
+                                  freshness, generated_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (id) DO UPDATE SET object_key = EXCLUDED.object_key,
+                 content_type = EXCLUDED.content_type, row_count = EXCLUDED.row_count,
+                 size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256, freshness = EXCLUDED.freshness,
+                 generated_at = EXCLUDED.generated_at, expires_at = EXCLUDED.expires_at",
+            id,
+            kind,
+            format.extension(),
+            key,
+            format.content_type(),
+            written.rows as i64,
+            written.bytes as i64,
+            written.sha256,
+            freshness,
+            now,
+            expires_at,
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(Published {
+            key,
+            rows: written.rows,
+            bytes: written.bytes,
+            sha256: written.sha256,
+            freshness,
+        })
+    }
+}

@@ -1,0 +1,263 @@
+//! Report jobs end to end: asked for through the API, written by the real
+//! worker from the synced tables, published to the report store, and
+//! downloaded; every cell compared with what SQL over the same tables says.
+
+use std::time::Duration;
+
+use hangar_tests::{JobStatus, TestApp};
+use serde_json::{Value, json};
+
+/// A small fleet in the synced tables: two accounts, a deleted workspace,
+/// one never connected, tags, a bundle name from `bundles`.
+async fn seed(app: &TestApp) -> sqlx::PgPool {
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    sqlx::raw_sql(
+        r#"
+        INSERT INTO bundles (account, region, bundle_id, name, compute_type)
+        VALUES ('prod', 'eu-west-1', 'wsb-1', 'Standard Windows', 'STANDARD');
+        INSERT INTO workspaces (account, region, workspace_id, directory_id, user_name, ip_address, state,
+                                bundle_id, computer_name, running_mode, auto_stop_timeout_minutes, compute_type,
+                                tags, first_seen_at, deleted_at)
+        VALUES
+          ('prod', 'eu-west-1', 'ws-a', 'd-1', 'alice', '10.0.0.1', 'AVAILABLE', 'wsb-1', 'A-PC', 'AUTO_STOP', 60,
+           'STANDARD', '{"team": "ops", "Cost": "42"}', '2026-10-01T08:00:00Z', NULL),
+          ('prod', 'eu-west-1', 'ws-b', 'd-1', 'Bob "B", Jr', NULL, 'STOPPED', 'wsb-1', 'B-PC', 'AUTO_STOP', 120,
+           'STANDARD', '{}', '2026-10-02T08:00:00Z', NULL),
+          ('prod', 'eu-west-1', 'ws-gone', 'd-1', 'carol', NULL, 'TERMINATED', 'wsb-1', NULL, 'ALWAYS_ON', NULL,
+           'STANDARD', '{}', '2026-09-01T08:00:00Z', '2026-11-01T00:00:00Z'),
+          ('dev', 'us-west-2', 'ws-c', 'd-2', 'dave', '10.1.0.9', 'AVAILABLE', 'wsb-9', 'C-PC', 'ALWAYS_ON', NULL,
+           'VALUE', '{"env": "dev"}', '2026-11-15T08:00:00Z', NULL);
+        INSERT INTO workspace_connections (account, region, workspace_id, connection_state, last_user_connection_at)
+        VALUES ('prod', 'eu-west-1', 'ws-a', 'CONNECTED', now() - interval '3 days 2 hours'),
+               ('dev', 'us-west-2', 'ws-c', 'DISCONNECTED', now() - interval '40 days');
+        "#,
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool
+}
+
+/// What the report's rows must be, straight from SQL (CSV text as written).
+async fn expected_rows(pool: &sqlx::PgPool, include_deleted: bool) -> Vec<Vec<String>> {
+    let rows = sqlx::query_as::<_, (Vec<Option<String>>,)>(
+        r#"SELECT ARRAY[w.account, w.region, w.directory_id, w.workspace_id, w.user_name, w.computer_name,
+                        w.ip_address, w.bundle_id, b.name, w.compute_type, w.running_mode,
+                        w.auto_stop_timeout_minutes::text, w.state,
+                        to_char(w.first_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                        to_char(w.deleted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                        to_char(c.last_user_connection_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                        floor(extract(epoch FROM now() - c.last_user_connection_at) / 86400)::bigint::text,
+                        (SELECT string_agg(key || '=' || value, '; ' ORDER BY key COLLATE "C")
+                         FROM jsonb_each_text(w.tags))]
+           FROM workspaces w
+           LEFT JOIN workspace_connections c USING (account, region, workspace_id)
+           LEFT JOIN bundles b ON b.account = w.account AND b.region = w.region AND b.bundle_id = w.bundle_id
+           WHERE $1 OR w.deleted_at IS NULL
+           ORDER BY w.account, w.region, w.workspace_id"#,
+    )
+    .bind(include_deleted)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(cells,)| cells.into_iter().map(Option::unwrap_or_default).collect())
+        .collect()
+}
+
+async fn ask(app: &TestApp, body: Value) -> String {
+    let (status, v) = app.post("/api/v1/reports", body).await;
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(v["job"]["queue"], "reports");
+    let id = v["job"]["id"].as_str().unwrap().to_owned();
+    app.wait_state(&id, JobStatus::Succeeded, Duration::from_secs(30))
+        .await;
+    id
+}
+
+async fn download(app: &TestApp, id: &str, range: Option<&str>) -> reqwest::Response {
+    let mut req = app.http.get(format!("{}/api/v1/reports/{id}/download", app.base));
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_inventory_report_matches_the_synced_tables_cell_for_cell() {
+    let app = TestApp::builder().spawn().await;
+    let pool = seed(&app).await;
+
+    // CSV, every workspace gone or not.
+    let id = ask(
+        &app,
+        json!({"type": "inventory", "format": "csv", "params": {"include_deleted": true}}),
+    )
+    .await;
+    let (status, report) = app.get(&format!("/api/v1/reports/{id}")).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["type"], "inventory");
+    assert_eq!(report["format"], "csv");
+    assert_eq!(report["params"], json!({"include_deleted": true}));
+    assert_eq!(report["state"], "succeeded");
+    assert_eq!(report["file"]["rows"], 4);
+    let r = download(&app, &id, None).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert_eq!(h["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        h["content-disposition"],
+        format!("attachment; filename=\"report-inventory-{id}.csv\"").as_str()
+    );
+    let sha = report["file"]["sha256"].as_str().unwrap();
+    assert_eq!(h["etag"], format!("\"{sha}\"").as_str());
+    let body = r.bytes().await.unwrap();
+    assert_eq!(h["content-length"], body.len().to_string().as_str());
+    assert_eq!(report["file"]["size_bytes"], body.len());
+    let mut csv = csv::Reader::from_reader(&body[..]);
+    let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(header[..4], ["account", "region", "directory_id", "workspace_id"]);
+    assert_eq!(header.len(), 18);
+    let got: Vec<Vec<String>> = csv
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(got, expected_rows(&pool, true).await);
+    assert_eq!(got[2][4], "Bob \"B\", Jr", "quotes and commas survive");
+    assert_eq!(got[1][17], "Cost=42; team=ops");
+
+    // A range of it, and a conditional request.
+    let r = download(&app, &id, Some("bytes=0-6")).await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 0-6/{}", body.len()).as_str()
+    );
+    assert_eq!(&r.bytes().await.unwrap()[..], &body[..7]);
+    let r = download(&app, &id, Some(&format!("bytes={}-", body.len()))).await;
+    assert_eq!(r.status(), 416);
+    let r = app
+        .http
+        .get(format!("{}/api/v1/reports/{id}/download", app.base))
+        .header("if-none-match", format!("\"{sha}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    // JSON, filtered: the same rows, typed.
+    let id = ask(
+        &app,
+        json!({"type": "inventory", "format": "json", "params": {"account": "prod", "state": "available"}}),
+    )
+    .await;
+    let doc: Value = download(&app, &id, None).await.json().await.unwrap();
+    assert_eq!(
+        doc["params"],
+        json!({"account": "prod", "state": "available", "include_deleted": false}),
+        "the parameters, defaults filled in"
+    );
+    assert_eq!(
+        doc["columns"][11],
+        json!({"name": "auto_stop_timeout_minutes", "type": "integer"})
+    );
+    let rows = doc["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{doc}");
+    assert_eq!(rows[0][3], "ws-a");
+    assert_eq!(rows[0][11], 60, "numbers stay numbers");
+    assert_eq!(rows[0][16], 3, "days since the last connection");
+    assert_eq!(rows[0][14], Value::Null);
+
+    // The list, newest first, filtered by type and state.
+    let (_, page) = app.get("/api/v1/reports?type=inventory&state=succeeded").await;
+    let ids: Vec<&str> = page["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], id);
+    pool.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_empty_report_is_a_valid_file_and_bad_requests_name_the_field() {
+    let app = TestApp::builder().spawn().await;
+    let id = ask(&app, json!({"type": "inventory", "format": "csv"})).await;
+    let body = download(&app, &id, None).await.bytes().await.unwrap();
+    assert!(
+        body.starts_with(b"account,region,directory_id,workspace_id,"),
+        "{body:?}"
+    );
+    assert_eq!(
+        body.iter().filter(|b| **b == b'\n').count(),
+        1,
+        "the header row alone"
+    );
+
+    for (body, field) in [
+        (json!({"format": "csv"}), "type"),
+        (json!({"type": "everything", "format": "csv"}), "type"),
+        (json!({"type": "inventory"}), "format"),
+        (json!({"type": "inventory", "format": "pdf"}), "format"),
+        (
+            json!({"type": "inventory", "format": "csv", "params": {"state": "ASLEEP"}}),
+            "params.state",
+        ),
+        (
+            json!({"type": "inventory", "format": "csv", "params": {"colour": "red"}}),
+            "params.colour",
+        ),
+        (
+            json!({"type": "inventory", "format": "csv", "params": {"format": "json"}}),
+            "params.format",
+        ),
+        (
+            json!({"type": "inventory", "format": "csv", "params": []}),
+            "params",
+        ),
+        (json!({"type": "inventory", "format": "csv", "extra": 1}), "extra"),
+    ] {
+        let (status, v) = app.post("/api/v1/reports", body.clone()).await;
+        assert_eq!(status, 422, "{body}: {v}");
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+    let (status, _) = app.get("/api/v1/reports/01JD3Q6W8Y4N2M5K7P9R1T3V5X").await;
+    assert_eq!(status, 404);
+    let (status, v) = app.get("/api/v1/reports?state=sleeping").await;
+    assert_eq!((status, v["error"]["field"].as_str()), (422, Some("state")));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_report_not_ready_answers_409_and_an_expired_one_410() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let (status, v) = app
+        .post("/api/v1/reports", json!({"type": "inventory", "format": "csv"}))
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["job"]["id"].as_str().unwrap();
+    let r = download(&app, id, None).await;
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("not ready"),
+        "{v}"
+    );
+
+    // Published long ago and past its expiry.
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO reports (id, kind, format, object_key, content_type, row_count, size_bytes, sha256, expires_at)
+         VALUES ($1, 'report.inventory', 'csv', 'x.csv', 'text/csv', 0, 0, '00', now() - interval '1 day')",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(download(&app, id, None).await.status(), 410);
+    pool.close().await;
+    app.shutdown().await;
+}

@@ -1,0 +1,50 @@
+//! Handlers of the `report.*` kinds, over `hangar-reports`: the file is
+//! written and published while the rows written so far are reported as
+//! progress; a cancel stops it before anything is published.
+
+use std::future::Future;
+
+use apalis_core::error::BoxDynError;
+use hangar_queue::JobContext;
+use hangar_shared::kinds::InventoryReport;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::{Env, Run};
+
+impl Run for InventoryReport {
+    async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+        with_progress(job, |rows| env.reports.inventory(job.id(), &self, rows)).await
+    }
+}
+
+/// Runs `report` (given a callback for its row count) while publishing that
+/// count as the job's progress, until it ends or the job is cancelled.
+async fn with_progress<'a, F, Fut>(job: &JobContext, report: F) -> Result<Value, BoxDynError>
+where
+    F: FnOnce(Box<dyn FnMut(u64) + Send + 'a>) -> Fut,
+    Fut: Future<Output = anyhow::Result<hangar_reports::Published>>,
+{
+    let (tx, mut rx) = watch::channel(0u64);
+    let work = report(Box::new(move |rows| {
+        tx.send_replace(rows);
+    }));
+    // Ends when the report does (its sender is dropped with it).
+    let publish = async {
+        while rx.changed().await.is_ok() {
+            let rows = *rx.borrow_and_update();
+            job.report_progress(json!({"rows": rows})).await;
+        }
+    };
+    tokio::select! {
+        (result, ()) = async { tokio::join!(work, publish) } => {
+            let published = result.map_err(|e| {
+                tracing::warn!(error = %e, "report attempt failed");
+                e.to_string()
+            })?;
+            tracing::info!(rows = published.rows, bytes = published.bytes, key = %published.key, "report published");
+            Ok(published.result())
+        }
+        () = job.cancelled() => Err("cancelled while writing the report; nothing was published".into()),
+    }
+}
