@@ -96,7 +96,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         security.streams_max,
         metrics.clone(),
     );
-    let reports = hangar_reports::ReportStore::open(&config.reports.url)?;
+    let reports = hangar_reports::ReportStore::open(&config.reports)?;
     Ok(AppState::new(state::Services {
         reports,
         streams,

@@ -12,6 +12,7 @@ use std::{ops::Range, path::Path as FsPath, sync::Arc};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
+use hangar_shared::config::ReportsConfig;
 use object_store::{ObjectStore, WriteMultipart, aws::AmazonS3Builder, local::LocalFileSystem, path::Path};
 use tokio::io::AsyncReadExt;
 
@@ -51,11 +52,12 @@ pub enum StoreError {
 }
 
 impl ReportStore {
-    /// Opens the store at `url`; a local directory is created if missing.
-    /// S3 takes credentials, region and endpoint from the usual AWS
-    /// variables (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` for an
-    /// emulator).
-    pub fn open(url: &str) -> Result<Self, StoreError> {
+    /// Opens the store at `config.url`; a local directory is created if
+    /// missing. S3 uses the AWS settings the configuration was given, and
+    /// for what they leave out the usual chain (environment, web identity,
+    /// container and instance credentials).
+    pub fn open(config: &ReportsConfig) -> Result<Self, StoreError> {
+        let url = config.url.as_str();
         if let Some(dir) = url.strip_prefix("file://").filter(|d| d.starts_with('/')) {
             std::fs::create_dir_all(dir)?;
             let fs = LocalFileSystem::new_with_prefix(dir)?;
@@ -72,20 +74,24 @@ impl ReportStore {
         if bucket.is_empty() {
             return Err(StoreError::Url(url.to_owned()));
         }
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
-            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-            .ok()
-            .filter(|e| !e.is_empty());
-        if let Some(endpoint) = endpoint {
+        let s3 = &config.s3;
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_region(s3.region.as_deref().unwrap_or("us-east-1"));
+        if let Some(endpoint) = &s3.endpoint {
             builder = builder
                 .with_allow_http(endpoint.starts_with("http://"))
                 .with_endpoint(endpoint)
                 // Emulators and most S3-compatible stores address buckets by path.
                 .with_virtual_hosted_style_request(false);
         }
-        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
-            builder = builder.with_region("us-east-1");
+        if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret.expose());
+            if let Some(token) = &s3.session_token {
+                builder = builder.with_token(token.expose());
+            }
         }
         Ok(Self {
             inner: Arc::new(builder.build()?),
@@ -176,6 +182,14 @@ mod tests {
 
     use super::*;
 
+    fn config(url: &str) -> ReportsConfig {
+        ReportsConfig {
+            url: url.to_owned(),
+            retention_days: 1,
+            s3: Default::default(),
+        }
+    }
+
     fn temp_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("hangar-store-{name}-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -190,7 +204,7 @@ mod tests {
     #[tokio::test]
     async fn a_local_store_publishes_whole_files_and_serves_ranges() {
         let root = temp_dir("root");
-        let store = ReportStore::open(&format!("file://{}/reports", root.display())).unwrap();
+        let store = ReportStore::open(&config(&format!("file://{}/reports", root.display()))).unwrap();
         let src = temp_dir("src").join("r.csv");
         // Larger than one part, so the upload has several.
         let body: Vec<u8> = (0..(PART * 2 + 1000)).map(|i| (i % 251) as u8).collect();
@@ -218,7 +232,10 @@ mod tests {
     #[test]
     fn urls_other_than_a_directory_or_a_bucket_are_refused() {
         for bad in ["reports", "file://relative", "s3://", "http://x/y"] {
-            assert!(matches!(ReportStore::open(bad), Err(StoreError::Url(_))), "{bad}");
+            assert!(
+                matches!(ReportStore::open(&config(bad)), Err(StoreError::Url(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -94,7 +94,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let (chat, monitor) = inference_runner(&config, &pool, &metrics).await?;
     let reports = hangar_reports::Reports {
         pool: pool.clone(),
-        store: hangar_reports::ReportStore::open(&config.reports.url)?,
+        store: hangar_reports::ReportStore::open(&config.reports)?,
         retention_days: config.reports.retention_days,
     };
     let env = Arc::new(jobs::Env {

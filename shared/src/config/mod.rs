@@ -36,7 +36,7 @@ pub use self::{
     log::{LogConfig, LogFormat},
     reader::Var,
     redis::RedisConfig,
-    reports::ReportsConfig,
+    reports::{ReportsConfig, S3Settings},
     scheduler::SchedulerConfig,
     security::SecurityConfig,
     worker::WorkerConfig,

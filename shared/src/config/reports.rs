@@ -10,6 +10,27 @@ pub struct ReportsConfig {
     pub url: String,
     /// Days a report file is kept; `system.retention` removes older ones.
     pub retention_days: u32,
+    /// For an `s3://` store, the standard AWS variables as this process
+    /// was given them (read through the same lookup as the rest, so a
+    /// test's settings reach an in-process API): endpoint
+    /// (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`), `AWS_REGION`,
+    /// static keys. Unset ones fall back to the SDK's usual chain.
+    pub s3: S3Settings,
+}
+
+/// The AWS settings of an `s3://` report store.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// An endpoint other than AWS's (an emulator, an S3-compatible store).
+    pub endpoint: Option<String>,
+    /// The bucket's region.
+    pub region: Option<String>,
+    /// A static access key id.
+    pub access_key_id: Option<String>,
+    /// Its secret.
+    pub secret_access_key: Option<super::Secret>,
+    /// A session token with them.
+    pub session_token: Option<super::Secret>,
 }
 
 /// The reports variables, in `.env.example` order.
@@ -46,9 +67,18 @@ impl Reader<'_> {
                 format!("{url:?} is neither file:///absolute/dir nor s3://bucket[/prefix]"),
             );
         }
+        let aws = |name: &str| (self.lookup)(name).filter(|v| !v.trim().is_empty());
+        let s3 = S3Settings {
+            endpoint: aws("AWS_ENDPOINT_URL_S3").or_else(|| aws("AWS_ENDPOINT_URL")),
+            region: aws("AWS_REGION").or_else(|| aws("AWS_DEFAULT_REGION")),
+            access_key_id: aws("AWS_ACCESS_KEY_ID"),
+            secret_access_key: aws("AWS_SECRET_ACCESS_KEY").map(super::Secret::new),
+            session_token: aws("AWS_SESSION_TOKEN").map(super::Secret::new),
+        };
         ReportsConfig {
             url,
             retention_days: self.number("HANGAR_REPORTS_RETENTION_DAYS", 1, 36_500),
+            s3,
         }
     }
 }

@@ -261,3 +261,43 @@ async fn a_report_not_ready_answers_409_and_an_expired_one_410() {
     pool.close().await;
     app.shutdown().await;
 }
+
+/// The production store: an S3 bucket (the emulator's), with a prefix.
+#[tokio::test]
+async fn reports_go_to_an_s3_bucket_when_the_store_is_one() {
+    let moto = hangar_tests::moto::Moto::start().await;
+    let created = reqwest::Client::new()
+        .put(format!("{}/hangar-reports", moto.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "bucket: {}", created.status());
+    let mut env = moto.aws_env();
+    env.push((
+        "HANGAR_REPORTS_URL".into(),
+        "s3://hangar-reports/team-a/reports".into(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::builder().envs(&env).spawn().await;
+    let pool = seed(&app).await;
+    let id = ask(&app, json!({"type": "inventory", "format": "csv"})).await;
+    let body = download(&app, &id, None).await.bytes().await.unwrap();
+    let mut csv = csv::Reader::from_reader(&body[..]);
+    let got: Vec<Vec<String>> = csv
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(got, expected_rows(&pool, false).await);
+    // Under the prefix in the bucket, nowhere else.
+    let listing = reqwest::get(format!("{}/hangar-reports?list-type=2", moto.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = format!("<Key>team-a/reports/report.inventory/{id}.csv</Key>");
+    assert!(listing.contains(&key), "{listing}");
+    assert_eq!(listing.matches("<Key>").count(), 1, "{listing}");
+    pool.close().await;
+    app.shutdown().await;
+}
