@@ -182,4 +182,24 @@ impl Reports {
             freshness,
         })
     }
+
+    /// Removes up to `batch` reports past their expiry: each file, then the
+    /// records (a file already gone is no error, and a record outlives its
+    /// file only until the next pass). Returns how many were removed.
+    pub async fn remove_expired(&self, batch: i64) -> anyhow::Result<u64> {
+        let expired = sqlx::query!(
+            "SELECT id, object_key FROM reports WHERE expires_at <= now() ORDER BY expires_at LIMIT $1",
+            batch
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &expired {
+            self.store.delete(&r.object_key).await?;
+        }
+        let ids: Vec<String> = expired.into_iter().map(|r| r.id).collect();
+        let done = sqlx::query!("DELETE FROM reports WHERE id = ANY($1)", &ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }

@@ -332,7 +332,8 @@ fn byte_range(headers: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u
 /// The file, once published: `Content-Type`, `Content-Disposition`,
 /// `Content-Length`, `ETag` (its SHA-256); one `Range` of bytes (206);
 /// `If-None-Match` (304). 409 while the report is not ready (or its job
-/// ended without a file); 410 once it has expired.
+/// ended without a file); 410 once it has expired (and after retention
+/// removed it).
 #[utoipa::path(get, path = "/api/v1/reports/{id}/download", operation_id = "download_report", tag = "reports",
     params(("id" = String, Path, description = "Report id"),
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`")),
@@ -354,14 +355,18 @@ pub async fn download(
     let (Some(key), Some(sha256), Some(content_type), Some(expires_at)) =
         (&row.object_key, &row.sha256, &row.content_type, row.expires_at)
     else {
-        return Err(ApiError::Conflict(if row.state.is_open() {
-            format!(
+        return Err(match row.state {
+            // A succeeded report published its file before it succeeded:
+            // no record now means retention removed it.
+            JobStatus::Succeeded => {
+                ApiError::Gone(format!("report {id} expired and was removed; ask for a new one"))
+            }
+            s if s.is_open() => ApiError::Conflict(format!(
                 "report {id} is not ready ({}); poll GET /api/v1/reports/{id}",
-                row.state.as_str()
-            )
-        } else {
-            format!("report {id} ended {} without a file", row.state.as_str())
-        }));
+                s.as_str()
+            )),
+            s => ApiError::Conflict(format!("report {id} ended {} without a file", s.as_str())),
+        });
     };
     if expires_at <= Utc::now() {
         return Err(ApiError::Gone(format!(

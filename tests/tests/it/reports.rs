@@ -301,3 +301,50 @@ async fn reports_go_to_an_s3_bucket_when_the_store_is_one() {
     pool.close().await;
     app.shutdown().await;
 }
+
+/// `system.retention` removes a report past its expiry (its file, then its
+/// record; the download then answers 410) and keeps a report's job record
+/// as long as its file, past the job records' own age limit.
+#[tokio::test]
+async fn retention_removes_expired_reports_and_keeps_the_jobs_of_kept_ones() {
+    let app = TestApp::builder().spawn().await;
+    let pool = seed(&app).await;
+    let expired = ask(&app, json!({"type": "inventory", "format": "csv"})).await;
+    let kept = ask(&app, json!({"type": "inventory", "format": "json"})).await;
+    let file = |id: &str, ext: &str| {
+        let dir = app.env["HANGAR_REPORTS_URL"]
+            .strip_prefix("file://")
+            .unwrap()
+            .to_owned();
+        std::path::PathBuf::from(dir).join(format!("report.inventory/{id}.{ext}"))
+    };
+    assert!(file(&expired, "csv").exists() && file(&kept, "json").exists());
+    sqlx::query("UPDATE reports SET expires_at = now() - interval '1 minute' WHERE id = $1")
+        .bind(&expired)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Both jobs finished long ago, by the job records' own measure.
+    sqlx::query(
+        "UPDATE job_runs SET finished_at = now() - interval '400 days' WHERE kind = 'report.inventory'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let id = app.enqueue(json!({"kind": "system.retention"})).await;
+    let job = app
+        .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(30))
+        .await;
+    assert_eq!(job["result"]["reports_deleted"], 1, "{job}");
+    assert_eq!(
+        job["result"]["job_runs_deleted"], 1,
+        "the expired report's job only: {job}"
+    );
+    assert!(!file(&expired, "csv").exists(), "the expired file is gone");
+    assert!(file(&kept, "json").exists(), "the kept file stays");
+    let (status, _) = app.get(&format!("/api/v1/reports/{kept}")).await;
+    assert_eq!(status, 200, "a kept report's job record stays");
+    assert_eq!(download(&app, &kept, None).await.status(), 200);
+    pool.close().await;
+    app.shutdown().await;
+}

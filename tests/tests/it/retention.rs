@@ -58,7 +58,7 @@ async fn retention_deletes_only_old_finished_jobs_and_old_events() {
         .await;
     assert_eq!(
         job["result"],
-        json!({"job_runs_deleted": 2, "audit_events_deleted": 1}),
+        json!({"job_runs_deleted": 2, "audit_events_deleted": 1, "reports_deleted": 0}),
         "{job}"
     );
     let left: Vec<String> =

@@ -23,7 +23,13 @@ impl Run for Sleep {
 
 impl Run for Retention {
     async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
-        retention(&self, job, &env.pool).await
+        let mut result = retention(&self, job, &env.pool).await?;
+        // Report files past their expiry (HANGAR_REPORTS_RETENTION_DAYS, fixed
+        // when each was published), with their records.
+        let reports = in_batches(job, "reports", || env.reports.remove_expired(RETENTION_BATCH)).await?;
+        tracing::info!(reports, "expired reports removed");
+        result["reports_deleted"] = json!(reports);
+        Ok(result)
     }
 }
 
@@ -41,6 +47,8 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
                SELECT id FROM job_runs
                WHERE state IN ('succeeded', 'cancelled', 'dead')
                  AND finished_at < now() - make_interval(days => $1)
+                 -- A report's job stays as long as its file is kept.
+                 AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.id = job_runs.id AND r.expires_at > now())
                LIMIT $2)",
             job_days,
             RETENTION_BATCH
@@ -78,14 +86,15 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
 /// batches as an error, so the job is recorded cancelled (with what it
 /// deleted so far in its progress), not succeeded, and the next step
 /// does not start.
-async fn in_batches<F, Fut>(job: &JobContext, step: &str, mut delete: F) -> Result<u64, BoxDynError>
+async fn in_batches<F, Fut, E>(job: &JobContext, step: &str, mut delete: F) -> Result<u64, BoxDynError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<u64, E>>,
+    E: Into<BoxDynError>,
 {
     let mut total = 0u64;
     loop {
-        let n = delete().await?;
+        let n = delete().await.map_err(Into::into)?;
         total += n;
         job.report_progress(json!({"step": step, "deleted": total})).await;
         if n < RETENTION_BATCH as u64 {
