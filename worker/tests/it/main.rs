@@ -1,6 +1,8 @@
 //! hangar-worker's integration tests, in one binary: syncs against the AWS
-//! emulator, the inference cap, and worker processes.
+//! emulator, the inference cap, worker processes, and a report job killed
+//! mid-write.
 
 mod inference_cap;
 mod process;
+mod reports;
 mod sync;

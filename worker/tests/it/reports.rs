@@ -1,0 +1,95 @@
+//! A report job in the real worker binary, killed with -9 while writing:
+//! nothing is published under the report's key, and the redelivery
+//! publishes exactly one complete file.
+
+use std::time::{Duration, Instant};
+
+use hangar_tests::TestApp;
+use serde_json::{Value, json};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_hangar-worker");
+const WORKSPACES: i64 = 300_000;
+
+async fn job(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/v1/jobs/{id}")).await.1
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_report_publishes_nothing_and_its_redelivery_one_file() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO workspaces (account, region, workspace_id, user_name, state, tags)
+         SELECT 'prod', 'eu-west-1', 'ws-' || lpad(n::text, 7, '0'), 'user' || n, 'AVAILABLE', '{\"team\": \"ops\"}'
+         FROM generate_series(1, $1) AS n",
+    )
+    .bind(WORKSPACES)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let dir = std::path::PathBuf::from(app.env["HANGAR_REPORTS_URL"].strip_prefix("file://").unwrap())
+        .join("report.inventory");
+
+    let mut victim = app.worker_process(WORKER, "reports=1", &[]);
+    let (status, v) = app
+        .post("/api/v1/reports", json!({"type": "inventory", "format": "csv"}))
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["job"]["id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    loop {
+        let j = job(&app, &id).await;
+        if j["progress"]["rows"].as_u64().unwrap_or(0) >= 5_000 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the report never got going: {j}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let j = job(&app, &id).await;
+    assert_ne!(j["state"], "succeeded", "killed mid-write, not after: {j}");
+    let published = || std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(published(), 0, "nothing under the report's key after the kill");
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM reports")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 0);
+
+    // The lease lapses (2 s in tests); another worker takes the job over.
+    let mut rescuer = app.worker_process(WORKER, "reports=1", &[]);
+    let start = Instant::now();
+    let j = loop {
+        let j = job(&app, &id).await;
+        if j["state"] == "succeeded" || j["state"] == "dead" {
+            break j;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "not redelivered: {j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(j["state"], "succeeded", "{j}");
+    assert!(j["deliveries"].as_u64().unwrap() >= 2, "{j}");
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, [format!("{id}.csv")], "exactly one file, the complete one");
+    let text = std::fs::read_to_string(dir.join(format!("{id}.csv"))).unwrap();
+    assert_eq!(
+        text.lines().count() as i64,
+        WORKSPACES + 1,
+        "every row and the header"
+    );
+    assert!(text.ends_with("team=ops\r\n"));
+    let (_, report) = app.get(&format!("/api/v1/reports/{id}")).await;
+    assert_eq!(report["file"]["rows"], WORKSPACES, "{report}");
+    assert_eq!(report["file"]["size_bytes"], text.len(), "{report}");
+    rescuer.kill().unwrap();
+    rescuer.wait().unwrap();
+    pool.close().await;
+    app.shutdown().await;
+}
