@@ -61,13 +61,44 @@ fn params_of(payload: &impl serde::Serialize) -> serde_json::Result<Value> {
     Ok(params)
 }
 
-/// A temporary file for report `id`, removed when dropped.
+/// How a report's temporary file is named (in the system's temporary
+/// directory), so that abandoned ones can be found.
+const TEMP_PREFIX: &str = "hangar-report-";
+
+/// A temporary file for report `id`, removed when dropped (a worker killed
+/// with -9 drops nothing: [`sweep_abandoned`] removes those later).
 struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(id: &str) -> Self {
-        Self(std::env::temp_dir().join(format!("hangar-report-{id}-{}", ulid::Ulid::new())))
+        Self(std::env::temp_dir().join(format!("{TEMP_PREFIX}{id}-{}", ulid::Ulid::new())))
     }
+}
+
+/// Removes report temporary files in `dir` untouched for `max_age`: left by
+/// a worker that was killed while writing (a live writer touches its file
+/// with every buffer it writes). Returns how many were removed.
+pub fn sweep_abandoned(dir: &std::path::Path, max_age: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > max_age);
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 impl Drop for TempFile {
@@ -201,5 +232,37 @@ impl Reports {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn only_stale_report_temporary_files_are_swept() {
+        let dir = std::env::temp_dir().join(format!("hangar-sweep-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3 * 3600);
+        for (name, modified) in [
+            ("hangar-report-a-1", Some(old)),
+            ("hangar-report-b-2", None),
+            ("someone-else.csv", Some(old)),
+        ] {
+            let f = std::fs::File::create(dir.join(name)).unwrap();
+            if let Some(t) = modified {
+                f.set_modified(t).unwrap();
+            }
+        }
+        assert_eq!(sweep_abandoned(&dir, Duration::from_secs(3600)), 1);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["hangar-report-b-2", "someone-else.csv"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
