@@ -86,14 +86,14 @@ pub struct ErrorDetail {
 }
 
 impl ErrorBody {
-    /// The envelope of `code` and `message` for the current request.
-    fn new(code: ErrorCode, message: String, field: Option<String>) -> Json<Self> {
+    /// The envelope of `code` and `message` for request `request_id`.
+    fn new(code: ErrorCode, message: String, field: Option<String>, request_id: String) -> Json<Self> {
         Json(Self {
             error: ErrorDetail {
                 code,
                 message,
                 field,
-                request_id: current_request_id(),
+                request_id,
             },
         })
     }
@@ -292,7 +292,7 @@ pub fn envelope_for(status: StatusCode, body_text: &str) -> Response {
     } else {
         body_text.trim().to_owned()
     };
-    (status, ErrorBody::new(code, message, None)).into_response()
+    (status, ErrorBody::new(code, message, None, current_request_id())).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -317,7 +317,7 @@ impl IntoResponse for ApiError {
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     [(axum::http::header::RETRY_AFTER, secs.to_string())],
-                    ErrorBody::new(code, message, None),
+                    ErrorBody::new(code, message, None, request_id),
                 )
                     .into_response();
             }
@@ -341,7 +341,12 @@ impl IntoResponse for ApiError {
                 return (
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     [(axum::http::header::CONTENT_RANGE, format!("bytes */{size}"))],
-                    ErrorBody::new(ErrorCode::RangeNotSatisfiable, message, Some("Range".into())),
+                    ErrorBody::new(
+                        ErrorCode::RangeNotSatisfiable,
+                        message,
+                        Some("Range".into()),
+                        request_id,
+                    ),
                 )
                     .into_response();
             }
@@ -365,6 +370,6 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, ErrorBody::new(code, message, field)).into_response()
+        (status, ErrorBody::new(code, message, field, request_id)).into_response()
     }
 }

@@ -5,7 +5,7 @@ use axum::{
     body::Bytes,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use hangar_queue::{CancelOutcome, JobStatus, NewJob};
@@ -127,7 +127,17 @@ pub async fn create(
         // Keys are the caller's own: one caller's key never answers another's.
         new = new.idempotency(Some(caller.rate_key.clone()), key);
     }
-    // The audit entry goes into the job's commit.
+    accept(&state, new, audit).await
+}
+
+/// Records and queues `new` with the request's audit entry in the same
+/// commit, and answers as `POST /api/v1/jobs` does: 202 (or 200 for an
+/// existing job) with the job, its id as the audit target.
+pub(super) async fn accept(
+    state: &AppState,
+    new: NewJobRun,
+    audit: Option<Extension<PendingAudit>>,
+) -> Result<Response, ApiError> {
     let ((status, duplicate, run), audited) = state
         .enqueuer
         .submit_audited(new, audit.map(|Extension(PendingAudit(entry))| entry))
@@ -224,24 +234,8 @@ pub async fn list(
     {
         return Err(ApiError::invalid("kind", format!("unknown kind {k:?}")));
     }
-    let state_filter = match q.state.as_deref() {
-        None => None,
-        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
-            ApiError::invalid(
-                "state",
-                "must be one of scheduled, queued, running, retrying, succeeded, cancelled, dead",
-            )
-        })?),
-    };
-    // Canonical (upper-case) form: ids compare as text in PostgreSQL.
-    let cursor = match &q.cursor {
-        None => None,
-        Some(c) => Some(
-            c.parse::<ulid::Ulid>()
-                .map_err(|_| ApiError::invalid("cursor", "not a cursor returned by this endpoint"))?
-                .to_string(),
-        ),
-    };
+    let state_filter = super::job_state_filter(q.state.as_deref())?;
+    let cursor = super::job_id_cursor(q.cursor.as_deref())?;
     let filter = JobFilter {
         kind: q.kind,
         state: state_filter,

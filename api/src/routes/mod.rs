@@ -17,6 +17,32 @@ use serde_json::{Map, Value};
 
 use crate::{auth::Principal, error::ApiError, state::AppState};
 
+/// A `state` filter: one of the job states, or 422 naming `state`.
+pub fn job_state_filter(value: Option<&str>) -> Result<Option<hangar_queue::JobStatus>, ApiError> {
+    value
+        .map(|s| {
+            hangar_queue::JobStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid(
+                    "state",
+                    "must be one of scheduled, queued, running, retrying, succeeded, cancelled, dead",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A job-id keyset `cursor` in canonical (upper-case) form, since ids
+/// compare as text in PostgreSQL; 422 naming `cursor` for anything else.
+pub fn job_id_cursor(value: Option<&str>) -> Result<Option<String>, ApiError> {
+    value
+        .map(|c| {
+            c.parse::<ulid::Ulid>()
+                .map(|id| id.to_string())
+                .map_err(|_| ApiError::invalid("cursor", "not a cursor returned by this endpoint"))
+        })
+        .transpose()
+}
+
 /// Refuses (403) a caller whose role is below what `kind` needs. Every
 /// route that submits or defines a job of a caller-chosen kind calls this:
 /// the jobs API, schedule creation and changes, and run-now.

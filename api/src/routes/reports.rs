@@ -17,33 +17,24 @@ use hangar_shared::{db::NewJobRun, kinds};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{make_cursor, next_cursor, page_limit};
+use super::{next_cursor, page_limit};
 use crate::{
-    audit::{AuditTarget, AuditedWithJob, PendingAudit},
+    audit::PendingAudit,
     auth::Principal,
     error::ApiError,
     request_id::current_request_id,
     schema,
     state::AppState,
-    views::{
-        jobs::{Job, JobAccepted},
-        reports::{Report, ReportFile, ReportPage},
-    },
+    views::reports::{Report, ReportFile, ReportPage},
 };
 
-/// The report types: every registered `report.<type>` kind.
-fn report_types() -> impl Iterator<Item = (&'static str, &'static kinds::KindSpec)> {
-    kinds::all()
-        .iter()
-        .filter_map(|k| Some((k.name.strip_prefix("report.")?, k)))
-}
-
+/// The report type `name`: the registered `report.<name>` kind.
 fn report_kind(name: &str) -> Result<&'static kinds::KindSpec, ApiError> {
-    report_types()
+    kinds::family("report")
         .find(|(t, _)| *t == name)
         .map(|(_, k)| k)
         .ok_or_else(|| {
-            let known: Vec<&str> = report_types().map(|(t, _)| t).collect();
+            let known: Vec<&str> = kinds::family("report").map(|(t, _)| t).collect();
             ApiError::invalid(
                 "type",
                 format!("unknown report type {name:?}; known: {}", known.join(", ")),
@@ -101,23 +92,7 @@ pub async fn create(
     let new = NewJobRun::new(kind, payload)
         .requested_by(caller.actor.clone())
         .request_id(current_request_id());
-    let ((status, duplicate, run), audited) = state
-        .enqueuer
-        .submit_audited(new, audit.map(|Extension(PendingAudit(entry))| entry))
-        .await?;
-    let mut response = (
-        status,
-        Json(JobAccepted {
-            duplicate,
-            job: Job::new(&run, None),
-        }),
-    )
-        .into_response();
-    response.extensions_mut().insert(AuditTarget(run.id));
-    if audited {
-        response.extensions_mut().insert(AuditedWithJob);
-    }
-    Ok(response)
+    super::jobs::accept(&state, new, audit).await
 }
 
 /// One report as PostgreSQL has it.
@@ -250,23 +225,8 @@ pub async fn list(
 ) -> Result<Json<ReportPage>, ApiError> {
     let limit = page_limit(q.limit.as_deref(), 50, 200)?;
     let kind = q.r#type.as_deref().map(report_kind).transpose()?.map(|k| k.name);
-    let state_filter = match q.state.as_deref() {
-        None => None,
-        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
-            ApiError::invalid(
-                "state",
-                "must be one of scheduled, queued, running, retrying, succeeded, cancelled, dead",
-            )
-        })?),
-    };
-    let cursor = match &q.cursor {
-        None => None,
-        Some(c) => Some(
-            c.parse::<ulid::Ulid>()
-                .map_err(|_| ApiError::invalid("cursor", "not a cursor returned by this endpoint"))?
-                .to_string(),
-        ),
-    };
+    let state_filter = super::job_state_filter(q.state.as_deref())?;
+    let cursor = super::job_id_cursor(q.cursor.as_deref())?;
     let rows = sqlx::query_as!(
         Row,
         r#"SELECT j.id, j.kind, j.payload, j.state AS "state: JobStatus", j.requested_by, j.created_at,
@@ -289,7 +249,7 @@ pub async fn list(
     )
     .fetch_all(&state.pool)
     .await?;
-    let next = next_cursor(&rows, limit, |r| make_cursor(&[&r.id]));
+    let next = next_cursor(&rows, limit, |r| r.id.clone());
     Ok(Json(ReportPage {
         reports: rows.into_iter().map(Row::view).collect(),
         next_cursor: next,

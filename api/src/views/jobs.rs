@@ -117,7 +117,7 @@ impl Job {
         self.progress.clone_from(&live.progress);
         self.worker.clone_from(&live.worker);
         self.cancel_requested = Some(live.cancel_requested);
-        let at = |ms: Option<u64>| ms.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64));
+        let at = |ms: Option<u64>| ms.and_then(super::from_millis);
         if let Some(t) = at(live.started_at) {
             self.started_at = Some(t);
         }

@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::from_millis;
+
 /// One queue's counts.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueStats {
@@ -95,10 +97,6 @@ pub struct DeadJob {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-fn time(ms: u64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)
-}
-
 impl From<JobState> for DeadJob {
     fn from(job: JobState) -> Self {
         Self {
@@ -119,11 +117,11 @@ impl From<JobState> for DeadJob {
             cancel_requested: job.cancel_requested,
             idempotency_key: job.idempotency_key,
             correlation_id: job.correlation_id,
-            created_at: time(job.created_at),
-            run_at: job.run_at.and_then(time),
-            started_at: job.started_at.and_then(time),
-            finished_at: job.finished_at.and_then(time),
-            updated_at: job.updated_at.and_then(time),
+            created_at: from_millis(job.created_at),
+            run_at: job.run_at.and_then(from_millis),
+            started_at: job.started_at.and_then(from_millis),
+            finished_at: job.finished_at.and_then(from_millis),
+            updated_at: job.updated_at.and_then(from_millis),
         }
     }
 }
@@ -133,7 +131,7 @@ impl From<ErrorRecord> for AttemptError {
         Self {
             attempt: e.attempt,
             error: e.error,
-            at: time(e.at),
+            at: from_millis(e.at),
         }
     }
 }

@@ -1227,7 +1227,7 @@ async fn the_served_openapi_document_is_valid_openapi_3_1_and_describes_every_op
         }
     }
     assert!(operations > 0);
-    // And every documented operation is served: asked with placeholder path
+    // And every documented operation is served: asked with sample path
     // parameters, none answers the router's own "no such route" (404) or
     // 405. (The other way round holds by construction: routes are added
     // with their documentation, and the access layer refuses any route the

@@ -154,13 +154,19 @@ pub fn kind(name: &str) -> Option<&'static KindSpec> {
     all().iter().find(|k| k.name == name)
 }
 
+/// Every registered kind named `<family>.<name>`, with its `<name>` (the
+/// routes that start one family by name: "sync now", reports).
+pub fn family(family: &'static str) -> impl Iterator<Item = (&'static str, &'static KindSpec)> {
+    all().iter().filter_map(move |k| {
+        let name = k.name.strip_prefix(family)?.strip_prefix('.')?;
+        Some((name, k))
+    })
+}
+
 /// The sync kinds "sync now" starts (`POST /api/v1/syncs/{name}`): every
 /// registered `sync.<name>` kind that targets accounts, with its `<name>`.
 pub fn syncs() -> impl Iterator<Item = (&'static str, &'static KindSpec)> {
-    all()
-        .iter()
-        .filter(|k| k.targets_accounts())
-        .filter_map(|k| Some((k.name.strip_prefix("sync.")?, k)))
+    family("sync").filter(|(_, k)| k.targets_accounts())
 }
 
 /// The registered spec of `K`.
