@@ -232,7 +232,7 @@ ensure_postgres() {
 # The AWS emulator (moto's server plus tests/moto/hangar_moto.py) needs
 # Python 3 with moto; installed from PyPI when missing.
 ensure_moto() {
-  if python3 -c 'import moto, flask, werkzeug, boto3' 2>/dev/null; then
+  if python3 -c 'import moto, flask, werkzeug, boto3, cbor2' 2>/dev/null; then
     log "moto: $(python3 -c 'import moto; print(moto.__version__)') installed"
     return
   fi
@@ -245,7 +245,7 @@ ensure_moto() {
 # The API tests' Python tools: schemathesis and the OpenAPI validator.
 ensure_api_tools() {
   local req; req="$(dirname "$0")/../tests/api-tools-requirements.txt"
-  if python3 -c 'import schemathesis, openapi_spec_validator' 2>/dev/null; then
+  if python3 -c 'import schemathesis, openapi_spec_validator, openpyxl' 2>/dev/null; then
     log "api tools: schemathesis $(python3 -c 'import schemathesis; print(schemathesis.__version__)') installed"
     return
   fi

@@ -145,7 +145,7 @@ pub struct ChatRequest {
 pub struct CreateReport {
     /// Report type: `inventory` (the registered `report.<type>` kinds).
     pub r#type: String,
-    /// `csv` or `json`.
+    /// `csv`, `json` or `xlsx`.
     pub format: String,
     /// The type's filters; for `inventory`: `account`, `region`, `state`,
     /// `directory`, `user`, `bundle`, `q`, `include_deleted` (as

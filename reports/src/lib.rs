@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 pub use store::{ReportStore, StoreError};
-use table::TableWriter;
+use table::{Head, TableWriter};
 
 /// A published report, as recorded.
 #[derive(Debug, Clone)]
@@ -149,10 +149,17 @@ impl Reports {
     ) -> anyhow::Result<Published> {
         let now = Utc::now();
         let params = params_of(p)?;
-        let temp = TempFile::new(id);
-        let mut out = TableWriter::create(&temp.0, p.format, inventory::COLUMNS, &params, now)?;
-        inventory::write(&self.pool, p, now, &mut out, progress).await?;
         let freshness = freshness(&self.pool, hangar_shared::kinds::SYNC_WORKSPACES).await?;
+        let temp = TempFile::new(id);
+        let head = Head {
+            title: "Inventory",
+            columns: inventory::COLUMNS,
+            params: &params,
+            generated_at: now,
+            freshness: &freshness,
+        };
+        let mut out = TableWriter::create(&temp.0, p.format, &head)?;
+        inventory::write(&self.pool, p, now, &mut out, progress).await?;
         self.publish(
             id,
             hangar_shared::kinds::REPORT_INVENTORY,

@@ -1,8 +1,11 @@
 //! A report as a table, and the writers that turn its rows into a file as
 //! they come (never the whole report in memory): CSV (RFC 4180, UTF-8, a
-//! header row) and JSON (`columns`, `rows`, `generated_at`, `params`).
-//! Each writes to a local temporary file, counting its bytes and hashing
-//! them (SHA-256) on the way, for the record and the download's ETag.
+//! header row), JSON (`columns`, `rows`, `generated_at`, `params`) and XLSX
+//! (rust_xlsxwriter in constant-memory mode: each row goes to disk as the
+//! next one starts; typed cells, a bold frozen header with an autofilter,
+//! and an "About" sheet with the parameters, generation time and data
+//! freshness). Each writes to a local temporary file; its bytes are counted
+//! and hashed (SHA-256) for the record and the download's ETag.
 
 use std::{
     fs::File,
@@ -10,8 +13,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use hangar_shared::kinds::ReportFormat;
+use rust_decimal::{Decimal, prelude::ToPrimitive};
+use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -23,8 +28,28 @@ pub enum ColumnType {
     Text,
     /// A whole number.
     Integer,
+    /// A number with a fraction (hours, say).
+    Number,
+    /// An amount of money: an exact decimal (a string in JSON, so nothing
+    /// is rounded; two decimals in a spreadsheet).
+    Money,
+    /// A calendar day (`YYYY-MM-DD`).
+    Date,
     /// A time (RFC 3339, UTC).
     Time,
+}
+
+impl ColumnType {
+    /// A spreadsheet column's width (characters) for values of this type.
+    fn width(self) -> f64 {
+        match self {
+            Self::Text => 18.0,
+            Self::Integer | Self::Number => 10.0,
+            Self::Money => 12.0,
+            Self::Date => 11.0,
+            Self::Time => 20.0,
+        }
+    }
 }
 
 /// One column: its name in the header and its type.
@@ -46,6 +71,12 @@ pub enum Cell {
     Text(String),
     /// A whole number.
     Int(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// Money, exact.
+    Money(Decimal),
+    /// A calendar day.
+    Date(NaiveDate),
     /// A time.
     Time(DateTime<Utc>),
 }
@@ -59,6 +90,24 @@ impl From<Option<String>> for Cell {
 impl From<Option<i64>> for Cell {
     fn from(v: Option<i64>) -> Self {
         v.map_or(Self::Null, Self::Int)
+    }
+}
+
+impl From<Option<f64>> for Cell {
+    fn from(v: Option<f64>) -> Self {
+        v.map_or(Self::Null, Self::Float)
+    }
+}
+
+impl From<Option<Decimal>> for Cell {
+    fn from(v: Option<Decimal>) -> Self {
+        v.map_or(Self::Null, Self::Money)
+    }
+}
+
+impl From<Option<NaiveDate>> for Cell {
+    fn from(v: Option<NaiveDate>) -> Self {
+        v.map_or(Self::Null, Self::Date)
     }
 }
 
@@ -78,6 +127,9 @@ impl Cell {
             Self::Null => String::new(),
             Self::Text(s) => s.clone(),
             Self::Int(n) => n.to_string(),
+            Self::Float(x) => x.to_string(),
+            Self::Money(d) => d.normalize().to_string(),
+            Self::Date(d) => d.to_string(),
             Self::Time(t) => time_text(t),
         }
     }
@@ -85,9 +137,57 @@ impl Cell {
     fn json(&self) -> Value {
         match self {
             Self::Null => Value::Null,
-            Self::Text(s) => Value::String(s.clone()),
             Self::Int(n) => Value::from(*n),
-            Self::Time(t) => Value::String(time_text(t)),
+            Self::Float(x) => Value::from(*x),
+            Self::Text(_) | Self::Money(_) | Self::Date(_) | Self::Time(_) => Value::String(self.text()),
+        }
+    }
+
+    /// Writes the cell at (`row`, `col`) of a spreadsheet, typed.
+    fn xlsx(&self, sheet: &mut Worksheet, row: u32, col: u16, formats: &Formats) -> Result<(), XlsxError> {
+        match self {
+            Self::Null => {}
+            Self::Text(s) => {
+                sheet.write_string(row, col, s)?;
+            }
+            // Excel's numbers are doubles: exact up to 2^53.
+            Self::Int(n) => {
+                sheet.write_number(row, col, *n as f64)?;
+            }
+            Self::Float(x) => {
+                sheet.write_number(row, col, *x)?;
+            }
+            Self::Money(d) => {
+                sheet.write_number_with_format(row, col, d.to_f64().unwrap_or(f64::NAN), &formats.money)?;
+            }
+            Self::Date(d) => {
+                sheet.write_date_with_format(row, col, d, &formats.date)?;
+            }
+            Self::Time(t) => {
+                // Whole seconds, as the CSV and JSON files state them.
+                let t = DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(*t);
+                sheet.write_datetime_with_format(row, col, t.naive_utc(), &formats.time)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The cell formats of a spreadsheet report.
+struct Formats {
+    header: Format,
+    money: Format,
+    date: Format,
+    time: Format,
+}
+
+impl Formats {
+    fn new() -> Self {
+        Self {
+            header: Format::new().set_bold(),
+            money: Format::new().set_num_format("#,##0.00"),
+            date: Format::new().set_num_format("yyyy-mm-dd"),
+            time: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
         }
     }
 }
@@ -125,9 +225,39 @@ pub struct Written {
     pub sha256: String,
 }
 
+/// What a report's file says about itself: its sheet's title, columns,
+/// parameters, when it was generated and how fresh its sources were.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    /// The data sheet's name (at most 31 characters, as Excel allows).
+    pub title: &'a str,
+    /// The columns.
+    pub columns: &'a [Column],
+    /// The report's parameters.
+    pub params: &'a Value,
+    /// When it was generated.
+    pub generated_at: DateTime<Utc>,
+    /// When each source was last synced.
+    pub freshness: &'a Value,
+}
+
+/// A spreadsheet being written: the workbook (its data sheet streams rows to
+/// a temporary file), the next row, and what the About sheet will say.
+struct Sheet {
+    book: Box<Workbook>,
+    formats: Formats,
+    columns: usize,
+    about: Vec<(String, String)>,
+}
+
 enum Body {
     Csv(Box<csv::Writer<Hashing<BufWriter<File>>>>),
     Json(Hashing<BufWriter<File>>),
+    Xlsx(Sheet),
+}
+
+fn xlsx_error(e: XlsxError) -> io::Error {
+    io::Error::other(e)
 }
 
 /// A report being written to a local file.
@@ -138,39 +268,29 @@ pub struct TableWriter {
 }
 
 impl TableWriter {
-    /// Starts the file at `path` in `format` with `columns`; `params` and
-    /// `generated_at` go into a JSON document's head.
-    pub fn create(
-        path: &Path,
-        format: ReportFormat,
-        columns: &[Column],
-        params: &Value,
-        generated_at: DateTime<Utc>,
-    ) -> io::Result<Self> {
-        let out = Hashing {
-            inner: BufWriter::with_capacity(256 * 1024, File::create(path)?),
-            hash: Sha256::new(),
-            bytes: 0,
-        };
+    /// Starts the file at `path` in `format` as `head` describes it.
+    pub fn create(path: &Path, format: ReportFormat, head: &Head<'_>) -> io::Result<Self> {
         let body = match format {
             ReportFormat::Csv => {
                 let mut w = csv::WriterBuilder::new()
                     .terminator(csv::Terminator::CRLF)
-                    .from_writer(out);
-                w.write_record(columns.iter().map(|c| c.name))?;
+                    .from_writer(hashing(path)?);
+                w.write_record(head.columns.iter().map(|c| c.name))?;
                 Body::Csv(Box::new(w))
             }
             ReportFormat::Json => {
-                let mut out = out;
+                let mut out = hashing(path)?;
                 write!(
                     out,
-                    "{{\"generated_at\":{},\"params\":{},\"columns\":{},\"rows\":[",
-                    serde_json::to_string(&time_text(&generated_at))?,
-                    serde_json::to_string(params)?,
-                    serde_json::to_string(columns)?,
+                    "{{\"generated_at\":{},\"params\":{},\"freshness\":{},\"columns\":{},\"rows\":[",
+                    serde_json::to_string(&time_text(&head.generated_at))?,
+                    serde_json::to_string(head.params)?,
+                    serde_json::to_string(head.freshness)?,
+                    serde_json::to_string(head.columns)?,
                 )?;
                 Body::Json(out)
             }
+            ReportFormat::Xlsx => Body::Xlsx(Sheet::start(path, head).map_err(xlsx_error)?),
         };
         Ok(Self {
             body,
@@ -190,6 +310,7 @@ impl TableWriter {
                 let row: Vec<Value> = cells.iter().map(Cell::json).collect();
                 serde_json::to_writer(&mut *out, &row)?;
             }
+            Body::Xlsx(sheet) => sheet.row(self.rows, cells).map_err(xlsx_error)?,
         }
         self.rows += 1;
         Ok(())
@@ -202,22 +323,145 @@ impl TableWriter {
 
     /// Ends the file and flushes it to disk.
     pub fn finish(self) -> io::Result<Written> {
-        let mut out = match self.body {
-            Body::Csv(w) => w.into_inner().map_err(|e| e.into_error())?,
+        let (bytes, sha256) = match self.body {
+            Body::Csv(w) => sealed(w.into_inner().map_err(|e| e.into_error())?)?,
             Body::Json(mut out) => {
                 out.write_all(b"]}\n")?;
-                out
+                sealed(out)?
+            }
+            Body::Xlsx(sheet) => {
+                sheet.save(&self.path, self.rows).map_err(xlsx_error)?;
+                digest_of(&self.path)?
             }
         };
-        out.flush()?;
-        out.inner.get_ref().sync_all()?;
         Ok(Written {
             path: self.path,
             rows: self.rows,
-            bytes: out.bytes,
-            sha256: out.hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+            bytes,
+            sha256,
         })
     }
+}
+
+fn hashing(path: &Path) -> io::Result<Hashing<BufWriter<File>>> {
+    Ok(Hashing {
+        inner: BufWriter::with_capacity(256 * 1024, File::create(path)?),
+        hash: Sha256::new(),
+        bytes: 0,
+    })
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Flushes a streamed file to disk: its size and digest.
+fn sealed(mut out: Hashing<BufWriter<File>>) -> io::Result<(u64, String)> {
+    out.flush()?;
+    out.inner.get_ref().sync_all()?;
+    Ok((out.bytes, hex(&out.hash.finalize())))
+}
+
+/// The size and digest of a finished file (a zip is written whole at the
+/// end, so it is read back once).
+fn digest_of(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    file.sync_all()?;
+    let mut hash = Hashing {
+        inner: io::sink(),
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    io::copy(&mut file, &mut hash)?;
+    Ok((hash.bytes, hex(&hash.hash.finalize())))
+}
+
+/// Excel's limit on a sheet's rows (the header is one).
+const XLSX_MAX_ROWS: u64 = 1_048_576;
+
+impl Sheet {
+    fn start(path: &Path, head: &Head<'_>) -> Result<Self, XlsxError> {
+        let mut book = Box::new(Workbook::new());
+        // The row spool sits next to the report's own temporary file.
+        if let Some(dir) = path.parent() {
+            book.set_tempdir(dir)?;
+        }
+        let formats = Formats::new();
+        let sheet = book.add_worksheet_with_constant_memory()?;
+        sheet.set_name(head.title)?;
+        for (col, column) in head.columns.iter().enumerate() {
+            let col = col as u16;
+            let width = column.kind.width().max(column.name.len() as f64 + 2.0);
+            sheet.set_column_width(col, width)?;
+            sheet.write_string_with_format(0, col, column.name, &formats.header)?;
+        }
+        sheet.set_freeze_panes(1, 0)?;
+        let mut about = vec![
+            ("report".to_owned(), head.title.to_owned()),
+            ("generated_at (UTC)".to_owned(), time_text(&head.generated_at)),
+            ("times".to_owned(), "UTC".to_owned()),
+        ];
+        if let Some(params) = head.params.as_object() {
+            about.extend(params.iter().map(|(k, v)| (format!("param: {k}"), plain(v))));
+        }
+        if let Some(sources) = head.freshness.as_object() {
+            for (source, places) in sources {
+                match places.as_object() {
+                    Some(places) if !places.is_empty() => about.extend(
+                        places
+                            .iter()
+                            .map(|(place, at)| (format!("{source} last succeeded: {place}"), plain(at))),
+                    ),
+                    _ => about.push((format!("{source} last succeeded"), "never".to_owned())),
+                }
+            }
+        }
+        Ok(Self {
+            book,
+            formats,
+            columns: head.columns.len(),
+            about,
+        })
+    }
+
+    fn data(&mut self) -> Result<&mut Worksheet, XlsxError> {
+        self.book.worksheet_from_index(0)
+    }
+
+    fn row(&mut self, index: u64, cells: &[Cell]) -> Result<(), XlsxError> {
+        if index + 1 >= XLSX_MAX_ROWS {
+            return Err(XlsxError::RowColumnLimitError);
+        }
+        let row = (index + 1) as u32;
+        let Self { book, formats, .. } = self;
+        let sheet = book.worksheet_from_index(0)?;
+        for (col, cell) in cells.iter().enumerate() {
+            cell.xlsx(sheet, row, col as u16, formats)?;
+        }
+        Ok(())
+    }
+
+    fn save(mut self, path: &Path, rows: u64) -> Result<(), XlsxError> {
+        let last_col = (self.columns.max(1) - 1) as u16;
+        self.data()?.autofilter(0, 0, rows as u32, last_col)?;
+        let header = self.formats.header.clone();
+        let about = self.book.add_worksheet();
+        about.set_name("About")?;
+        about.set_column_width(0, 36)?;
+        about.set_column_width(1, 60)?;
+        about.write_string_with_format(0, 0, "about", &header)?;
+        about.write_string_with_format(0, 1, "value", &header)?;
+        for (i, (key, value)) in self.about.iter().enumerate() {
+            about.write_string(i as u32 + 1, 0, key)?;
+            about.write_string(i as u32 + 1, 1, value)?;
+        }
+        self.book.save(path)
+    }
+}
+
+/// A JSON value as a spreadsheet cell's text (strings without quotes).
+fn plain(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 
 #[cfg(test)]
@@ -254,7 +498,16 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
             .unwrap()
             .to_utc();
-        let mut w = TableWriter::create(&path, format, COLUMNS, &serde_json::json!({"x": 1}), at).unwrap();
+        let params = serde_json::json!({"x": 1});
+        let freshness = serde_json::json!({"sync.workspaces": {"prod/us-east-1": "2026-11-30T23:00:00Z"}});
+        let head = Head {
+            title: "Test",
+            columns: COLUMNS,
+            params: &params,
+            generated_at: at,
+            freshness: &freshness,
+        };
+        let mut w = TableWriter::create(&path, format, &head).unwrap();
         for r in rows {
             w.row(r).unwrap();
         }
@@ -272,11 +525,7 @@ mod tests {
             "id,n,at\r\n\"a,\"\"b\"\"\nc\",3,2026-11-30T10:00:00Z\r\né,,\r\n"
         );
         assert_eq!((written.rows, written.bytes), (2, bytes.len() as u64));
-        let digest: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(written.sha256, digest);
+        assert_eq!(written.sha256, hex(&Sha256::digest(&bytes)));
     }
 
     #[test]
@@ -286,6 +535,10 @@ mod tests {
         assert_eq!(doc["generated_at"], "2026-12-01T00:00:00Z");
         assert_eq!(doc["params"], serde_json::json!({"x": 1}));
         assert_eq!(
+            doc["freshness"]["sync.workspaces"]["prod/us-east-1"],
+            "2026-11-30T23:00:00Z"
+        );
+        assert_eq!(
             doc["columns"][1],
             serde_json::json!({"name": "n", "type": "integer"})
         );
@@ -294,6 +547,35 @@ mod tests {
             serde_json::json!([["a,\"b\"\nc", 3, "2026-11-30T10:00:00Z"], ["é", null, null]])
         );
         assert_eq!(written.rows, 2);
+    }
+
+    #[test]
+    fn typed_cells_read_as_text_and_json() {
+        let cells = [
+            Cell::Money(Decimal::new(123_4500, 4)),
+            Cell::Float(1.5),
+            Cell::Date(NaiveDate::from_ymd_opt(2026, 11, 3).unwrap()),
+        ];
+        let text: Vec<String> = cells.iter().map(Cell::text).collect();
+        assert_eq!(text, ["123.45", "1.5", "2026-11-03"]);
+        let json: Vec<Value> = cells.iter().map(Cell::json).collect();
+        assert_eq!(
+            json,
+            [
+                serde_json::json!("123.45"),
+                serde_json::json!(1.5),
+                serde_json::json!("2026-11-03")
+            ]
+        );
+    }
+
+    #[test]
+    fn xlsx_is_a_zip_with_the_data_sheet_and_about() {
+        let (written, bytes) = write(ReportFormat::Xlsx, &rows());
+        assert_eq!(&bytes[..2], b"PK", "an XLSX file is a zip");
+        assert_eq!((written.rows, written.bytes), (2, bytes.len() as u64));
+        assert_eq!(written.sha256, hex(&Sha256::digest(&bytes)));
+        // Cell values are checked through openpyxl in the integration tests.
     }
 
     #[test]

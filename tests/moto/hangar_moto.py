@@ -89,6 +89,9 @@ DEFAULT_CONFIG = {
     "cost_page_days": 5,
     # The last N seeded days of cost data are flagged Estimated.
     "cost_estimated_days": 3,
+    # Datapoints per GetMetricData page (AWS: 100,800; smaller values make
+    # paging easy to exercise).
+    "metric_page_points": 100_800,
     # Fixed "now" for connection-status timestamps so answers are
     # reproducible across calls and runs (2025-01-01T00:00:00Z).
     "connection_base_time": 1735689600,
@@ -219,6 +222,7 @@ class ControlError(Exception):
 # Request parsing
 # --------------------------------------------------------------------------
 
+RPC_V2_PATH = re.compile(r"/service/([A-Za-z0-9_]+)/operation/([A-Za-z0-9_]+)")
 CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/")
 
 
@@ -257,7 +261,12 @@ class AwsRequest:
 
         self.is_json = bool(self.target) or "json" in content_type
         self.form: dict[str, list[str]] = {}
-        if self.target:
+        # Smithy RPC v2 CBOR (CloudWatch): POST /service/<Service>/operation/<Op>.
+        rpc = RPC_V2_PATH.fullmatch(environ.get("PATH_INFO", ""))
+        self.is_cbor = bool(rpc) and environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor"
+        if self.is_cbor:
+            self.service_prefix, self.operation = rpc.group(1), rpc.group(2)
+        elif self.target:
             prefix, _, self.operation = self.target.rpartition(".")
             # "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101" (boto3)
             # and "CloudTrail_20131101" (Rust SDK) name the same service.
@@ -290,6 +299,16 @@ class AwsRequest:
 
 
 def error_response(req: AwsRequest | None, err: ApiError) -> tuple[int, list, bytes]:
+    if req is not None and req.is_cbor:
+        import cbor2
+
+        body = cbor2.dumps({"__type": f"{CLOUDWATCH_ERROR_NS}{err.code}", "message": err.message})
+        headers = [
+            ("Content-Type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+        ]
+        return err.status, headers, body
     if req is None or req.is_json:
         body = json.dumps({"__type": err.code, "message": err.message}).encode()
         headers = [
@@ -1555,6 +1574,222 @@ def op_get_cost_and_usage(req: AwsRequest) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------
+# CloudWatch GetMetricData (AWS/WorkSpaces UserConnected)
+# --------------------------------------------------------------------------
+# The SDKs speak Smithy RPC v2 CBOR to CloudWatch, which moto does not parse;
+# this answers GetMetricData from the points moto's CloudWatch backend keeps
+# (put there by PutMetricData, or by /_hangar/seed/usage through the same
+# backend call), with AWS's rules: at most 500 queries, periods multiple of
+# 60 s aligned to the epoch, one datapoint per period with data, results
+# paged by total datapoints (100,800 per call) with NextToken.
+
+CLOUDWATCH_SERVICE = "GraniteServiceVersion20100801"
+CLOUDWATCH_ERROR_NS = "com.amazonaws.cloudwatch#"
+METRIC_QUERIES_MAX = 500
+WORKSPACES_NAMESPACE = "AWS/WorkSpaces"
+USER_CONNECTED = "UserConnected"
+
+
+def cw_backend(account: str, region: str):
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return cloudwatch_backends[account][region]
+
+
+def epoch_of(value: Any, what: str) -> float:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ApiError("ValidationError", f"{what} must be a timestamp", 400)
+
+
+STATS = {
+    "Maximum": max,
+    "Minimum": min,
+    "Sum": sum,
+    "Average": lambda v: sum(v) / len(v),
+    "SampleCount": lambda v: float(len(v)),
+}
+
+
+def op_get_metric_data(req: AwsRequest, params: dict[str, Any]) -> dict[str, Any]:
+    queries = params.get("MetricDataQueries") or []
+    if not isinstance(queries, list) or not queries:
+        raise ApiError("ValidationError", "MetricDataQueries is required", 400)
+    if len(queries) > METRIC_QUERIES_MAX:
+        raise ApiError(
+            "ValidationError",
+            f"The collection MetricDataQueries must not have a size greater than {METRIC_QUERIES_MAX}.",
+            400,
+        )
+    start = epoch_of(params.get("StartTime"), "StartTime")
+    end = epoch_of(params.get("EndTime"), "EndTime")
+    if start >= end:
+        raise ApiError("ValidationError", "The parameter StartTime must be less than the parameter EndTime.", 400)
+    descending = (params.get("ScanBy") or "TimestampDescending") == "TimestampDescending"
+    page_points = min(int(params.get("MaxDatapoints") or 100_800), EMU.config["metric_page_points"])
+
+    # Index the backend's points once per call: (namespace, name, dims) -> [(t, value)].
+    backend = cw_backend(req.account, req.region)
+    index: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+    for datum in backend.metric_data:
+        value = getattr(datum, "value", None)
+        if value is None:
+            continue
+        dims = tuple(sorted((d.name, d.value) for d in datum.dimensions))
+        index[(datum.namespace, datum.name, dims)].append((datum.timestamp.timestamp(), float(value)))
+
+    # Every query's full answer, then the page asked for.
+    answers: list[tuple[str, str, list[tuple[float, float]]]] = []
+    seen_ids: set[str] = set()
+    for n, q in enumerate(queries, 1):
+        qid = q.get("Id")
+        if not isinstance(qid, str) or not re.fullmatch(r"[a-z][A-Za-z0-9_]{0,254}", qid):
+            raise ApiError("ValidationError", f"MetricDataQueries.member.{n}.Id must start with a lower-case letter", 400)
+        if qid in seen_ids:
+            raise ApiError("ValidationError", f"The values for parameter id in MetricDataQueries are not unique: {qid}", 400)
+        seen_ids.add(qid)
+        stat = q.get("MetricStat")
+        if not isinstance(stat, dict):
+            raise ApiError("ValidationError", f"The parameter MetricDataQueries.member.{n}.MetricStat is required.", 400)
+        period = stat.get("Period")
+        if not isinstance(period, int) or period <= 0 or (period >= 60 and period % 60):
+            raise ApiError("ValidationError", f"MetricDataQueries.member.{n}.MetricStat.Period must be a multiple of 60", 400)
+        fn = STATS.get(stat.get("Stat"))
+        if fn is None:
+            raise ApiError("ValidationError", f"MetricDataQueries.member.{n}.MetricStat.Stat {stat.get('Stat')!r} is not supported here", 400)
+        metric = stat.get("Metric") or {}
+        dims = tuple(sorted((d.get("Name"), d.get("Value")) for d in metric.get("Dimensions") or []))
+        points = index.get((metric.get("Namespace"), metric.get("MetricName"), dims), [])
+        first = start - start % period  # aligned down, as CloudWatch does
+        buckets: dict[float, list[float]] = defaultdict(list)
+        for t, v in points:
+            if first <= t < end:
+                buckets[t - (t - first) % period].append(v)
+        series = sorted(((t, fn(vs)) for t, vs in buckets.items()), reverse=descending)
+        if q.get("ReturnData", True):
+            answers.append((qid, q.get("Label") or metric.get("MetricName") or qid, series))
+
+    offset = 0
+    token = params.get("NextToken")
+    if token:
+        offset = decode_token(token, "metric-data", lambda m: ApiError("InvalidNextToken", m, 400))["offset"]
+    # One sequence of datapoints, query after query; a page is a slice of it.
+    total = sum(len(series) for _, _, series in answers)
+    page_end = offset + page_points
+    results, position = [], 0
+    for qid, label, series in answers:
+        first, last = position, position + len(series)
+        position = last
+        lo, hi = max(first, offset), min(last, page_end)
+        if series and lo >= hi:
+            continue
+        if not series and not (offset <= first and (first < page_end or first == total)):
+            continue
+        chunk = series[lo - first : hi - first] if series else []
+        results.append({
+            "Id": qid,
+            "Label": label,
+            "Timestamps": [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t, _ in chunk],
+            "Values": [v for _, v in chunk],
+            "StatusCode": "Complete" if hi >= last else "PartialData",
+        })
+    out: dict[str, Any] = {"MetricDataResults": results, "Messages": []}
+    if page_end < total:
+        out["NextToken"] = encode_token({"k": "metric-data", "offset": page_end})
+    return out
+
+
+def connected_periods(start: float, end: float) -> list[float]:
+    first = start - start % 300
+    return [t for t in range(int(first), int(end), 300) if t >= start - 299]
+
+
+def put_user_connected(account: str, region: str, workspace_id: str, points: list[tuple[float, float]]) -> None:
+    backend = cw_backend(account, region)
+    for i in range(0, len(points), 1000):
+        backend.put_metric_data(
+            WORKSPACES_NAMESPACE,
+            [
+                {
+                    "MetricName": USER_CONNECTED,
+                    "Dimensions": [{"Name": "WorkspaceId", "Value": workspace_id}],
+                    "Value": value,
+                    "Timestamp": dt.datetime.fromtimestamp(t, dt.timezone.utc),
+                    "Unit": "Count",
+                }
+                for t, value in points[i : i + 1000]
+            ],
+        )
+
+
+def control_seed_usage(spec: dict) -> dict:
+    """UserConnected points for WorkSpaces, through moto's PutMetricData.
+
+    Either explicit `sessions` [{workspace_id, start, end}] (1 for each
+    5-minute period a user is connected), or generated usage for every seeded
+    workspace of the account and region over `days` days ending at `end`
+    (default now): office hours on weekdays for most, a few heavy users,
+    some never connected; each session is followed by `idle_periods` zeros
+    while the workspace waits to auto-stop.
+    """
+    account, region = get_account_region(spec)
+    idle = get_int(spec, "idle_periods", 0, 0, 48)
+    points_put = 0
+    sessions = spec.get("sessions")
+    if sessions is not None:
+        if not isinstance(sessions, list):
+            raise ControlError("sessions must be a list of {workspace_id, start, end}")
+        for s in sessions:
+            wid = s.get("workspace_id") if isinstance(s, dict) else None
+            if not isinstance(wid, str):
+                raise ControlError("each session needs a workspace_id")
+            start, end = parse_instant(s.get("start"), "start"), parse_instant(s.get("end"), "end")
+            if start >= end:
+                raise ControlError("a session's start must be before its end")
+            points = [(t, 1.0) for t in connected_periods(start, end)]
+            last = points[-1][0] if points else start
+            points += [(last + 300 * (k + 1), 0.0) for k in range(idle)]
+            put_user_connected(account, region, wid, points)
+            points_put += len(points)
+        return {"points": points_put}
+
+    days = get_int(spec, "days", 7, 1, 62)
+    end = parse_instant(spec["end"], "end") if "end" in spec else time.time()
+    end -= end % 300
+    seed = spec.get("seed", 1)
+    ids = sorted(ws.workspace_id for ws in ws_backend(account, region).workspaces.values())
+    for wid in ids:
+        profile = det_int(seed, wid, "profile") % 10  # 0: never, 1-2: heavy, 3-9: office
+        if profile == 0:
+            continue
+        points: list[tuple[float, float]] = []
+        day0 = end - days * 86400
+        day0 -= day0 % 86400
+        for d in range(days + 1):
+            midnight = day0 + d * 86400
+            weekday = dt.datetime.fromtimestamp(midnight, dt.timezone.utc).weekday()
+            if profile >= 3 and weekday >= 5:
+                continue
+            if profile >= 3 and det_int(seed, wid, d, "absent") % 5 == 0:
+                continue  # a day off
+            hours = 10 if profile <= 2 else 1 + det_int(seed, wid, d, "hours") % 6
+            begin = midnight + (8 + det_int(seed, wid, d, "start") % 3) * 3600
+            stop = min(begin + hours * 3600, end)
+            if begin >= end:
+                continue
+            periods = connected_periods(begin, stop)
+            points += [(t, 1.0) for t in periods]
+            if periods:
+                points += [(periods[-1] + 300 * (k + 1), 0.0) for k in range(idle)
+                           if periods[-1] + 300 * (k + 1) < end]
+        put_user_connected(account, region, wid, points)
+        points_put += len(points)
+    return {"workspaces": len(ids), "points": points_put}
+
+
+# --------------------------------------------------------------------------
 # Routing
 # --------------------------------------------------------------------------
 
@@ -1566,6 +1801,10 @@ OVERRIDES: dict[tuple[str, str], Callable[[AwsRequest], dict[str, Any]]] = {
     ("WorkspacesService", "DescribeTags"): op_describe_tags,
     ("CloudTrail_20131101", "LookupEvents"): op_lookup_events,
     ("AWSInsightsIndexService", "GetCostAndUsage"): op_get_cost_and_usage,
+}
+
+CBOR_OVERRIDES: dict[tuple[str, str], Callable[[AwsRequest, dict], dict[str, Any]]] = {
+    (CLOUDWATCH_SERVICE, "GetMetricData"): op_get_metric_data,
 }
 
 
@@ -1585,7 +1824,7 @@ def control_config(spec: dict) -> dict:
     for key, value in spec.items():
         if key not in DEFAULT_CONFIG:
             raise ControlError(f"unknown config key {key!r}; known: {sorted(DEFAULT_CONFIG)}")
-        minimum = 1 if key == "cost_page_days" else 0
+        minimum = 1 if key in ("cost_page_days", "metric_page_points") else 0
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
             raise ControlError(f"{key} must be a number >= {minimum}")
         if key != "connection_base_time" and not isinstance(value, int):
@@ -1626,6 +1865,7 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[Any], dict]] = {
     ("POST", "/_hangar/seed/cloudtrail"): control_seed_cloudtrail,
     ("POST", "/_hangar/seed/costs"): control_seed_costs,
     ("POST", "/_hangar/costs/bump"): control_bump_cost,
+    ("POST", "/_hangar/seed/usage"): control_seed_usage,
     ("GET", "/_hangar/costs"): control_dump_costs,
     ("POST", "/_hangar/faults"): control_faults_add,
     ("GET", "/_hangar/faults"): lambda _: {"faults": [f.to_json() for f in EMU.faults]},
@@ -1733,6 +1973,8 @@ class HangarMiddleware:
             if fault.status is not None:
                 return error_response(req, ApiError(fault.code, fault.message, fault.status))
 
+        if req.is_cbor:
+            return self.cbor(req)
         handler = OVERRIDES.get((req.service_prefix, req.operation)) if req.target else None
         if handler is None:
             return self.passthrough(environ)
@@ -1748,6 +1990,33 @@ class HangarMiddleware:
             ("x-amzn-RequestId", str(uuid.uuid4())),
         ]
         return 200, headers, json.dumps(result, separators=(",", ":")).encode()
+
+    def cbor(self, req: AwsRequest) -> tuple[int, list, bytes]:
+        """Smithy RPC v2 CBOR calls, which moto cannot parse: answered here."""
+        import cbor2
+
+        handler = CBOR_OVERRIDES.get((req.service_prefix, req.operation))
+        try:
+            if handler is None:
+                raise ApiError("UnknownOperationException", f"{req.operation} is not emulated over CBOR", 400)
+            try:
+                params = cbor2.loads(req.body) if req.body else {}
+            except Exception:
+                raise ApiError("SerializationException", "Malformed CBOR body", 400)
+            if not isinstance(params, dict):
+                raise ApiError("SerializationException", "Body must be a map", 400)
+            with EMU.lock:
+                result = handler(req, params)
+        except ApiError as err:
+            if log_verbose:
+                log(f"{req.operation} -> {err.code}: {err.message}")
+            return error_response(req, err)
+        headers = [
+            ("Content-Type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+        ]
+        return 200, headers, cbor2.dumps(result, datetime_as_timestamp=True)
 
     def passthrough(self, environ: dict) -> tuple[int, list, bytes]:
         captured: dict[str, Any] = {}

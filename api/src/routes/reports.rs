@@ -81,8 +81,8 @@ pub async fn create(
     }
     match obj.get("format") {
         Some(f @ Value::String(_)) => payload.insert("format".into(), f.clone()),
-        Some(_) => return Err(ApiError::invalid("format", "must be a string: csv or json")),
-        None => return Err(ApiError::invalid("format", "missing: csv or json")),
+        Some(_) => return Err(ApiError::invalid("format", "must be a string: csv, json or xlsx")),
+        None => return Err(ApiError::invalid("format", "missing: csv, json or xlsx")),
     };
     let payload = kinds::validate_for(kind, &Value::Object(payload), &state.config.inference.models)
         .map_err(|e| match e.field.as_str() {

@@ -16,7 +16,7 @@ pub struct Report {
     /// Report type, e.g. `inventory`.
     #[schema(example = "inventory")]
     pub r#type: String,
-    /// `csv` or `json`.
+    /// `csv`, `json` or `xlsx`.
     pub format: String,
     /// The parameters it was asked with.
     pub params: Value,

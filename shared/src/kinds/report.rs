@@ -30,8 +30,10 @@ const REPORT_RETRY: RetryPolicy = RetryPolicy {
 pub enum ReportFormat {
     /// RFC 4180, UTF-8, a header row.
     Csv,
-    /// One object: `columns`, `rows`, `generated_at`, `params`.
+    /// One object: `columns`, `rows`, `generated_at`, `params`, `freshness`.
     Json,
+    /// A spreadsheet: the data sheet and an "About" sheet.
+    Xlsx,
 }
 
 impl ReportFormat {
@@ -40,6 +42,7 @@ impl ReportFormat {
         match self {
             Self::Csv => "csv",
             Self::Json => "json",
+            Self::Xlsx => "xlsx",
         }
     }
 
@@ -48,6 +51,7 @@ impl ReportFormat {
         match self {
             Self::Csv => "text/csv; charset=utf-8",
             Self::Json => "application/json",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
     }
 }
@@ -57,7 +61,7 @@ impl ReportFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryReport {
-    /// `csv` or `json`.
+    /// `csv`, `json` or `xlsx`.
     pub format: ReportFormat,
     /// Only this configured account.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -75,6 +75,44 @@ async fn ask(app: &TestApp, body: Value) -> String {
     id
 }
 
+/// What openpyxl reads from an XLSX file: each sheet's name, cells (typed:
+/// numbers, ISO datetimes, text), header font, frozen pane, autofilter and
+/// number formats of the first data row.
+fn xlsx_dump(bytes: &[u8]) -> Value {
+    let path = std::env::temp_dir().join(format!("hangar-xlsx-{}.xlsx", ulid::Ulid::new()));
+    std::fs::write(&path, bytes).unwrap();
+    let script = r#"
+import json, sys, datetime, openpyxl
+book = openpyxl.load_workbook(sys.argv[1])
+def cell(v):
+    if isinstance(v, datetime.datetime):
+        return {"datetime": v.isoformat()}
+    return v
+out = []
+for ws in book.worksheets:
+    rows = [[cell(c.value) for c in r] for r in ws.iter_rows()]
+    second = list(ws.iter_rows(min_row=2, max_row=2))
+    out.append({
+        "name": ws.title,
+        "rows": rows,
+        "header_bold": [c.font.b for c in next(ws.iter_rows(max_row=1))],
+        "freeze": ws.freeze_panes,
+        "autofilter": ws.auto_filter.ref,
+        "formats": [c.number_format for c in second[0]] if second else [],
+    })
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 with openpyxl (scripts/services.sh installs it)");
+    std::fs::remove_file(&path).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 async fn download(app: &TestApp, id: &str, range: Option<&str>) -> reqwest::Response {
     let mut req = app.http.get(format!("{}/api/v1/reports/{id}/download", app.base));
     if let Some(r) = range {
@@ -168,6 +206,66 @@ async fn an_inventory_report_matches_the_synced_tables_cell_for_cell() {
     assert_eq!(rows[0][16], 3, "days since the last connection");
     assert_eq!(rows[0][14], Value::Null);
 
+    // XLSX: the same rows as typed cells, a bold frozen header with an
+    // autofilter, and an About sheet.
+    let id = ask(
+        &app,
+        json!({"type": "inventory", "format": "xlsx", "params": {"include_deleted": true}}),
+    )
+    .await;
+    let r = download(&app, &id, None).await;
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    let book = xlsx_dump(&r.bytes().await.unwrap());
+    assert_eq!(book[0]["name"], "Inventory");
+    assert_eq!(book[1]["name"], "About");
+    let sheet = &book[0];
+    assert_eq!(sheet["rows"][0][3], "workspace_id");
+    assert!(sheet["header_bold"].as_array().unwrap().iter().all(|b| b == true));
+    assert_eq!(sheet["freeze"], "A2");
+    assert_eq!(sheet["autofilter"], "A1:R5");
+    assert_eq!(sheet["formats"][13], "yyyy-mm-dd hh:mm:ss", "times are dates");
+    let want = expected_rows(&pool, true).await;
+    let rows = sheet["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len() + 1);
+    for (got, want) in rows[1..].iter().zip(&want) {
+        for (col, (g, w)) in got.as_array().unwrap().iter().zip(want).enumerate() {
+            let as_text = match g {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                Value::Number(n) => {
+                    assert!([11, 16].contains(&col), "column {col} is a number: {g}");
+                    n.as_f64().unwrap().to_string()
+                }
+                Value::Object(o) => format!("{}Z", o["datetime"].as_str().unwrap()),
+                other => panic!("unexpected cell {other}"),
+            };
+            assert_eq!(as_text, *w, "column {col}");
+        }
+    }
+    let about: Vec<(String, String)> = book[1]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_owned(),
+                r[1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        about.contains(&("param: include_deleted".into(), "true".into())),
+        "{about:?}"
+    );
+    assert!(about.iter().any(|(k, _)| k == "generated_at (UTC)"));
+    assert!(
+        about.contains(&("sync.workspaces last succeeded".into(), "never".into())),
+        "{about:?}"
+    );
+
     // The list, newest first, filtered by type and state.
     let (_, page) = app.get("/api/v1/reports?type=inventory&state=succeeded").await;
     let ids: Vec<&str> = page["reports"]
@@ -176,7 +274,7 @@ async fn an_inventory_report_matches_the_synced_tables_cell_for_cell() {
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len(), 3);
     assert_eq!(ids[0], id);
     pool.close().await;
     app.shutdown().await;
