@@ -244,7 +244,7 @@ pub struct Head<'a> {
 /// A spreadsheet being written: the workbook (its data sheet streams rows to
 /// a temporary file), the next row, and what the About sheet will say.
 struct Sheet {
-    book: Box<Workbook>,
+    book: Workbook,
     formats: Formats,
     columns: usize,
     about: Vec<(String, String)>,
@@ -253,7 +253,7 @@ struct Sheet {
 enum Body {
     Csv(Box<csv::Writer<Hashing<BufWriter<File>>>>),
     Json(Hashing<BufWriter<File>>),
-    Xlsx(Sheet),
+    Xlsx(Box<Sheet>),
 }
 
 fn xlsx_error(e: XlsxError) -> io::Error {
@@ -290,7 +290,7 @@ impl TableWriter {
                 )?;
                 Body::Json(out)
             }
-            ReportFormat::Xlsx => Body::Xlsx(Sheet::start(path, head).map_err(xlsx_error)?),
+            ReportFormat::Xlsx => Body::Xlsx(Box::new(Sheet::start(path, head).map_err(xlsx_error)?)),
         };
         Ok(Self {
             body,
@@ -381,7 +381,7 @@ const XLSX_MAX_ROWS: u64 = 1_048_576;
 
 impl Sheet {
     fn start(path: &Path, head: &Head<'_>) -> Result<Self, XlsxError> {
-        let mut book = Box::new(Workbook::new());
+        let mut book = Workbook::new();
         // The row spool sits next to the report's own temporary file.
         if let Some(dir) = path.parent() {
             book.set_tempdir(dir)?;

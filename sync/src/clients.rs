@@ -30,6 +30,8 @@ pub struct Clients {
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     /// Cost Explorer (always us-east-1).
     pub cost_explorer: aws_sdk_costexplorer::Client,
+    /// CloudWatch (WorkSpaces' UserConnected metric).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
@@ -39,6 +41,7 @@ impl Clients {
             workspaces: aws_sdk_workspaces::Client::new(conf),
             cloudtrail: aws_sdk_cloudtrail::Client::new(conf),
             cost_explorer: aws_sdk_costexplorer::Client::new(ce_conf),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
         }
     }
 }

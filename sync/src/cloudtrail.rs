@@ -12,7 +12,6 @@
 
 use aws_sdk_cloudtrail::types::{Event, LookupAttribute, LookupAttributeKey};
 use chrono::{DateTime, Utc};
-use hangar_queue::Rate;
 use hangar_shared::kinds::{CloudTrailSync, SYNC_CLOUDTRAIL};
 use serde_json::{Value, json};
 
@@ -23,7 +22,7 @@ pub const WORKSPACES_EVENT_SOURCE: &str = "workspaces.amazonaws.com";
 /// Events per LookupEvents page (the API's maximum).
 const PAGE: i32 = 50;
 
-fn smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
+pub(crate) fn smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_millis(t.timestamp_millis())
 }
 
@@ -75,12 +74,11 @@ impl Syncer {
         }
 
         let site = self.site(acct, region, "cloudtrail", "LookupEvents");
-        let limiter = self.limiter();
-        let rate = Rate {
-            interval: self.config.lookup_interval,
-            burst: 1,
-        };
-        let limiter_key = format!("cloudtrail-lookup:{acct}:{region}");
+        let pacer = self.pacer(
+            "cloudtrail_lookup_events",
+            format!("cloudtrail-lookup:{acct}:{region}"),
+            self.config.lookup_interval,
+        );
         let attribute = LookupAttribute::builder()
             .attribute_key(LookupAttributeKey::EventSource)
             .attribute_value(WORKSPACES_EVENT_SOURCE)
@@ -90,7 +88,6 @@ impl Syncer {
         let mut events_seen = 0u64;
         let mut inserted = 0u64;
         let mut token: Option<String> = None;
-        let waited_us = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         loop {
             if progress.cancelled() {
                 return Err(SyncError::Cancelled(format!(
@@ -101,9 +98,6 @@ impl Syncer {
             let out = self
                 .caller
                 .call(&site, &mut stats, || {
-                    let ct = ct.clone();
-                    let limiter = limiter.clone();
-                    let limiter_key = limiter_key.clone();
                     let request = ct
                         .lookup_events()
                         .lookup_attributes(attribute.clone())
@@ -111,20 +105,9 @@ impl Syncer {
                         .end_time(smithy(end))
                         .max_results(PAGE)
                         .set_next_token(token.clone());
-                    let metrics = self.metrics.clone();
-                    let waited_total = waited_us.clone();
+                    let pacer = pacer.clone();
                     async move {
-                        // Every attempt, retries included, waits its turn.
-                        match limiter.acquire(&limiter_key, rate).await {
-                            Ok(waited) => {
-                                metrics.rate_wait("cloudtrail_lookup_events", waited.as_secs_f64());
-                                waited_total.fetch_add(
-                                    waited.as_micros() as u64,
-                                    std::sync::atomic::Ordering::Relaxed,
-                                );
-                            }
-                            Err(e) => tracing::warn!(error = %e, "rate limiter unreachable; calling anyway"),
-                        }
+                        pacer.wait().await;
                         request.send().await
                     }
                 })
@@ -144,7 +127,7 @@ impl Syncer {
             }
         }
         stats.rows_written += inserted;
-        stats.rate_limit_wait_ms = waited_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
+        stats.rate_limit_wait_ms = pacer.waited_ms();
         self.metrics.rows(SYNC_CLOUDTRAIL, "audit_events", inserted);
 
         // Every page is in: move the cursor to the newest event seen (never

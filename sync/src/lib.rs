@@ -1,6 +1,6 @@
 //! Hangar's AWS sync jobs: WorkSpaces inventory ([`workspaces`]), CloudTrail
-//! events ([`cloudtrail`]) and Cost Explorer daily costs ([`billing`]) into
-//! PostgreSQL.
+//! events ([`cloudtrail`]), Cost Explorer daily costs ([`billing`]) and
+//! CloudWatch connected time ([`usage`]) into PostgreSQL.
 //!
 //! Every job targets one (account, region). Writes are batched: one statement
 //! per AWS page (a single statement commits atomically, so a page is all in
@@ -14,6 +14,7 @@ pub mod clients;
 pub mod cloudtrail;
 pub mod error;
 pub mod metrics;
+pub mod usage;
 pub mod workspaces;
 
 use std::{
@@ -276,6 +277,54 @@ impl Syncer {
         stats.db_write_ms += secs * 1000.0;
         self.metrics.db_write(kind, secs);
         Ok(result?)
+    }
+}
+
+/// Spaces one API's calls for one account and region through the Redis rate
+/// limiter shared by every worker, and adds up the time waited.
+#[derive(Clone)]
+pub(crate) struct Pacer {
+    limiter: RateLimiter,
+    key: String,
+    rate: hangar_queue::Rate,
+    metrics: Arc<SyncMetrics>,
+    api: &'static str,
+    waited_us: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Pacer {
+    /// Waits for this call's turn (every attempt, retries included). An
+    /// unreachable limiter is logged and the call goes ahead: AWS's own
+    /// throttling answers are still retried with backoff.
+    pub(crate) async fn wait(&self) {
+        match self.limiter.acquire(&self.key, self.rate).await {
+            Ok(waited) => {
+                self.metrics.rate_wait(self.api, waited.as_secs_f64());
+                self.waited_us
+                    .fetch_add(waited.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, api = self.api, "rate limiter unreachable; calling anyway"),
+        }
+    }
+
+    /// Time waited so far, ms.
+    pub(crate) fn waited_ms(&self) -> f64 {
+        self.waited_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0
+    }
+}
+
+impl Syncer {
+    /// A pacer for `api` (a metric label), keyed by `key`, at one call per
+    /// `interval`.
+    pub(crate) fn pacer(&self, api: &'static str, key: String, interval: Duration) -> Pacer {
+        Pacer {
+            limiter: self.limiter(),
+            key,
+            rate: hangar_queue::Rate { interval, burst: 1 },
+            metrics: self.metrics.clone(),
+            api,
+            waited_us: Arc::default(),
+        }
     }
 }
 

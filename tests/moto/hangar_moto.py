@@ -1685,13 +1685,18 @@ def op_get_metric_data(req: AwsRequest, params: dict[str, Any]) -> dict[str, Any
         lo, hi = max(first, offset), min(last, page_end)
         if series and lo >= hi:
             continue
-        if not series and not (offset <= first and (first < page_end or first == total)):
+        # An empty answer goes on the page its position falls in (the last
+        # page for the ones at the very end).
+        if not series and not (offset <= first < page_end or (first == total and page_end >= total)):
             continue
         chunk = series[lo - first : hi - first] if series else []
         results.append({
             "Id": qid,
             "Label": label,
-            "Timestamps": [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t, _ in chunk],
+            # CBOR carries timestamps as tagged epoch times, JSON as numbers.
+            "Timestamps": [
+                dt.datetime.fromtimestamp(t, dt.timezone.utc) if req.is_cbor else t for t, _ in chunk
+            ],
             "Values": [v for _, v in chunk],
             "StatusCode": "Complete" if hi >= last else "PartialData",
         })
@@ -1737,6 +1742,7 @@ def control_seed_usage(spec: dict) -> dict:
     account, region = get_account_region(spec)
     idle = get_int(spec, "idle_periods", 0, 0, 48)
     points_put = 0
+    connected = 0
     sessions = spec.get("sessions")
     if sessions is not None:
         if not isinstance(sessions, list):
@@ -1753,7 +1759,8 @@ def control_seed_usage(spec: dict) -> dict:
             points += [(last + 300 * (k + 1), 0.0) for k in range(idle)]
             put_user_connected(account, region, wid, points)
             points_put += len(points)
-        return {"points": points_put}
+            connected += sum(1 for _, v in points if v >= 1)
+        return {"points": points_put, "connected": connected}
 
     days = get_int(spec, "days", 7, 1, 62)
     end = parse_instant(spec["end"], "end") if "end" in spec else time.time()
@@ -1786,7 +1793,8 @@ def control_seed_usage(spec: dict) -> dict:
                            if periods[-1] + 300 * (k + 1) < end]
         put_user_connected(account, region, wid, points)
         points_put += len(points)
-    return {"workspaces": len(ids), "points": points_put}
+        connected += sum(1 for _, v in points if v >= 1)
+    return {"workspaces": len(ids), "points": points_put, "connected": connected}
 
 
 # --------------------------------------------------------------------------
@@ -1801,6 +1809,7 @@ OVERRIDES: dict[tuple[str, str], Callable[[AwsRequest], dict[str, Any]]] = {
     ("WorkspacesService", "DescribeTags"): op_describe_tags,
     ("CloudTrail_20131101", "LookupEvents"): op_lookup_events,
     ("AWSInsightsIndexService", "GetCostAndUsage"): op_get_cost_and_usage,
+    (CLOUDWATCH_SERVICE, "GetMetricData"): lambda req: op_get_metric_data(req, req.params),
 }
 
 CBOR_OVERRIDES: dict[tuple[str, str], Callable[[AwsRequest, dict], dict[str, Any]]] = {

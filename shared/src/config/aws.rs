@@ -43,6 +43,11 @@ pub struct AwsConfig {
     pub cloudtrail_overlap: Duration,
     /// How far back the first CloudTrail sync of an account and region looks.
     pub cloudtrail_first_window: Duration,
+    /// Spacing between CloudWatch GetMetricData calls per account and
+    /// region, across every worker (AWS allows 50 per second).
+    pub metric_data_interval: Duration,
+    /// The usage cursor goes back this far on each sync (late datapoints).
+    pub usage_overlap: Duration,
     /// Days the billing sync covers when it has no cursor.
     pub billing_days: u32,
     /// Days the billing sync always re-reads (costs settle late).
@@ -118,6 +123,16 @@ pub(super) const VARS: &[Var] = &[
         name: "HANGAR_CLOUDTRAIL_FIRST_DAYS",
         default: Some("7"),
         doc: "days the first CloudTrail sync of an account and region reads (1-90)",
+    },
+    Var {
+        name: "HANGAR_METRIC_DATA_INTERVAL_MS",
+        default: Some("25"),
+        doc: "spacing of CloudWatch GetMetricData calls per account and region across all workers; AWS allows 50/s (ms)",
+    },
+    Var {
+        name: "HANGAR_USAGE_OVERLAP_SECS",
+        default: Some("900"),
+        doc: "usage sync re-reads this much before its cursor, for datapoints CloudWatch publishes late (s)",
     },
     Var {
         name: "HANGAR_BILLING_DAYS",
@@ -207,6 +222,8 @@ impl Reader<'_> {
             cloudtrail_first_window: Duration::from_secs(
                 86_400 * self.number::<u64>("HANGAR_CLOUDTRAIL_FIRST_DAYS", 1, 90),
             ),
+            metric_data_interval: self.millis("HANGAR_METRIC_DATA_INTERVAL_MS", 1, 60_000),
+            usage_overlap: self.secs("HANGAR_USAGE_OVERLAP_SECS", 0, 86_400),
             billing_days: self.number("HANGAR_BILLING_DAYS", 1, 365),
             billing_resettle_days: self.number("HANGAR_BILLING_RESETTLE_DAYS", 1, 30),
             ce_monthly_budget: self.number("HANGAR_CE_MONTHLY_REQUEST_BUDGET", 0, 10_000_000),

@@ -25,8 +25,8 @@ pub use self::{
     payload::{PayloadError, decode, invalid, normalised},
     report::{InventoryReport, REPORT_INVENTORY, ReportFormat},
     sync::{
-        BillingSync, CloudTrailSync, GLOBAL_REGION, SYNC_BILLING, SYNC_CLOUDTRAIL, SYNC_WORKSPACES,
-        WorkspacesSync,
+        BillingSync, CloudTrailSync, GLOBAL_REGION, SYNC_BILLING, SYNC_CLOUDTRAIL, SYNC_USAGE,
+        SYNC_WORKSPACES, USAGE_MAX_DAYS, UsageSync, WorkspacesSync,
     },
     system::{
         MIN_AUDIT_EVENTS_DAYS, MIN_JOB_RUNS_DAYS, Noop, Retention, SYSTEM_NOOP, SYSTEM_RETENTION,
@@ -50,6 +50,7 @@ macro_rules! register_kinds {
             .add::<$crate::kinds::sync::WorkspacesSync>()
             .add::<$crate::kinds::sync::CloudTrailSync>()
             .add::<$crate::kinds::sync::BillingSync>()
+            .add::<$crate::kinds::sync::UsageSync>()
             .add::<$crate::kinds::inference::Chat>()
             .add::<$crate::kinds::report::InventoryReport>()
     };

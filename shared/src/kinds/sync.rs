@@ -18,6 +18,10 @@ pub const SYNC_WORKSPACES: &str = "sync.workspaces";
 pub const SYNC_CLOUDTRAIL: &str = "sync.cloudtrail";
 /// `sync.billing`: daily costs from Cost Explorer.
 pub const SYNC_BILLING: &str = "sync.billing";
+/// `sync.usage`: connected time per workspace from CloudWatch.
+pub const SYNC_USAGE: &str = "sync.usage";
+/// CloudWatch keeps 5-minute datapoints for 63 days.
+pub const USAGE_MAX_DAYS: i64 = 63;
 /// The region recorded for account-wide data (Cost Explorer is global).
 pub const GLOBAL_REGION: &str = "global";
 
@@ -187,6 +191,68 @@ impl BillingSync {
     /// key, and the sync's per-account lock in the worker.
     pub fn target_key(&self) -> String {
         sync_singleton_key(Self::NAME, &self.account, GLOBAL_REGION)
+    }
+}
+
+/// `sync.usage` arguments: CloudWatch's `AWS/WorkSpaces` `UserConnected`
+/// for every workspace of the account and region, from `start` (default:
+/// the stored cursor minus an overlap, or the start of the previous month
+/// on the first run) to `end` (default: now).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageSync {
+    /// Configured account name.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Earliest time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Latest time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl JobKind for UsageSync {
+    const NAME: &'static str = SYNC_USAGE;
+    const QUEUE: &'static str = QUEUE_SYNC;
+    const RETRY: RetryPolicy = SYNC_RETRY;
+    const TARGET: Target = Target::Region;
+    const WINDOW: Window = Window::Times;
+
+    fn check(&self) -> Result<(), PayloadError> {
+        check_account_region(&self.account, Some(&self.region))?;
+        if let (Some(s), Some(e)) = (self.start, self.end)
+            && s >= e
+        {
+            return Err(invalid("end", "must be after start"));
+        }
+        if let Some(e) = self.end
+            && e > chrono::Utc::now() + chrono::Duration::hours(1)
+        {
+            return Err(invalid("end", "must not be in the future"));
+        }
+        if let Some(s) = self.start
+            && s < chrono::Utc::now() - chrono::Duration::days(USAGE_MAX_DAYS)
+        {
+            return Err(invalid(
+                "start",
+                format!("CloudWatch keeps 5-minute datapoints for {USAGE_MAX_DAYS} days only"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn singleton_key(&self) -> Option<String> {
+        Some(self.target_key())
+    }
+}
+
+impl UsageSync {
+    /// The (kind, account, region) key: the job's singleton key, and the
+    /// sync's per-target lock in the worker.
+    pub fn target_key(&self) -> String {
+        sync_singleton_key(Self::NAME, &self.account, &self.region)
     }
 }
 

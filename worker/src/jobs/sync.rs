@@ -2,7 +2,7 @@
 
 use apalis_core::error::BoxDynError;
 use hangar_queue::{JobContext, permanent};
-use hangar_shared::kinds::{BillingSync, CloudTrailSync, WorkspacesSync};
+use hangar_shared::kinds::{BillingSync, CloudTrailSync, UsageSync, WorkspacesSync};
 use hangar_sync::SyncError;
 use serde_json::Value;
 
@@ -23,6 +23,12 @@ impl Run for CloudTrailSync {
 impl Run for BillingSync {
     async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
         sync_result(Box::pin(env.syncer.sync_billing(job.id(), job.deliveries(), &self, job)).await)
+    }
+}
+
+impl Run for UsageSync {
+    async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+        sync_result(Box::pin(env.syncer.sync_usage(job.id(), job.deliveries(), &self, job)).await)
     }
 }
 

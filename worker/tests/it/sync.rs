@@ -621,3 +621,125 @@ async fn billing_sync_stores_exact_decimals_resettles_late_costs_and_respects_th
     worker.kill().unwrap();
     worker.wait().unwrap();
 }
+
+#[tokio::test]
+async fn usage_sync_reads_500_workspaces_per_call_through_every_page_and_a_rerun_changes_nothing() {
+    let moto = Moto::start().await;
+    seed_workspaces(&moto, 600).await;
+    let app = app_with(&[]).await;
+    let mut worker = app.worker_process(WORKER, "sync=2", &moto.aws_env());
+    let ws = start_sync(&app, "workspaces", json!({})).await;
+    assert_eq!(
+        finished(&app, &ws, Duration::from_secs(120)).await["state"],
+        "succeeded"
+    );
+
+    // Three days of generated office usage, and one session we know exactly:
+    // yesterday 09:02-10:10 UTC, then two idle periods before auto-stop.
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let known: String = sqlx::query_scalar("SELECT min(workspace_id) FROM workspaces")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let generated = moto
+        .post(
+            "seed/usage",
+            json!({"account": hangar_tests::moto::MOTO_ACCOUNT, "days": 3, "idle_periods": 2}),
+        )
+        .await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let exact = moto
+        .post(
+            "seed/usage",
+            json!({"account": hangar_tests::moto::MOTO_ACCOUNT, "idle_periods": 2, "sessions": [
+                {"workspace_id": known, "start": format!("{yesterday}T09:02:00Z"), "end": format!("{yesterday}T10:10:00Z")}
+            ]}),
+        )
+        .await;
+    // Small pages, so every call pages; and two throttled answers, retried
+    // inside the job.
+    moto.post("config", json!({"metric_page_points": 20_000})).await;
+    moto.post(
+        "faults",
+        json!({"operation": "GetMetricData", "code": "Throttling", "times": 2}),
+    )
+    .await;
+
+    let id = start_sync(&app, "usage", json!({})).await;
+    let job = finished(&app, &id, Duration::from_secs(120)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let result = &job["result"];
+    assert_eq!(result["workspaces"], 600);
+    assert_eq!(result["metrics_requested"], 600);
+    assert_eq!(result["stats"]["aws_retries"], 2, "{result}");
+    let connected = generated["connected"].as_u64().unwrap() + exact["connected"].as_u64().unwrap();
+    let calls = moto.stats().await;
+    let pages = result["stats"]["pages"].as_u64().unwrap();
+    assert_eq!(calls["calls"]["GetMetricData"], pages + 2, "{calls}");
+    let points = result["datapoints"].as_u64().unwrap();
+    assert!(
+        pages >= points.div_ceil(20_000).max(3),
+        "two batches (500 + 100 workspaces), the first paged: {pages} pages for {points} points"
+    );
+
+    // Every connected period is one bit, in its workspace's hour; the idle
+    // periods after a session (UserConnected 0) set none.
+    let bits: i64 =
+        sqlx::query_scalar("SELECT sum(bit_count(periods::bit(12)))::bigint FROM workspace_usage")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    // The exact session may overlap a generated one: count distinct periods.
+    assert!(bits as u64 <= connected && bits as u64 >= connected - exact["connected"].as_u64().unwrap());
+    assert_eq!(
+        result["connected_periods"].as_u64().unwrap(),
+        bits as u64,
+        "one datapoint per period"
+    );
+    let hours: Vec<(String, i32, i16)> = sqlx::query_as(
+        "SELECT to_char(hour AT TIME ZONE 'UTC', 'HH24:MI'), periods, connected_minutes FROM workspace_usage
+         WHERE workspace_id = $1 AND hour >= $2::date AND hour < $2::date + 1 AND hour::time BETWEEN '09:00' AND '10:00'
+         ORDER BY hour",
+    )
+    .bind(&known)
+    .bind(yesterday)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    // 09:00-09:55 all twelve periods; 10:00 and 10:05 (session to 10:10).
+    assert_eq!(
+        hours.first().map(|h| (h.0.as_str(), h.2)),
+        Some(("09:00", 60)),
+        "{hours:?}"
+    );
+    assert_eq!(hours.last().map(|h| h.0.as_str()), Some("10:00"), "{hours:?}");
+    assert_eq!(hours.last().unwrap().1 & 0b11, 0b11, "{hours:?}");
+
+    // A second run re-reads only the overlap: nothing changes.
+    let before: Vec<String> = sqlx::query_scalar(
+        "SELECT to_jsonb(t)::text FROM (SELECT account, region, workspace_id, hour, periods FROM workspace_usage) t ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let again = start_sync(&app, "usage", json!({})).await;
+    let job = finished(&app, &again, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["hours_written"], 0, "{job}");
+    let window = &job["result"]["window"];
+    let start = chrono::DateTime::parse_from_rfc3339(window["start"].as_str().unwrap()).unwrap();
+    assert!(
+        chrono::Utc::now() - start.to_utc() < chrono::Duration::minutes(25),
+        "{window}"
+    );
+    let after: Vec<String> = sqlx::query_scalar(
+        "SELECT to_jsonb(t)::text FROM (SELECT account, region, workspace_id, hour, periods FROM workspace_usage) t ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(before, after);
+    pool.close().await;
+    worker.kill().unwrap();
+    app.shutdown().await;
+}
