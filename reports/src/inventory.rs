@@ -11,14 +11,18 @@ use hangar_shared::{
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::table::{Cell, Column, ColumnType, TableWriter};
+use crate::{
+    ReportSpec,
+    table::{Cell, Column, ColumnType, TableWriter, text},
+};
 
-const fn text(name: &'static str) -> Column {
-    Column {
-        name,
-        kind: ColumnType::Text,
-    }
-}
+/// `report.inventory`.
+pub const SPEC: ReportSpec = ReportSpec {
+    kind: hangar_shared::kinds::REPORT_INVENTORY,
+    title: "Inventory",
+    columns: COLUMNS,
+    sources: &[hangar_shared::kinds::SYNC_WORKSPACES],
+};
 
 /// The report's columns, in order.
 pub const COLUMNS: &[Column] = &[
@@ -75,7 +79,7 @@ pub fn tags_text(tags: &Value) -> String {
 }
 
 /// Whole days from `then` to `now`.
-fn days_since(then: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<i64> {
+pub fn days_since(then: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<i64> {
     then.map(|t| (now - t).num_days())
 }
 
@@ -139,9 +143,7 @@ pub async fn write(
             days_since(r.last_user_connection_at, now).into(),
             Cell::Text(tags_text(&r.tags)),
         ])?;
-        if out.rows().is_multiple_of(5_000) {
-            progress(out.rows());
-        }
+        out.tick(&mut progress);
     }
     Ok(())
 }

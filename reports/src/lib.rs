@@ -5,14 +5,21 @@
 //! file under the report's key and no record; the job's redelivery writes
 //! both once.
 
+pub mod audit;
+pub mod billing_mode;
+pub mod costs;
 pub mod inventory;
 pub mod store;
 pub mod table;
+pub mod unused;
+pub mod usage;
 
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use hangar_shared::kinds::{InventoryReport, ReportFormat};
+use hangar_shared::kinds::{
+    AuditLogReport, AuditReport, BillingModeReport, CostsReport, InventoryReport, ReportFormat, UnusedReport,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -107,24 +114,52 @@ impl Drop for TempFile {
     }
 }
 
-/// When the sync each report reads from last succeeded, per account and
+/// When each sync a report reads from last succeeded, per account and
 /// region: what "as of" the report's rows are.
-async fn freshness(pool: &PgPool, sync_kind: &str) -> sqlx::Result<Value> {
-    let rows = sqlx::query!(
-        r#"SELECT payload->>'account' AS "account!", COALESCE(payload->>'region', 'global') AS "region!",
-                  max(finished_at) AS "finished_at!"
-           FROM job_runs
-           WHERE kind = $1 AND state = 'succeeded' AND finished_at IS NOT NULL
-           GROUP BY 1, 2 ORDER BY 1, 2"#,
-        sync_kind
-    )
-    .fetch_all(pool)
-    .await?;
-    let last: serde_json::Map<String, Value> = rows
-        .into_iter()
-        .map(|r| (format!("{}/{}", r.account, r.region), json!(r.finished_at)))
-        .collect();
-    Ok(json!({ sync_kind: last }))
+async fn freshness(pool: &PgPool, sync_kinds: &[&str]) -> sqlx::Result<Value> {
+    let mut out = serde_json::Map::new();
+    for &sync_kind in sync_kinds {
+        let rows = sqlx::query!(
+            r#"SELECT payload->>'account' AS "account!", COALESCE(payload->>'region', 'global') AS "region!",
+                      max(finished_at) AS "finished_at!"
+               FROM job_runs
+               WHERE kind = $1 AND state = 'succeeded' AND finished_at IS NOT NULL
+               GROUP BY 1, 2 ORDER BY 1, 2"#,
+            sync_kind
+        )
+        .fetch_all(pool)
+        .await?;
+        let last: serde_json::Map<String, Value> = rows
+            .into_iter()
+            .map(|r| (format!("{}/{}", r.account, r.region), json!(r.finished_at)))
+            .collect();
+        out.insert(sync_kind.to_owned(), Value::Object(last));
+    }
+    Ok(Value::Object(out))
+}
+
+/// A report being written: its temporary file, writer, sources' freshness
+/// and generation time, between [`Reports::begin`] and [`Reports::finish`].
+pub struct Draft {
+    temp: TempFile,
+    /// The rows go here.
+    pub out: TableWriter,
+    freshness: Value,
+    /// When it was generated (what "now" means in its rows).
+    pub now: DateTime<Utc>,
+}
+
+/// What a report is: its kind, sheet title, columns and the syncs it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportSpec {
+    /// `report.<name>`.
+    pub kind: &'static str,
+    /// The data sheet's name.
+    pub title: &'static str,
+    /// Its columns.
+    pub columns: &'static [table::Column],
+    /// The sync kinds its rows come from (their freshness is recorded).
+    pub sources: &'static [&'static str],
 }
 
 /// Where a report comes from and goes: the pool it reads, the store it is
@@ -137,56 +172,57 @@ pub struct Reports {
     pub store: ReportStore,
     /// Days a report is kept.
     pub retention_days: u32,
+    /// Break-even hours and hourly rates for `report.billing_mode`.
+    pub pricing: billing_mode::Pricing,
 }
 
 impl Reports {
-    /// Writes, publishes and records `report.inventory` job `id`.
-    pub async fn inventory(
+    /// Starts report `id` as `spec` in `format` with the parameters of
+    /// `payload` (its format left out).
+    pub async fn begin(
         &self,
         id: &str,
-        p: &InventoryReport,
-        progress: impl FnMut(u64),
-    ) -> anyhow::Result<Published> {
+        spec: &ReportSpec,
+        format: ReportFormat,
+        payload: &impl serde::Serialize,
+    ) -> anyhow::Result<Draft> {
         let now = Utc::now();
-        let params = params_of(p)?;
-        let freshness = freshness(&self.pool, hangar_shared::kinds::SYNC_WORKSPACES).await?;
+        let params = params_of(payload)?;
+        let freshness = freshness(&self.pool, spec.sources).await?;
         let temp = TempFile::new(id);
         let head = Head {
-            title: "Inventory",
-            columns: inventory::COLUMNS,
+            title: spec.title,
+            columns: spec.columns,
             params: &params,
             generated_at: now,
             freshness: &freshness,
         };
-        let mut out = TableWriter::create(&temp.0, p.format, &head)?;
-        inventory::write(&self.pool, p, now, &mut out, progress).await?;
-        self.publish(
-            id,
-            hangar_shared::kinds::REPORT_INVENTORY,
-            p.format,
-            out,
+        let out = TableWriter::create(&temp.0, format, &head)?;
+        Ok(Draft {
             temp,
+            out,
             freshness,
             now,
-        )
-        .await
+        })
     }
 
     /// Publishes the finished file under the report's key and records it
     /// (replacing what an earlier delivery of the same job recorded).
-    #[allow(clippy::too_many_arguments)]
-    async fn publish(
+    pub async fn finish(
         &self,
         id: &str,
-        kind: &str,
+        spec: &ReportSpec,
         format: ReportFormat,
-        out: TableWriter,
-        temp: TempFile,
-        freshness: Value,
-        now: DateTime<Utc>,
+        draft: Draft,
     ) -> anyhow::Result<Published> {
+        let Draft {
+            temp,
+            out,
+            freshness,
+            now,
+        } = draft;
         let written = out.finish()?;
-        let key = object_key(id, kind, format);
+        let key = object_key(id, spec.kind, format);
         self.store.publish(&key, &written.path).await?;
         drop(temp);
         let expires_at = now + chrono::Duration::days(i64::from(self.retention_days));
@@ -199,7 +235,7 @@ impl Reports {
                  size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256, freshness = EXCLUDED.freshness,
                  generated_at = EXCLUDED.generated_at, expires_at = EXCLUDED.expires_at",
             id,
-            kind,
+            spec.kind,
             format.extension(),
             key,
             format.content_type(),
@@ -219,6 +255,78 @@ impl Reports {
             sha256: written.sha256,
             freshness,
         })
+    }
+
+    /// Writes, publishes and records `report.inventory` job `id`.
+    pub async fn inventory(
+        &self,
+        id: &str,
+        p: &InventoryReport,
+        progress: impl FnMut(u64),
+    ) -> anyhow::Result<Published> {
+        let mut d = self.begin(id, &inventory::SPEC, p.format, p).await?;
+        inventory::write(&self.pool, p, d.now, &mut d.out, progress).await?;
+        self.finish(id, &inventory::SPEC, p.format, d).await
+    }
+
+    /// Writes, publishes and records `report.unused` job `id`.
+    pub async fn unused(
+        &self,
+        id: &str,
+        p: &UnusedReport,
+        progress: impl FnMut(u64),
+    ) -> anyhow::Result<Published> {
+        let mut d = self.begin(id, &unused::SPEC, p.format, p).await?;
+        unused::write(&self.pool, p, d.now, &mut d.out, progress).await?;
+        self.finish(id, &unused::SPEC, p.format, d).await
+    }
+
+    /// Writes, publishes and records `report.billing_mode` job `id`.
+    pub async fn billing_mode(
+        &self,
+        id: &str,
+        p: &BillingModeReport,
+        progress: impl FnMut(u64),
+    ) -> anyhow::Result<Published> {
+        let mut d = self.begin(id, &billing_mode::SPEC, p.format, p).await?;
+        billing_mode::write(&self.pool, &self.pricing, p, d.now, &mut d.out, progress).await?;
+        self.finish(id, &billing_mode::SPEC, p.format, d).await
+    }
+
+    /// Writes, publishes and records `report.costs` job `id`.
+    pub async fn costs(
+        &self,
+        id: &str,
+        p: &CostsReport,
+        progress: impl FnMut(u64),
+    ) -> anyhow::Result<Published> {
+        let mut d = self.begin(id, &costs::SPEC, p.format, p).await?;
+        costs::write(&self.pool, p, d.now, &mut d.out, progress).await?;
+        self.finish(id, &costs::SPEC, p.format, d).await
+    }
+
+    /// Writes, publishes and records `report.audit` job `id`.
+    pub async fn audit(
+        &self,
+        id: &str,
+        p: &AuditReport,
+        progress: impl FnMut(u64),
+    ) -> anyhow::Result<Published> {
+        let mut d = self.begin(id, &audit::EVENTS, p.format, p).await?;
+        audit::write_events(&self.pool, p, d.now, &mut d.out, progress).await?;
+        self.finish(id, &audit::EVENTS, p.format, d).await
+    }
+
+    /// Writes, publishes and records `report.audit_log` job `id`.
+    pub async fn audit_log(
+        &self,
+        id: &str,
+        p: &AuditLogReport,
+        progress: impl FnMut(u64),
+    ) -> anyhow::Result<Published> {
+        let mut d = self.begin(id, &audit::LOG, p.format, p).await?;
+        audit::write_log(&self.pool, p, d.now, &mut d.out, progress).await?;
+        self.finish(id, &audit::LOG, p.format, d).await
     }
 
     /// Removes up to `batch` reports past their expiry: each file, then the

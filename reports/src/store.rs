@@ -187,6 +187,8 @@ mod tests {
             url: url.to_owned(),
             retention_days: 1,
             s3: Default::default(),
+            break_even_hours: Default::default(),
+            hourly_rates: Default::default(),
         }
     }
 

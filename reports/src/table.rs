@@ -52,6 +52,19 @@ impl ColumnType {
     }
 }
 
+/// A text column.
+pub const fn text(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: ColumnType::Text,
+    }
+}
+
+/// A column of `kind`.
+pub const fn col(name: &'static str, kind: ColumnType) -> Column {
+    Column { name, kind }
+}
+
 /// One column: its name in the header and its type.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Column {
@@ -319,6 +332,14 @@ impl TableWriter {
     /// Data rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Calls `progress` with the row count every 5,000 rows (the job's
+    /// progress; more often would only load Redis).
+    pub fn tick(&self, progress: &mut impl FnMut(u64)) {
+        if self.rows.is_multiple_of(5_000) {
+            progress(self.rows);
+        }
     }
 
     /// Ends the file and flushes it to disk.

@@ -9,6 +9,7 @@
 //! lock owned by the job id, so a redelivery after a crash takes its own lock
 //! back at once.
 
+pub mod apply;
 pub mod billing;
 pub mod clients;
 pub mod cloudtrail;

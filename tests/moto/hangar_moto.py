@@ -677,6 +677,45 @@ def op_describe_workspace_directories(req: AwsRequest) -> dict[str, Any]:
     return out
 
 
+def op_modify_workspace_properties(req: AwsRequest) -> dict[str, Any]:
+    """ModifyWorkspaceProperties (moto has none): running mode and AutoStop
+    timeout, on a workspace AWS would let change them (AVAILABLE or STOPPED)."""
+    params = req.params
+    wid = params.get("WorkspaceId")
+    props = params.get("WorkspaceProperties")
+    if not isinstance(wid, str) or not isinstance(props, dict):
+        raise validation("WorkspaceId and WorkspaceProperties are required")
+    ws = ws_backend(req.account, req.region).workspaces.get(wid)
+    if ws is None:
+        raise ApiError("ResourceNotFoundException", f"The WorkSpace {wid} could not be found.")
+    if ws.state not in ("AVAILABLE", "STOPPED"):
+        raise ApiError(
+            "InvalidResourceStateException",
+            f"The WorkSpace {wid} is in state {ws.state}; its properties can be changed when AVAILABLE or STOPPED.",
+        )
+    mode = props.get("RunningMode")
+    if mode is not None and mode not in ("AUTO_STOP", "ALWAYS_ON", "MANUAL"):
+        raise validation(f"RunningMode {mode!r} is not AUTO_STOP, ALWAYS_ON or MANUAL")
+    current = dict(ws.workspace_properties or {})
+    if mode is not None:
+        current["RunningMode"] = mode
+        if mode == "AUTO_STOP":
+            current.setdefault("RunningModeAutoStopTimeoutInMinutes", 60)
+        else:
+            current.pop("RunningModeAutoStopTimeoutInMinutes", None)
+    if "RunningModeAutoStopTimeoutInMinutes" in props:
+        timeout = props["RunningModeAutoStopTimeoutInMinutes"]
+        if current.get("RunningMode") != "AUTO_STOP":
+            raise ApiError("InvalidParameterValuesException",
+                           "RunningModeAutoStopTimeoutInMinutes is only for AUTO_STOP WorkSpaces.")
+        if not isinstance(timeout, int) or timeout <= 0 or timeout % 60:
+            raise ApiError("InvalidParameterValuesException",
+                           "RunningModeAutoStopTimeoutInMinutes must be a multiple of 60.")
+        current["RunningModeAutoStopTimeoutInMinutes"] = timeout
+    ws.workspace_properties = current
+    return {}
+
+
 def op_describe_tags(req: AwsRequest) -> dict[str, Any]:
     # moto answers an unknown id with a 500 (KeyError); AWS says
     # ResourceNotFoundException, which is what a terminated workspace needs.
@@ -1807,6 +1846,7 @@ OVERRIDES: dict[tuple[str, str], Callable[[AwsRequest], dict[str, Any]]] = {
     ("WorkspacesService", "DescribeWorkspaceBundles"): op_describe_workspace_bundles,
     ("WorkspacesService", "DescribeWorkspaceDirectories"): op_describe_workspace_directories,
     ("WorkspacesService", "DescribeTags"): op_describe_tags,
+    ("WorkspacesService", "ModifyWorkspaceProperties"): op_modify_workspace_properties,
     ("CloudTrail_20131101", "LookupEvents"): op_lookup_events,
     ("AWSInsightsIndexService", "GetCostAndUsage"): op_get_cost_and_usage,
     (CLOUDWATCH_SERVICE, "GetMetricData"): lambda req: op_get_metric_data(req, req.params),

@@ -101,6 +101,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         pool: pool.clone(),
         store: hangar_reports::ReportStore::open(&config.reports)?,
         retention_days: config.reports.retention_days,
+        pricing: (&config.reports).into(),
     };
     let env = Arc::new(jobs::Env {
         pool: pool.clone(),

@@ -1,7 +1,22 @@
 //! The reports section: [`ReportsConfig`], its variables (where report
 //! files go, how long they are kept), and the code that reads them.
 
+use std::collections::BTreeMap;
+
 use super::reader::{Reader, Var};
+
+/// AWS's published break-even points (hours a month at which monthly
+/// billing becomes cheaper than hourly), per compute type; the ones
+/// `HANGAR_BILLING_BREAK_EVEN_HOURS` names replace these.
+pub const BREAK_EVEN_HOURS: &[(&str, f64)] = &[
+    ("VALUE", 81.0),
+    ("STANDARD", 85.0),
+    ("PERFORMANCE", 80.0),
+    ("POWER", 92.0),
+    ("POWERPRO", 78.0),
+    ("GRAPHICS_G4DN", 334.0),
+    ("GRAPHICSPRO_G4DN", 80.0),
+];
 
 /// Where report files are kept.
 #[derive(Debug, Clone)]
@@ -16,6 +31,11 @@ pub struct ReportsConfig {
     /// (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`), `AWS_REGION`,
     /// static keys. Unset ones fall back to the SDK's usual chain.
     pub s3: S3Settings,
+    /// Break-even hours per month by compute type (upper case).
+    pub break_even_hours: BTreeMap<String, f64>,
+    /// Hourly usage rates by compute type (upper case), in the account's
+    /// billing currency, as configured: what savings are estimated with.
+    pub hourly_rates: BTreeMap<String, f64>,
 }
 
 /// The AWS settings of an `s3://` report store.
@@ -45,7 +65,39 @@ pub(super) const VARS: &[Var] = &[
         default: Some("90"),
         doc: "days a report file is kept before system.retention removes it",
     },
+    Var {
+        name: "HANGAR_BILLING_BREAK_EVEN_HOURS",
+        default: Some(""),
+        doc: "break-even hours per month by compute type, overriding AWS's (VALUE=81,STANDARD=85,PERFORMANCE=80,POWER=92,POWERPRO=78,GRAPHICS_G4DN=334,GRAPHICSPRO_G4DN=80), e.g. STANDARD=90",
+    },
+    Var {
+        name: "HANGAR_WORKSPACES_HOURLY_RATES",
+        default: Some(""),
+        doc: "hourly usage rate by compute type for your region and licence, e.g. STANDARD=0.30,PERFORMANCE=0.42; report.billing_mode estimates savings with them (empty: savings are not estimated)",
+    },
 ];
+
+/// Parses `TYPE=number,…` (type upper-cased, number positive).
+fn per_compute_type(text: &str) -> Result<BTreeMap<String, f64>, String> {
+    let mut out = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not COMPUTE_TYPE=number"))?;
+        let n: f64 = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite() && *n > 0.0)
+            .ok_or_else(|| format!("{part:?}: {v:?} is not a positive number"))?;
+        let k = k.trim().to_ascii_uppercase();
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("{part:?}: {k:?} is not a compute type like STANDARD"));
+        }
+        out.insert(k, n);
+    }
+    Ok(out)
+}
 
 impl Reader<'_> {
     /// Reads the reports section.
@@ -79,7 +131,18 @@ impl Reader<'_> {
             url,
             retention_days: self.number("HANGAR_REPORTS_RETENTION_DAYS", 1, 36_500),
             s3,
+            break_even_hours: self.per_compute_type("HANGAR_BILLING_BREAK_EVEN_HOURS", BREAK_EVEN_HOURS),
+            hourly_rates: self.per_compute_type("HANGAR_WORKSPACES_HOURLY_RATES", &[]),
         }
+    }
+
+    fn per_compute_type(&mut self, name: &'static str, defaults: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        let mut out: BTreeMap<String, f64> = defaults.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        match per_compute_type(&self.raw(name).unwrap_or_default()) {
+            Ok(given) => out.extend(given),
+            Err(e) => self.problem(name, e),
+        }
+        out
     }
 }
 
@@ -106,5 +169,27 @@ mod tests {
         }
         let err = load(&[base[0], ("HANGAR_REPORTS_RETENTION_DAYS", "0")]).unwrap_err();
         assert_eq!(err.problems[0].0, "HANGAR_REPORTS_RETENTION_DAYS");
+    }
+
+    #[test]
+    fn break_even_hours_default_to_aws_and_can_be_overridden_and_rates_configured() {
+        let db = ("HANGAR_DATABASE_URL", "postgres://localhost/h");
+        let c = load(&[db]).unwrap();
+        assert_eq!(c.reports.break_even_hours["STANDARD"], 85.0);
+        assert_eq!(c.reports.break_even_hours["GRAPHICS_G4DN"], 334.0);
+        assert!(c.reports.hourly_rates.is_empty());
+        let c = load(&[
+            db,
+            ("HANGAR_BILLING_BREAK_EVEN_HOURS", "standard=90"),
+            ("HANGAR_WORKSPACES_HOURLY_RATES", "STANDARD=0.30, VALUE=0.22"),
+        ])
+        .unwrap();
+        assert_eq!(c.reports.break_even_hours["STANDARD"], 90.0);
+        assert_eq!(c.reports.break_even_hours["VALUE"], 81.0);
+        assert_eq!(c.reports.hourly_rates["VALUE"], 0.22);
+        for bad in ["STANDARD", "STANDARD=-1", "STANDARD=x", "=3"] {
+            let err = load(&[db, ("HANGAR_WORKSPACES_HOURLY_RATES", bad)]).unwrap_err();
+            assert_eq!(err.problems[0].0, "HANGAR_WORKSPACES_HOURLY_RATES", "{bad}");
+        }
     }
 }

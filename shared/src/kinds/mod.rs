@@ -23,7 +23,12 @@ pub use self::{
     inference::{Chat, INFERENCE_CHAT},
     job_kind::{Deployment, JobKind, QUEUE_INFERENCE, QUEUE_REPORTS, QUEUE_SYNC, QUEUES, Target, Window},
     payload::{PayloadError, decode, invalid, normalised},
-    report::{InventoryReport, REPORT_INVENTORY, ReportFormat},
+    report::{
+        ApplyBillingMode, AuditLogReport, AuditReport, BillingModeReport, CostsReport, InventoryReport,
+        MAX_MODE_CHANGES, ModeChange, REPORT_AUDIT, REPORT_AUDIT_LOG, REPORT_BILLING_MODE, REPORT_COSTS,
+        REPORT_INVENTORY, REPORT_UNUSED, ReportFormat, RunningMode, UnusedReport,
+        WORKSPACES_APPLY_BILLING_MODE,
+    },
     sync::{
         BillingSync, CloudTrailSync, GLOBAL_REGION, SYNC_BILLING, SYNC_CLOUDTRAIL, SYNC_USAGE,
         SYNC_WORKSPACES, USAGE_MAX_DAYS, UsageSync, WorkspacesSync,
@@ -53,6 +58,12 @@ macro_rules! register_kinds {
             .add::<$crate::kinds::sync::UsageSync>()
             .add::<$crate::kinds::inference::Chat>()
             .add::<$crate::kinds::report::InventoryReport>()
+            .add::<$crate::kinds::report::UnusedReport>()
+            .add::<$crate::kinds::report::BillingModeReport>()
+            .add::<$crate::kinds::report::CostsReport>()
+            .add::<$crate::kinds::report::AuditReport>()
+            .add::<$crate::kinds::report::AuditLogReport>()
+            .add::<$crate::kinds::report::ApplyBillingMode>()
     };
 }
 

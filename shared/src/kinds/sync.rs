@@ -256,7 +256,7 @@ impl UsageSync {
     }
 }
 
-fn check_account_region(account: &str, region: Option<&str>) -> Result<(), PayloadError> {
+pub(crate) fn check_account_region(account: &str, region: Option<&str>) -> Result<(), PayloadError> {
     if account.is_empty() || account.len() > 64 {
         return Err(invalid(
             "account",

@@ -6,7 +6,9 @@ use std::future::Future;
 
 use apalis_core::error::BoxDynError;
 use hangar_queue::JobContext;
-use hangar_shared::kinds::InventoryReport;
+use hangar_shared::kinds::{
+    AuditLogReport, AuditReport, BillingModeReport, CostsReport, InventoryReport, UnusedReport,
+};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -15,6 +17,36 @@ use super::{Env, Run};
 impl Run for InventoryReport {
     async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
         with_progress(job, |rows| env.reports.inventory(job.id(), &self, rows)).await
+    }
+}
+
+impl Run for UnusedReport {
+    async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+        with_progress(job, |rows| env.reports.unused(job.id(), &self, rows)).await
+    }
+}
+
+impl Run for BillingModeReport {
+    async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+        with_progress(job, |rows| env.reports.billing_mode(job.id(), &self, rows)).await
+    }
+}
+
+impl Run for CostsReport {
+    async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+        with_progress(job, |rows| env.reports.costs(job.id(), &self, rows)).await
+    }
+}
+
+impl Run for AuditReport {
+    async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+        with_progress(job, |rows| env.reports.audit(job.id(), &self, rows)).await
+    }
+}
+
+impl Run for AuditLogReport {
+    async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+        with_progress(job, |rows| env.reports.audit_log(job.id(), &self, rows)).await
     }
 }
 

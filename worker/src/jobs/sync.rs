@@ -2,7 +2,7 @@
 
 use apalis_core::error::BoxDynError;
 use hangar_queue::{JobContext, permanent};
-use hangar_shared::kinds::{BillingSync, CloudTrailSync, UsageSync, WorkspacesSync};
+use hangar_shared::kinds::{ApplyBillingMode, BillingSync, CloudTrailSync, UsageSync, WorkspacesSync};
 use hangar_sync::SyncError;
 use serde_json::Value;
 
@@ -29,6 +29,12 @@ impl Run for BillingSync {
 impl Run for UsageSync {
     async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
         sync_result(Box::pin(env.syncer.sync_usage(job.id(), job.deliveries(), &self, job)).await)
+    }
+}
+
+impl Run for ApplyBillingMode {
+    async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+        sync_result(Box::pin(env.syncer.apply_billing_mode(job.id(), &self, job)).await)
     }
 }
 

@@ -741,5 +741,6 @@ async fn usage_sync_reads_500_workspaces_per_call_through_every_page_and_a_rerun
     assert_eq!(before, after);
     pool.close().await;
     worker.kill().unwrap();
+    worker.wait().unwrap();
     app.shutdown().await;
 }
