@@ -258,7 +258,7 @@ mod tests {
         let syncs: Vec<&str> = hangar_shared::kinds::syncs().map(|(name, _)| name).collect();
         assert_eq!(
             syncs,
-            ["workspaces", "cloudtrail", "billing"],
+            ["workspaces", "cloudtrail", "billing", "usage"],
             "the registry's sync kinds"
         );
         for name in syncs {

@@ -37,9 +37,11 @@ pub use crate::{
 #[schema(example = json!({"kind": "system.sleep", "payload": {"ms": 500}}))]
 pub struct CreateJob {
     /// A registered kind: system.noop, system.sleep, system.retention,
-    /// sync.workspaces, sync.cloudtrail, sync.billing, inference.chat,
-    /// report.inventory (an unknown kind's 422 lists them all, from the
-    /// registry).
+    /// sync.workspaces, sync.cloudtrail, sync.billing, sync.usage,
+    /// inference.chat, report.inventory, report.unused, report.billing_mode,
+    /// report.costs, report.audit, report.audit_log (admin),
+    /// workspaces.apply_billing_mode (admin) (an unknown kind's 422 lists
+    /// them all, from the registry).
     pub kind: String,
     /// The kind's payload (validated; unknown fields are refused).
     pub payload: Option<Value>,
@@ -143,13 +145,19 @@ pub struct ChatRequest {
 #[derive(ToSchema)]
 #[schema(example = json!({"type": "inventory", "format": "csv", "params": {"account": "prod", "state": "AVAILABLE"}}))]
 pub struct CreateReport {
-    /// Report type: `inventory` (the registered `report.<type>` kinds).
+    /// Report type: `inventory`, `unused`, `billing_mode`, `costs`, `audit`
+    /// or `audit_log` (admin) (the registered `report.<type>` kinds).
     pub r#type: String,
     /// `csv`, `json` or `xlsx`.
     pub format: String,
-    /// The type's filters; for `inventory`: `account`, `region`, `state`,
+    /// The type's parameters. `inventory`: `account`, `region`, `state`,
     /// `directory`, `user`, `bundle`, `q`, `include_deleted` (as
-    /// `GET /api/v1/workspaces`).
+    /// `GET /api/v1/workspaces`). `unused`: `days` (default 30), `account`,
+    /// `region`. `billing_mode`: `account`, `region`. `costs`: `start`,
+    /// `end` (days, end exclusive; default this month), `account`,
+    /// `workspaces_only`. `audit`: `start`, `end` (RFC 3339; default the
+    /// last 7 days), `account`, `region`, `event_name`, `user`.
+    /// `audit_log`: `start`, `end`, `actor`, `action`.
     #[schema(value_type = Option<Object>)]
     pub params: Option<Value>,
 }

@@ -740,11 +740,17 @@ mod tests {
         let names: Vec<&str> = shipped.iter().map(|s| s.spec.name.as_str()).collect();
         assert_eq!(
             names,
-            ["workspaces-sync", "cloudtrail-sync", "billing-sync", "retention"]
+            [
+                "workspaces-sync",
+                "usage-sync",
+                "cloudtrail-sync",
+                "billing-sync",
+                "retention"
+            ]
         );
-        assert!(shipped[..3].iter().all(Schedule::fans_out));
-        assert!(!shipped[3].fans_out());
-        let billing = &shipped[2];
+        assert!(shipped[..4].iter().all(Schedule::fans_out));
+        assert!(!shipped[4].fans_out());
+        let billing = &shipped[3];
         assert_eq!(
             hhmm(&billing.upcoming(utc("2026-11-22T07:00:00Z"), 2)),
             ["11-23 06:00", "11-24 06:00"],

@@ -45,14 +45,15 @@ fn report_kind(name: &str) -> Result<&'static kinds::KindSpec, ApiError> {
 /// Ask for a report
 ///
 /// Starts a `report.<type>` job on the `reports` queue (202 with the job).
-/// `params` are the type's filters (for `inventory`, those of
-/// `GET /api/v1/workspaces`: `account`, `region`, `state`, `directory`,
-/// `user`, `bundle`, `q`, `include_deleted`); an invalid one is a 422
-/// naming it (`params.<name>`). Follow it at `GET /api/v1/reports/{id}`.
+/// `params` are the type's (see the body's schema: for `inventory`, the
+/// filters of `GET /api/v1/workspaces`); an invalid one is a 422 naming it
+/// (`params.<name>`). `audit_log` (Hangar's own audit log) needs the admin
+/// role. Follow the report at `GET /api/v1/reports/{id}`.
 #[utoipa::path(post, path = "/api/v1/reports", operation_id = "create_report", tag = "reports",
     request_body = schema::CreateReport,
     responses(
         (status = 202, description = "Recorded and queued", body = schema::JobAccepted),
+        (status = 403, description = "The type needs a higher role (`audit_log`: admin)", body = schema::ErrorBody),
         (status = 422, description = "Invalid `type`, `format` or `params.*`", body = schema::ErrorBody)),
     security(("bearer" = ["operator"])))]
 pub async fn create(

@@ -1,4 +1,4 @@
-//! `POST /api/v1/syncs/{workspaces|cloudtrail|billing}`: "sync now".
+//! `POST /api/v1/syncs/{workspaces|cloudtrail|billing|usage}`: "sync now".
 //!
 //! Without an account (or region) the request fans out: one job per
 //! configured (account, region) pair; billing is account-wide, one job per
@@ -123,12 +123,13 @@ fn window(kind: &KindSpec, start: Option<&str>, end: Option<&str>) -> Result<Val
 
 /// Sync now
 ///
-/// Starts a sync of `workspaces`, `cloudtrail` or `billing`: one job per
+/// Starts a sync of `workspaces`, `cloudtrail`, `billing` or `usage`
+/// (CloudWatch connected time): one job per
 /// configured (account, region), or only those the body names. While a
 /// sync of the same kind, account and region is open, that job is returned
 /// with `already: true` (200 when every job already existed).
 #[utoipa::path(post, path = "/api/v1/syncs/{kind}", operation_id = "start_sync", tag = "syncs",
-    params(("kind" = String, Path, description = "workspaces, cloudtrail or billing")),
+    params(("kind" = String, Path, description = "workspaces, cloudtrail, billing or usage")),
     request_body(content = Option<schema::SyncRequest>, description = "Optional; an empty body syncs everything configured"),
     responses(
         (status = 202, description = "At least one new job", body = SyncAccepted),

@@ -340,13 +340,21 @@ mod tests {
     }
 
     #[test]
-    fn kinds_that_delete_data_or_hold_slots_need_admin() {
+    fn kinds_that_delete_data_hold_slots_change_aws_or_name_every_caller_need_admin() {
         let admin_only: Vec<&str> = all()
             .iter()
             .filter(|k| k.role == Role::Admin)
             .map(|k| k.name)
             .collect();
-        assert_eq!(admin_only, [SYSTEM_SLEEP, SYSTEM_RETENTION]);
+        assert_eq!(
+            admin_only,
+            [
+                SYSTEM_SLEEP,
+                SYSTEM_RETENTION,
+                REPORT_AUDIT_LOG,
+                WORKSPACES_APPLY_BILLING_MODE
+            ]
+        );
         assert!(all().iter().all(|k| k.role >= Role::Operator));
     }
 
@@ -396,7 +404,10 @@ mod tests {
             .filter(|k| k.targets_accounts())
             .map(|k| k.name)
             .collect();
-        assert_eq!(targeting, [SYNC_WORKSPACES, SYNC_CLOUDTRAIL, SYNC_BILLING]);
+        assert_eq!(
+            targeting,
+            [SYNC_WORKSPACES, SYNC_CLOUDTRAIL, SYNC_BILLING, SYNC_USAGE]
+        );
         let payload = with_target(
             spec::<BillingSync>(),
             &json!({"start": "2026-11-01"}),

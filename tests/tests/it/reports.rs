@@ -446,3 +446,163 @@ async fn retention_removes_expired_reports_and_keeps_the_jobs_of_kept_ones() {
     pool.close().await;
     app.shutdown().await;
 }
+
+/// A JSON report's rows as objects keyed by column name.
+async fn json_rows(app: &TestApp, body: Value) -> Vec<serde_json::Map<String, Value>> {
+    let id = ask(app, body).await;
+    let doc: Value = download(app, &id, None).await.json().await.unwrap();
+    let names: Vec<String> = doc["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| names.iter().cloned().zip(r.as_array().unwrap().iter().cloned()).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn unused_billing_mode_costs_and_audit_reports_read_what_the_tables_hold() {
+    let app = TestApp::builder()
+        .env("HANGAR_WORKSPACES_HOURLY_RATES", "STANDARD=0.30")
+        .spawn()
+        .await;
+    let pool = seed(&app).await;
+    // Usage for ws-a: every hour of this month before the current one (at
+    // most 100): one session; ws-b tagged Skip_Convert; usage read for
+    // prod/eu-west-1 only; this month's WorkSpaces cost for AutoStop
+    // Standard, shared by ws-a and ws-b.
+    let n: i64 = sqlx::query_scalar(
+        "SELECT LEAST(100, GREATEST(0, floor(extract(epoch FROM now() - date_trunc('month', now())) / 3600)::int - 1))::bigint",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql(&format!(
+        r#"
+        INSERT INTO workspace_usage (account, region, workspace_id, hour, periods)
+        SELECT 'prod', 'eu-west-1', 'ws-a', date_trunc('month', now()) + make_interval(hours => h), 4095
+        FROM generate_series(0, {n} - 1) AS h;
+        UPDATE workspaces SET tags = '{{"skip_CONVERT": "yes"}}' WHERE workspace_id = 'ws-b';
+        INSERT INTO sync_cursors (account, region, kind, position) VALUES ('prod', 'eu-west-1', 'sync.usage', now());
+        INSERT INTO cost_daily (account, view, day, service, usage_type, amount, currency, estimated) VALUES
+          ('prod', 'workspaces', date_trunc('month', now())::date, 'Amazon WorkSpaces', 'EU-AutoStop-Standard', 10, 'USD', false),
+          ('prod', 'all', '2026-11-01', 'Amazon WorkSpaces', 'EU-AutoStop-Standard', 5, 'USD', false),
+          ('prod', 'all', '2026-11-02', 'Amazon WorkSpaces', 'EU-AutoStop-Standard', 6, 'USD', false),
+          ('prod', 'all', '2026-11-03', 'Amazon WorkSpaces', 'EU-AutoStop-Standard', 7, 'USD', false),
+          ('prod', 'all', '2026-11-04', 'Amazon WorkSpaces', 'EU-AutoStop-Standard', 8.125, 'USD', true);
+        INSERT INTO audit_events (event_id, account, region, event_time, event_name, event_source, username, resources)
+        VALUES ('e1', 'prod', 'eu-west-1', now() - interval '1 day', 'RebootWorkspaces', 'workspaces.amazonaws.com',
+                'alice', '[{{"type": "AWS::WorkSpaces::Workspace", "name": "ws-a"}}]'),
+               ('e2', 'prod', 'eu-west-1', now() - interval '20 days', 'TerminateWorkspaces', 'workspaces.amazonaws.com',
+                'bob', '[]');
+        "#
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // Unused for 30 days: ws-b never connected (known since October),
+    // ws-c last seen 40 days ago; ws-a (3 days) and the deleted one are not.
+    let rows = json_rows(&app, json!({"type": "unused", "format": "json"})).await;
+    let found: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["workspace_id"].as_str().unwrap(), r["unused_bucket"].as_str().unwrap()))
+        .collect();
+    assert_eq!(found, [("ws-c", "30-59 days"), ("ws-b", "never connected")]);
+    let b = &rows[1];
+    assert_eq!(b["month_cost_attributed"], "5", "10 USD shared by two AutoStop Standard workspaces");
+    assert!(b["cost_basis"].as_str().unwrap().contains("EU-AutoStop-Standard"));
+    assert_eq!(rows[0]["month_cost_attributed"], Value::Null, "no usage type names ALWAYS_ON VALUE");
+    let rows = json_rows(&app, json!({"type": "unused", "format": "json", "params": {"days": 45}})).await;
+    assert_eq!(rows.len(), 1, "only ws-b is unused for 45 days");
+
+    // Billing mode: ws-a by its hours, ws-b skipped by its tag, ws-c
+    // skipped for want of usage data.
+    let rows = json_rows(&app, json!({"type": "billing_mode", "format": "json"})).await;
+    let by_id = |id: &str| rows.iter().find(|r| r["workspace_id"] == id).unwrap().clone();
+    let a = by_id("ws-a");
+    assert_eq!(a["connected_hours_mtd"], json!(n as f64));
+    assert_eq!(a["sessions_mtd"], json!(i64::from(n > 0)));
+    let billable = if n > 0 { n as f64 + 1.0 } else { 0.0 };
+    assert_eq!(a["billable_hours_mtd"], json!(billable), "session + the 60-minute AutoStop tail");
+    assert_eq!(a["break_even_hours"], json!(85.0));
+    assert_eq!(a["usage_type_cost_mtd"], "10");
+    assert_eq!(a["workspaces_sharing_usage_type"], 2);
+    let want = if billable >= 85.0 { "ToMonthly" } else { "No Change" };
+    assert_eq!(a["recommendation"], want, "{a:?}");
+    assert!(a["price_source"].as_str().unwrap().contains("STANDARD=0.3/h"), "{a:?}");
+    let b = by_id("ws-b");
+    assert_eq!((b["recommendation"].as_str(), b["reason"].as_str()), (Some("Skipped"), Some("tagged Skip_Convert")));
+    let c = by_id("ws-c");
+    assert_eq!(c["recommendation"], "Skipped");
+    assert!(c["reason"].as_str().unwrap().contains("run sync.usage"), "{c:?}");
+
+    // Costs: two days, each with its month to date and the day two days before.
+    let rows = json_rows(
+        &app,
+        json!({"type": "costs", "format": "json", "params": {"start": "2026-11-03", "end": "2026-11-05"}}),
+    )
+    .await;
+    let got: Vec<(Value, Value, Value, Value, Value, Value)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["day"].clone(),
+                r["cost"].clone(),
+                r["month_to_date"].clone(),
+                r["previous_period_day"].clone(),
+                r["previous_period_cost"].clone(),
+                r["estimated"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (json!("2026-11-03"), json!("7"), json!("18"), json!("2026-11-01"), json!("5"), json!("no")),
+            (json!("2026-11-04"), json!("8.125"), json!("26.125"), json!("2026-11-02"), json!("6"), json!("yes")),
+        ]
+    );
+    let (status, v) = app
+        .post(
+            "/api/v1/reports",
+            json!({"type": "costs", "format": "csv", "params": {"start": "2026-11-05", "end": "2026-11-05"}}),
+        )
+        .await;
+    assert_eq!((status, v["error"]["field"].as_str()), (422, Some("params.end")), "{v}");
+
+    // CloudTrail events of the last 7 days; Hangar's own log for admins only.
+    let rows = json_rows(&app, json!({"type": "audit", "format": "json"})).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["event_name"], "RebootWorkspaces");
+    assert_eq!(rows[0]["resources"], "AWS::WorkSpaces::Workspace:ws-a");
+    let operator = hangar_tests::client_with_token(&hangar_tests::token("olivia", "operator"));
+    let r = operator
+        .post(format!("{}/api/v1/reports", app.base))
+        .json(&json!({"type": "audit_log", "format": "csv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = operator
+        .post(format!("{}/api/v1/reports", app.base))
+        .json(&json!({"type": "unused", "format": "csv", "params": {"days": 0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["field"], "params.days");
+    let rows = json_rows(&app, json!({"type": "audit_log", "format": "json"})).await;
+    assert!(
+        rows.iter().any(|r| r["action"].as_str().is_some_and(|a| a.contains("report"))),
+        "the report requests above are in the log: {rows:?}"
+    );
+    pool.close().await;
+    app.shutdown().await;
+}
