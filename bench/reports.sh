@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Report jobs with the real release binaries: N workspaces (with tags and a
-# last connection each) in a fresh database, then `report.inventory` as CSV
-# and as JSON, each asked for through the API and written by hangar-worker
+# Report jobs with the real release binaries: N workspaces (with tags, a
+# last connection and 20 connected hours this month each) in a fresh
+# database, then `report.inventory` as CSV, JSON and XLSX and
+# `report.billing_mode` as CSV (sessions and billable hours rebuilt from
+# every workspace's hourly masks), each asked for through the API and written by hangar-worker
 # (reports=1) to a local report store. Per report: rows, file size, rows/s
 # (the job's started_at to finished_at, as recorded), and the worker's RSS
 # growth over its idle size while writing it (sampled every 50 ms).
@@ -30,7 +32,12 @@ sql "INSERT INTO workspaces (account, region, workspace_id, directory_id, user_n
             'STANDARD', jsonb_build_object('team', 'team-' || (n % 20), 'cost_center', (n % 90)::text)
      FROM generate_series(1, $N) AS n;
      INSERT INTO workspace_connections (account, region, workspace_id, connection_state, last_user_connection_at)
-     SELECT account, region, workspace_id, 'DISCONNECTED', now() - (random() * interval '90 days') FROM workspaces;" >/dev/null
+     SELECT account, region, workspace_id, 'DISCONNECTED', now() - (random() * interval '90 days') FROM workspaces;
+     INSERT INTO workspace_usage (account, region, workspace_id, hour, periods)
+     SELECT account, region, workspace_id, date_trunc('month', now()) + make_interval(hours => h * 3), 4095 - (h % 7)
+     FROM workspaces, generate_series(0, 19) AS h;
+     INSERT INTO sync_cursors (account, region, kind, position)
+     SELECT DISTINCT account, region, 'sync.usage', now() FROM workspaces;" >/dev/null
 TOKEN=$(api_key)
 "$BIN/hangar-api" serve 2>"$WORK/api.log" & PIDS+=($!)
 for _ in $(seq 1 100); do curl -fs "$URL/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -39,9 +46,10 @@ sleep 2
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$WPID/status"; }
 IDLE=$(rss_kb)
 
-for FORMAT in csv json; do
+for RUN in inventory:csv inventory:json inventory:xlsx billing_mode:csv; do
+  TYPE=${RUN%%:*} FORMAT=${RUN##*:}
   ID=$(curl -fs -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -X POST "$URL/api/v1/reports" \
-        -d "{\"type\": \"inventory\", \"format\": \"$FORMAT\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["id"])')
+        -d "{\"type\": \"$TYPE\", \"format\": \"$FORMAT\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["id"])')
   PEAK=$IDLE
   while [ "$(sql "SELECT state FROM job_runs WHERE id = '$ID'")" != succeeded ]; do
     R=$(rss_kb); [ "$R" -gt "$PEAK" ] && PEAK=$R
@@ -49,10 +57,10 @@ for FORMAT in csv json; do
   done
   read -r ROWS BYTES SECS <<<"$(sql "SELECT r.row_count, r.size_bytes, extract(epoch FROM j.finished_at - j.started_at)
                                      FROM reports r JOIN job_runs j USING (id) WHERE id = '$ID'" | tr '|' ' ')"
-  python3 - "$FORMAT" "$ROWS" "$BYTES" "$SECS" "$IDLE" "$PEAK" <<'PY'
+  python3 - "$FORMAT" "$ROWS" "$BYTES" "$SECS" "$IDLE" "$PEAK" "$TYPE" <<'PY'
 import sys
 fmt, rows, size, secs, idle, peak = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-print(f"RESULT report=inventory format={fmt} rows={rows} bytes={size} seconds={secs:.2f} rows_per_s={rows / secs:.0f} "
+print(f"RESULT report={sys.argv[7]} format={fmt} rows={rows} bytes={size} seconds={secs:.2f} rows_per_s={rows / secs:.0f} "
       f"worker_rss_idle_mb={idle / 1024:.1f} worker_rss_growth_mb={(peak - idle) / 1024:.1f}")
 PY
 done

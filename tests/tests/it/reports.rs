@@ -461,7 +461,13 @@ async fn json_rows(app: &TestApp, body: Value) -> Vec<serde_json::Map<String, Va
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| names.iter().cloned().zip(r.as_array().unwrap().iter().cloned()).collect())
+        .map(|r| {
+            names
+                .iter()
+                .cloned()
+                .zip(r.as_array().unwrap().iter().cloned())
+                .collect()
+        })
         .collect()
 }
 
@@ -511,14 +517,30 @@ async fn unused_billing_mode_costs_and_audit_reports_read_what_the_tables_hold()
     let rows = json_rows(&app, json!({"type": "unused", "format": "json"})).await;
     let found: Vec<(&str, &str)> = rows
         .iter()
-        .map(|r| (r["workspace_id"].as_str().unwrap(), r["unused_bucket"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["workspace_id"].as_str().unwrap(),
+                r["unused_bucket"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(found, [("ws-c", "30-59 days"), ("ws-b", "never connected")]);
     let b = &rows[1];
-    assert_eq!(b["month_cost_attributed"], "5", "10 USD shared by two AutoStop Standard workspaces");
+    assert_eq!(
+        b["month_cost_attributed"], "5",
+        "10 USD shared by two AutoStop Standard workspaces"
+    );
     assert!(b["cost_basis"].as_str().unwrap().contains("EU-AutoStop-Standard"));
-    assert_eq!(rows[0]["month_cost_attributed"], Value::Null, "no usage type names ALWAYS_ON VALUE");
-    let rows = json_rows(&app, json!({"type": "unused", "format": "json", "params": {"days": 45}})).await;
+    assert_eq!(
+        rows[0]["month_cost_attributed"],
+        Value::Null,
+        "no usage type names ALWAYS_ON VALUE"
+    );
+    let rows = json_rows(
+        &app,
+        json!({"type": "unused", "format": "json", "params": {"days": 45}}),
+    )
+    .await;
     assert_eq!(rows.len(), 1, "only ws-b is unused for 45 days");
 
     // Billing mode: ws-a by its hours, ws-b skipped by its tag, ws-c
@@ -529,15 +551,29 @@ async fn unused_billing_mode_costs_and_audit_reports_read_what_the_tables_hold()
     assert_eq!(a["connected_hours_mtd"], json!(n as f64));
     assert_eq!(a["sessions_mtd"], json!(i64::from(n > 0)));
     let billable = if n > 0 { n as f64 + 1.0 } else { 0.0 };
-    assert_eq!(a["billable_hours_mtd"], json!(billable), "session + the 60-minute AutoStop tail");
+    assert_eq!(
+        a["billable_hours_mtd"],
+        json!(billable),
+        "session + the 60-minute AutoStop tail"
+    );
     assert_eq!(a["break_even_hours"], json!(85.0));
     assert_eq!(a["usage_type_cost_mtd"], "10");
     assert_eq!(a["workspaces_sharing_usage_type"], 2);
-    let want = if billable >= 85.0 { "ToMonthly" } else { "No Change" };
+    let want = if billable >= 85.0 {
+        "ToMonthly"
+    } else {
+        "No Change"
+    };
     assert_eq!(a["recommendation"], want, "{a:?}");
-    assert!(a["price_source"].as_str().unwrap().contains("STANDARD=0.3/h"), "{a:?}");
+    assert!(
+        a["price_source"].as_str().unwrap().contains("STANDARD=0.3/h"),
+        "{a:?}"
+    );
     let b = by_id("ws-b");
-    assert_eq!((b["recommendation"].as_str(), b["reason"].as_str()), (Some("Skipped"), Some("tagged Skip_Convert")));
+    assert_eq!(
+        (b["recommendation"].as_str(), b["reason"].as_str()),
+        (Some("Skipped"), Some("tagged Skip_Convert"))
+    );
     let c = by_id("ws-c");
     assert_eq!(c["recommendation"], "Skipped");
     assert!(c["reason"].as_str().unwrap().contains("run sync.usage"), "{c:?}");
@@ -564,8 +600,22 @@ async fn unused_billing_mode_costs_and_audit_reports_read_what_the_tables_hold()
     assert_eq!(
         got,
         [
-            (json!("2026-11-03"), json!("7"), json!("18"), json!("2026-11-01"), json!("5"), json!("no")),
-            (json!("2026-11-04"), json!("8.125"), json!("26.125"), json!("2026-11-02"), json!("6"), json!("yes")),
+            (
+                json!("2026-11-03"),
+                json!("7"),
+                json!("18"),
+                json!("2026-11-01"),
+                json!("5"),
+                json!("no")
+            ),
+            (
+                json!("2026-11-04"),
+                json!("8.125"),
+                json!("26.125"),
+                json!("2026-11-02"),
+                json!("6"),
+                json!("yes")
+            ),
         ]
     );
     let (status, v) = app
@@ -574,7 +624,11 @@ async fn unused_billing_mode_costs_and_audit_reports_read_what_the_tables_hold()
             json!({"type": "costs", "format": "csv", "params": {"start": "2026-11-05", "end": "2026-11-05"}}),
         )
         .await;
-    assert_eq!((status, v["error"]["field"].as_str()), (422, Some("params.end")), "{v}");
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (422, Some("params.end")),
+        "{v}"
+    );
 
     // CloudTrail events of the last 7 days; Hangar's own log for admins only.
     let rows = json_rows(&app, json!({"type": "audit", "format": "json"})).await;
@@ -600,7 +654,8 @@ async fn unused_billing_mode_costs_and_audit_reports_read_what_the_tables_hold()
     assert_eq!(v["error"]["field"], "params.days");
     let rows = json_rows(&app, json!({"type": "audit_log", "format": "json"})).await;
     assert!(
-        rows.iter().any(|r| r["action"].as_str().is_some_and(|a| a.contains("report"))),
+        rows.iter()
+            .any(|r| r["action"].as_str().is_some_and(|a| a.contains("report"))),
         "the report requests above are in the log: {rows:?}"
     );
     pool.close().await;

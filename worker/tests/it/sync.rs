@@ -752,7 +752,10 @@ async fn apply_billing_mode_is_admin_only_dry_by_default_changes_aws_and_is_audi
     let app = app_with(&[]).await;
     let mut worker = app.worker_process(WORKER, "sync=2", &moto.aws_env());
     let ws = start_sync(&app, "workspaces", json!({})).await;
-    assert_eq!(finished(&app, &ws, Duration::from_secs(60)).await["state"], "succeeded");
+    assert_eq!(
+        finished(&app, &ws, Duration::from_secs(60)).await["state"],
+        "succeeded"
+    );
     let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
     let (target, mode): (String, String) = sqlx::query_as(
         "SELECT workspace_id, running_mode FROM workspaces WHERE state IN ('AVAILABLE', 'STOPPED')
@@ -761,7 +764,11 @@ async fn apply_billing_mode_is_admin_only_dry_by_default_changes_aws_and_is_audi
     .fetch_one(&pool)
     .await
     .unwrap();
-    let to = if mode == "AUTO_STOP" { "ALWAYS_ON" } else { "AUTO_STOP" };
+    let to = if mode == "AUTO_STOP" {
+        "ALWAYS_ON"
+    } else {
+        "AUTO_STOP"
+    };
     let payload = json!({"account": "main", "region": "us-east-1", "changes": [
         {"workspace_id": target, "running_mode": to},
         {"workspace_id": "ws-notthere1", "running_mode": "AUTO_STOP"},
@@ -783,11 +790,18 @@ async fn apply_billing_mode_is_admin_only_dry_by_default_changes_aws_and_is_audi
                    "changes": [{"workspace_id": "i-123", "running_mode": "AUTO_STOP"}]}}),
         )
         .await;
-    assert_eq!((status, v["error"]["field"].as_str()), (422, Some("payload.changes[0].workspace_id")), "{v}");
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (422, Some("payload.changes[0].workspace_id")),
+        "{v}"
+    );
 
     // A dry run says what it would do and changes nothing.
     let (status, v) = app
-        .post("/api/v1/jobs", json!({"kind": "workspaces.apply_billing_mode", "payload": payload}))
+        .post(
+            "/api/v1/jobs",
+            json!({"kind": "workspaces.apply_billing_mode", "payload": payload}),
+        )
         .await;
     assert_eq!(status, 202, "{v}");
     let job = finished(&app, v["job"]["id"].as_str().unwrap(), Duration::from_secs(60)).await;
@@ -795,14 +809,20 @@ async fn apply_billing_mode_is_admin_only_dry_by_default_changes_aws_and_is_audi
     assert_eq!(job["result"]["dry_run"], true);
     assert_eq!(job["result"]["changes"][0]["outcome"], "would_change");
     assert_eq!(job["result"]["changes"][1]["outcome"], "not_found");
-    assert_eq!(moto.stats().await["calls"]["ModifyWorkspaceProperties"], Value::Null);
+    assert_eq!(
+        moto.stats().await["calls"]["ModifyWorkspaceProperties"],
+        Value::Null
+    );
 
     // For real: AWS changes (a fresh sync reads it back), and the audit log
     // names the admin, the workspace and the change.
     let mut real = payload.clone();
     real["dry_run"] = json!(false);
     let (_, v) = app
-        .post("/api/v1/jobs", json!({"kind": "workspaces.apply_billing_mode", "payload": real}))
+        .post(
+            "/api/v1/jobs",
+            json!({"kind": "workspaces.apply_billing_mode", "payload": real}),
+        )
         .await;
     let id = v["job"]["id"].as_str().unwrap().to_owned();
     let job = finished(&app, &id, Duration::from_secs(60)).await;
@@ -811,20 +831,22 @@ async fn apply_billing_mode_is_admin_only_dry_by_default_changes_aws_and_is_audi
     assert_eq!(job["result"]["counts"], json!({"changed": 1, "not_found": 1}));
     assert_eq!(moto.stats().await["calls"]["ModifyWorkspaceProperties"], 1);
     let again = start_sync(&app, "workspaces", json!({})).await;
-    assert_eq!(finished(&app, &again, Duration::from_secs(60)).await["state"], "succeeded");
+    assert_eq!(
+        finished(&app, &again, Duration::from_secs(60)).await["state"],
+        "succeeded"
+    );
     let now: String = sqlx::query_scalar("SELECT running_mode FROM workspaces WHERE workspace_id = $1")
         .bind(&target)
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(now, to, "AWS (the emulator) holds the new running mode");
-    let audit: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT actor, action, target FROM audit_log WHERE request_id = $1",
-    )
-    .bind(&id)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let audit: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT actor, action, target FROM audit_log WHERE request_id = $1")
+            .bind(&id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert_eq!(audit[0].1, "workspaces.apply_billing_mode");
     assert_eq!(audit[0].2, format!("main/us-east-1/{target}: {mode} -> {to}"));
