@@ -13,6 +13,7 @@ pub mod store;
 pub mod table;
 pub mod unused;
 pub mod usage;
+pub mod webhook;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,20 @@ impl Published {
     }
 }
 
+impl Reports {
+    /// Announces published report `id` at the webhook: what happened, for
+    /// the job's result.
+    pub async fn announce(&self, id: &str, kind: &str, format: ReportFormat, published: &Published) -> Value {
+        match &self.webhook {
+            Some(w) => w.deliver(id, kind, format.extension(), published).await,
+            None => json!({
+                "delivered": false,
+                "error": "HANGAR_REPORT_WEBHOOK_URL is not set: the report is published but announced nowhere",
+            }),
+        }
+    }
+}
+
 /// The store key of report `id` of `kind` in `format`.
 pub fn object_key(id: &str, kind: &str, format: ReportFormat) -> String {
     format!("{kind}/{id}.{}", format.extension())
@@ -64,6 +79,7 @@ fn params_of(payload: &impl serde::Serialize) -> serde_json::Result<Value> {
     let mut params = serde_json::to_value(payload)?;
     if let Some(p) = params.as_object_mut() {
         p.remove("format");
+        p.remove("webhook");
     }
     Ok(params)
 }
@@ -174,6 +190,8 @@ pub struct Reports {
     pub retention_days: u32,
     /// Break-even hours and hourly rates for `report.billing_mode`.
     pub pricing: billing_mode::Pricing,
+    /// Where reports asking for it are announced (`None`: not configured).
+    pub webhook: Option<webhook::Webhook>,
 }
 
 impl Reports {

@@ -26,6 +26,8 @@ pub struct ReportStore {
     inner: Arc<dyn ObjectStore>,
     prefix: Path,
     url: String,
+    /// A local store's directory.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ReportStore {
@@ -65,6 +67,7 @@ impl ReportStore {
                 inner: Arc::new(fs),
                 prefix: Path::default(),
                 url: url.to_owned(),
+                local_root: Some(dir.into()),
             });
         }
         let Some(rest) = url.strip_prefix("s3://") else {
@@ -97,6 +100,7 @@ impl ReportStore {
             inner: Arc::new(builder.build()?),
             prefix: Path::from(prefix.trim_matches('/')),
             url: url.to_owned(),
+            local_root: None,
         })
     }
 
@@ -116,6 +120,7 @@ impl ReportStore {
     /// Publishes the local file `file` under `key`, replacing any earlier
     /// file there; visible only once complete. Returns the bytes stored.
     pub async fn publish(&self, key: &str, file: &FsPath) -> Result<u64, StoreError> {
+        self.remove_staging(key);
         let upload = self.inner.put_multipart(&self.path(key)).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
         let mut source = tokio::fs::File::open(file).await?;
@@ -139,6 +144,29 @@ impl ReportStore {
         }
         writer.finish().await?;
         Ok(total)
+    }
+
+    /// Removes what an earlier, killed upload of `key` left in a local
+    /// store: object_store stages a local multipart upload as `<key>#<n>`
+    /// next to the key (never listed or served as an object, but bytes on
+    /// disk). Only the job that owns the key publishes it, so any such
+    /// file is a dead attempt's. (An S3 upload that never completes is
+    /// invisible and is cleaned by the bucket's lifecycle rule for
+    /// incomplete multipart uploads.)
+    fn remove_staging(&self, key: &str) {
+        let Some(root) = &self.local_root else {
+            return;
+        };
+        let target = root.join(key);
+        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+            return;
+        };
+        let staged = format!("{}#", name.to_string_lossy());
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&staged) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// The file's size.
@@ -186,9 +214,7 @@ mod tests {
         ReportsConfig {
             url: url.to_owned(),
             retention_days: 1,
-            s3: Default::default(),
-            break_even_hours: Default::default(),
-            hourly_rates: Default::default(),
+            ..Default::default()
         }
     }
 
@@ -218,10 +244,14 @@ mod tests {
         assert_eq!(store.size("2026/r.csv").await.unwrap(), body.len() as u64);
         assert_eq!(read_all(&store, "2026/r.csv", None).await, body);
         assert_eq!(read_all(&store, "2026/r.csv", Some(10..20)).await, body[10..20]);
-        // Published again: replaced, not appended.
+        // Published again, over a killed attempt's staging file: replaced,
+        // not appended, and the staging file gone.
+        let staged = root.join("reports/2026/r.csv#7");
+        std::fs::write(&staged, b"partial").unwrap();
         std::fs::write(&src, b"short").unwrap();
         store.publish("2026/r.csv", &src).await.unwrap();
         assert_eq!(read_all(&store, "2026/r.csv", None).await, b"short");
+        assert!(!staged.exists());
         store.delete("2026/r.csv").await.unwrap();
         assert!(matches!(
             store.size("2026/r.csv").await,

@@ -150,6 +150,64 @@ mod tests {
         assert_eq!(usage(&periods, 60, Duration::hours(5)).billable_hours, 2.0);
     }
 
+    fn mask(bits: std::ops::Range<i32>) -> i32 {
+        bits.fold(0, |m, b| m | (1 << b))
+    }
+
+    #[test]
+    fn a_session_over_midnight_is_one_session() {
+        let start = at("2026-11-01T00:00:00Z");
+        let hours = [
+            (at("2026-11-04T23:00:00Z"), mask(10..12)),
+            (at("2026-11-05T00:00:00Z"), mask(0..2)),
+        ];
+        let periods = periods_of(start, &hours);
+        assert_eq!(sessions(&periods, 60).len(), 1);
+        // 20 connected minutes, + 60 = 80.
+        assert!((usage(&periods, 60, Duration::days(10)).billable_hours - 80.0 / 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_session_over_month_end_counts_from_the_first_of_the_month() {
+        // Connected 23:30 on the 30th to 00:30 on the 1st: December's
+        // month-to-date reads from 00:00 (the query starts there), so 30
+        // minutes plus the tail.
+        let december = at("2026-12-01T00:00:00Z");
+        let hours = [(at("2026-12-01T00:00:00Z"), mask(0..6))];
+        let u = usage(&periods_of(december, &hours), 60, Duration::hours(5));
+        assert_eq!((u.sessions, u.billable_hours), (1, 1.5));
+    }
+
+    #[test]
+    fn brief_disconnects_and_one_or_four_hour_timeouts() {
+        // Connected 09:00-10:00, away 10:00-11:30, back 11:30-12:00.
+        let start = at("2026-11-02T00:00:00Z");
+        let hours = [
+            (at("2026-11-02T09:00:00Z"), mask(0..12)),
+            (at("2026-11-02T11:00:00Z"), mask(6..12)),
+        ];
+        let periods = periods_of(start, &hours);
+        // 1 hour: the 90-minute gap ends the session. (60+60) + (30+60).
+        let one = usage(&periods, 60, Duration::days(5));
+        assert_eq!((one.sessions, one.billable_hours), (2, 3.5));
+        // 4 hours: one session 09:00-12:00, + 240.
+        let four = usage(&periods, 240, Duration::days(5));
+        assert_eq!((four.sessions, four.billable_hours), (1, 7.0));
+        // A 10-minute disconnect never splits a session with a 1-hour timeout.
+        let blip = periods_of(start, &[(at("2026-11-02T09:00:00Z"), mask(0..4) | mask(6..12))]);
+        assert_eq!(sessions(&blip, 60).len(), 1);
+    }
+
+    #[test]
+    fn a_workspace_created_mid_month_has_only_its_own_hours() {
+        // Nothing before the 20th: the periods begin there; billable time is
+        // its one session and tail, far under the hours elapsed.
+        let start = at("2026-11-01T00:00:00Z");
+        let hours = [(at("2026-11-20T10:00:00Z"), mask(0..12))];
+        let u = usage(&periods_of(start, &hours), 60, Duration::days(25));
+        assert_eq!((u.connected_hours, u.billable_hours), (1.0, 2.0));
+    }
+
     #[test]
     fn always_on_is_judged_with_sixty_minutes() {
         assert_eq!(timeout_minutes(Some("ALWAYS_ON"), Some(0)), 60);

@@ -745,9 +745,14 @@ mod tests {
                 "usage-sync",
                 "cloudtrail-sync",
                 "billing-sync",
-                "retention"
+                "retention",
+                "unused-report",
+                "billing-mode-report"
             ]
         );
+        // The report schedules ship off, each turned on by one line.
+        assert!(shipped[..5].iter().all(|s| s.spec.enabled));
+        assert!(shipped[5..].iter().all(|s| !s.spec.enabled && !s.fans_out()));
         assert!(shipped[..4].iter().all(Schedule::fans_out));
         assert!(!shipped[4].fans_out());
         let billing = &shipped[3];

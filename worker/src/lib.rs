@@ -102,6 +102,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         store: hangar_reports::ReportStore::open(&config.reports)?,
         retention_days: config.reports.retention_days,
         pricing: (&config.reports).into(),
+        webhook: config.reports.webhook_url.as_ref().map(|url| {
+            hangar_reports::webhook::Webhook::new(
+                url.expose().to_owned(),
+                config
+                    .reports
+                    .webhook_secret
+                    .as_ref()
+                    .map(|s| s.expose().to_owned()),
+                config.reports.public_url.clone(),
+            )
+        }),
     };
     let env = Arc::new(jobs::Env {
         pool: pool.clone(),

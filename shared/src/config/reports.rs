@@ -19,7 +19,7 @@ pub const BREAK_EVEN_HOURS: &[(&str, f64)] = &[
 ];
 
 /// Where report files are kept.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ReportsConfig {
     /// `file:///dir` (created at start) or `s3://bucket/prefix`.
     pub url: String,
@@ -36,6 +36,12 @@ pub struct ReportsConfig {
     /// Hourly usage rates by compute type (upper case), in the account's
     /// billing currency, as configured: what savings are estimated with.
     pub hourly_rates: BTreeMap<String, f64>,
+    /// Where reports asking for delivery are announced (http or https).
+    pub webhook_url: Option<super::Secret>,
+    /// The HMAC-SHA256 key their bodies are signed with.
+    pub webhook_secret: Option<super::Secret>,
+    /// The API's address as its users reach it, for links sent out.
+    pub public_url: Option<String>,
 }
 
 /// The AWS settings of an `s3://` report store.
@@ -74,6 +80,21 @@ pub(super) const VARS: &[Var] = &[
         name: "HANGAR_WORKSPACES_HOURLY_RATES",
         default: Some(""),
         doc: "hourly usage rate by compute type for your region and licence, e.g. STANDARD=0.30,PERFORMANCE=0.42; report.billing_mode estimates savings with them (empty: savings are not estimated)",
+    },
+    Var {
+        name: "HANGAR_REPORT_WEBHOOK_URL",
+        default: Some(""),
+        doc: "report jobs with \"webhook\": true (the shipped report schedules) are announced here once published: a signed JSON POST with the download link, retried on 5xx (empty: no delivery)",
+    },
+    Var {
+        name: "HANGAR_REPORT_WEBHOOK_SECRET",
+        default: Some(""),
+        doc: "key of the X-Hangar-Signature HMAC-SHA256 over \"{timestamp}.{body}\" (16+ bytes; empty: unsigned)",
+    },
+    Var {
+        name: "HANGAR_PUBLIC_URL",
+        default: Some(""),
+        doc: "the API's address as users reach it (https://hangar.example.com), for links Hangar sends out",
     },
 ];
 
@@ -133,7 +154,32 @@ impl Reader<'_> {
             s3,
             break_even_hours: self.per_compute_type("HANGAR_BILLING_BREAK_EVEN_HOURS", BREAK_EVEN_HOURS),
             hourly_rates: self.per_compute_type("HANGAR_WORKSPACES_HOURLY_RATES", &[]),
+            webhook_url: Some(self.url("HANGAR_REPORT_WEBHOOK_URL", &["http", "https"]))
+                .filter(|u| !u.expose().is_empty()),
+            webhook_secret: self.webhook_secret(),
+            public_url: self.public_url(),
         }
+    }
+
+    fn webhook_secret(&mut self) -> Option<super::Secret> {
+        let secret = self
+            .raw("HANGAR_REPORT_WEBHOOK_SECRET")
+            .filter(|s| !s.is_empty())?;
+        if secret.len() < 16 {
+            self.problem("HANGAR_REPORT_WEBHOOK_SECRET", "must be at least 16 bytes".into());
+        }
+        Some(super::Secret::new(secret))
+    }
+
+    fn public_url(&mut self) -> Option<String> {
+        let url = self.raw("HANGAR_PUBLIC_URL").filter(|s| !s.is_empty())?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            self.problem(
+                "HANGAR_PUBLIC_URL",
+                format!("{url:?} is not an http:// or https:// URL"),
+            );
+        }
+        Some(url)
     }
 
     fn per_compute_type(&mut self, name: &'static str, defaults: &[(&str, f64)]) -> BTreeMap<String, f64> {

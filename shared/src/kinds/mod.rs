@@ -26,7 +26,7 @@ pub use self::{
     report::{
         ApplyBillingMode, AuditLogReport, AuditReport, BillingModeReport, CostsReport, InventoryReport,
         MAX_MODE_CHANGES, ModeChange, REPORT_AUDIT, REPORT_AUDIT_LOG, REPORT_BILLING_MODE, REPORT_COSTS,
-        REPORT_INVENTORY, REPORT_UNUSED, ReportFormat, RunningMode, UnusedReport,
+        REPORT_INVENTORY, REPORT_UNUSED, ReportFormat, ReportJob, RunningMode, UnusedReport,
         WORKSPACES_APPLY_BILLING_MODE,
     },
     sync::{

@@ -78,6 +78,9 @@ impl ReportFormat {
 pub struct InventoryReport {
     /// `csv`, `json` or `xlsx`.
     pub format: ReportFormat,
+    /// Announce the published report at `HANGAR_REPORT_WEBHOOK_URL`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook: bool,
     /// Only this configured account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
@@ -169,6 +172,9 @@ fn default_unused_days() -> u32 {
 pub struct UnusedReport {
     /// `csv`, `json` or `xlsx`.
     pub format: ReportFormat,
+    /// Announce the published report at `HANGAR_REPORT_WEBHOOK_URL`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook: bool,
     /// No connection in this many days (1-365; default 30). Never-connected
     /// workspaces count once Hangar has known them this long.
     #[serde(default = "default_unused_days")]
@@ -201,6 +207,9 @@ impl JobKind for UnusedReport {
 pub struct BillingModeReport {
     /// `csv`, `json` or `xlsx`.
     pub format: ReportFormat,
+    /// Announce the published report at `HANGAR_REPORT_WEBHOOK_URL`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook: bool,
     /// Only this configured account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
@@ -226,6 +235,9 @@ impl JobKind for BillingModeReport {
 pub struct CostsReport {
     /// `csv`, `json` or `xlsx`.
     pub format: ReportFormat,
+    /// Announce the published report at `HANGAR_REPORT_WEBHOOK_URL`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook: bool,
     /// First day (default: the first of this month, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<chrono::NaiveDate>,
@@ -266,6 +278,9 @@ impl JobKind for CostsReport {
 pub struct AuditReport {
     /// `csv`, `json` or `xlsx`.
     pub format: ReportFormat,
+    /// Announce the published report at `HANGAR_REPORT_WEBHOOK_URL`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook: bool,
     /// Earliest event time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<chrono::DateTime<chrono::Utc>>,
@@ -321,6 +336,9 @@ impl JobKind for AuditReport {
 pub struct AuditLogReport {
     /// `csv`, `json` or `xlsx`.
     pub format: ReportFormat,
+    /// Announce the published report at `HANGAR_REPORT_WEBHOOK_URL`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook: bool,
     /// Earliest entry (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<chrono::DateTime<chrono::Utc>>,
@@ -441,3 +459,33 @@ impl JobKind for ApplyBillingMode {
         Some(format!("{}:{}:{}", Self::NAME, self.account, self.region))
     }
 }
+
+/// What every report kind's payload says about its file.
+pub trait ReportJob {
+    /// The file format.
+    fn format(&self) -> ReportFormat;
+    /// Whether to announce it at the webhook once published.
+    fn webhook(&self) -> bool;
+}
+
+macro_rules! report_job {
+    ($($kind:ty),*) => {$(
+        impl ReportJob for $kind {
+            fn format(&self) -> ReportFormat {
+                self.format
+            }
+            fn webhook(&self) -> bool {
+                self.webhook
+            }
+        }
+    )*};
+}
+
+report_job!(
+    InventoryReport,
+    UnusedReport,
+    BillingModeReport,
+    CostsReport,
+    AuditReport,
+    AuditLogReport
+);

@@ -661,3 +661,94 @@ async fn unused_billing_mode_costs_and_audit_reports_read_what_the_tables_hold()
     pool.close().await;
     app.shutdown().await;
 }
+
+/// A webhook receiver: answers 503 to the first delivery, 200 after, and
+/// keeps what it was sent.
+async fn receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+) {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>> = Arc::default();
+    let kept = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let kept = kept.clone();
+            async move {
+                let mut all = kept.lock().unwrap();
+                all.push((headers, body));
+                if all.len() == 1 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_report_that_asks_is_announced_at_the_webhook_signed_and_retried() {
+    use hmac::Mac;
+    let (url, seen) = receiver().await;
+    let secret = "a-webhook-secret-of-32-bytes-xyz";
+    let app = TestApp::builder()
+        .env("HANGAR_REPORT_WEBHOOK_URL", &url)
+        .env("HANGAR_REPORT_WEBHOOK_SECRET", secret)
+        .env("HANGAR_PUBLIC_URL", "https://hangar.example.com/")
+        .spawn()
+        .await;
+    let pool = seed(&app).await;
+    let id = ask(
+        &app,
+        json!({"type": "unused", "format": "csv", "params": {"webhook": true}}),
+    )
+    .await;
+    let (_, job) = app.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(job["result"]["webhook"]["delivered"], true, "{job}");
+    assert_eq!(
+        job["result"]["webhook"]["attempts"], 2,
+        "the 503 was retried: {job}"
+    );
+    let (_, report) = app.get(&format!("/api/v1/reports/{id}")).await;
+    assert_eq!(
+        report["params"],
+        json!({"days": 30, "webhook": true}),
+        "what was asked"
+    );
+
+    let deliveries = seen.lock().unwrap().clone();
+    assert_eq!(deliveries.len(), 2);
+    let (headers, body) = &deliveries[1];
+    let doc: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(doc["report_id"], id.as_str());
+    assert_eq!(doc["type"], "unused");
+    assert_eq!(doc["rows"], 2);
+    assert_eq!(doc["sha256"], report["file"]["sha256"]);
+    assert_eq!(
+        doc["download_url"],
+        format!("https://hangar.example.com/api/v1/reports/{id}/download")
+    );
+    assert_eq!(headers["x-hangar-delivery"], id.as_str());
+    let timestamp = headers["x-hangar-timestamp"].to_str().unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let want: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(headers["x-hangar-signature"], format!("sha256={want}").as_str());
+
+    // Without "webhook": nothing is sent.
+    ask(&app, json!({"type": "unused", "format": "csv"})).await;
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    pool.close().await;
+    app.shutdown().await;
+}

@@ -1,6 +1,6 @@
-//! A report job in the real worker binary, killed with -9 while writing:
-//! nothing is published under the report's key, and the redelivery
-//! publishes exactly one complete file.
+//! A report job in the real worker binary, killed with -9 while writing
+//! (a 300,000-row CSV, a 250,000-row XLSX): nothing is published under the
+//! report's key, and the redelivery publishes exactly one complete file.
 
 use std::time::{Duration, Instant};
 
@@ -8,14 +8,24 @@ use hangar_tests::TestApp;
 use serde_json::{Value, json};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_hangar-worker");
-const WORKSPACES: i64 = 300_000;
 
 async fn job(app: &TestApp, id: &str) -> Value {
     app.get(&format!("/api/v1/jobs/{id}")).await.1
 }
 
 #[tokio::test]
-async fn a_worker_killed_mid_report_publishes_nothing_and_its_redelivery_one_file() {
+async fn a_worker_killed_mid_csv_report_publishes_nothing_and_its_redelivery_one_file() {
+    killed_mid_report("csv", 300_000).await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_xlsx_report_publishes_nothing_and_its_redelivery_one_file() {
+    // 250,000 rows: a 50,000-row XLSX is written in under a second even by
+    // a debug build, before the first progress report can be seen.
+    killed_mid_report("xlsx", 250_000).await;
+}
+
+async fn killed_mid_report(format: &str, workspaces: i64) {
     let app = TestApp::builder().without_worker().spawn().await;
     let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
     sqlx::query(
@@ -23,7 +33,7 @@ async fn a_worker_killed_mid_report_publishes_nothing_and_its_redelivery_one_fil
          SELECT 'prod', 'eu-west-1', 'ws-' || lpad(n::text, 7, '0'), 'user' || n, 'AVAILABLE', '{\"team\": \"ops\"}'
          FROM generate_series(1, $1) AS n",
     )
-    .bind(WORKSPACES)
+    .bind(workspaces)
     .execute(&pool)
     .await
     .unwrap();
@@ -32,7 +42,7 @@ async fn a_worker_killed_mid_report_publishes_nothing_and_its_redelivery_one_fil
 
     let mut victim = app.worker_process(WORKER, "reports=1", &[]);
     let (status, v) = app
-        .post("/api/v1/reports", json!({"type": "inventory", "format": "csv"}))
+        .post("/api/v1/reports", json!({"type": "inventory", "format": format}))
         .await;
     assert_eq!(status, 202, "{v}");
     let id = v["job"]["id"].as_str().unwrap().to_owned();
@@ -52,8 +62,22 @@ async fn a_worker_killed_mid_report_publishes_nothing_and_its_redelivery_one_fil
     victim.wait().unwrap();
     let j = job(&app, &id).await;
     assert_ne!(j["state"], "succeeded", "killed mid-write, not after: {j}");
-    let published = || std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(published(), 0, "nothing under the report's key after the kill");
+    // A kill during the upload may leave object_store's local staging file
+    // (`<key>#<n>`, never listed or served); nothing under the key itself.
+    let objects: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.contains('#'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        objects,
+        Vec::<String>::new(),
+        "nothing under the report's key after the kill: {j}"
+    );
+    let (status, _) = app.get(&format!("/api/v1/reports/{id}/download")).await;
+    assert_eq!(status, 409, "not ready, so not served");
     let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM reports")
         .fetch_one(&pool)
         .await
@@ -77,17 +101,44 @@ async fn a_worker_killed_mid_report_publishes_nothing_and_its_redelivery_one_fil
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files, [format!("{id}.csv")], "exactly one file, the complete one");
-    let text = std::fs::read_to_string(dir.join(format!("{id}.csv"))).unwrap();
     assert_eq!(
-        text.lines().count() as i64,
-        WORKSPACES + 1,
-        "every row and the header"
+        files,
+        [format!("{id}.{format}")],
+        "exactly one file, the complete one (a dead attempt's staging file removed)"
     );
-    assert!(text.ends_with("team=ops\r\n"));
+    let path = dir.join(format!("{id}.{format}"));
+    let size = std::fs::metadata(&path).unwrap().len();
+    if format == "csv" {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().count() as i64,
+            workspaces + 1,
+            "every row and the header"
+        );
+        assert!(text.ends_with("team=ops\r\n"));
+    } else {
+        // A whole zip: every member's CRC checks out, and the data sheet
+        // ends at the last row.
+        let check = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; \
+                 print(z.read('xl/worksheets/sheet1.xml').count(b'<row '))",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let rows: i64 = String::from_utf8_lossy(&check.stdout).trim().parse().unwrap();
+        assert_eq!(rows, workspaces + 1, "every row and the header");
+    }
     let (_, report) = app.get(&format!("/api/v1/reports/{id}")).await;
-    assert_eq!(report["file"]["rows"], WORKSPACES, "{report}");
-    assert_eq!(report["file"]["size_bytes"], text.len(), "{report}");
+    assert_eq!(report["file"]["rows"], workspaces, "{report}");
+    assert_eq!(report["file"]["size_bytes"], size, "{report}");
     rescuer.kill().unwrap();
     rescuer.wait().unwrap();
     pool.close().await;

@@ -623,9 +623,9 @@ async fn billing_sync_stores_exact_decimals_resettles_late_costs_and_respects_th
 }
 
 #[tokio::test]
-async fn usage_sync_reads_500_workspaces_per_call_through_every_page_and_a_rerun_changes_nothing() {
+async fn usage_sync_reads_1000_workspaces_500_per_call_through_every_page_and_a_rerun_changes_nothing() {
     let moto = Moto::start().await;
-    seed_workspaces(&moto, 600).await;
+    seed_workspaces(&moto, 1000).await;
     let app = app_with(&[]).await;
     let mut worker = app.worker_process(WORKER, "sync=2", &moto.aws_env());
     let ws = start_sync(&app, "workspaces", json!({})).await;
@@ -669,8 +669,8 @@ async fn usage_sync_reads_500_workspaces_per_call_through_every_page_and_a_rerun
     let job = finished(&app, &id, Duration::from_secs(120)).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let result = &job["result"];
-    assert_eq!(result["workspaces"], 600);
-    assert_eq!(result["metrics_requested"], 600);
+    assert_eq!(result["workspaces"], 1000);
+    assert_eq!(result["metrics_requested"], 1000);
     assert_eq!(result["stats"]["aws_retries"], 2, "{result}");
     let connected = generated["connected"].as_u64().unwrap() + exact["connected"].as_u64().unwrap();
     let calls = moto.stats().await;
@@ -679,7 +679,7 @@ async fn usage_sync_reads_500_workspaces_per_call_through_every_page_and_a_rerun
     let points = result["datapoints"].as_u64().unwrap();
     assert!(
         pages >= points.div_ceil(20_000).max(3),
-        "two batches (500 + 100 workspaces), the first paged: {pages} pages for {points} points"
+        "two batches of 500 workspaces, each paged: {pages} pages for {points} points"
     );
 
     // Every connected period is one bit, in its workspace's hour; the idle
