@@ -64,3 +64,6 @@ print(f"RESULT report={sys.argv[7]} format={fmt} rows={rows} bytes={size} second
       f"worker_rss_idle_mb={idle / 1024:.1f} worker_rss_growth_mb={(peak - idle) / 1024:.1f}")
 PY
 done
+
+# The Python baseline, the same rows through openpyxl's write-only workbook.
+python3 bench/xlsx_baseline.py "$N" "$WORK/baseline.xlsx"

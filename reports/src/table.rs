@@ -135,6 +135,23 @@ fn time_text(t: &DateTime<Utc>) -> String {
 }
 
 impl Cell {
+    /// The cell as CSV writes it: text as it is, anything else formatted
+    /// into `scratch` (reused from cell to cell: no allocation per cell).
+    fn csv_field<'a>(&'a self, scratch: &'a mut String) -> &'a [u8] {
+        use std::fmt::Write as _;
+        scratch.clear();
+        let _ = match self {
+            Self::Null => return b"",
+            Self::Text(s) => return s.as_bytes(),
+            Self::Int(n) => write!(scratch, "{n}"),
+            Self::Float(x) => write!(scratch, "{x}"),
+            Self::Money(d) => write!(scratch, "{}", d.normalize()),
+            Self::Date(d) => write!(scratch, "{d}"),
+            Self::Time(t) => write!(scratch, "{}", t.format("%Y-%m-%dT%H:%M:%SZ")),
+        };
+        scratch.as_bytes()
+    }
+
     fn text(&self) -> String {
         match self {
             Self::Null => String::new(),
@@ -278,6 +295,7 @@ pub struct TableWriter {
     body: Body,
     path: PathBuf,
     rows: u64,
+    scratch: String,
 }
 
 impl TableWriter {
@@ -309,13 +327,19 @@ impl TableWriter {
             body,
             path: path.to_owned(),
             rows: 0,
+            scratch: String::with_capacity(64),
         })
     }
 
     /// Appends one row (as many cells as columns).
     pub fn row(&mut self, cells: &[Cell]) -> io::Result<()> {
         match &mut self.body {
-            Body::Csv(w) => w.write_record(cells.iter().map(Cell::text))?,
+            Body::Csv(w) => {
+                for cell in cells {
+                    w.write_field(cell.csv_field(&mut self.scratch))?;
+                }
+                w.write_record(None::<&[u8]>)?;
+            }
             Body::Json(out) => {
                 if self.rows > 0 {
                     out.write_all(b",")?;
