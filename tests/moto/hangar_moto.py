@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import bisect
 import datetime as dt
 import hashlib
 import io
@@ -1635,6 +1636,32 @@ def cw_backend(account: str, region: str):
     return cloudwatch_backends[account][region]
 
 
+# (account, region) -> (points indexed, {(namespace, name, dims): (times, values)})
+METRIC_INDEX: dict[tuple[str, str], tuple[tuple[int, int], dict]] = {}
+
+
+def metric_index(account: str, region: str) -> dict:
+    """moto's points by series, sorted by time; rebuilt only when points
+    were added (moto keeps them in one list, scanned whole per query)."""
+    points = cw_backend(account, region).metric_data
+    cached = METRIC_INDEX.get((account, region))
+    if cached is not None and cached[0] == (id(points), len(points)):
+        return cached[1]
+    series: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+    for datum in points:
+        value = getattr(datum, "value", None)
+        if value is None:
+            continue
+        dims = tuple(sorted((d.name, d.value) for d in datum.dimensions))
+        series[(datum.namespace, datum.name, dims)].append((datum.timestamp.timestamp(), float(value)))
+    index = {}
+    for key, pairs in series.items():
+        pairs.sort()
+        index[key] = ([t for t, _ in pairs], [v for _, v in pairs])
+    METRIC_INDEX[(account, region)] = ((id(points), len(points)), index)
+    return index
+
+
 def epoch_of(value: Any, what: str) -> float:
     if isinstance(value, dt.datetime):
         return value.timestamp()
@@ -1669,15 +1696,7 @@ def op_get_metric_data(req: AwsRequest, params: dict[str, Any]) -> dict[str, Any
     descending = (params.get("ScanBy") or "TimestampDescending") == "TimestampDescending"
     page_points = min(int(params.get("MaxDatapoints") or 100_800), EMU.config["metric_page_points"])
 
-    # Index the backend's points once per call: (namespace, name, dims) -> [(t, value)].
-    backend = cw_backend(req.account, req.region)
-    index: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
-    for datum in backend.metric_data:
-        value = getattr(datum, "value", None)
-        if value is None:
-            continue
-        dims = tuple(sorted((d.name, d.value) for d in datum.dimensions))
-        index[(datum.namespace, datum.name, dims)].append((datum.timestamp.timestamp(), float(value)))
+    index = metric_index(req.account, req.region)
 
     # Every query's full answer, then the page asked for.
     answers: list[tuple[str, str, list[tuple[float, float]]]] = []
@@ -1700,12 +1719,12 @@ def op_get_metric_data(req: AwsRequest, params: dict[str, Any]) -> dict[str, Any
             raise ApiError("ValidationError", f"MetricDataQueries.member.{n}.MetricStat.Stat {stat.get('Stat')!r} is not supported here", 400)
         metric = stat.get("Metric") or {}
         dims = tuple(sorted((d.get("Name"), d.get("Value")) for d in metric.get("Dimensions") or []))
-        points = index.get((metric.get("Namespace"), metric.get("MetricName"), dims), [])
+        times, values = index.get((metric.get("Namespace"), metric.get("MetricName"), dims), ([], []))
         first = start - start % period  # aligned down, as CloudWatch does
         buckets: dict[float, list[float]] = defaultdict(list)
-        for t, v in points:
-            if first <= t < end:
-                buckets[t - (t - first) % period].append(v)
+        for i in range(bisect.bisect_left(times, first), bisect.bisect_left(times, end)):
+            t = times[i]
+            buckets[t - (t - first) % period].append(values[i])
         series = sorted(((t, fn(vs)) for t, vs in buckets.items()), reverse=descending)
         if q.get("ReturnData", True):
             answers.append((qid, q.get("Label") or metric.get("MetricName") or qid, series))
@@ -1900,6 +1919,7 @@ def control_stats_reset() -> dict:
 def control_reset() -> dict:
     moto_api_backend.reset()  # every moto backend, as POST /moto-api/reset
     EMU.reset_own_state()
+    METRIC_INDEX.clear()
     log("reset")
     return {"ok": True}
 
