@@ -2,7 +2,9 @@
 //! the last known connection the workspace sync stores), or never connected
 //! and known to Hangar for longer than that, bucketed 30/60/90+ days, with
 //! their connected hours in the window (when `sync.usage` has data) and the
-//! month's cost attributed to each where Cost Explorer's usage types allow.
+//! month's cost attributed to each where Cost Explorer's usage types allow,
+//! and for a standby WorkSpace (unused by design until a failover) its
+//! primary.
 //! Report only: nothing is stopped or terminated.
 
 use chrono::{DateTime, Datelike, Utc};
@@ -28,6 +30,7 @@ pub const COLUMNS: &[Column] = &[
     text("compute_type"),
     text("running_mode"),
     text("state"),
+    text("standby_of"),
     col("first_seen_at", ColumnType::Time),
     col("last_known_user_connection", ColumnType::Time),
     col("days_since_last_connection", ColumnType::Integer),
@@ -73,7 +76,7 @@ pub async fn write(
     let cutoff = now - chrono::Duration::days(i64::from(p.days));
     let mut rows = sqlx::query!(
         r#"SELECT w.account, w.region, w.workspace_id, w.user_name, w.directory_id, w.bundle_id, w.compute_type,
-                  w.running_mode, w.state, w.first_seen_at,
+                  w.running_mode, w.state, w.standby_of, w.first_seen_at,
                   c.last_user_connection_at AS "last_user_connection_at?",
                   (SELECT sum(u.connected_minutes)::bigint FROM workspace_usage u
                     WHERE u.account = w.account AND u.region = w.region AND u.workspace_id = w.workspace_id
@@ -116,6 +119,7 @@ pub async fn write(
             r.compute_type.into(),
             r.running_mode.into(),
             r.state.into(),
+            r.standby_of.into(),
             Cell::Time(r.first_seen_at),
             r.last_user_connection_at.into(),
             days.into(),

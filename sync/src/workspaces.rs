@@ -31,6 +31,20 @@ fn ts(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }
 
+/// The primary a standby WorkSpace belongs to, as `<region>/<id>`.
+fn standby_of(w: &Workspace) -> Option<String> {
+    w.related_workspaces()
+        .iter()
+        .find(|r| r.r#type() == Some(&aws_sdk_workspaces::types::StandbyWorkspaceRelationshipType::Primary))
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.region().unwrap_or("?"),
+                r.workspace_id().unwrap_or("?")
+            )
+        })
+}
+
 impl Syncer {
     pub(crate) fn site(
         &self,
@@ -379,10 +393,10 @@ impl Syncer {
             r#"WITH w AS (
                 INSERT INTO workspaces AS t (account, region, workspace_id, directory_id, user_name, ip_address,
                     state, bundle_id, subnet_id, computer_name, running_mode, auto_stop_timeout_minutes,
-                    root_volume_gib, user_volume_gib, compute_type, tags)
+                    root_volume_gib, user_volume_gib, compute_type, tags, standby_of)
                 SELECT $1::text, $2::text, * FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                     $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::int[],
-                    $15::text[], $16::text[]::jsonb[])
+                    $15::text[], $16::text[]::jsonb[], $21::text[])
                 ON CONFLICT (account, region, workspace_id) DO UPDATE SET
                     directory_id = EXCLUDED.directory_id, user_name = EXCLUDED.user_name,
                     ip_address = EXCLUDED.ip_address, state = EXCLUDED.state, bundle_id = EXCLUDED.bundle_id,
@@ -390,16 +404,16 @@ impl Syncer {
                     running_mode = EXCLUDED.running_mode,
                     auto_stop_timeout_minutes = EXCLUDED.auto_stop_timeout_minutes,
                     root_volume_gib = EXCLUDED.root_volume_gib, user_volume_gib = EXCLUDED.user_volume_gib,
-                    compute_type = EXCLUDED.compute_type, tags = EXCLUDED.tags,
+                    compute_type = EXCLUDED.compute_type, tags = EXCLUDED.tags, standby_of = EXCLUDED.standby_of,
                     deleted_at = NULL, updated_at = now()
                 WHERE (t.directory_id, t.user_name, t.ip_address, t.state, t.bundle_id, t.subnet_id,
                        t.computer_name, t.running_mode, t.auto_stop_timeout_minutes, t.root_volume_gib,
-                       t.user_volume_gib, t.compute_type, t.tags, t.deleted_at)
+                       t.user_volume_gib, t.compute_type, t.tags, t.standby_of, t.deleted_at)
                       IS DISTINCT FROM
                       (EXCLUDED.directory_id, EXCLUDED.user_name, EXCLUDED.ip_address, EXCLUDED.state,
                        EXCLUDED.bundle_id, EXCLUDED.subnet_id, EXCLUDED.computer_name, EXCLUDED.running_mode,
                        EXCLUDED.auto_stop_timeout_minutes, EXCLUDED.root_volume_gib, EXCLUDED.user_volume_gib,
-                       EXCLUDED.compute_type, EXCLUDED.tags, NULL::timestamptz)
+                       EXCLUDED.compute_type, EXCLUDED.tags, EXCLUDED.standby_of, NULL::timestamptz)
                 RETURNING 1
             ), c AS (
                 INSERT INTO workspace_connections AS t (account, region, workspace_id, connection_state,
@@ -453,6 +467,7 @@ impl Syncer {
                 .iter()
                 .map(|c| ts(c.last_known_user_connection_timestamp()))
                 .collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
+            &col(standby_of) as &[Option<String>],
         );
         let r = self
             .write(SYNC_WORKSPACES, stats, row.fetch_one(&self.pool))

@@ -530,6 +530,11 @@ def workspace_to_json(ws: Workspace) -> dict[str, Any]:
         "WorkspaceProperties": dict(ws.workspace_properties or {}),
         "ModificationStates": list(ws.modification_states),
     }
+    primary = getattr(ws, "standby_of", None)
+    if primary:
+        out["RelatedWorkspaces"] = [
+            {"WorkspaceId": primary[1], "Region": primary[0], "State": "AVAILABLE", "Type": "PRIMARY"}
+        ]
     if ws.volume_encryption_key:
         out["VolumeEncryptionKey"] = ws.volume_encryption_key
     if ws.error_code:
@@ -979,6 +984,24 @@ def control_set_state(spec: dict) -> dict:
             ws.state = state
             updated.append(workspace_id)
     return {"updated": updated, "missing": missing}
+
+
+def control_set_standby(spec: dict) -> dict:
+    """Makes workspaces standbys of a primary in another region (what
+    CreateStandbyWorkspaces leaves): DescribeWorkspaces then lists that
+    primary in their RelatedWorkspaces."""
+    account, region = get_account_region(spec)
+    primary_region = spec.get("primary_region")
+    primary = spec.get("primary_workspace_id")
+    if not isinstance(primary_region, str) or not isinstance(primary, str):
+        raise ControlError("primary_region and primary_workspace_id are required")
+    backend = ws_backend(account, region)
+    for wid in get_id_list(spec, "workspace_ids"):
+        ws = backend.workspaces.get(wid)
+        if ws is None:
+            raise ControlError(f"unknown workspace {wid}")
+        ws.standby_of = (primary_region, primary)
+    return {"ok": True}
 
 
 def control_set_connection(spec: dict) -> dict:
@@ -1931,6 +1954,7 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[Any], dict]] = {
     ("POST", "/_hangar/workspaces/terminate"): control_terminate,
     ("POST", "/_hangar/workspaces/state"): control_set_state,
     ("POST", "/_hangar/workspaces/connection"): control_set_connection,
+    ("POST", "/_hangar/workspaces/standby"): control_set_standby,
     ("POST", "/_hangar/seed/cloudtrail"): control_seed_cloudtrail,
     ("POST", "/_hangar/seed/costs"): control_seed_costs,
     ("POST", "/_hangar/costs/bump"): control_bump_cost,

@@ -494,6 +494,7 @@ async fn unused_billing_mode_costs_and_audit_reports_read_what_the_tables_hold()
         SELECT 'prod', 'eu-west-1', 'ws-a', date_trunc('month', now()) + make_interval(hours => h), 4095
         FROM generate_series(0, {n} - 1) AS h;
         UPDATE workspaces SET tags = '{{"skip_CONVERT": "yes"}}' WHERE workspace_id = 'ws-b';
+        UPDATE workspaces SET standby_of = 'us-west-2/ws-primary' WHERE workspace_id = 'ws-c';
         INSERT INTO sync_cursors (account, region, kind, position) VALUES ('prod', 'eu-west-1', 'sync.usage', now());
         INSERT INTO cost_daily (account, view, day, service, usage_type, amount, currency, estimated) VALUES
           ('prod', 'workspaces', date_trunc('month', now())::date, 'Amazon WorkSpaces', 'EU-AutoStop-Standard', 10, 'USD', false),
@@ -525,6 +526,11 @@ async fn unused_billing_mode_costs_and_audit_reports_read_what_the_tables_hold()
         })
         .collect();
     assert_eq!(found, [("ws-c", "30-59 days"), ("ws-b", "never connected")]);
+    assert_eq!(
+        rows[0]["standby_of"], "us-west-2/ws-primary",
+        "a standby is flagged with its primary"
+    );
+    assert_eq!(rows[1]["standby_of"], Value::Null);
     let b = &rows[1];
     assert_eq!(
         b["month_cost_attributed"], "5",

@@ -748,7 +748,15 @@ async fn usage_sync_reads_1000_workspaces_500_per_call_through_every_page_and_a_
 #[tokio::test]
 async fn apply_billing_mode_is_admin_only_dry_by_default_changes_aws_and_is_audited() {
     let moto = Moto::start().await;
-    seed_workspaces(&moto, 30).await;
+    let seeded = seed_workspaces(&moto, 30).await;
+    // The last one is a standby of a primary in us-west-2: the sync records it.
+    let standby = seeded["workspace_ids"][29].as_str().unwrap().to_owned();
+    moto.post(
+        "workspaces/standby",
+        json!({"account": hangar_tests::moto::MOTO_ACCOUNT, "workspace_ids": [standby],
+               "primary_region": "us-west-2", "primary_workspace_id": "ws-primary1"}),
+    )
+    .await;
     let app = app_with(&[]).await;
     let mut worker = app.worker_process(WORKER, "sync=2", &moto.aws_env());
     let ws = start_sync(&app, "workspaces", json!({})).await;
@@ -757,9 +765,15 @@ async fn apply_billing_mode_is_admin_only_dry_by_default_changes_aws_and_is_audi
         "succeeded"
     );
     let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let standbys: Vec<(String, String)> =
+        sqlx::query_as("SELECT workspace_id, standby_of FROM workspaces WHERE standby_of IS NOT NULL")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(standbys, [(standby.clone(), "us-west-2/ws-primary1".to_owned())]);
     let (target, mode): (String, String) = sqlx::query_as(
         "SELECT workspace_id, running_mode FROM workspaces WHERE state IN ('AVAILABLE', 'STOPPED')
-         ORDER BY workspace_id LIMIT 1",
+         AND standby_of IS NULL ORDER BY workspace_id LIMIT 1",
     )
     .fetch_one(&pool)
     .await
