@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::{
-    ReportSpec,
+    spec::ReportSpec,
     table::{Cell, Column, ColumnType, TableWriter, col, text},
 };
 

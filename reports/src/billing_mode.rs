@@ -23,7 +23,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::{
-    ReportSpec,
+    spec::ReportSpec,
     table::{Cell, Column, ColumnType, TableWriter, col, text},
     unused::month_start,
     usage::{periods_of, timeout_minutes, usage},

@@ -9,7 +9,7 @@ use hangar_shared::kinds::{CostsReport, REPORT_COSTS, SYNC_BILLING};
 use sqlx::PgPool;
 
 use crate::{
-    ReportSpec,
+    spec::ReportSpec,
     table::{Cell, Column, ColumnType, TableWriter, col, text},
     unused::month_start,
 };

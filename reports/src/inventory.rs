@@ -12,7 +12,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::{
-    ReportSpec,
+    spec::ReportSpec,
     table::{Cell, Column, ColumnType, TableWriter, text},
 };
 

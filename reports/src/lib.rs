@@ -9,6 +9,7 @@ pub mod audit;
 pub mod billing_mode;
 pub mod costs;
 pub mod inventory;
+pub mod spec;
 pub mod store;
 pub mod table;
 pub mod unused;
@@ -24,35 +25,9 @@ use hangar_shared::kinds::{
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+pub use spec::{Published, ReportSpec};
 pub use store::{ReportStore, StoreError};
 use table::{Head, TableWriter};
-
-/// A published report, as recorded.
-#[derive(Debug, Clone)]
-pub struct Published {
-    /// Its key in the store.
-    pub key: String,
-    /// Data rows.
-    pub rows: u64,
-    /// File size.
-    pub bytes: u64,
-    /// SHA-256 of the file, hex.
-    pub sha256: String,
-    /// When each source was last synced.
-    pub freshness: Value,
-}
-
-impl Published {
-    /// The job's result.
-    pub fn result(&self) -> Value {
-        json!({
-            "rows": self.rows,
-            "bytes": self.bytes,
-            "sha256": self.sha256,
-            "freshness": self.freshness,
-        })
-    }
-}
 
 impl Reports {
     /// Announces published report `id` at the webhook: what happened, for
@@ -163,19 +138,6 @@ pub struct Draft {
     freshness: Value,
     /// When it was generated (what "now" means in its rows).
     pub now: DateTime<Utc>,
-}
-
-/// What a report is: its kind, sheet title, columns and the syncs it reads.
-#[derive(Debug, Clone, Copy)]
-pub struct ReportSpec {
-    /// `report.<name>`.
-    pub kind: &'static str,
-    /// The data sheet's name.
-    pub title: &'static str,
-    /// Its columns.
-    pub columns: &'static [table::Column],
-    /// The sync kinds its rows come from (their freshness is recorded).
-    pub sources: &'static [&'static str],
 }
 
 /// Where a report comes from and goes: the pool it reads, the store it is

@@ -14,8 +14,8 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 
 use crate::{
-    ReportSpec,
     inventory::days_since,
+    spec::ReportSpec,
     table::{Cell, Column, ColumnType, TableWriter, col, text},
 };
 

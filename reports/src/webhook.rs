@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::Published;
+use crate::spec::Published;
 
 /// Where and how reports are delivered.
 #[derive(Clone)]

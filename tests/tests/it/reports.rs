@@ -164,6 +164,24 @@ async fn an_inventory_report_matches_the_synced_tables_cell_for_cell() {
     assert_eq!(got[2][4], "Bob \"B\", Jr", "quotes and commas survive");
     assert_eq!(got[1][17], "Cost=42; team=ops");
 
+    // A viewer reads and downloads a report someone else asked for (viewers
+    // read everything), but may not ask for one.
+    let viewer = hangar_tests::client_with_token(&hangar_tests::token("vera", "viewer"));
+    let r = viewer
+        .get(format!("{}/api/v1/reports/{id}/download", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), body);
+    let r = viewer
+        .post(format!("{}/api/v1/reports", app.base))
+        .json(&json!({"type": "inventory", "format": "csv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
     // A range of it, and a conditional request.
     let r = download(&app, &id, Some("bytes=0-6")).await;
     assert_eq!(r.status(), 206);
