@@ -130,6 +130,35 @@ impl From<Option<DateTime<Utc>>> for Cell {
     }
 }
 
+/// Appends `t` as RFC 3339 in whole seconds, UTC (`2026-11-30T10:00:00Z`),
+/// digit by digit: chrono's `format` parses its pattern on every call, which
+/// was the CSV writer's largest cost (a profile of a 200,000-row report).
+fn push_time(buf: &mut String, t: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        buf.push_str(&time_text(t));
+        return;
+    }
+    let digits = |buf: &mut String, n: u32, width: u32| {
+        for i in (0..width).rev() {
+            buf.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
+        }
+    };
+    digits(buf, year as u32, 4);
+    buf.push('-');
+    digits(buf, t.month(), 2);
+    buf.push('-');
+    digits(buf, t.day(), 2);
+    buf.push('T');
+    digits(buf, t.hour(), 2);
+    buf.push(':');
+    digits(buf, t.minute(), 2);
+    buf.push(':');
+    digits(buf, t.second(), 2);
+    buf.push('Z');
+}
+
 fn time_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -147,7 +176,10 @@ impl Cell {
             Self::Float(x) => write!(scratch, "{x}"),
             Self::Money(d) => write!(scratch, "{}", d.normalize()),
             Self::Date(d) => write!(scratch, "{d}"),
-            Self::Time(t) => write!(scratch, "{}", t.format("%Y-%m-%dT%H:%M:%SZ")),
+            Self::Time(t) => {
+                push_time(scratch, t);
+                Ok(())
+            }
         };
         scratch.as_bytes()
     }
@@ -592,6 +624,27 @@ mod tests {
             serde_json::json!([["a,\"b\"\nc", 3, "2026-11-30T10:00:00Z"], ["é", null, null]])
         );
         assert_eq!(written.rows, 2);
+    }
+
+    #[test]
+    fn times_are_written_digit_by_digit_as_rfc_3339_would() {
+        for text in [
+            "2026-11-30T10:00:00Z",
+            "0999-01-02T03:04:05Z",
+            "2024-02-29T23:59:59Z",
+        ] {
+            let t = DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+            let mut buf = String::new();
+            push_time(&mut buf, &t);
+            assert_eq!(buf, text);
+            assert_eq!(buf, time_text(&t));
+        }
+        let odd = DateTime::parse_from_rfc3339("2026-11-30T10:00:00.75Z")
+            .unwrap()
+            .to_utc();
+        let mut buf = String::new();
+        push_time(&mut buf, &odd);
+        assert_eq!(buf, "2026-11-30T10:00:00Z", "whole seconds, as in every format");
     }
 
     #[test]
