@@ -22,43 +22,12 @@ if [ "$PROFILE" = release ]; then cargo build --release --locked --bins -q; else
 BIN="$CARGO_TARGET_DIR/$PROFILE"
 [ "$PROFILE" = release ] || BIN="$CARGO_TARGET_DIR/debug"
 . bench/common.sh
-APORT=$(free_port); MPORT=$(free_port)
+. bench/emulator.sh
+post seed/workspaces "{\"directories\":3,\"workspaces\":$N,\"bundles\":4,\"tags_per_workspace\":2}" >"$WORK/seed.json"
+serve_against_emulator
 
-python3 tests/moto/hangar_moto.py --port "$MPORT" >"$WORK/moto.out" 2>"$WORK/moto.log" & PIDS+=($!)
-MOTO="http://127.0.0.1:$MPORT/_hangar"
-for _ in $(seq 1 100); do curl -fs "$MOTO/health" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fsS -X POST -H 'content-type: application/json' "$MOTO/seed/workspaces" \
-  -d "{\"directories\":3,\"workspaces\":$N,\"bundles\":4,\"tags_per_workspace\":2}" >"$WORK/seed.json"
-
-export HANGAR_BIND="127.0.0.1:$APORT"
-export HANGAR_LOG_LEVEL=warn HANGAR_QUEUES="sync=1" HANGAR_LEASE_SECS=30
-export HANGAR_AWS_ACCOUNTS='[{"name":"bench","regions":["us-east-1"]}]'
-export AWS_ENDPOINT_URL="http://127.0.0.1:$MPORT" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-URL="http://127.0.0.1:$APORT"
-"$BIN/hangar-api" migrate 2>/dev/null
-TOKEN=$(api_key)
-AUTH="Authorization: Bearer $TOKEN"
-"$BIN/hangar-api" serve 2>"$WORK/api.log" & PIDS+=($!)
-"$BIN/hangar-worker" run 2>"$WORK/worker.log" & PIDS+=($!)
-for _ in $(seq 1 100); do curl -fs "$URL/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-
-sync_once() {
-  local label="$1" id state job
-  curl -fsS -X POST -H 'content-type: application/json' "$MOTO/stats/reset" >/dev/null
-  id=$(curl -fsS -H "$AUTH" -X POST "$URL/api/v1/syncs/workspaces" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["job"]["id"])')
-  while :; do
-    job=$(curl -fsS -H "$AUTH" "$URL/api/v1/jobs/$id")
-    state=$(printf '%s' "$job" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
-    case "$state" in succeeded|dead) break ;; esac
-    sleep 0.2
-  done
-  printf '%s' "$job" >"$WORK/$label.json"
-  curl -fsS "$MOTO/stats" >"$WORK/$label.stats.json"
-}
-
-sync_once run1
-sync_once run2
+sync_once workspaces run1
+sync_once workspaces run2
 python3 - "$WORK/seed.json" "$N" "$MOTO" <<'PY'
 import json, sys, urllib.request
 ids = json.load(open(sys.argv[1]))["workspace_ids"][: max(1, int(sys.argv[2]) // 100)]
@@ -66,7 +35,7 @@ req = urllib.request.Request(sys.argv[3] + "/workspaces/terminate", json.dumps({
                              {"content-type": "application/json"}, method="POST")
 urllib.request.urlopen(req).read()
 PY
-sync_once run3
+sync_once workspaces run3
 
 python3 - "$WORK" "$N" "$PROFILE" <<'PY'
 import json, sys

@@ -21,43 +21,12 @@ bash scripts/services.sh ensure >&2
 cargo build --release --locked --bins -q
 BIN="$CARGO_TARGET_DIR/release"
 . bench/common.sh
-APORT=$(free_port); MPORT=$(free_port)
-
-python3 tests/moto/hangar_moto.py --port "$MPORT" >"$WORK/moto.out" 2>"$WORK/moto.log" & PIDS+=($!)
-MOTO="http://127.0.0.1:$MPORT/_hangar"
-for _ in $(seq 1 100); do curl -fs "$MOTO/health" >/dev/null 2>&1 && break; sleep 0.1; done
-post() { curl -fsS -X POST -H 'content-type: application/json' "$MOTO/$1" -d "$2"; }
+. bench/emulator.sh
 post seed/workspaces "{\"directories\":3,\"workspaces\":$N,\"bundles\":4,\"tags_per_workspace\":0}" >/dev/null
 SEED_START=$(date +%s.%N)
 post seed/usage "{\"days\":$DAYS,\"idle_periods\":12}" >"$WORK/usage-seed.json"
 SEED_SECS=$(python3 -c "import time; print(round(time.time() - $SEED_START, 1))")
-
-export HANGAR_BIND="127.0.0.1:$APORT"
-export HANGAR_LOG_LEVEL=warn HANGAR_QUEUES="sync=1" HANGAR_LEASE_SECS=30
-export HANGAR_AWS_ACCOUNTS='[{"name":"bench","regions":["us-east-1"]}]'
-export AWS_ENDPOINT_URL="http://127.0.0.1:$MPORT" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-URL="http://127.0.0.1:$APORT"
-"$BIN/hangar-api" migrate 2>/dev/null
-TOKEN=$(api_key)
-AUTH="Authorization: Bearer $TOKEN"
-"$BIN/hangar-api" serve 2>"$WORK/api.log" & PIDS+=($!)
-"$BIN/hangar-worker" run 2>"$WORK/worker.log" & PIDS+=($!)
-for _ in $(seq 1 100); do curl -fs "$URL/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-
-sync_once() {
-  local kind="$1" label="$2" id state job
-  post stats/reset '{}' >/dev/null
-  id=$(curl -fsS -H "$AUTH" -X POST "$URL/api/v1/syncs/$kind" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["job"]["id"])')
-  while :; do
-    job=$(curl -fsS -H "$AUTH" "$URL/api/v1/jobs/$id")
-    state=$(printf '%s' "$job" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
-    case "$state" in succeeded|dead) break ;; esac
-    sleep 0.2
-  done
-  printf '%s' "$job" >"$WORK/$label.json"
-  curl -fsS "$MOTO/stats" >"$WORK/$label.stats.json"
-}
+serve_against_emulator
 
 sync_once workspaces inventory
 sync_once usage run1

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures_util::TryStreamExt;
 use hangar_shared::kinds::{
     BillingModeReport, REPORT_BILLING_MODE, SYNC_BILLING, SYNC_USAGE, SYNC_WORKSPACES,
@@ -25,8 +25,7 @@ use sqlx::PgPool;
 use crate::{
     spec::ReportSpec,
     table::{Cell, Column, ColumnType, TableWriter, col, text},
-    unused::month_start,
-    usage::{periods_of, timeout_minutes, usage},
+    usage::{month_start, periods_of, timeout_minutes, usage},
 };
 
 /// Break-even hours and hourly rates by compute type.
@@ -218,16 +217,7 @@ pub async fn write(
 ) -> anyhow::Result<()> {
     let month = month_start(now);
     let span_start = Utc.from_utc_datetime(&month.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let next_month = NaiveDate::from_ymd_opt(
-        if month.month() == 12 {
-            month.year() + 1
-        } else {
-            month.year()
-        },
-        if month.month() == 12 { 1 } else { month.month() + 1 },
-        1,
-    )
-    .unwrap_or(month);
+    let next_month = month.checked_add_months(chrono::Months::new(1)).unwrap_or(month);
     let month_days = (next_month - month).num_days() as f64;
     let last_day = now.date_naive() + Duration::days(1) == next_month;
     let elapsed = now - span_start;

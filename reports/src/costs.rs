@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use crate::{
     spec::ReportSpec,
     table::{Cell, Column, ColumnType, TableWriter, col, text},
-    unused::month_start,
+    usage::month_start,
 };
 
 /// The report's columns, in order.

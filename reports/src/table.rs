@@ -184,16 +184,10 @@ impl Cell {
         scratch.as_bytes()
     }
 
+    /// The cell's text, owned (what CSV writes).
     fn text(&self) -> String {
-        match self {
-            Self::Null => String::new(),
-            Self::Text(s) => s.clone(),
-            Self::Int(n) => n.to_string(),
-            Self::Float(x) => x.to_string(),
-            Self::Money(d) => d.normalize().to_string(),
-            Self::Date(d) => d.to_string(),
-            Self::Time(t) => time_text(t),
-        }
+        let mut scratch = String::new();
+        String::from_utf8_lossy(self.csv_field(&mut scratch)).into_owned()
     }
 
     fn json(&self) -> Value {

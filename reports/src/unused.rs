@@ -7,7 +7,7 @@
 //! primary.
 //! Report only: nothing is stopped or terminated.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use hangar_shared::kinds::{REPORT_UNUSED, SYNC_BILLING, SYNC_USAGE, SYNC_WORKSPACES, UnusedReport};
 use rust_decimal::Decimal;
@@ -17,6 +17,7 @@ use crate::{
     inventory::days_since,
     spec::ReportSpec,
     table::{Cell, Column, ColumnType, TableWriter, col, text},
+    usage::month_start,
 };
 
 /// The report's columns, in order.
@@ -58,11 +59,6 @@ pub fn bucket(days: Option<i64>) -> &'static str {
         Some(d) if d >= 30 => "30-59 days",
         Some(_) => "under 30 days",
     }
-}
-
-/// The first day of `now`'s month.
-pub fn month_start(now: DateTime<Utc>) -> chrono::NaiveDate {
-    now.date_naive().with_day(1).unwrap_or(now.date_naive())
 }
 
 /// Writes every unused workspace to `out`.

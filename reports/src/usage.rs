@@ -13,7 +13,7 @@
 //! The README's "Billable hours" section works one example through; the
 //! tests below hold it.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 /// Minutes in one CloudWatch period.
 pub const PERIOD_MINUTES: i64 = 5;
@@ -38,6 +38,11 @@ pub struct Usage {
     pub sessions: usize,
     /// Powered-on hours by the AUTO_STOP rule (what hourly billing charges).
     pub billable_hours: f64,
+}
+
+/// The first day of `now`'s month (UTC): where month-to-date figures start.
+pub fn month_start(now: DateTime<Utc>) -> NaiveDate {
+    now.date_naive().with_day(1).unwrap_or(now.date_naive())
 }
 
 /// The timeout (minutes) a workspace's sessions are judged with: its

@@ -77,6 +77,7 @@ impl Syncer {
                                 p,
                                 &change.workspace_id,
                                 c.running_mode.as_deref(),
+                                to,
                             )
                             .await?;
                             ("changed", c.running_mode, None)
@@ -113,13 +114,8 @@ impl Syncer {
         p: &ApplyBillingMode,
         workspace_id: &str,
         from: Option<&str>,
+        to: &str,
     ) -> Result<(), SyncError> {
-        let to = p
-            .changes
-            .iter()
-            .find(|c| c.workspace_id == workspace_id)
-            .map(|c| c.running_mode.as_str())
-            .unwrap_or_default();
         let mut tx = self.pool.begin().await?;
         sqlx::query!(
             "UPDATE workspaces SET running_mode = $4,

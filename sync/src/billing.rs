@@ -117,14 +117,7 @@ impl Syncer {
         let ce = self.clients.get(account, region).await.cost_explorer;
         let mut stats = RunStats::default();
 
-        let cursor = sqlx::query_scalar!(
-            "SELECT position FROM sync_cursors WHERE account = $1 AND region = $2 AND kind = $3",
-            acct,
-            GLOBAL_REGION,
-            SYNC_BILLING
-        )
-        .fetch_optional(&self.pool)
-        .await?;
+        let cursor = self.cursor(acct, GLOBAL_REGION, SYNC_BILLING).await?;
         let today = Utc::now().date_naive();
         let (auto_start, auto_end) = default_window(
             today,
@@ -234,21 +227,8 @@ impl Syncer {
             .map(|t| t.and_utc())
             .filter(|_| contiguous)
         {
-            self.write(
-                SYNC_BILLING,
-                &mut stats,
-                sqlx::query!(
-                    "INSERT INTO sync_cursors (account, region, kind, position) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (account, region, kind) DO UPDATE
-                   SET position = GREATEST(sync_cursors.position, EXCLUDED.position), updated_at = now()",
-                    acct,
-                    GLOBAL_REGION,
-                    SYNC_BILLING,
-                    position
-                )
-                .execute(&self.pool),
-            )
-            .await?;
+            self.advance_cursor(acct, GLOBAL_REGION, SYNC_BILLING, position, &mut stats)
+                .await?;
         }
         tracing::info!(account = acct, %start, %end, pages = stats.pages, "billing synced");
         Ok(json!({

@@ -54,14 +54,7 @@ impl Syncer {
         let ct = self.clients.get(account, region).await.cloudtrail;
         let mut stats = RunStats::default();
 
-        let cursor = sqlx::query_scalar!(
-            "SELECT position FROM sync_cursors WHERE account = $1 AND region = $2 AND kind = $3",
-            acct,
-            region,
-            SYNC_CLOUDTRAIL
-        )
-        .fetch_optional(&self.pool)
-        .await?;
+        let cursor = self.cursor(acct, region, SYNC_CLOUDTRAIL).await?;
         let now = Utc::now();
         let end = p.end.unwrap_or(now);
         let overlap = chrono::Duration::from_std(self.config.cloudtrail_overlap).unwrap_or_default();
@@ -136,21 +129,8 @@ impl Syncer {
         // still read: then the cursor stays. Never beyond now.
         let contiguous = cursor.is_none_or(|c| start <= c);
         if let Some(position) = newest.map(|n| n.min(now)).filter(|_| contiguous) {
-            self.write(
-                SYNC_CLOUDTRAIL,
-                &mut stats,
-                sqlx::query!(
-                    "INSERT INTO sync_cursors (account, region, kind, position) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (account, region, kind) DO UPDATE
-                       SET position = GREATEST(sync_cursors.position, EXCLUDED.position), updated_at = now()",
-                    acct,
-                    region,
-                    SYNC_CLOUDTRAIL,
-                    position
-                )
-                .execute(&self.pool),
-            )
-            .await?;
+            self.advance_cursor(acct, region, SYNC_CLOUDTRAIL, position, &mut stats)
+                .await?;
         }
         let result = json!({
             "account": acct,

@@ -261,6 +261,50 @@ impl Syncer {
         result
     }
 
+    /// Where the incremental sync `kind` of (account, region) resumes.
+    pub(crate) async fn cursor(
+        &self,
+        acct: &str,
+        region: &str,
+        kind: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, SyncError> {
+        Ok(sqlx::query_scalar!(
+            "SELECT position FROM sync_cursors WHERE account = $1 AND region = $2 AND kind = $3",
+            acct,
+            region,
+            kind
+        )
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Moves that cursor to `position` (never backwards), as one counted write.
+    pub(crate) async fn advance_cursor(
+        &self,
+        acct: &str,
+        region: &str,
+        kind: &str,
+        position: chrono::DateTime<chrono::Utc>,
+        stats: &mut RunStats,
+    ) -> Result<(), SyncError> {
+        self.write(
+            kind,
+            stats,
+            sqlx::query!(
+                "INSERT INTO sync_cursors (account, region, kind, position) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (account, region, kind) DO UPDATE
+                   SET position = GREATEST(sync_cursors.position, EXCLUDED.position), updated_at = now()",
+                acct,
+                region,
+                kind,
+                position
+            )
+            .execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Times one batched write and counts it.
     pub(crate) async fn write<T, Fut>(
         &self,

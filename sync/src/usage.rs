@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
-use chrono::{DateTime, Datelike, Duration, DurationRound, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};
 use hangar_shared::kinds::{SYNC_USAGE, USAGE_MAX_DAYS, UsageSync};
 use serde_json::{Value, json};
 
@@ -31,12 +31,11 @@ const ROWS_PER_WRITE: usize = 5_000;
 /// The start of the calendar month before `now`'s (UTC): the first sync
 /// reads enough for month-to-date and "last 30 days" reports.
 pub fn previous_month_start(now: DateTime<Utc>) -> DateTime<Utc> {
-    let (y, m) = if now.month() == 1 {
-        (now.year() - 1, 12)
-    } else {
-        (now.year(), now.month() - 1)
-    };
-    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or(now)
+    now.date_naive()
+        .with_day(1)
+        .and_then(|d| d.checked_sub_months(chrono::Months::new(1)))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(now, |d| d.and_utc())
 }
 
 /// `t` rounded down to a 5-minute boundary.
@@ -79,14 +78,7 @@ impl Syncer {
         let cw = self.clients.get(account, region).await.cloudwatch;
         let mut stats = RunStats::default();
 
-        let cursor = sqlx::query_scalar!(
-            "SELECT position FROM sync_cursors WHERE account = $1 AND region = $2 AND kind = $3",
-            acct,
-            region,
-            SYNC_USAGE
-        )
-        .fetch_optional(&self.pool)
-        .await?;
+        let cursor = self.cursor(acct, region, SYNC_USAGE).await?;
         let now = Utc::now();
         let overlap = Duration::from_std(self.config.usage_overlap).unwrap_or_default();
         let oldest = now - Duration::days(USAGE_MAX_DAYS) + Duration::hours(1);
@@ -206,21 +198,8 @@ impl Syncer {
         // a gap the next sync must still read.
         let contiguous = cursor.is_none_or(|c| start <= c);
         if contiguous {
-            self.write(
-                SYNC_USAGE,
-                &mut stats,
-                sqlx::query!(
-                    "INSERT INTO sync_cursors (account, region, kind, position) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (account, region, kind) DO UPDATE
-                       SET position = GREATEST(sync_cursors.position, EXCLUDED.position), updated_at = now()",
-                    acct,
-                    region,
-                    SYNC_USAGE,
-                    end
-                )
-                .execute(&self.pool),
-            )
-            .await?;
+            self.advance_cursor(acct, region, SYNC_USAGE, end, &mut stats)
+                .await?;
         }
         tracing::info!(
             account = acct,

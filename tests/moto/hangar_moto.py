@@ -1788,8 +1788,8 @@ def op_get_metric_data(req: AwsRequest, params: dict[str, Any]) -> dict[str, Any
 
 
 def connected_periods(start: float, end: float) -> list[float]:
-    first = start - start % 300
-    return [t for t in range(int(first), int(end), 300) if t >= start - 299]
+    """The 5-minute periods a connection from start to end touches."""
+    return list(range(int(start - start % 300), int(end), 300))
 
 
 def put_user_connected(account: str, region: str, workspace_id: str, points: list[tuple[float, float]]) -> None:

@@ -97,26 +97,13 @@ impl JobKind for CloudTrailSync {
 
     fn check(&self) -> Result<(), PayloadError> {
         check_account_region(&self.account, Some(&self.region))?;
-        if let (Some(s), Some(e)) = (self.start, self.end)
-            && s >= e
-        {
-            return Err(invalid("end", "must be after start"));
-        }
-        if let Some(e) = self.end
-            && e > chrono::Utc::now() + chrono::Duration::hours(1)
-        {
-            return Err(invalid("end", "must not be in the future"));
-        }
         // LookupEvents only reaches 90 days back.
-        if let Some(s) = self.start
-            && s < chrono::Utc::now() - chrono::Duration::days(90)
-        {
-            return Err(invalid(
-                "start",
-                "CloudTrail LookupEvents only covers the last 90 days",
-            ));
-        }
-        Ok(())
+        check_time_window(
+            self.start,
+            self.end,
+            90,
+            "CloudTrail LookupEvents only covers the last 90 days",
+        )
     }
 
     fn singleton_key(&self) -> Option<String> {
@@ -222,25 +209,12 @@ impl JobKind for UsageSync {
 
     fn check(&self) -> Result<(), PayloadError> {
         check_account_region(&self.account, Some(&self.region))?;
-        if let (Some(s), Some(e)) = (self.start, self.end)
-            && s >= e
-        {
-            return Err(invalid("end", "must be after start"));
-        }
-        if let Some(e) = self.end
-            && e > chrono::Utc::now() + chrono::Duration::hours(1)
-        {
-            return Err(invalid("end", "must not be in the future"));
-        }
-        if let Some(s) = self.start
-            && s < chrono::Utc::now() - chrono::Duration::days(USAGE_MAX_DAYS)
-        {
-            return Err(invalid(
-                "start",
-                format!("CloudWatch keeps 5-minute datapoints for {USAGE_MAX_DAYS} days only"),
-            ));
-        }
-        Ok(())
+        check_time_window(
+            self.start,
+            self.end,
+            USAGE_MAX_DAYS,
+            &format!("CloudWatch keeps 5-minute datapoints for {USAGE_MAX_DAYS} days only"),
+        )
     }
 
     fn singleton_key(&self) -> Option<String> {
@@ -254,6 +228,29 @@ impl UsageSync {
     pub fn target_key(&self) -> String {
         sync_singleton_key(Self::NAME, &self.account, &self.region)
     }
+}
+
+/// A sync's `start..end` window: in order, not in the future, and no older
+/// than the `max_days` the AWS API keeps (`why` says so).
+fn check_time_window(
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    end: Option<chrono::DateTime<chrono::Utc>>,
+    max_days: i64,
+    why: &str,
+) -> Result<(), PayloadError> {
+    let now = chrono::Utc::now();
+    if let (Some(s), Some(e)) = (start, end)
+        && s >= e
+    {
+        return Err(invalid("end", "must be after start"));
+    }
+    if end.is_some_and(|e| e > now + chrono::Duration::hours(1)) {
+        return Err(invalid("end", "must not be in the future"));
+    }
+    if start.is_some_and(|s| s < now - chrono::Duration::days(max_days)) {
+        return Err(invalid("start", why));
+    }
+    Ok(())
 }
 
 pub(crate) fn check_account_region(account: &str, region: Option<&str>) -> Result<(), PayloadError> {
