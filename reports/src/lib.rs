@@ -59,8 +59,8 @@ fn params_of(payload: &impl serde::Serialize) -> serde_json::Result<Value> {
     Ok(params)
 }
 
-/// How a report's temporary file is named (in the system's temporary
-/// directory), so that abandoned ones can be found.
+/// How a report's temporary file is named (in the store's staging
+/// directory, [`ReportStore::staging_dir`]), so that abandoned ones can be found.
 const TEMP_PREFIX: &str = "hangar-report-";
 
 /// A temporary file for report `id`, removed when dropped (a worker killed
@@ -68,8 +68,17 @@ const TEMP_PREFIX: &str = "hangar-report-";
 struct TempFile(PathBuf);
 
 impl TempFile {
-    fn new(id: &str) -> Self {
-        Self(std::env::temp_dir().join(format!("{TEMP_PREFIX}{id}-{}", ulid::Ulid::new())))
+    /// A new temporary file for report `id` in `dir`, after removing what
+    /// earlier attempts at the same report left there: only the job holding
+    /// the report's lease writes it, so such a file is a killed attempt's.
+    fn new(dir: &std::path::Path, id: &str) -> Self {
+        let earlier = format!("{TEMP_PREFIX}{id}-");
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&earlier) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Self(dir.join(format!("{earlier}{}", ulid::Ulid::new())))
     }
 }
 
@@ -169,7 +178,7 @@ impl Reports {
         let now = Utc::now();
         let params = params_of(payload)?;
         let freshness = freshness(&self.pool, spec.sources).await?;
-        let temp = TempFile::new(id);
+        let temp = TempFile::new(&self.store.staging_dir(), id);
         let head = Head {
             title: spec.title,
             columns: spec.columns,

@@ -392,7 +392,7 @@ impl TableWriter {
         }
     }
 
-    /// Ends the file and flushes it to disk.
+    /// Ends the file (its bytes written, not yet synced to disk).
     pub fn finish(self) -> io::Result<Written> {
         let (bytes, sha256) = match self.body {
             Body::Csv(w) => sealed(w.into_inner().map_err(|e| e.into_error())?)?,
@@ -426,10 +426,10 @@ fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Flushes a streamed file to disk: its size and digest.
+/// Ends a streamed file: its size and digest. (Publishing makes it
+/// durable where it stays on disk: [`crate::ReportStore::publish`].)
 fn sealed(mut out: Hashing<BufWriter<File>>) -> io::Result<(u64, String)> {
     out.flush()?;
-    out.inner.get_ref().sync_all()?;
     Ok((out.bytes, hex(&out.hash.finalize())))
 }
 
@@ -437,7 +437,6 @@ fn sealed(mut out: Hashing<BufWriter<File>>) -> io::Result<(u64, String)> {
 /// end, so it is read back once).
 fn digest_of(path: &Path) -> io::Result<(u64, String)> {
     let mut file = File::open(path)?;
-    file.sync_all()?;
     let mut hash = Hashing {
         inner: io::sink(),
         hash: Sha256::new(),

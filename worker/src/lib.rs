@@ -92,14 +92,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         metrics.sync(),
     ));
     let (chat, monitor) = inference_runner(&config, &pool, &metrics).await?;
+    let store = hangar_reports::ReportStore::open(&config.reports)?;
     // Temporary files of reports whose worker was killed mid-write.
-    let swept = hangar_reports::sweep_abandoned(&std::env::temp_dir(), std::time::Duration::from_secs(3600));
+    let swept = hangar_reports::sweep_abandoned(&store.staging_dir(), std::time::Duration::from_secs(3600));
     if swept > 0 {
         tracing::info!(files = swept, "removed abandoned report temporary files");
     }
     let reports = hangar_reports::Reports {
         pool: pool.clone(),
-        store: hangar_reports::ReportStore::open(&config.reports)?,
+        store,
         retention_days: config.reports.retention_days,
         pricing: (&config.reports).into(),
         webhook: config.reports.webhook_url.as_ref().map(|url| {

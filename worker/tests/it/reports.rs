@@ -62,12 +62,11 @@ async fn killed_mid_report(format: &str, workspaces: i64) {
     victim.wait().unwrap();
     let j = job(&app, &id).await;
     assert_ne!(j["state"], "succeeded", "killed mid-write, not after: {j}");
-    // A kill during the upload may leave object_store's local staging file
-    // (`<key>#<n>`, never listed or served); nothing under the key itself.
+    // Nothing under the report's key: its bytes were in the staging
+    // directory, which the store never serves.
     let objects: Vec<String> = std::fs::read_dir(&dir)
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|name| !name.contains('#'))
                 .collect()
         })
         .unwrap_or_default();
@@ -104,7 +103,16 @@ async fn killed_mid_report(format: &str, workspaces: i64) {
     assert_eq!(
         files,
         [format!("{id}.{format}")],
-        "exactly one file, the complete one (a dead attempt's staging file removed)"
+        "exactly one file, the complete one"
+    );
+    let staged: Vec<String> = std::fs::read_dir(dir.parent().unwrap().join(".staging"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        staged,
+        Vec::<String>::new(),
+        "the killed attempt's temporary file removed by the redelivery"
     );
     let path = dir.join(format!("{id}.{format}"));
     let size = std::fs::metadata(&path).unwrap().len();
