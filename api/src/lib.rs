@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod enqueue;
 pub mod error;
 pub mod metrics;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
     let security = &state.config.api.security;
     let mut router = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .merge(console::routes())
         .fallback(not_found)
         .layer(from_fn_with_state(
             state.clone(),

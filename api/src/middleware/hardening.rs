@@ -16,6 +16,20 @@ use crate::{error::ApiError, state::AppState};
 const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// The console: its own scripts and styles only (no inline code), forms
+/// posted back to itself.
+const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// The console's forms post URL-encoded bodies.
+fn is_form(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
 
 fn is_json(content_type: &str) -> bool {
     let essence = content_type
@@ -50,9 +64,11 @@ fn has_body(req: &Request) -> bool {
     }
 }
 
-/// Refuses non-JSON bodies (415) and sets the security headers.
+/// Refuses non-JSON bodies (415; the console's forms excepted) and sets
+/// the security headers.
 pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let docs = req.uri().path() == "/docs" || req.uri().path().starts_with("/docs/");
+    let console = crate::console::is_console(req.uri().path());
     // Every request that carries a body, whatever its method: handlers of
     // reads ignore bodies today, but the rule must not depend on that.
     let mut response = if req.method() != Method::OPTIONS && has_body(&req) {
@@ -60,7 +76,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        if content_type.is_some_and(is_json) {
+        if content_type.is_some_and(|c| is_json(c) || (console && is_form(c))) {
             next.run(req).await
         } else {
             ApiError::UnsupportedMediaType(format!(
@@ -78,12 +94,20 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // The console's own POSTs must carry their Origin, which browsers
+    // replace with "null" under `no-referrer`.
     h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP }),
+        header::REFERRER_POLICY,
+        HeaderValue::from_static(if console { "same-origin" } else { "no-referrer" }),
     );
-    if !docs {
+    let csp = match (docs, console) {
+        (true, _) => DOCS_CSP,
+        (_, true) => CONSOLE_CSP,
+        _ => API_CSP,
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    // Hashed console assets carry their own long-lived caching.
+    if !docs && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if state.config.api.security.hsts {

@@ -18,6 +18,18 @@ pub struct ApiConfig {
     pub ready_timeout: Duration,
     /// Authentication, rate limits and HTTP hardening.
     pub security: SecurityConfig,
+    /// The web console's sessions.
+    pub console: ConsoleConfig,
+}
+
+/// How long a web console session lasts (issue 16: idle 30 minutes,
+/// absolute 12 hours, configurable).
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// A session unused this long is over.
+    pub idle_timeout: Duration,
+    /// A session is over this long after login, however busy.
+    pub max_age: Duration,
 }
 
 /// The API's own variables, in `.env.example` order (the JWT and security
@@ -33,6 +45,16 @@ pub(super) const VARS: &[Var] = &[
         default: Some("1000"),
         doc: "readiness check timeout per dependency (ms)",
     },
+    Var {
+        name: "HANGAR_CONSOLE_IDLE_TIMEOUT_SECS",
+        default: Some("1800"),
+        doc: "web console: a session unused this long ends (seconds)",
+    },
+    Var {
+        name: "HANGAR_CONSOLE_SESSION_MAX_SECS",
+        default: Some("43200"),
+        doc: "web console: a session ends this long after login, however busy (seconds)",
+    },
 ];
 
 impl Reader<'_> {
@@ -44,6 +66,10 @@ impl Reader<'_> {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             ready_timeout: self.millis("HANGAR_READY_TIMEOUT_MS", 10, 60_000),
             security: self.security(),
+            console: ConsoleConfig {
+                idle_timeout: self.secs("HANGAR_CONSOLE_IDLE_TIMEOUT_SECS", 1, 86_400),
+                max_age: self.secs("HANGAR_CONSOLE_SESSION_MAX_SECS", 1, 30 * 86_400),
+            },
         }
     }
 }

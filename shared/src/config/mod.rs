@@ -28,7 +28,7 @@ mod worker;
 use std::{collections::BTreeMap, fmt};
 
 pub use self::{
-    api::ApiConfig,
+    api::{ApiConfig, ConsoleConfig},
     aws::{AwsAccount, AwsConfig, is_region_name},
     database::DatabaseConfig,
     inference::InferenceConfig,

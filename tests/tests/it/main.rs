@@ -3,6 +3,7 @@
 //! real PostgreSQL and Redis, the AWS emulator and a real model server.
 
 mod api;
+mod console;
 mod faults;
 mod inference;
 mod records;

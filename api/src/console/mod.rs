@@ -1,0 +1,342 @@
+//! The web console at `/ui/`: server-rendered pages (maud, checked at
+//! compile time), assets compiled into the binary under content-hashed
+//! names, and login through a server-side session ([`session`]).
+//!
+//! Console routes are outside the OpenAPI document, so the API's access
+//! middleware lets them through and this module enforces the same roles
+//! itself: every page needs a session, every state-changing request a
+//! matching CSRF token and a same-origin `Origin`, and every action is
+//! written to the audit log like an API call.
+
+pub mod assets;
+mod pages;
+pub mod session;
+
+use std::net::SocketAddr;
+
+use axum::{
+    Form, Router,
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+
+use self::session::Session;
+use crate::{
+    audit::Entry,
+    auth::{Principal, Role},
+    request_id::current_request_id,
+    state::AppState,
+};
+
+/// Whether `path` is a console route.
+pub fn is_console(path: &str) -> bool {
+    path == "/ui" || path.starts_with("/ui/")
+}
+
+/// The console's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("ui/") }))
+        .route("/ui/", get(overview))
+        .route("/ui/login", get(login_form).post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/assets/{name}", get(assets::serve))
+}
+
+/// Where the console lives as the browser sees it: the path of
+/// `HANGAR_PUBLIC_URL` (a reverse proxy's prefix) followed by `/ui`.
+pub fn base(state: &AppState) -> String {
+    let prefix = state
+        .config
+        .reports
+        .public_url
+        .as_deref()
+        .and_then(|u| u.split_once("://").map(|(_, rest)| rest))
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("")
+        .trim_end_matches('/');
+    format!("{prefix}/ui")
+}
+
+/// Whether the console is served over TLS (its cookie is then `Secure`).
+fn over_tls(state: &AppState) -> bool {
+    state
+        .config
+        .reports
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+}
+
+/// Whether a state-changing request comes from a console page: its
+/// `Origin` names this server (the public URL's origin when configured,
+/// else the `Host` it was sent to). Browsers send `Origin` with every POST;
+/// a request without one is refused.
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host_of = |origin: &str| origin.split_once("://").map(|(_, h)| h.to_owned());
+    match state.config.reports.public_url.as_deref() {
+        Some(public) => {
+            let public_origin = public
+                .split_once("://")
+                .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")));
+            public_origin.as_deref() == Some(origin)
+        }
+        None => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+            host.is_some() && host_of(origin).as_deref() == host
+        }
+    }
+}
+
+/// The session a request's cookie names, if it is open.
+async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, Response> {
+    let Some(token) = session::cookie_token(headers) else {
+        return Ok(None);
+    };
+    session::resume(&state.pool, &state.config.api.console, token)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "console session lookup failed");
+            pages::error_page(
+                &base(state),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PostgreSQL did not answer; try again.",
+            )
+        })
+}
+
+/// A page that needs a session: the session, or a redirect to the login.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    match current(state, headers).await? {
+        Some(s) => Ok(s),
+        None => Err(Redirect::to(&format!("{}/login", base(state))).into_response()),
+    }
+}
+
+/// Refuses (403) a state-changing request without a same-origin `Origin`,
+/// without the session's CSRF token, or from a role below `needed`; each
+/// refusal is audited.
+async fn check_write(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &Session,
+    csrf: &str,
+    needed: Role,
+    action: &str,
+) -> Result<(), Response> {
+    let why = if !same_origin(state, headers) {
+        Some("this form was not sent from this console (Origin check)")
+    } else if !session::same_secret(csrf, &session.csrf_token) {
+        Some("the form's security token is missing or stale: reload the page and try again")
+    } else if session.principal.role < needed {
+        Some("your role may not do this")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => {
+            audit(state, &session.principal, action, None, StatusCode::FORBIDDEN).await;
+            Err(pages::error_page(&base(state), StatusCode::FORBIDDEN, why))
+        }
+    }
+}
+
+/// Writes a console action (`console_<verb>`, sent to `/ui/<verb>`) to the
+/// audit log, as the API does for its own.
+async fn audit(state: &AppState, who: &Principal, action: &str, target: Option<String>, status: StatusCode) {
+    state
+        .audit
+        .record(Entry {
+            actor: who.actor.clone(),
+            role: who.role.as_str().to_owned(),
+            auth: who.method.as_str().to_owned(),
+            action: action.to_owned(),
+            method: "POST".to_owned(),
+            path: format!("/ui/{}", action.trim_start_matches("console_")),
+            target,
+            status,
+            request_id: current_request_id(),
+            client_request_id: None,
+            client_ip: None,
+        })
+        .await;
+}
+
+async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut queues = Vec::new();
+    for (name, q) in state.queues.iter() {
+        match (
+            q.counts().await,
+            q.workers_alive(crate::routes::queues::ALIVE_WITHIN).await,
+        ) {
+            (Ok(counts), Ok(workers)) => queues.push(pages::QueueRow {
+                name: name.clone(),
+                queued: counts.ready,
+                running: counts.running,
+                delayed: counts.scheduled,
+                dead: counts.dead,
+                workers,
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(queue = %name, error = %e, "console: queue counts unavailable");
+                return pages::error_page(
+                    &base(&state),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Redis did not answer, so the queues cannot be shown; try again.",
+                );
+            }
+        }
+    }
+    Html(pages::overview(&base(&state), &session, &queues).into_string()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    credential: String,
+}
+
+async fn login_form(State(state): State<AppState>) -> Response {
+    Html(pages::login(&base(&state), None).into_string()).into_response()
+}
+
+async fn login(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let base = base(&state);
+    let refuse = |status: StatusCode, message: &str| {
+        (status, Html(pages::login(&base, Some(message)).into_string())).into_response()
+    };
+    // Login CSRF: a page elsewhere must not sign a browser in as someone else.
+    if !same_origin(&state, &headers) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "This form was not sent from this console (Origin check).",
+        );
+    }
+    let credential = form.credential.trim();
+    if credential.is_empty() {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "credential: paste an API key or a JWT.",
+        );
+    }
+    let mut bearer = HeaderMap::new();
+    let Ok(value) = HeaderValue::from_str(&format!("Bearer {credential}")) else {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "credential: not a token (unexpected characters).",
+        );
+    };
+    bearer.insert(header::AUTHORIZATION, value);
+    let principal = match state.auth.authenticate(&bearer).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "credential: paste an API key or a JWT.",
+            );
+        }
+        Err(e) => return refuse(StatusCode::UNAUTHORIZED, &format!("credential: {e}")),
+    };
+    let client = session::Client {
+        ip: extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|p| p.0.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let opened = match session::open(&state.pool, &state.config.api.console, &principal, &client).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "console session not opened");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The session could not be stored; try again.",
+            );
+        }
+    };
+    audit(
+        &state,
+        &principal,
+        "console_login",
+        Some(opened.session.id.clone()),
+        StatusCode::SEE_OTHER,
+    )
+    .await;
+    let cookie = session::set_cookie(
+        &opened.token,
+        &base,
+        over_tls(&state),
+        state.config.api.console.max_age,
+    );
+    let mut response = Redirect::to(&format!("{base}/")).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    let base = base(&state);
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_write(
+        &state,
+        &headers,
+        &session,
+        &form.csrf,
+        Role::Viewer,
+        "console_logout",
+    )
+    .await
+    {
+        return r;
+    }
+    if let Err(e) = session::revoke(&state.pool, &session.id).await {
+        tracing::error!(error = %e, "console session not revoked");
+        return pages::error_page(
+            &base,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The session could not be ended; try again.",
+        );
+    }
+    audit(
+        &state,
+        &session.principal,
+        "console_logout",
+        Some(session.id.clone()),
+        StatusCode::SEE_OTHER,
+    )
+    .await;
+    let mut response = Redirect::to(&format!("{base}/login")).into_response();
+    let cookie = session::set_cookie("", &base, over_tls(&state), std::time::Duration::ZERO);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}

@@ -1,0 +1,357 @@
+//! The web console's sessions, over real HTTP against the real API:
+//! login with a JWT or an API key, the cookie's attributes, CSRF and Origin
+//! checks on every state-changing request, idle and absolute expiry,
+//! logout revoking, a path prefix, and hashed assets.
+
+use std::time::Duration;
+
+use hangar_tests::{TestApp, token};
+use reqwest::{StatusCode, header};
+
+/// A browser-like client: no automatic redirects, no credentials.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The origin `base` is served from.
+fn origin_of(base: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap();
+    format!("{scheme}://{}", rest.split('/').next().unwrap())
+}
+
+/// `POST {base}{path}` as a form from `origin`, with `cookie`.
+async fn post_form(
+    base: &str,
+    path: &str,
+    body: &str,
+    origin: Option<&str>,
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut r = browser()
+        .post(format!("{base}{path}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body.to_owned());
+    if let Some(o) = origin {
+        r = r.header(header::ORIGIN, o);
+    }
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, format!("hangar_session={c}"));
+    }
+    r.send().await.unwrap()
+}
+
+async fn get_page(base: &str, path: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut r = browser().get(format!("{base}{path}"));
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, format!("hangar_session={c}"));
+    }
+    r.send().await.unwrap()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()[header::LOCATION].to_str().unwrap().to_owned()
+}
+
+/// Logs in with `credential`; the cookie's value and its whole `Set-Cookie`.
+async fn login(base: &str, credential: &str) -> (String, String) {
+    let r = post_form(
+        base,
+        "/ui/login",
+        &format!("credential={credential}"),
+        Some(&origin_of(base)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
+    let set = r.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    let value = set
+        .strip_prefix("hangar_session=")
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    (value, set)
+}
+
+/// The CSRF token a signed-in page carries in its forms.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with the CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn audit_statuses(pool: &sqlx::PgPool, action: &str) -> Vec<i32> {
+    sqlx::query_scalar("SELECT status::int FROM audit_log WHERE action = $1 ORDER BY id")
+        .bind(action)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_console_session_is_opened_with_a_credential_checked_on_every_write_and_revoked_by_logout() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let base = app.base.as_str();
+    let origin = origin_of(base);
+
+    // Without a session, pages send the browser to the login form.
+    let r = get_page(base, "/ui/", None).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/ui/login");
+    let r = get_page(base, "/ui/login", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("name=\"credential\"") && !html.contains("<script>"),
+        "{html}"
+    );
+
+    // Bad logins name the field and open nothing.
+    let r = post_form(base, "/ui/login", "credential=", Some(&origin), None).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("credential: paste an API key or a JWT")
+    );
+    let r = post_form(
+        base,
+        "/ui/login",
+        "credential=hangar_nope_nope",
+        Some(&origin),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("credential: "));
+    // A login posted from another site (login CSRF), or with no Origin.
+    let jwt = token("olivia", "operator");
+    for bad in [Some("https://evil.example"), None] {
+        let r = post_form(base, "/ui/login", &format!("credential={jwt}"), bad, None).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{bad:?}");
+        assert!(r.headers().get(header::SET_COOKIE).is_none());
+    }
+    let opened: i64 = sqlx::query_scalar("SELECT count(*) FROM console_sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(opened, 0);
+
+    // A JWT logs in: an HttpOnly, SameSite=Strict cookie for /ui only (not
+    // Secure: this server is plain HTTP), and only its digest is stored.
+    let (cookie, set) = login(base, &jwt).await;
+    assert_eq!(
+        set,
+        format!("hangar_session={cookie}; Path=/ui; Max-Age=43200; HttpOnly; SameSite=Strict")
+    );
+    let (stored, actor, role): (Vec<u8>, String, String) =
+        sqlx::query_as("SELECT token_sha256, actor, role FROM console_sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 32);
+    assert!(!String::from_utf8_lossy(&stored).contains(&cookie));
+    assert_eq!((actor.as_str(), role.as_str()), ("jwt:olivia", "operator"));
+
+    let r = get_page(base, "/ui/", Some(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[header::REFERRER_POLICY], "same-origin");
+    let html = r.text().await.unwrap();
+    for want in [
+        "jwt:olivia (operator)",
+        "Queues",
+        ">sync<",
+        ">reports<",
+        ">inference<",
+    ] {
+        assert!(html.contains(want), "{want} in {html}");
+    }
+    let csrf = csrf_of(&html);
+
+    // Logout without the CSRF token, with another's, or from another
+    // origin: 403, audited, and the session stays open.
+    for (body, from) in [
+        (String::new(), Some(origin.as_str())),
+        ("csrf=forged".to_owned(), Some(origin.as_str())),
+        (format!("csrf={csrf}"), Some("https://evil.example")),
+        (format!("csrf={csrf}"), None),
+    ] {
+        let r = post_form(base, "/ui/logout", &body, from, Some(&cookie)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{body} from {from:?}");
+    }
+    assert_eq!(
+        get_page(base, "/ui/", Some(&cookie)).await.status(),
+        StatusCode::OK
+    );
+
+    // With both: revoked, the cookie cleared, and the old cookie is worth nothing.
+    let r = post_form(
+        base,
+        "/ui/logout",
+        &format!("csrf={csrf}"),
+        Some(&origin),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/ui/login");
+    assert!(
+        r.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("hangar_session=; Path=/ui; Max-Age=0")
+    );
+    let r = get_page(base, "/ui/", Some(&cookie)).await;
+    assert_eq!(location(&r), "/ui/login");
+    let revoked: bool = sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM console_sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(revoked);
+
+    // An API key logs in too, with its own role.
+    let (status, key) = app
+        .post(
+            "/api/v1/api-keys",
+            serde_json::json!({"name": "viewer-desk", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let (cookie, _) = login(base, key["token"].as_str().unwrap()).await;
+    let html = get_page(base, "/ui/", Some(&cookie)).await.text().await.unwrap();
+    assert!(html.contains("key:viewer-desk (viewer)"), "{html}");
+
+    // Every console action is in the audit log, refusals included.
+    assert_eq!(audit_statuses(&pool, "console_login").await, [303, 303]);
+    assert_eq!(
+        audit_statuses(&pool, "console_logout").await,
+        [403, 403, 403, 403, 303]
+    );
+    pool.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn console_sessions_end_after_the_idle_timeout_and_after_the_absolute_limit() {
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[
+            ("HANGAR_CONSOLE_IDLE_TIMEOUT_SECS", "1"),
+            ("HANGAR_CONSOLE_SESSION_MAX_SECS", "3"),
+        ])
+        .spawn()
+        .await;
+    let base = app.base.as_str();
+    let jwt = token("ida", "viewer");
+
+    // Busy (a page every 0.5 s, never idle for 1 s) and still ended at 3 s.
+    let (cookie, set) = login(base, &jwt).await;
+    assert!(set.contains("Max-Age=3;"), "{set}");
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(2_500) {
+        let r = get_page(base, "/ui/", Some(&cookie)).await;
+        assert_eq!(r.status(), StatusCode::OK, "at {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = get_page(base, "/ui/", Some(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "past the absolute limit");
+
+    // Idle for longer than 1 s: ended.
+    let (cookie, _) = login(base, &jwt).await;
+    assert_eq!(
+        get_page(base, "/ui/", Some(&cookie)).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let r = get_page(base, "/ui/", Some(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "idle past the timeout");
+    assert_eq!(location(&r), "/ui/login");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn behind_a_path_prefix_links_cookies_and_origins_follow_the_public_url() {
+    let app = TestApp::builder()
+        .without_worker()
+        .env("HANGAR_PUBLIC_URL", "https://console.example/hangar/")
+        .spawn()
+        .await;
+    let base = app.base.as_str();
+    let public = "https://console.example";
+    let r = get_page(base, "/ui/", None).await;
+    assert_eq!(location(&r), "/hangar/ui/login");
+    let html = get_page(base, "/ui/login", None).await.text().await.unwrap();
+    assert!(html.contains("action=\"/hangar/ui/login\""), "{html}");
+    assert!(html.contains("href=\"/hangar/ui/assets/console."), "{html}");
+
+    // The Origin must be the public URL's, not the address the proxy used.
+    let jwt = token("pat", "admin");
+    let r = post_form(
+        base,
+        "/ui/login",
+        &format!("credential={jwt}"),
+        Some(&origin_of(base)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = post_form(
+        base,
+        "/ui/login",
+        &format!("credential={jwt}"),
+        Some(public),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/hangar/ui/");
+    let set = r.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.contains("; Path=/hangar/ui;") && set.ends_with("; Secure"),
+        "over TLS: {set}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn assets_are_served_under_hashed_names_for_a_year() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let base = app.base.as_str();
+    let html = get_page(base, "/ui/login", None).await.text().await.unwrap();
+    let at = html.find("/ui/assets/").unwrap();
+    let path = html[at..].split('"').next().unwrap();
+    assert!(regex_like_hashed(path), "a content hash in the name: {path}");
+    let r = get_page(base, path, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    assert_eq!(
+        r.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(r.text().await.unwrap().contains("--accent"));
+    let r = get_page(base, "/ui/assets/console.000000000000.css", None).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    app.shutdown().await;
+}
+
+/// `/ui/assets/console.<12 hex digits>.css`.
+fn regex_like_hashed(path: &str) -> bool {
+    path.strip_prefix("/ui/assets/console.")
+        .and_then(|rest| rest.strip_suffix(".css"))
+        .is_some_and(|hash| hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+}
