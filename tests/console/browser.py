@@ -1,0 +1,107 @@
+"""The console as people use it, in a real headless Chromium (Debian's
+chromium and chromium-driver, driven by selenium): run by
+tests/tests/it/console_browser.rs against the real API, PostgreSQL and Redis.
+
+    python3 tests/console/browser.py <base-url> <operator-jwt> <viewer-jwt> <screenshot-dir>
+
+Each step saves a screenshot. On every page: no console errors, and axe-core
+(from npm, tests/console/node_modules) finds no serious or critical
+accessibility violation. Exits non-zero with the reason on the first failure.
+"""
+
+import pathlib
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+BASE, OPERATOR, VIEWER, SHOTS = sys.argv[1], sys.argv[2], sys.argv[3], pathlib.Path(sys.argv[4])
+AXE = (pathlib.Path(__file__).parent / "node_modules/axe-core/axe.min.js").read_text()
+
+
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def check_page(driver, name):
+    """Screenshot, console errors and accessibility of the current page."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, f"{name}: console errors {errors}"
+    # axe runs as a script of the test (WebDriver's own channel), which the
+    # page's CSP does not govern.
+    driver.execute_script(AXE)
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done(r.violations.map(v => [v.id, v.impact, v.nodes.length])));"
+    )
+    serious = [v for v in result if v[1] in ("serious", "critical")]
+    assert not serious, f"{name}: accessibility violations {serious}"
+
+
+def log_in(driver, credential):
+    driver.get(f"{BASE}/ui/")
+    WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
+    field = driver.find_element(By.ID, "credential")
+    assert driver.find_element(By.CSS_SELECTOR, "label[for=credential]").text == "API key or JWT"
+    field.send_keys(credential)
+    field.submit()
+    WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "queues")))
+
+
+def main():
+    driver = browser()
+    try:
+        # The login page, a refused credential naming the field.
+        driver.get(f"{BASE}/ui/login")
+        check_page(driver, "login")
+        driver.find_element(By.ID, "credential").send_keys("hangar_not_a_key")
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        alert = WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
+        assert alert.text.startswith("credential:"), alert.text
+        # The refusal is a 401 by design, which Chromium logs as a failed load.
+        refused = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert all("/ui/login" in e["message"] and "401" in e["message"] for e in refused), refused
+        check_page(driver, "login-refused")
+
+        # An operator logs in and sees every queue.
+        log_in(driver, OPERATOR)
+        rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "tbody th[scope=row]")]
+        assert rows == ["inference", "reports", "sync"], rows
+        assert "jwt:browser-operator (operator)" in driver.find_element(By.CSS_SELECTOR, ".who").text
+        check_page(driver, "overview")
+
+        # Keyboard: Tab reaches the navigation and the logout button.
+        focusable = driver.execute_script(
+            "return [...document.querySelectorAll('a[href], button')].map(e => e.textContent.trim())"
+        )
+        assert "Log out" in focusable and "Overview" in focusable, focusable
+
+        # Logging out ends the session: the back button shows nothing.
+        driver.find_element(By.XPATH, "//button[normalize-space()='Log out']").click()
+        WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
+        driver.get(f"{BASE}/ui/")
+        WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
+        assert not driver.get_cookies(), driver.get_cookies()
+
+        # A viewer sees the same pages and no write controls beyond logout.
+        log_in(driver, VIEWER)
+        buttons = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button, input[type=submit]")]
+        assert buttons == ["Log out"], buttons
+        check_page(driver, "overview-viewer")
+    finally:
+        driver.quit()
+    print("console browser test: ok")
+
+
+if __name__ == "__main__":
+    main()
