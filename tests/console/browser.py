@@ -75,10 +75,28 @@ def main():
 
         # An operator logs in and sees every queue.
         log_in(driver, OPERATOR)
-        rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "tbody th[scope=row]")]
+        rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=queues] tbody th")]
         assert rows == ["inference", "reports", "sync"], rows
         assert "jwt:browser-operator (operator)" in driver.find_element(By.CSS_SELECTOR, ".who").text
         check_page(driver, "overview")
+
+        # Sync now: started, then (its jobs still open: no worker runs in
+        # this test) "already running", with the open jobs linked.
+        driver.find_element(By.XPATH, "//button[normalize-space()='Sync now: workspaces']").click()
+        notice = WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".notice")))
+        assert "started" in notice.text, notice.text
+        check_page(driver, "sync-started")
+        driver.find_element(By.XPATH, "//button[normalize-space()='Sync now: workspaces']").click()
+        WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "already running"))
+        check_page(driver, "sync-already-running")
+        links = driver.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=syncs] tbody a")
+        assert len(links) == 2, [a.text for a in links]
+        links[0].click()
+        WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Job "))
+        assert driver.find_element(By.CSS_SELECTOR, "dd.state").text == "queued"
+        check_page(driver, "job")
+        driver.find_element(By.LINK_TEXT, "Overview").click()
+        WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "queues")))
 
         # Keyboard: Tab reaches the navigation and the logout button.
         focusable = driver.execute_script(

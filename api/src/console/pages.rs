@@ -5,6 +5,8 @@ use axum::{
     http::StatusCode,
     response::{Html, IntoResponse, Response},
 };
+use chrono::{DateTime, Utc};
+use hangar_shared::db::JobRun;
 use maud::{DOCTYPE, Markup, html};
 
 use super::{assets, session::Session};
@@ -24,6 +26,44 @@ pub struct QueueRow {
     pub dead: u64,
     /// Workers that reported in recently.
     pub workers: u64,
+}
+
+/// One sync target's line on the overview.
+#[derive(Debug, Clone)]
+pub struct SyncRow {
+    /// `workspaces`, `cloudtrail`, `billing` or `usage`.
+    pub short: String,
+    /// The account.
+    pub account: String,
+    /// The region (`global` for account-wide kinds).
+    pub region: String,
+    /// When it last succeeded.
+    pub last_ok: Option<DateTime<Utc>>,
+    /// The job open for it now.
+    pub open_job: Option<String>,
+}
+
+/// What a "Sync now" just did.
+#[derive(Debug, Clone)]
+pub struct SyncNotice {
+    /// The kind pressed.
+    pub kind: String,
+    /// Every target already had an open job.
+    pub already: bool,
+}
+
+/// A time as UTC text in a `<time>` element, with its age.
+fn when(t: DateTime<Utc>) -> Markup {
+    let age = Utc::now() - t;
+    let ago = match age.num_seconds() {
+        s if s < 60 => format!("{}s ago", s.max(0)),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3600),
+        s => format!("{} days ago", s / 86_400),
+    };
+    html! {
+        time datetime=(t.to_rfc3339()) title=(t.format("%Y-%m-%d %H:%M:%S UTC")) { (ago) }
+    }
 }
 
 fn head(base: &str, title: &str) -> Markup {
@@ -91,9 +131,25 @@ pub fn login(base: &str, error: Option<&str>) -> Markup {
     }
 }
 
-/// The overview: each queue's depth and workers.
-pub fn overview(base: &str, session: &Session, queues: &[QueueRow]) -> Markup {
+/// The overview: each queue's depth and workers, and each sync target's
+/// last success with a "Sync now" button per kind (operators and admins).
+pub fn overview(
+    base: &str,
+    session: &Session,
+    queues: &[QueueRow],
+    syncs: &[SyncRow],
+    notice: Option<&SyncNotice>,
+) -> Markup {
+    let may_sync = session.principal.role >= crate::auth::Role::Operator;
+    let mut kinds: Vec<&str> = syncs.iter().map(|r| r.short.as_str()).collect();
+    kinds.dedup();
     let body = html! {
+        @if let Some(n) = notice {
+            p.notice role="status" {
+                @if n.already { "Sync " (n.kind) ": already running; the open jobs are linked below." }
+                @else { "Sync " (n.kind) " started; its jobs are linked below." }
+            }
+        }
         section aria-labelledby="queues" {
             h2 id="queues" { "Queues" }
             @if queues.is_empty() {
@@ -123,8 +179,70 @@ pub fn overview(base: &str, session: &Session, queues: &[QueueRow]) -> Markup {
                 }
             }
         }
+        section aria-labelledby="syncs" {
+            h2 id="syncs" { "Syncs" }
+            @if syncs.is_empty() {
+                p.muted { "No AWS accounts are configured (HANGAR_AWS_ACCOUNTS), so there is nothing to sync." }
+            } @else {
+                @if may_sync {
+                    div.actions {
+                        @for kind in &kinds {
+                            form method="post" action={ (base) "/syncs/" (kind) } {
+                                input type="hidden" name="csrf" value=(session.csrf_token);
+                                button type="submit" { "Sync now: " (kind) }
+                            }
+                        }
+                    }
+                }
+                table {
+                    thead { tr {
+                        th scope="col" { "Sync" }
+                        th scope="col" { "Account" }
+                        th scope="col" { "Region" }
+                        th scope="col" { "Last succeeded" }
+                        th scope="col" { "Open job" }
+                    } }
+                    tbody {
+                        @for r in syncs {
+                            tr {
+                                th scope="row" { (r.short) }
+                                td { (r.account) }
+                                td { (r.region) }
+                                td { @if let Some(t) = r.last_ok { (when(t)) } @else { span.muted { "never" } } }
+                                td { @if let Some(id) = &r.open_job { a href={ (base) "/jobs/" (id) } { (id) } } @else { span.muted { "none" } } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     };
     layout(base, session, "Overview", &body)
+}
+
+/// One job's record: what it is, its state, attempts, payload, result
+/// and error.
+pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let body = html! {
+        dl.facts {
+            dt { "Kind" } dd { (run.kind) }
+            dt { "Queue" } dd { (run.queue) }
+            dt { "State" } dd.state { (run.state.as_str()) }
+            dt { "Attempts" } dd { (run.attempts) " of " (run.max_attempts) " (" (run.deliveries) " deliveries)" }
+            dt { "Requested by" } dd { (run.requested_by.as_deref().unwrap_or("-")) }
+            dt { "Request id" } dd { code { (run.request_id.as_deref().unwrap_or("-")) } }
+            dt { "Created" } dd { (when(run.created_at)) }
+            dt { "Started" } dd { @if let Some(t) = run.started_at { (when(t)) } @else { "-" } }
+            dt { "Finished" } dd { @if let Some(t) = run.finished_at { (when(t)) } @else { "-" } }
+        }
+        @if let Some(e) = &run.error { h2 { "Last error" } pre.error { (e) } }
+        h2 { "Payload" }
+        pre { (pretty(&run.payload)) }
+        @if let Some(p) = &run.progress { h2 { "Progress" } pre { (pretty(p)) } }
+        @if let Some(r) = &run.result { h2 { "Result" } pre { (pretty(r)) } }
+    };
+    layout(base, session, &format!("Job {}", run.id), &body)
 }
 
 /// A whole page saying what went wrong and what to do.

@@ -142,14 +142,55 @@ pub async fn create(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let kind = kind_of(&name)?;
     let body = &super::json_object(&state, &body, FIELDS)?;
-    let aws = &state.config.aws;
-    let account = string_field(body, "account")?;
-    let region = string_field(body, "region")?;
-    let targets = targets(aws, kind, account, region)?;
-    let dates = window(kind, string_field(body, "start")?, string_field(body, "end")?)?;
+    let request = SyncRequest {
+        kind: &name,
+        account: string_field(body, "account")?,
+        region: string_field(body, "region")?,
+        start: string_field(body, "start")?,
+        end: string_field(body, "end")?,
+    };
+    let accepted = start(&state, &caller, &request).await?;
+    let any_new = accepted.jobs.iter().any(|j| !j.already);
+    let ids: Vec<&str> = accepted.jobs.iter().map(|j| j.job.id.as_str()).collect();
+    let audit_target = AuditTarget(ids.join(","));
+    let status = if any_new {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(accepted)).into_response();
+    response.extensions_mut().insert(audit_target);
+    Ok(response)
+}
 
+/// What "sync now" was asked for: the kind's short name (`workspaces`)
+/// and, optionally, one account, one region and a window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncRequest<'a> {
+    /// `workspaces`, `cloudtrail`, `billing` or `usage`.
+    pub kind: &'a str,
+    /// Only this account.
+    pub account: Option<&'a str>,
+    /// Only this region.
+    pub region: Option<&'a str>,
+    /// The window's start, for kinds that take one.
+    pub start: Option<&'a str>,
+    /// The window's end.
+    pub end: Option<&'a str>,
+}
+
+/// Starts (or finds open) one sync job per target `request` covers, for
+/// `caller`: the API's "sync now" and the console's button share it.
+pub async fn start(
+    state: &AppState,
+    caller: &Principal,
+    request: &SyncRequest<'_>,
+) -> Result<SyncAccepted, ApiError> {
+    let kind = kind_of(request.kind)?;
+    super::may_submit(caller, kind)?;
+    let targets = targets(&state.config.aws, kind, request.account, request.region)?;
+    let dates = window(kind, request.start, request.end)?;
     let request_id = current_request_id();
     let submits = targets.iter().map(|(account, region)| {
         let payload = kinds::with_target(kind, &dates, account, region);
@@ -162,9 +203,6 @@ pub async fn create(
         async move { enqueuer.submit(run?).await }
     });
     let results = futures_util::future::try_join_all(submits).await?;
-    let any_new = results.iter().any(|(_, already, _)| !already);
-    let ids: Vec<&str> = results.iter().map(|(_, _, run)| run.id.as_str()).collect();
-    let audit_target = AuditTarget(ids.join(","));
     let jobs = targets
         .into_iter()
         .zip(&results)
@@ -175,19 +213,8 @@ pub async fn create(
             job: Job::new(run, None),
         })
         .collect();
-    let status = if any_new {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    let mut response = (
-        status,
-        Json(SyncAccepted {
-            kind: kind.name,
-            jobs,
-        }),
-    )
-        .into_response();
-    response.extensions_mut().insert(audit_target);
-    Ok(response)
+    Ok(SyncAccepted {
+        kind: kind.name,
+        jobs,
+    })
 }

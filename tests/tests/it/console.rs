@@ -372,7 +372,11 @@ fn regex_like_hashed(path: &str) -> bool {
 /// tests/console/screenshots/.
 #[tokio::test]
 async fn the_console_works_in_a_real_browser() {
-    let app = TestApp::builder().without_worker().spawn().await;
+    let app = TestApp::builder()
+        .without_worker()
+        .env("HANGAR_AWS_ACCOUNTS", ACCOUNTS)
+        .spawn()
+        .await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -393,5 +397,82 @@ async fn the_console_works_in_a_real_browser() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    app.shutdown().await;
+}
+
+const ACCOUNTS: &str = r#"[{"name": "prod", "regions": ["us-east-1", "eu-west-1"]}]"#;
+
+#[tokio::test]
+async fn sync_now_starts_one_job_per_target_says_already_running_and_refuses_viewers() {
+    let app = TestApp::builder()
+        .without_worker()
+        .env("HANGAR_AWS_ACCOUNTS", ACCOUNTS)
+        .spawn()
+        .await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let base = app.base.as_str();
+    let origin = origin_of(base);
+    let (cookie, _) = login(base, &token("otto", "operator")).await;
+    let html = get_page(base, "/ui/", Some(&cookie)).await.text().await.unwrap();
+    assert!(html.contains("action=\"/ui/syncs/workspaces\""), "{html}");
+    assert!(html.contains("never"), "nothing synced yet: {html}");
+    let csrf = csrf_of(&html);
+
+    let r = post_form(base, "/ui/syncs/workspaces", &format!("csrf={csrf}"), Some(&origin), Some(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/ui/?sync=workspaces");
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM job_runs WHERE kind = 'sync.workspaces' AND requested_by = 'jwt:otto' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 2, "one job per region");
+    let html = get_page(base, &location(&r), Some(&cookie)).await.text().await.unwrap();
+    assert!(html.contains("Sync workspaces started"), "{html}");
+    for id in &ids {
+        assert!(html.contains(&format!("href=\"/ui/jobs/{id}\"")), "{id} linked: {html}");
+    }
+
+    // Pressed again while those are open: the same jobs, "already running".
+    let r = post_form(base, "/ui/syncs/workspaces", &format!("csrf={csrf}"), Some(&origin), Some(&cookie)).await;
+    assert_eq!(location(&r), "/ui/?sync=workspaces&already=1");
+    let html = get_page(base, &location(&r), Some(&cookie)).await.text().await.unwrap();
+    assert!(html.contains("already running"), "{html}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+
+    // The job's page.
+    let html = get_page(base, &format!("/ui/jobs/{}", ids[0]), Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for want in ["sync.workspaces", "&quot;account&quot;: &quot;prod&quot;", "jwt:otto", "queued"] {
+        assert!(html.contains(want), "{want} in {html}");
+    }
+    let r = get_page(base, "/ui/jobs/01J0000000000000000000000Z", Some(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // An unknown kind: the API's own message.
+    let r = post_form(base, "/ui/syncs/nope", &format!("csrf={csrf}"), Some(&origin), Some(&cookie)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.unwrap().contains("no sync called &quot;nope&quot;"));
+
+    // A viewer sees no button, and a forged POST with its own valid CSRF
+    // token is still refused.
+    let (viewer, _) = login(base, &token("vera", "viewer")).await;
+    let html = get_page(base, "/ui/", Some(&viewer)).await.text().await.unwrap();
+    assert!(!html.contains("/ui/syncs/"), "{html}");
+    let csrf = csrf_of(&html);
+    let r = post_form(base, "/ui/syncs/billing", &format!("csrf={csrf}"), Some(&origin), Some(&viewer)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        audit_statuses(&pool, "console_start_sync").await,
+        [303, 303, 404, 403]
+    );
+    pool.close().await;
     app.shutdown().await;
 }
