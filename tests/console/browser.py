@@ -2,7 +2,10 @@
 chromium and chromium-driver, driven by selenium): run by
 tests/tests/it/console_browser.rs against the real API, PostgreSQL and Redis.
 
-    python3 tests/console/browser.py <base-url> <operator-jwt> <viewer-jwt> <screenshot-dir>
+    python3 tests/console/browser.py <base-url> <operator-jwt> <viewer-jwt> <admin-jwt> <screenshot-dir>
+
+The app holds one dead system.noop job and one queued one (made by the
+Rust side before this runs).
 
 Each step saves a screenshot. On every page: no console errors, and axe-core
 (from npm, tests/console/node_modules) finds no serious or critical
@@ -16,9 +19,10 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
-BASE, OPERATOR, VIEWER, SHOTS = sys.argv[1], sys.argv[2], sys.argv[3], pathlib.Path(sys.argv[4])
+BASE, OPERATOR, VIEWER, ADMIN = sys.argv[1:5]
+SHOTS = pathlib.Path(sys.argv[5])
 AXE = (pathlib.Path(__file__).parent / "node_modules/axe-core/axe.min.js").read_text()
 
 
@@ -116,6 +120,33 @@ def main():
         buttons = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button, input[type=submit]")]
         assert buttons == ["Log out"], buttons
         check_page(driver, "overview-viewer")
+        driver.find_element(By.XPATH, "//button[normalize-space()='Log out']").click()
+        WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
+
+        # An admin finds the dead job through the filter and retries it,
+        # then cancels the queued one.
+        log_in(driver, ADMIN)
+        driver.find_element(By.LINK_TEXT, "Jobs").click()
+        Select(WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "state")))).select_by_value("dead")
+        driver.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
+        WebDriverWait(driver, 10).until(ec.url_contains("state=dead"))
+        rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
+        assert len(rows) == 1, [r.text for r in rows]
+        check_page(driver, "jobs-dead")
+        rows[0].find_element(By.TAG_NAME, "a").click()
+        WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.state"), "dead"))
+        assert "simulated bad credentials" in driver.find_element(By.CSS_SELECTOR, "pre.error").text
+        check_page(driver, "job-dead")
+        driver.find_element(By.XPATH, "//button[normalize-space()='Retry']").click()
+        WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.state"), "queued"))
+
+        driver.get(f"{BASE}/ui/jobs?kind=system.noop&state=queued")
+        rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr a")
+        assert len(rows) == 2, [r.text for r in rows]
+        rows[-1].click()
+        driver.find_element(By.XPATH, "//button[normalize-space()='Cancel']").click()
+        WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.state"), "cancelled"))
+        check_page(driver, "job-cancelled")
     finally:
         driver.quit()
     print("console browser test: ok")

@@ -683,3 +683,39 @@ impl Drop for OwnRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+async fn always_fails(_: Value) -> Result<(), apalis_core::error::BoxDynError> {
+    Err(hangar_queue::permanent("simulated bad credentials"))?
+}
+
+/// Runs a worker on the `sync` queue whose every job fails permanently
+/// (recording outcomes as hangar-worker does) until each of `ids` is dead.
+pub async fn kill_jobs(app: &TestApp, ids: &[String]) {
+    use apalis_core::worker::builder::WorkerBuilder;
+    let cfg = app.config();
+    let queue = hangar_queue::Queue::connect(&cfg.redis_settings(), &cfg.redis.prefix, "sync")
+        .await
+        .expect("queue");
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let pool = db::pool(&cfg.database).expect("pool");
+    let persister = tokio::spawn(hangar_worker::persist::run(pool, rx, std::sync::Arc::default()));
+    let backend = hangar_queue::HangarBackend::<Value>::new(queue, hangar_worker::queue_options(&cfg, 2))
+        .expect("backend")
+        .with_outcome_sink(tx);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let failing = tokio::spawn(
+        WorkerBuilder::new("failing")
+            .backend(backend)
+            .build(always_fails)
+            .run_until(async move {
+                let _ = stop_rx.await;
+                Ok::<(), apalis_core::error::WorkerError>(())
+            }),
+    );
+    for id in ids {
+        app.wait_record(id, JobStatus::Dead).await;
+    }
+    let _ = stop_tx.send(());
+    failing.await.expect("worker task").expect("worker");
+    persister.await.expect("persister");
+}

@@ -44,7 +44,10 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/logout", post(logout))
         .route("/ui/syncs/{kind}", post(sync_now))
+        .route("/ui/jobs", get(jobs_page))
         .route("/ui/jobs/{id}", get(job_page))
+        .route("/ui/jobs/{id}/cancel", post(cancel_job))
+        .route("/ui/jobs/{id}/retry", post(retry_job))
         .route("/ui/assets/{name}", get(assets::serve))
 }
 
@@ -496,4 +499,97 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): F
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response
+}
+
+/// `GET /ui/jobs`: recorded jobs, newest first, filtered by kind and
+/// state, keyset paged (the API's list; the URL is the bookmark).
+async fn jobs_page(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<crate::routes::jobs::ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let filter = pages::JobsFilter {
+        kind: query.kind.clone().unwrap_or_default(),
+        state: query.state.clone().unwrap_or_default(),
+    };
+    let query = crate::routes::jobs::ListQuery {
+        kind: query.kind.filter(|k| !k.is_empty()),
+        state: query.state.filter(|s| !s.is_empty()),
+        ..query
+    };
+    match crate::routes::jobs::page(&state, query).await {
+        Ok(page) => Html(pages::jobs(&base(&state), &session, &filter, &page).into_string()).into_response(),
+        Err(e) => api_error_page(&base(&state), e).await,
+    }
+}
+
+/// Runs one of the API's job actions for the console: same checks, same
+/// outcome, audited as `console_<action>`; back to the job's page.
+async fn job_action<F, Fut, R>(
+    state: AppState,
+    id: String,
+    headers: HeaderMap,
+    csrf: String,
+    action: &str,
+    run: F,
+) -> Response
+where
+    F: FnOnce(AppState, String) -> Fut,
+    Fut: std::future::Future<Output = Result<R, crate::error::ApiError>>,
+{
+    let base = base(&state);
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    // The API allows job actions to admins (its OpenAPI security).
+    if let Err(r) = check_write(&state, &headers, &session, &csrf, Role::Admin, action).await {
+        return r;
+    }
+    match run(state.clone(), id.clone()).await {
+        Ok(_) => {
+            audit(
+                &state,
+                &session.principal,
+                action,
+                Some(id.clone()),
+                StatusCode::SEE_OTHER,
+            )
+            .await;
+            Redirect::to(&format!("{base}/jobs/{id}")).into_response()
+        }
+        Err(e) => {
+            let page = api_error_page(&base, e).await;
+            audit(&state, &session.principal, action, Some(id), page.status()).await;
+            page
+        }
+    }
+}
+
+async fn cancel_job(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    job_action(state, id, headers, form.csrf, "console_cancel_job", |s, id| {
+        crate::routes::jobs::cancel(State(s), axum::extract::Path(id))
+    })
+    .await
+}
+
+async fn retry_job(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    job_action(state, id, headers, form.csrf, "console_retry_job", |s, id| {
+        crate::routes::jobs::retry(State(s), axum::extract::Path(id))
+    })
+    .await
 }

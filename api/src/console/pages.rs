@@ -89,6 +89,7 @@ fn layout(base: &str, session: &Session, title: &str, body: &Markup) -> Markup {
                     a.brand href={ (base) "/" } { "Hangar" }
                     nav aria-label="Main" {
                         a href={ (base) "/" } aria-current=[(title == "Overview").then_some("page")] { "Overview" }
+                        a href={ (base) "/jobs" } aria-current=[(title == "Jobs").then_some("page")] { "Jobs" }
                     }
                     span.who {
                         (session.principal.actor) " (" (session.principal.role.as_str()) ")"
@@ -236,6 +237,22 @@ pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
             dt { "Started" } dd { @if let Some(t) = run.started_at { (when(t)) } @else { "-" } }
             dt { "Finished" } dd { @if let Some(t) = run.finished_at { (when(t)) } @else { "-" } }
         }
+        @if session.principal.role >= crate::auth::Role::Admin {
+            div.actions {
+                @if run.state.is_open() {
+                    form method="post" action={ (base) "/jobs/" (run.id) "/cancel" } {
+                        input type="hidden" name="csrf" value=(session.csrf_token);
+                        button type="submit" { "Cancel" }
+                    }
+                }
+                @if run.state.as_str() == "dead" {
+                    form method="post" action={ (base) "/jobs/" (run.id) "/retry" } {
+                        input type="hidden" name="csrf" value=(session.csrf_token);
+                        button type="submit" { "Retry" }
+                    }
+                }
+            }
+        }
         @if let Some(e) = &run.error { h2 { "Last error" } pre.error { (e) } }
         h2 { "Payload" }
         pre { (pretty(&run.payload)) }
@@ -243,6 +260,100 @@ pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
         @if let Some(r) = &run.result { h2 { "Result" } pre { (pretty(r)) } }
     };
     layout(base, session, &format!("Job {}", run.id), &body)
+}
+
+/// What the jobs list is filtered by, as the form shows it.
+#[derive(Debug, Clone, Default)]
+pub struct JobsFilter {
+    /// A kind, or empty for all.
+    pub kind: String,
+    /// A state, or empty for all.
+    pub state: String,
+}
+
+const STATES: &[&str] = &[
+    "scheduled",
+    "queued",
+    "running",
+    "retrying",
+    "succeeded",
+    "cancelled",
+    "dead",
+];
+
+/// The jobs list: a filter form (GET, so the URL is the bookmark), the
+/// page, and a link to the next one.
+pub fn jobs(
+    base: &str,
+    session: &Session,
+    filter: &JobsFilter,
+    page: &crate::views::jobs::JobPage,
+) -> Markup {
+    let kinds: Vec<&str> = hangar_shared::kinds::all().iter().map(|k| k.name).collect();
+    let next = page.next_cursor.as_ref().map(|c| {
+        let mut q = form_urlencoded_pairs(&[("kind", &filter.kind), ("state", &filter.state), ("cursor", c)]);
+        q.insert(0, '?');
+        q
+    });
+    let body = html! {
+        form.filters method="get" action={ (base) "/jobs" } role="search" {
+            label for="kind" { "Kind" }
+            select id="kind" name="kind" {
+                option value="" { "any" }
+                @for k in &kinds { option value=(k) selected[*k == filter.kind] { (k) } }
+            }
+            label for="state" { "State" }
+            select id="state" name="state" {
+                option value="" { "any" }
+                @for st in STATES { option value=(st) selected[*st == filter.state] { (st) } }
+            }
+            button type="submit" { "Filter" }
+        }
+        @if page.jobs.is_empty() {
+            p.muted { "No jobs match." }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { "Job" } th scope="col" { "Kind" } th scope="col" { "State" }
+                    th.num scope="col" { "Attempts" } th scope="col" { "Requested by" } th scope="col" { "Created" }
+                } }
+                tbody {
+                    @for j in &page.jobs {
+                        tr {
+                            th scope="row" { a href={ (base) "/jobs/" (j.id) } { code { (j.id) } } }
+                            td { (j.kind) }
+                            td.bad[j.state.as_str() == "dead"] { (j.state.as_str()) }
+                            td.num { (j.attempts) "/" (j.max_attempts) }
+                            td { (j.requested_by.as_deref().unwrap_or("-")) }
+                            td { (when(j.created_at)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(n) = next { p { a href={ (base) "/jobs" (n) } rel="next" { "Older jobs" } } }
+    };
+    layout(base, session, "Jobs", &body)
+}
+
+/// `k=v&…` with each value percent-encoded (empty values left out).
+fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    let encode = |v: &str| -> String {
+        v.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// A whole page saying what went wrong and what to do.

@@ -203,18 +203,18 @@ pub(crate) async fn job_and_queue<'s>(
 }
 
 /// Query of `GET /api/v1/jobs`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this kind.
-    kind: Option<String>,
+    pub kind: Option<String>,
     /// Only this state: scheduled, queued, running, retrying, succeeded, cancelled, dead.
-    state: Option<String>,
+    pub state: Option<String>,
     /// Page size, 1-200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
-    limit: Option<String>,
+    pub limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// List jobs
@@ -228,6 +228,11 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<JobPage>, ApiError> {
+    page(&state, q).await.map(Json)
+}
+
+/// One page of recorded jobs as `q` asks (the API's list and the console's).
+pub async fn page(state: &AppState, q: ListQuery) -> Result<JobPage, ApiError> {
     let limit = super::page_limit(q.limit.as_deref(), 50, 200)?;
     if let Some(k) = &q.kind
         && kinds::kind(k).is_none()
@@ -245,10 +250,10 @@ pub async fn list(
     let runs = db::list_jobs(&state.pool, &filter).await?;
     let next = super::next_cursor(&runs, limit, |r| r.id.clone());
     let jobs = runs.iter().map(|r| Job::new(r, None)).collect();
-    Ok(Json(JobPage {
+    Ok(JobPage {
         jobs,
         next_cursor: next,
-    }))
+    })
 }
 
 async fn record_live(state: &AppState, queue: &hangar_queue::Queue, id: &str) -> Result<(), ApiError> {

@@ -377,6 +377,10 @@ async fn the_console_works_in_a_real_browser() {
         .env("HANGAR_AWS_ACCOUNTS", ACCOUNTS)
         .spawn()
         .await;
+    // A dead job to retry, then a queued one to cancel.
+    let dead = app.enqueue(serde_json::json!({"kind": "system.noop"})).await;
+    hangar_tests::kill_jobs(&app, &[dead]).await;
+    app.enqueue(serde_json::json!({"kind": "system.noop"})).await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -385,6 +389,7 @@ async fn the_console_works_in_a_real_browser() {
             .arg(&base)
             .arg(token("browser-operator", "operator"))
             .arg(token("browser-viewer", "viewer"))
+            .arg(token("browser-admin", "admin"))
             .arg(root.join("screenshots"))
             .output()
             .expect("python3 runs")
@@ -418,7 +423,14 @@ async fn sync_now_starts_one_job_per_target_says_already_running_and_refuses_vie
     assert!(html.contains("never"), "nothing synced yet: {html}");
     let csrf = csrf_of(&html);
 
-    let r = post_form(base, "/ui/syncs/workspaces", &format!("csrf={csrf}"), Some(&origin), Some(&cookie)).await;
+    let r = post_form(
+        base,
+        "/ui/syncs/workspaces",
+        &format!("csrf={csrf}"),
+        Some(&origin),
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/ui/?sync=workspaces");
     let ids: Vec<String> = sqlx::query_scalar(
@@ -428,16 +440,34 @@ async fn sync_now_starts_one_job_per_target_says_already_running_and_refuses_vie
     .await
     .unwrap();
     assert_eq!(ids.len(), 2, "one job per region");
-    let html = get_page(base, &location(&r), Some(&cookie)).await.text().await.unwrap();
+    let html = get_page(base, &location(&r), Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("Sync workspaces started"), "{html}");
     for id in &ids {
-        assert!(html.contains(&format!("href=\"/ui/jobs/{id}\"")), "{id} linked: {html}");
+        assert!(
+            html.contains(&format!("href=\"/ui/jobs/{id}\"")),
+            "{id} linked: {html}"
+        );
     }
 
     // Pressed again while those are open: the same jobs, "already running".
-    let r = post_form(base, "/ui/syncs/workspaces", &format!("csrf={csrf}"), Some(&origin), Some(&cookie)).await;
+    let r = post_form(
+        base,
+        "/ui/syncs/workspaces",
+        &format!("csrf={csrf}"),
+        Some(&origin),
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(location(&r), "/ui/?sync=workspaces&already=1");
-    let html = get_page(base, &location(&r), Some(&cookie)).await.text().await.unwrap();
+    let html = get_page(base, &location(&r), Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("already running"), "{html}");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs")
         .fetch_one(&pool)
@@ -451,15 +481,32 @@ async fn sync_now_starts_one_job_per_target_says_already_running_and_refuses_vie
         .text()
         .await
         .unwrap();
-    for want in ["sync.workspaces", "&quot;account&quot;: &quot;prod&quot;", "jwt:otto", "queued"] {
+    for want in [
+        "sync.workspaces",
+        "&quot;account&quot;: &quot;prod&quot;",
+        "jwt:otto",
+        "queued",
+    ] {
         assert!(html.contains(want), "{want} in {html}");
     }
     let r = get_page(base, "/ui/jobs/01J0000000000000000000000Z", Some(&cookie)).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // An unknown kind: the API's own message.
-    let r = post_form(base, "/ui/syncs/nope", &format!("csrf={csrf}"), Some(&origin), Some(&cookie)).await;
+    let r = post_form(
+        base,
+        "/ui/syncs/nope",
+        &format!("csrf={csrf}"),
+        Some(&origin),
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert!(r.text().await.unwrap().contains("no sync called &quot;nope&quot;"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("no sync called &quot;nope&quot;")
+    );
 
     // A viewer sees no button, and a forged POST with its own valid CSRF
     // token is still refused.
@@ -467,12 +514,145 @@ async fn sync_now_starts_one_job_per_target_says_already_running_and_refuses_vie
     let html = get_page(base, "/ui/", Some(&viewer)).await.text().await.unwrap();
     assert!(!html.contains("/ui/syncs/"), "{html}");
     let csrf = csrf_of(&html);
-    let r = post_form(base, "/ui/syncs/billing", &format!("csrf={csrf}"), Some(&origin), Some(&viewer)).await;
+    let r = post_form(
+        base,
+        "/ui/syncs/billing",
+        &format!("csrf={csrf}"),
+        Some(&origin),
+        Some(&viewer),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         audit_statuses(&pool, "console_start_sync").await,
         [303, 303, 404, 403]
     );
+    pool.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_jobs_page_filters_and_pages_and_admins_retry_dead_jobs_and_cancel_open_ones() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let base = app.base.as_str();
+    let origin = origin_of(base);
+    // One dead job (the failing worker takes everything queued), then two open ones.
+    let mut ids = vec![app.enqueue(serde_json::json!({"kind": "system.noop"})).await];
+    let dead = ids[0].clone();
+    hangar_tests::kill_jobs(&app, std::slice::from_ref(&dead)).await;
+    for _ in 0..2 {
+        ids.push(app.enqueue(serde_json::json!({"kind": "system.noop"})).await);
+    }
+
+    let (admin, _) = login(base, &token("ada", "admin")).await;
+    // Filtered by state: only the dead one; the filter form keeps the choice.
+    let html = get_page(base, "/ui/jobs?kind=&state=dead", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&dead) && !html.contains(&ids[1]) && !html.contains(&ids[2]),
+        "{html}"
+    );
+    assert!(html.contains("<option value=\"dead\" selected>"), "{html}");
+    // Paged: a limit of 1 links the next page, which holds the next job.
+    let html = get_page(base, "/ui/jobs?kind=system.noop&limit=1", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&ids[2]) && !html.contains(&format!("/ui/jobs/{}\"", ids[1])),
+        "{html}"
+    );
+    let at = html.find("rel=\"next\"").is_some();
+    assert!(at, "{html}");
+    let next = html[html.find("href=\"/ui/jobs?").unwrap() + 6..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let html2 = get_page(base, &next, Some(&admin)).await.text().await.unwrap();
+    assert!(html2.contains(&ids[1]), "{next}: {html2}");
+    // A bad filter: the API's message, naming the field.
+    let r = get_page(base, "/ui/jobs?state=sleeping", Some(&admin)).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("state: must be one of"));
+
+    // The dead job's page offers Retry (not Cancel); retrying reopens it.
+    let html = get_page(base, &format!("/ui/jobs/{dead}"), Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("/retry\"") && !html.contains("/cancel\""), "{html}");
+    assert!(
+        html.contains("simulated bad credentials"),
+        "the last error shown: {html}"
+    );
+    let csrf = csrf_of(&html);
+    let r = post_form(
+        base,
+        &format!("/ui/jobs/{dead}/retry"),
+        &format!("csrf={csrf}"),
+        Some(&origin),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/ui/jobs/{dead}"));
+    assert_eq!(app.record(&dead).await.state, hangar_tests::JobStatus::Queued);
+    // Retrying it again: the API's 409, on a page.
+    let r = post_form(
+        base,
+        &format!("/ui/jobs/{dead}/retry"),
+        &format!("csrf={csrf}"),
+        Some(&origin),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("only dead jobs can be retried"));
+
+    // A queued job's page offers Cancel; cancelling it ends it.
+    let open = &ids[1];
+    let r = post_form(
+        base,
+        &format!("/ui/jobs/{open}/cancel"),
+        &format!("csrf={csrf}"),
+        Some(&origin),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.record(open).await.state, hangar_tests::JobStatus::Cancelled);
+
+    // An operator sees neither button and is refused a forged POST.
+    let (operator, _) = login(base, &token("olga", "operator")).await;
+    let html = get_page(base, &format!("/ui/jobs/{}", ids[2]), Some(&operator))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("/cancel\"") && !html.contains("/retry\""),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+    let r = post_form(
+        base,
+        &format!("/ui/jobs/{}/cancel", ids[2]),
+        &format!("csrf={csrf}"),
+        Some(&origin),
+        Some(&operator),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.record(&ids[2]).await.state, hangar_tests::JobStatus::Queued);
+    assert_eq!(audit_statuses(&pool, "console_retry_job").await, [303, 409]);
+    assert_eq!(audit_statuses(&pool, "console_cancel_job").await, [303, 403]);
     pool.close().await;
     app.shutdown().await;
 }

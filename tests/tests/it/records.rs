@@ -1,17 +1,10 @@
 //! `job_runs` stays true to what happened: requeued dead jobs, several
 //! outcomes of one job in a batch, stale views of finished jobs.
 
-use std::sync::Arc;
-
-use apalis_core::{error::BoxDynError, worker::builder::WorkerBuilder};
-use hangar_queue::{HangarBackend, JobState, JobStatus, Queue, permanent};
+use hangar_queue::{JobState, JobStatus};
 use hangar_shared::db::{self, Inserted, NewJobRun, OutcomeRow};
 use hangar_tests::{TestApp, TestDb};
 use serde_json::{Value, json};
-
-async fn always_fails(_: Value) -> Result<(), BoxDynError> {
-    Err(permanent("simulated bad credentials"))?
-}
 
 #[tokio::test]
 async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
@@ -21,33 +14,10 @@ async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
         ids.push(app.enqueue(json!({"kind": "system.noop"})).await);
     }
     // A worker whose handler fails permanently, persisting outcomes like hangar-worker does.
-    let cfg = app.config();
-    let queue = Queue::connect(&cfg.redis_settings(), &cfg.redis.prefix, "sync")
-        .await
-        .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let pool = db::pool(&cfg.database).unwrap();
-    let persister = tokio::spawn(hangar_worker::persist::run(pool, rx, Arc::default()));
-    let backend = HangarBackend::<Value>::new(queue, hangar_worker::queue_options(&cfg, 2))
-        .unwrap()
-        .with_outcome_sink(tx);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let failing = tokio::spawn(
-        WorkerBuilder::new("failing")
-            .backend(backend)
-            .build(always_fails)
-            .run_until(async move {
-                let _ = stop_rx.await;
-                Ok::<(), apalis_core::error::WorkerError>(())
-            }),
-    );
+    hangar_tests::kill_jobs(&app, &ids).await;
     for id in &ids {
-        let row = app.wait_record(id, JobStatus::Dead).await;
-        assert_eq!(row.attempts, 1);
+        assert_eq!(app.record(id).await.attempts, 1);
     }
-    let _ = stop_tx.send(());
-    failing.await.unwrap().unwrap();
-    persister.await.unwrap();
 
     // The dead list pages by keyset and shows RFC 3339 times, like every list.
     let (status, first) = app.get("/api/v1/queues/sync/dead?limit=1").await;
@@ -92,7 +62,7 @@ async fn requeue_all_reopens_the_records_and_the_new_outcomes_land() {
             "reopened before redis requeued it"
         );
     }
-    app.worker = Some(hangar_tests::spawn_worker(cfg));
+    app.worker = Some(hangar_tests::spawn_worker(app.config()));
     for id in &ids {
         let row = app.wait_record(id, JobStatus::Succeeded).await;
         assert_eq!(
