@@ -39,6 +39,16 @@ pub static CSS: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
+/// The one script: live job state over server-sent events.
+pub static JS: LazyLock<Asset> = LazyLock::new(|| {
+    hashed(
+        "console",
+        "js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/console.js"),
+    )
+});
+
 /// The icon browsers show in the tab.
 pub static ICON: LazyLock<Asset> = LazyLock::new(|| {
     hashed(
@@ -51,7 +61,7 @@ pub static ICON: LazyLock<Asset> = LazyLock::new(|| {
 
 /// `GET /ui/assets/{name}`: an embedded file by its hashed name.
 pub async fn serve(Path(name): Path<String>) -> Response {
-    for asset in [&*CSS, &*ICON] {
+    for asset in [&*CSS, &*JS, &*ICON] {
         if asset.name == name {
             let mut response = (StatusCode::OK, asset.body).into_response();
             let h = response.headers_mut();

@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/syncs/{kind}", post(sync_now))
         .route("/ui/jobs", get(jobs_page))
         .route("/ui/jobs/{id}", get(job_page))
+        .route("/ui/events", get(job_events))
         .route("/ui/jobs/{id}/cancel", post(cancel_job))
         .route("/ui/jobs/{id}/retry", post(retry_job))
         .route("/ui/assets/{name}", get(assets::serve))
@@ -592,4 +593,82 @@ async fn retry_job(
         crate::routes::jobs::retry(State(s), axum::extract::Path(id))
     })
     .await
+}
+
+/// How often a followed job is looked at, and for how long at most.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const FOLLOW_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Jobs one page follows at most (the overview lists one open job per
+/// sync target; past this many the rest show their state as rendered).
+const FOLLOW_AT_MOST: usize = 50;
+
+/// The query of `GET /ui/events`.
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    /// Job ids, comma-separated.
+    jobs: String,
+}
+
+/// `GET /ui/events?jobs=<id>,<id>`: the state of a page's jobs as
+/// server-sent events on one connection (a browser allows six per server):
+/// a `job` event (the API's job view) whenever one changes, until every one
+/// has finished. Read the way `GET /api/v1/jobs/{id}` reads a job: the
+/// record, with Redis's live attempts and progress while it is open.
+async fn job_events(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::StreamExt as _;
+    if let Err(r) = signed_in(&state, &headers).await {
+        return r;
+    }
+    let ids: Vec<String> = query
+        .jobs
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .take(FOLLOW_AT_MOST)
+        .map(str::to_owned)
+        .collect();
+    let started = std::time::Instant::now();
+    // Per job: the last text sent, and whether it has finished.
+    let followed: Vec<(String, Option<String>, bool)> = ids.into_iter().map(|id| (id, None, false)).collect();
+    let events = futures_util::stream::unfold(
+        (state, followed, true),
+        move |(state, mut followed, first)| async move {
+            if followed.iter().all(|(_, _, done)| *done) || started.elapsed() > FOLLOW_FOR {
+                return None;
+            }
+            if !first {
+                tokio::time::sleep(FOLLOW_EVERY).await;
+            }
+            let mut batch = Vec::new();
+            for (id, last, done) in followed.iter_mut().filter(|(_, _, done)| !*done) {
+                match crate::routes::jobs::get(State(state.clone()), axum::extract::Path(id.clone())).await {
+                    Ok(axum::Json(job)) => {
+                        *done = !job.state.is_open();
+                        let text = serde_json::to_string(&job).unwrap_or_default();
+                        if last.as_deref() != Some(text.as_str()) {
+                            batch.push(Ok::<_, std::convert::Infallible>(
+                                Event::default().event("job").data(text.clone()),
+                            ));
+                            *last = Some(text);
+                        }
+                    }
+                    Err(_) => *done = true,
+                }
+            }
+            Some((futures_util::stream::iter(batch), (state, followed, false)))
+        },
+    )
+    .flatten();
+    // A keep-alive comment as often as the job is looked at: writing is how
+    // a closed tab is noticed, so a stream ends within a second of its
+    // viewer leaving instead of holding a connection (and a server's drain
+    // at shutdown) for the rest of its 15 minutes.
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(FOLLOW_EVERY))
+        .into_response()
 }

@@ -74,6 +74,7 @@ fn head(base: &str, title: &str) -> Markup {
             title { (title) " · Hangar" }
             link rel="stylesheet" href={ (base) "/assets/" (assets::CSS.name) };
             link rel="icon" type="image/svg+xml" href={ (base) "/assets/" (assets::ICON.name) };
+            script src={ (base) "/assets/" (assets::JS.name) } defer {}
         }
     }
 }
@@ -99,7 +100,7 @@ fn layout(base: &str, session: &Session, title: &str, body: &Markup) -> Markup {
                         button type="submit" { "Log out" }
                     }
                 }
-                main { h1 { (title) } (body) }
+                main data-events={ (base) "/events" } { h1 { (title) } (body) }
             }
         }
     }
@@ -210,7 +211,14 @@ pub fn overview(
                                 td { (r.account) }
                                 td { (r.region) }
                                 td { @if let Some(t) = r.last_ok { (when(t)) } @else { span.muted { "never" } } }
-                                td { @if let Some(id) = &r.open_job { a href={ (base) "/jobs/" (id) } { (id) } } @else { span.muted { "none" } } }
+                                td {
+                                    @if let Some(id) = &r.open_job {
+                                        span data-live-job=(id) {
+                                            a href={ (base) "/jobs/" (id) } { (id) } " "
+                                            span.state data-field="state" aria-live="polite" { "open" }
+                                        }
+                                    } @else { span.muted { "none" } }
+                                }
                             }
                         }
                     }
@@ -225,12 +233,17 @@ pub fn overview(
 /// and error.
 pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let live = run
+        .state
+        .is_open()
+        .then(|| format!("{base}/jobs/{}/events", run.id));
     let body = html! {
+        div data-live-job=[live] {
         dl.facts {
             dt { "Kind" } dd { (run.kind) }
             dt { "Queue" } dd { (run.queue) }
-            dt { "State" } dd.state { (run.state.as_str()) }
-            dt { "Attempts" } dd { (run.attempts) " of " (run.max_attempts) " (" (run.deliveries) " deliveries)" }
+            dt { "State" } dd.state data-field="state" aria-live="polite" { (run.state.as_str()) }
+            dt { "Attempts" } dd data-field="attempts" { (run.attempts) " of " (run.max_attempts) " (" (run.deliveries) " deliveries)" }
             dt { "Requested by" } dd { (run.requested_by.as_deref().unwrap_or("-")) }
             dt { "Request id" } dd { code { (run.request_id.as_deref().unwrap_or("-")) } }
             dt { "Created" } dd { (when(run.created_at)) }
@@ -256,8 +269,14 @@ pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
         @if let Some(e) = &run.error { h2 { "Last error" } pre.error { (e) } }
         h2 { "Payload" }
         pre { (pretty(&run.payload)) }
-        @if let Some(p) = &run.progress { h2 { "Progress" } pre { (pretty(p)) } }
+        @if run.state.is_open() {
+            h2 { "Progress" }
+            pre data-field="progress" { @if let Some(p) = &run.progress { (pretty(p)) } @else { "none yet" } }
+        } @else if let Some(p) = &run.progress {
+            h2 { "Progress" } pre { (pretty(p)) }
+        }
         @if let Some(r) = &run.result { h2 { "Result" } pre { (pretty(r)) } }
+        }
     };
     layout(base, session, &format!("Job {}", run.id), &body)
 }

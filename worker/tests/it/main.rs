@@ -2,6 +2,7 @@
 //! emulator, the inference cap, worker processes, and a report job killed
 //! mid-write.
 
+mod console;
 mod inference_cap;
 mod process;
 mod reports;
