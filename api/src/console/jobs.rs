@@ -1,0 +1,200 @@
+//! The jobs pages: the list, one job's page, its Retry and Cancel
+//! actions, and the live state of a page's jobs over server-sent events.
+
+use axum::{
+    Form,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use super::{CsrfForm, api_error_page, audit, base, check_write, pages, signed_in};
+use crate::{auth::Role, state::AppState};
+
+/// `GET /ui/jobs`: recorded jobs, newest first, filtered by kind and
+/// state, keyset paged (the API's list; the URL is the bookmark).
+pub(super) async fn jobs_page(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<crate::routes::jobs::ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let filter = pages::JobsFilter {
+        kind: query.kind.clone().unwrap_or_default(),
+        state: query.state.clone().unwrap_or_default(),
+    };
+    let query = crate::routes::jobs::ListQuery {
+        kind: query.kind.filter(|k| !k.is_empty()),
+        state: query.state.filter(|s| !s.is_empty()),
+        ..query
+    };
+    match crate::routes::jobs::page(&state, query).await {
+        Ok(page) => Html(pages::jobs(&base(&state), &session, &filter, &page).into_string()).into_response(),
+        Err(e) => api_error_page(&base(&state), e).await,
+    }
+}
+
+/// Runs one of the API's job actions for the console: same checks, same
+/// outcome, audited as `console_<action>`; back to the job's page.
+async fn job_action<F, Fut, R>(
+    state: AppState,
+    id: String,
+    headers: HeaderMap,
+    csrf: String,
+    action: &str,
+    run: F,
+) -> Response
+where
+    F: FnOnce(AppState, String) -> Fut,
+    Fut: std::future::Future<Output = Result<R, crate::error::ApiError>>,
+{
+    let base = base(&state);
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    // The API allows job actions to admins (its OpenAPI security).
+    if let Err(r) = check_write(&state, &headers, &session, &csrf, Role::Admin, action).await {
+        return r;
+    }
+    match run(state.clone(), id.clone()).await {
+        Ok(_) => {
+            audit(
+                &state,
+                &session.principal,
+                action,
+                Some(id.clone()),
+                StatusCode::SEE_OTHER,
+            )
+            .await;
+            Redirect::to(&format!("{base}/jobs/{id}")).into_response()
+        }
+        Err(e) => {
+            let page = api_error_page(&base, e).await;
+            audit(&state, &session.principal, action, Some(id), page.status()).await;
+            page
+        }
+    }
+}
+
+pub(super) async fn cancel_job(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    job_action(state, id, headers, form.csrf, "console_cancel_job", |s, id| {
+        crate::routes::jobs::cancel(State(s), axum::extract::Path(id))
+    })
+    .await
+}
+
+pub(super) async fn retry_job(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    job_action(state, id, headers, form.csrf, "console_retry_job", |s, id| {
+        crate::routes::jobs::retry(State(s), axum::extract::Path(id))
+    })
+    .await
+}
+
+/// `GET /ui/jobs/{id}`: one job's record.
+pub(super) async fn job_page(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match crate::routes::jobs::recorded_job(&state, &id).await {
+        Ok(run) => Html(pages::job(&base(&state), &session, &run).into_string()).into_response(),
+        Err(e) => api_error_page(&base(&state), e).await,
+    }
+}
+
+/// How often a followed job is looked at, and for how long at most.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const FOLLOW_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Jobs one page follows at most (the overview lists one open job per
+/// sync target; past this many the rest show their state as rendered).
+const FOLLOW_AT_MOST: usize = 50;
+
+/// The query of `GET /ui/events`.
+#[derive(Debug, Deserialize)]
+pub(super) struct EventsQuery {
+    /// Job ids, comma-separated.
+    jobs: String,
+}
+
+/// `GET /ui/events?jobs=<id>,<id>`: the state of a page's jobs as
+/// server-sent events on one connection (a browser allows six per server):
+/// a `job` event (the API's job view) whenever one changes, until every one
+/// has finished. Read the way `GET /api/v1/jobs/{id}` reads a job: the
+/// record, with Redis's live attempts and progress while it is open.
+pub(super) async fn job_events(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::StreamExt as _;
+    if let Err(r) = signed_in(&state, &headers).await {
+        return r;
+    }
+    let ids: Vec<String> = query
+        .jobs
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .take(FOLLOW_AT_MOST)
+        .map(str::to_owned)
+        .collect();
+    let started = std::time::Instant::now();
+    // Per job: the last text sent, and whether it has finished.
+    let followed: Vec<(String, Option<String>, bool)> = ids.into_iter().map(|id| (id, None, false)).collect();
+    let events = futures_util::stream::unfold(
+        (state, followed, true),
+        move |(state, mut followed, first)| async move {
+            if followed.iter().all(|(_, _, done)| *done) || started.elapsed() > FOLLOW_FOR {
+                return None;
+            }
+            if !first {
+                tokio::time::sleep(FOLLOW_EVERY).await;
+            }
+            let mut batch = Vec::new();
+            for (id, last, done) in followed.iter_mut().filter(|(_, _, done)| !*done) {
+                match crate::routes::jobs::get(State(state.clone()), axum::extract::Path(id.clone())).await {
+                    Ok(axum::Json(job)) => {
+                        *done = !job.state.is_open();
+                        let text = serde_json::to_string(&job).unwrap_or_default();
+                        if last.as_deref() != Some(text.as_str()) {
+                            batch.push(Ok::<_, std::convert::Infallible>(
+                                Event::default().event("job").data(text.clone()),
+                            ));
+                            *last = Some(text);
+                        }
+                    }
+                    Err(_) => *done = true,
+                }
+            }
+            Some((futures_util::stream::iter(batch), (state, followed, false)))
+        },
+    )
+    .flatten();
+    // A keep-alive comment as often as the job is looked at: writing is how
+    // a closed tab is noticed, so a stream ends within a second of its
+    // viewer leaving instead of holding a connection (and a server's drain
+    // at shutdown) for the rest of its 15 minutes.
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(FOLLOW_EVERY))
+        .into_response()
+}

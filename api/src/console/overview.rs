@@ -1,0 +1,167 @@
+//! The overview page: queue depth and each sync target's last success,
+//! with "Sync now" per kind.
+
+use axum::{
+    Form,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use super::{CsrfForm, api_error_page, audit, base, check_write, pages, signed_in};
+use crate::{auth::Role, state::AppState};
+
+pub(super) async fn overview(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<OverviewQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut queues = Vec::new();
+    for (name, q) in state.queues.iter() {
+        match (
+            q.counts().await,
+            q.workers_alive(crate::routes::queues::ALIVE_WITHIN).await,
+        ) {
+            (Ok(counts), Ok(workers)) => queues.push(pages::QueueRow {
+                name: name.clone(),
+                queued: counts.ready,
+                running: counts.running,
+                delayed: counts.scheduled,
+                dead: counts.dead,
+                workers,
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(queue = %name, error = %e, "console: queue counts unavailable");
+                return pages::error_page(
+                    &base(&state),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Redis did not answer, so the queues cannot be shown; try again.",
+                );
+            }
+        }
+    }
+    let syncs = match sync_rows(&state).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "console: last syncs unavailable");
+            return pages::error_page(
+                &base(&state),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PostgreSQL did not answer, so the syncs cannot be shown; try again.",
+            );
+        }
+    };
+    let notice = query.sync.as_deref().map(|kind| pages::SyncNotice {
+        kind: kind.to_owned(),
+        already: query.already.as_deref() == Some("1"),
+    });
+    Html(pages::overview(&base(&state), &session, &queues, &syncs, notice.as_ref()).into_string())
+        .into_response()
+}
+
+/// The overview's query: what a "Sync now" just did.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct OverviewQuery {
+    sync: Option<String>,
+    already: Option<String>,
+}
+
+/// Every configured target of every sync kind: when it last succeeded and
+/// the job open for it now, if any.
+async fn sync_rows(state: &AppState) -> sqlx::Result<Vec<pages::SyncRow>> {
+    let kinds: Vec<String> = hangar_shared::kinds::syncs()
+        .map(|(_, k)| k.name.to_owned())
+        .collect();
+    let seen = sqlx::query!(
+        r#"SELECT kind AS "kind!", payload->>'account' AS "account!",
+                  COALESCE(payload->>'region', 'global') AS "region!",
+                  max(finished_at) FILTER (WHERE state = 'succeeded') AS last_ok,
+                  (array_agg(id ORDER BY id DESC)
+                     FILTER (WHERE state IN ('scheduled', 'queued', 'running', 'retrying')))[1] AS open_job
+           FROM job_runs WHERE kind = ANY($1) AND payload ? 'account'
+           GROUP BY 1, 2, 3"#,
+        &kinds[..],
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut rows = Vec::new();
+    for (short, kind) in hangar_shared::kinds::syncs() {
+        for (account, region) in hangar_shared::kinds::targets(&state.config.aws, kind, None, None) {
+            let found = seen
+                .iter()
+                .find(|r| r.kind == kind.name && r.account == account && r.region == region);
+            rows.push(pages::SyncRow {
+                short: short.to_owned(),
+                account,
+                region,
+                last_ok: found.and_then(|r| r.last_ok),
+                open_job: found.and_then(|r| r.open_job.clone()),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// `POST /ui/syncs/{kind}`: "Sync now" for every configured target of a
+/// kind (operator), then back to the overview saying what happened.
+pub(super) async fn sync_now(
+    State(state): State<AppState>,
+    axum::extract::Path(kind): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let base = base(&state);
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_write(
+        &state,
+        &headers,
+        &session,
+        &form.csrf,
+        Role::Operator,
+        "console_start_sync",
+    )
+    .await
+    {
+        return r;
+    }
+    let request = crate::routes::syncs::SyncRequest {
+        kind: &kind,
+        ..Default::default()
+    };
+    match crate::routes::syncs::start(&state, &session.principal, &request).await {
+        Ok(accepted) => {
+            let ids: Vec<&str> = accepted.jobs.iter().map(|j| j.job.id.as_str()).collect();
+            let already = accepted.jobs.iter().all(|j| j.already);
+            audit(
+                &state,
+                &session.principal,
+                "console_start_sync",
+                Some(ids.join(",")),
+                StatusCode::SEE_OTHER,
+            )
+            .await;
+            let flag = if already { "&already=1" } else { "" };
+            Redirect::to(&format!("{base}/?sync={kind}{flag}")).into_response()
+        }
+        Err(e) => {
+            let page = api_error_page(&base, e).await;
+            audit(
+                &state,
+                &session.principal,
+                "console_start_sync",
+                None,
+                page.status(),
+            )
+            .await;
+            page
+        }
+    }
+}
