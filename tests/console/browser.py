@@ -15,7 +15,7 @@ accessibility violation. Exits non-zero with the reason on the first failure.
 import pathlib
 import sys
 
-from common import browser, check_page, log_in
+from common import browser, check_page, go, log_in
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -31,7 +31,7 @@ def main():
         driver.get(f"{BASE}/ui/login")
         check_page(driver, SHOTS, "login")
         driver.find_element(By.ID, "credential").send_keys("hangar_not_a_key")
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        go(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"))
         alert = WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
         assert alert.text.startswith("credential:"), alert.text
         # The refusal is a 401 by design, which Chromium logs as a failed load.
@@ -48,20 +48,20 @@ def main():
 
         # Sync now: started, then (its jobs still open: no worker runs in
         # this test) "already running", with the open jobs linked.
-        driver.find_element(By.XPATH, "//button[normalize-space()='Sync now: workspaces']").click()
+        go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Sync now: workspaces']"))
         notice = WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".notice")))
         assert "started" in notice.text, notice.text
         check_page(driver, SHOTS, "sync-started")
-        driver.find_element(By.XPATH, "//button[normalize-space()='Sync now: workspaces']").click()
+        go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Sync now: workspaces']"))
         WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "already running"))
         check_page(driver, SHOTS, "sync-already-running")
         links = driver.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=syncs] tbody a")
         assert len(links) == 2, [a.text for a in links]
-        links[0].click()
+        go(driver, links[0])
         WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Job "))
         assert driver.find_element(By.CSS_SELECTOR, "dd.state").text == "queued"
         check_page(driver, SHOTS, "job")
-        driver.find_element(By.LINK_TEXT, "Overview").click()
+        go(driver, driver.find_element(By.LINK_TEXT, "Overview"))
         WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "queues")))
 
         # Keyboard: Tab reaches the navigation and the logout button.
@@ -71,7 +71,7 @@ def main():
         assert "Log out" in focusable and "Overview" in focusable, focusable
 
         # Logging out ends the session: the back button shows nothing.
-        driver.find_element(By.XPATH, "//button[normalize-space()='Log out']").click()
+        go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Log out']"))
         WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
         driver.get(f"{BASE}/ui/")
         WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
@@ -82,31 +82,31 @@ def main():
         buttons = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button, input[type=submit]")]
         assert buttons == ["Log out"], buttons
         check_page(driver, SHOTS, "overview-viewer")
-        driver.find_element(By.XPATH, "//button[normalize-space()='Log out']").click()
+        go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Log out']"))
         WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
 
         # An admin finds the dead job through the filter and retries it,
         # then cancels the queued one.
         log_in(driver, BASE, ADMIN)
-        driver.find_element(By.LINK_TEXT, "Jobs").click()
+        go(driver, driver.find_element(By.LINK_TEXT, "Jobs"))
         Select(WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "state")))).select_by_value("dead")
-        driver.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
+        go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Filter']"))
         WebDriverWait(driver, 10).until(ec.url_contains("state=dead"))
         rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
         assert len(rows) == 1, [r.text for r in rows]
         check_page(driver, SHOTS, "jobs-dead")
-        rows[0].find_element(By.TAG_NAME, "a").click()
+        go(driver, rows[0].find_element(By.TAG_NAME, "a"))
         WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.state"), "dead"))
         assert "simulated bad credentials" in driver.find_element(By.CSS_SELECTOR, "pre.error").text
         check_page(driver, SHOTS, "job-dead")
-        driver.find_element(By.XPATH, "//button[normalize-space()='Retry']").click()
+        go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Retry']"))
         WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.state"), "queued"))
 
         driver.get(f"{BASE}/ui/jobs?kind=system.noop&state=queued")
         rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr a")
         assert len(rows) == 2, [r.text for r in rows]
-        rows[-1].click()
-        driver.find_element(By.XPATH, "//button[normalize-space()='Cancel']").click()
+        go(driver, rows[-1])
+        go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Cancel']"))
         WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.state"), "cancelled"))
         check_page(driver, SHOTS, "job-cancelled")
     finally:

@@ -46,5 +46,15 @@ def log_in(driver, base, credential):
     field = driver.find_element(By.ID, "credential")
     assert driver.find_element(By.CSS_SELECTOR, "label[for=credential]").text == "API key or JWT"
     field.send_keys(credential)
-    field.submit()
+    go(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "queues")))
+
+
+def go(driver, element):
+    """Clicks a link or a form's button and waits until the next page has
+    replaced this one, so later lookups never touch the old, detaching
+    document (Chromium then fails them with "Node ... does not belong to
+    the document", which no wait condition retries)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(ec.staleness_of(page))

@@ -12,7 +12,7 @@ succeeded without the page being reloaded.
 import pathlib
 import sys
 
-from common import browser, check_page, log_in
+from common import browser, check_page, go, log_in
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -29,9 +29,9 @@ def main():
     try:
         log_in(driver, BASE, OPERATOR)
         press = "//button[normalize-space()='Sync now: workspaces']"
-        driver.find_element(By.XPATH, press).click()
+        go(driver, driver.find_element(By.XPATH, press))
         WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "started"))
-        driver.find_element(By.XPATH, press).click()
+        go(driver, driver.find_element(By.XPATH, press))
         WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "already running"))
         WebDriverWait(driver, 10).until(lambda d: states(d) and all(s == "queued" for s in states(d)))
         check_page(driver, SHOTS, "live-queued")
@@ -43,7 +43,7 @@ def main():
         assert driver.execute_script("return window.hangarMark") == 1, "the page was reloaded"
         check_page(driver, SHOTS, "live-succeeded")
         # And the job's own page shows the result it finished with.
-        driver.find_element(By.CSS_SELECTOR, "section[aria-labelledby=syncs] [data-live-job] a").click()
+        go(driver, driver.find_element(By.CSS_SELECTOR, "section[aria-labelledby=syncs] [data-live-job] a"))
         WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.state"), "succeeded"))
         assert "Result" in driver.page_source
         check_page(driver, SHOTS, "live-job")
