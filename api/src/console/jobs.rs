@@ -4,25 +4,21 @@
 use axum::{
     Form,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
-use super::{CsrfForm, api_error_page, audit, base, check_write, pages, signed_in};
+use super::{CsrfForm, WriteRequest, api_error_page, base, pages, session::Session};
 use crate::{auth::Role, state::AppState};
 
 /// `GET /ui/jobs`: recorded jobs, newest first, filtered by kind and
 /// state, keyset paged (the API's list; the URL is the bookmark).
 pub(super) async fn jobs_page(
     State(state): State<AppState>,
+    session: Session,
     axum::extract::Query(query): axum::extract::Query<crate::routes::jobs::ListQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let filter = pages::JobsFilter {
         kind: query.kind.clone().unwrap_or_default(),
         state: query.state.clone().unwrap_or_default(),
@@ -38,83 +34,60 @@ pub(super) async fn jobs_page(
     }
 }
 
-/// Runs one of the API's job actions for the console: same checks, same
-/// outcome, audited as `console_<action>`; back to the job's page.
-async fn job_action<F, Fut, R>(
-    state: AppState,
-    id: String,
-    headers: HeaderMap,
-    csrf: String,
-    action: &str,
-    run: F,
-) -> Response
-where
-    F: FnOnce(AppState, String) -> Fut,
-    Fut: std::future::Future<Output = Result<R, crate::error::ApiError>>,
-{
+/// `POST /ui/jobs/{id}/{cancel|retry}`: the API's own handler for the
+/// action (same checks, same outcome; admins only, as the API's security
+/// says), audited as `console_<action>_job`; back to the job's page.
+pub(super) async fn job_action(
+    State(state): State<AppState>,
+    axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+    write: WriteRequest,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let base = base(&state);
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
+    let audited = match action.as_str() {
+        "cancel" => "console_cancel_job",
+        "retry" => "console_retry_job",
+        _ => {
+            return pages::error_page(
+                &base,
+                StatusCode::NOT_FOUND,
+                "no such job action: use cancel or retry",
+            );
+        }
     };
-    // The API allows job actions to admins (its OpenAPI security).
-    if let Err(r) = check_write(&state, &headers, &session, &csrf, Role::Admin, action).await {
+    if let Err(r) = write.authorize(&state, &form.csrf, Role::Admin, audited).await {
         return r;
     }
-    match run(state.clone(), id.clone()).await {
-        Ok(_) => {
-            audit(
-                &state,
-                &session.principal,
-                action,
-                Some(id.clone()),
-                StatusCode::SEE_OTHER,
-            )
-            .await;
+    let path = axum::extract::Path(id.clone());
+    let done = match action.as_str() {
+        "cancel" => crate::routes::jobs::cancel(State(state.clone()), path)
+            .await
+            .map(|_| ()),
+        _ => crate::routes::jobs::retry(State(state.clone()), path)
+            .await
+            .map(|_| ()),
+    };
+    match done {
+        Ok(()) => {
+            write
+                .audit(&state, audited, Some(id.clone()), StatusCode::SEE_OTHER)
+                .await;
             Redirect::to(&format!("{base}/jobs/{id}")).into_response()
         }
         Err(e) => {
             let page = api_error_page(&base, e).await;
-            audit(&state, &session.principal, action, Some(id), page.status()).await;
+            write.audit(&state, audited, Some(id), page.status()).await;
             page
         }
     }
 }
 
-pub(super) async fn cancel_job(
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    job_action(state, id, headers, form.csrf, "console_cancel_job", |s, id| {
-        crate::routes::jobs::cancel(State(s), axum::extract::Path(id))
-    })
-    .await
-}
-
-pub(super) async fn retry_job(
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    job_action(state, id, headers, form.csrf, "console_retry_job", |s, id| {
-        crate::routes::jobs::retry(State(s), axum::extract::Path(id))
-    })
-    .await
-}
-
 /// `GET /ui/jobs/{id}`: one job's record.
 pub(super) async fn job_page(
     State(state): State<AppState>,
+    session: Session,
     axum::extract::Path(id): axum::extract::Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     match crate::routes::jobs::recorded_job(&state, &id).await {
         Ok(run) => Html(pages::job(&base(&state), &session, &run).into_string()).into_response(),
         Err(e) => api_error_page(&base(&state), e).await,
@@ -143,14 +116,11 @@ pub(super) struct EventsQuery {
 /// record, with Redis's live attempts and progress while it is open.
 pub(super) async fn job_events(
     State(state): State<AppState>,
+    _session: Session,
     axum::extract::Query(query): axum::extract::Query<EventsQuery>,
-    headers: HeaderMap,
 ) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures_util::StreamExt as _;
-    if let Err(r) = signed_in(&state, &headers).await {
-        return r;
-    }
     let ids: Vec<String> = query
         .jobs
         .split(',')

@@ -1,16 +1,16 @@
 //! Logging in (an API key or JWT exchanged for a session) and out.
 
-use std::net::SocketAddr;
-
 use axum::{
     Form,
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
-use super::{CsrfForm, audit, base, check_write, over_tls, pages, same_origin, session, signed_in};
+use super::{
+    AuditedRequest, CsrfForm, WriteRequest, audit, base, client_ip, over_tls, pages, same_origin, session,
+};
 use crate::{auth::Role, state::AppState};
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +26,7 @@ pub(super) async fn login_form(State(state): State<AppState>) -> Response {
 pub(super) async fn login(
     State(state): State<AppState>,
     extensions: axum::http::Extensions,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -65,10 +66,12 @@ pub(super) async fn login(
         }
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, &format!("credential: {e}")),
     };
+    let request = AuditedRequest {
+        path: uri.path(),
+        client_ip: client_ip(&extensions),
+    };
     let client = session::Client {
-        ip: extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|p| p.0.ip().to_string()),
+        ip: request.client_ip.clone(),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -88,6 +91,7 @@ pub(super) async fn login(
         &state,
         &principal,
         "console_login",
+        &request,
         Some(opened.session.id.clone()),
         StatusCode::SEE_OTHER,
     )
@@ -107,27 +111,16 @@ pub(super) async fn login(
 
 pub(super) async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    write: WriteRequest,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let base = base(&state);
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_write(
-        &state,
-        &headers,
-        &session,
-        &form.csrf,
-        Role::Viewer,
-        "console_logout",
-    )
-    .await
-    {
+    const ACTION: &str = "console_logout";
+    if let Err(r) = write.authorize(&state, &form.csrf, Role::Viewer, ACTION).await {
         return r;
     }
-    if let Err(e) = session::revoke(&state.pool, &session.id).await {
+    let base = base(&state);
+    let id = &write.session.id;
+    if let Err(e) = session::revoke(&state.pool, id).await {
         tracing::error!(error = %e, "console session not revoked");
         return pages::error_page(
             &base,
@@ -135,14 +128,9 @@ pub(super) async fn logout(
             "The session could not be ended; try again.",
         );
     }
-    audit(
-        &state,
-        &session.principal,
-        "console_logout",
-        Some(session.id.clone()),
-        StatusCode::SEE_OTHER,
-    )
-    .await;
+    write
+        .audit(&state, ACTION, Some(id.clone()), StatusCode::SEE_OTHER)
+        .await;
     let mut response = Redirect::to(&format!("{base}/login")).into_response();
     let cookie = session::set_cookie("", &base, over_tls(&state), std::time::Duration::ZERO);
     if let Ok(v) = HeaderValue::from_str(&cookie) {

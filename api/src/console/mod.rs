@@ -15,9 +15,12 @@ mod overview;
 mod pages;
 pub mod session;
 
+use std::net::SocketAddr;
+
 use axum::{
     Router,
-    http::{HeaderMap, StatusCode, header},
+    extract::{ConnectInfo, FromRequestParts},
+    http::{HeaderMap, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -47,8 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/jobs", get(jobs::jobs_page))
         .route("/ui/jobs/{id}", get(jobs::job_page))
         .route("/ui/events", get(jobs::job_events))
-        .route("/ui/jobs/{id}/cancel", post(jobs::cancel_job))
-        .route("/ui/jobs/{id}/retry", post(jobs::retry_job))
+        .route("/ui/jobs/{id}/{action}", post(jobs::job_action))
         .route("/ui/assets/{name}", get(assets::serve))
 }
 
@@ -117,41 +119,88 @@ async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Session
         })
 }
 
-/// A page that needs a session: the session, or a redirect to the login.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    match current(state, headers).await? {
-        Some(s) => Ok(s),
-        None => Err(Redirect::to(&format!("{}/login", base(state))).into_response()),
+/// A page's session, as an extractor: a request without an open one is
+/// sent to the login form.
+impl FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match current(state, &parts.headers).await? {
+            Some(s) => Ok(s),
+            None => Err(Redirect::to(&format!("{}/login", base(state))).into_response()),
+        }
     }
 }
 
-/// Refuses (403) a state-changing request without a same-origin `Origin`,
-/// without the session's CSRF token, or from a role below `needed`; each
-/// refusal is audited.
-async fn check_write(
-    state: &AppState,
-    headers: &HeaderMap,
-    session: &Session,
-    csrf: &str,
-    needed: Role,
-    action: &str,
-) -> Result<(), Response> {
-    let why = if !same_origin(state, headers) {
-        Some("this form was not sent from this console (Origin check)")
-    } else if !session::same_secret(csrf, &session.csrf_token) {
-        Some("the form's security token is missing or stale: reload the page and try again")
-    } else if session.principal.role < needed {
-        Some("your role may not do this")
-    } else {
-        None
-    };
-    match why {
-        None => Ok(()),
-        Some(why) => {
-            audit(state, &session.principal, action, None, StatusCode::FORBIDDEN).await;
-            Err(pages::error_page(&base(state), StatusCode::FORBIDDEN, why))
-        }
+/// A state-changing console request, as an extractor: its session and what
+/// its checks and audit entry need. Its handler calls [`Self::authorize`]
+/// with the form's CSRF token before doing anything.
+pub(super) struct WriteRequest {
+    /// Who sent it.
+    pub(super) session: Session,
+    path: String,
+    client_ip: Option<String>,
+    same_origin: bool,
+}
+
+impl FromRequestParts<AppState> for WriteRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = Session::from_request_parts(parts, state).await?;
+        Ok(Self {
+            session,
+            path: parts.uri.path().to_owned(),
+            client_ip: client_ip(&parts.extensions),
+            same_origin: same_origin(state, &parts.headers),
+        })
     }
+}
+
+impl WriteRequest {
+    /// Refuses (403, audited) a request without a same-origin `Origin`,
+    /// without the session's CSRF token, or from a role below `needed`.
+    pub(super) async fn authorize(
+        &self,
+        state: &AppState,
+        csrf: &str,
+        needed: Role,
+        action: &str,
+    ) -> Result<(), Response> {
+        let why = if !self.same_origin {
+            "this form was not sent from this console (Origin check)"
+        } else if !session::same_secret(csrf, &self.session.csrf_token) {
+            "the form's security token is missing or stale: reload the page and try again"
+        } else if self.session.principal.role < needed {
+            "your role may not do this"
+        } else {
+            return Ok(());
+        };
+        self.audit(state, action, None, StatusCode::FORBIDDEN).await;
+        Err(pages::error_page(&base(state), StatusCode::FORBIDDEN, why))
+    }
+
+    /// Writes the action's outcome to the audit log.
+    pub(super) async fn audit(
+        &self,
+        state: &AppState,
+        action: &str,
+        target: Option<String>,
+        status: StatusCode,
+    ) {
+        let request = AuditedRequest {
+            path: &self.path,
+            client_ip: self.client_ip.clone(),
+        };
+        audit(state, &self.session.principal, action, &request, target, status).await;
+    }
+}
+
+/// The peer's address, when the server recorded it.
+fn client_ip(extensions: &axum::http::Extensions) -> Option<String> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
 }
 
 /// An API error as a console page: the same status and the API's own
@@ -171,9 +220,22 @@ async fn api_error_page(base: &str, e: crate::error::ApiError) -> Response {
     pages::error_page(base, status, &text)
 }
 
-/// Writes a console action (`console_<verb>`, sent to `/ui/<verb>`) to the
-/// audit log, as the API does for its own.
-async fn audit(state: &AppState, who: &Principal, action: &str, target: Option<String>, status: StatusCode) {
+/// Where a console action was sent, for its audit entry.
+struct AuditedRequest<'a> {
+    path: &'a str,
+    client_ip: Option<String>,
+}
+
+/// Writes a console action (`console_<verb>`) to the audit log, as the API
+/// does for its own.
+async fn audit(
+    state: &AppState,
+    who: &Principal,
+    action: &str,
+    request: &AuditedRequest<'_>,
+    target: Option<String>,
+    status: StatusCode,
+) {
     state
         .audit
         .record(Entry {
@@ -182,12 +244,12 @@ async fn audit(state: &AppState, who: &Principal, action: &str, target: Option<S
             auth: who.method.as_str().to_owned(),
             action: action.to_owned(),
             method: "POST".to_owned(),
-            path: format!("/ui/{}", action.trim_start_matches("console_")),
+            path: request.path.to_owned(),
             target,
             status,
             request_id: current_request_id(),
             client_request_id: None,
-            client_ip: None,
+            client_ip: request.client_ip.clone(),
         })
         .await;
 }

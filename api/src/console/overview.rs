@@ -4,23 +4,19 @@
 use axum::{
     Form,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
-use super::{CsrfForm, api_error_page, audit, base, check_write, pages, signed_in};
+use super::{CsrfForm, WriteRequest, api_error_page, base, pages, session::Session};
 use crate::{auth::Role, state::AppState};
 
 pub(super) async fn overview(
     State(state): State<AppState>,
+    session: Session,
     axum::extract::Query(query): axum::extract::Query<OverviewQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let mut queues = Vec::new();
     for (name, q) in state.queues.iter() {
         match (
@@ -112,55 +108,31 @@ async fn sync_rows(state: &AppState) -> sqlx::Result<Vec<pages::SyncRow>> {
 pub(super) async fn sync_now(
     State(state): State<AppState>,
     axum::extract::Path(kind): axum::extract::Path<String>,
-    headers: HeaderMap,
+    write: WriteRequest,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let base = base(&state);
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_write(
-        &state,
-        &headers,
-        &session,
-        &form.csrf,
-        Role::Operator,
-        "console_start_sync",
-    )
-    .await
-    {
+    const ACTION: &str = "console_start_sync";
+    if let Err(r) = write.authorize(&state, &form.csrf, Role::Operator, ACTION).await {
         return r;
     }
+    let base = base(&state);
     let request = crate::routes::syncs::SyncRequest {
         kind: &kind,
         ..Default::default()
     };
-    match crate::routes::syncs::start(&state, &session.principal, &request).await {
+    match crate::routes::syncs::start(&state, &write.session.principal, &request).await {
         Ok(accepted) => {
             let ids: Vec<&str> = accepted.jobs.iter().map(|j| j.job.id.as_str()).collect();
             let already = accepted.jobs.iter().all(|j| j.already);
-            audit(
-                &state,
-                &session.principal,
-                "console_start_sync",
-                Some(ids.join(",")),
-                StatusCode::SEE_OTHER,
-            )
-            .await;
+            write
+                .audit(&state, ACTION, Some(ids.join(",")), StatusCode::SEE_OTHER)
+                .await;
             let flag = if already { "&already=1" } else { "" };
             Redirect::to(&format!("{base}/?sync={kind}{flag}")).into_response()
         }
         Err(e) => {
             let page = api_error_page(&base, e).await;
-            audit(
-                &state,
-                &session.principal,
-                "console_start_sync",
-                None,
-                page.status(),
-            )
-            .await;
+            write.audit(&state, ACTION, None, page.status()).await;
             page
         }
     }

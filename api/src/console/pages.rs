@@ -310,9 +310,9 @@ pub fn jobs(
 ) -> Markup {
     let kinds: Vec<&str> = hangar_shared::kinds::all().iter().map(|k| k.name).collect();
     let next = page.next_cursor.as_ref().map(|c| {
-        let mut q = form_urlencoded_pairs(&[("kind", &filter.kind), ("state", &filter.state), ("cursor", c)]);
-        q.insert(0, '?');
-        q
+        let pairs = [("kind", &filter.kind), ("state", &filter.state), ("cursor", c)];
+        let given: Vec<_> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        format!("?{}", serde_urlencoded::to_string(given).unwrap_or_default())
     });
     let body = html! {
         form.filters method="get" action={ (base) "/jobs" } role="search" {
@@ -353,26 +353,6 @@ pub fn jobs(
         @if let Some(n) = next { p { a href={ (base) "/jobs" (n) } rel="next" { "Older jobs" } } }
     };
     layout(base, session, "Jobs", &body)
-}
-
-/// `k=v&…` with each value percent-encoded (empty values left out).
-fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
-    let encode = |v: &str| -> String {
-        v.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    pairs
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// A whole page saying what went wrong and what to do.

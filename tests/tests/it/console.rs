@@ -55,6 +55,19 @@ fn location(r: &reqwest::Response) -> String {
     r.headers()[header::LOCATION].to_str().unwrap().to_owned()
 }
 
+/// A console form posted as its page posts it: from the console's origin,
+/// with the session's cookie and CSRF token.
+async fn post_as_page(base: &str, path: &str, csrf: &str, cookie: &str) -> reqwest::Response {
+    post_form(
+        base,
+        path,
+        &format!("csrf={csrf}"),
+        Some(&origin_of(base)),
+        Some(cookie),
+    )
+    .await
+}
+
 /// Logs in with `credential`; the cookie's value and its whole `Set-Cookie`.
 async fn login(base: &str, credential: &str) -> (String, String) {
     let r = post_form(
@@ -209,14 +222,7 @@ async fn a_console_session_is_opened_with_a_credential_checked_on_every_write_an
     );
 
     // With both: revoked, the cookie cleared, and the old cookie is worth nothing.
-    let r = post_form(
-        base,
-        "/ui/logout",
-        &format!("csrf={csrf}"),
-        Some(&origin),
-        Some(&cookie),
-    )
-    .await;
+    let r = post_as_page(base, "/ui/logout", &csrf, &cookie).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/ui/login");
     assert!(
@@ -416,21 +422,13 @@ async fn sync_now_starts_one_job_per_target_says_already_running_and_refuses_vie
         .await;
     let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
     let base = app.base.as_str();
-    let origin = origin_of(base);
     let (cookie, _) = login(base, &token("otto", "operator")).await;
     let html = get_page(base, "/ui/", Some(&cookie)).await.text().await.unwrap();
     assert!(html.contains("action=\"/ui/syncs/workspaces\""), "{html}");
     assert!(html.contains("never"), "nothing synced yet: {html}");
     let csrf = csrf_of(&html);
 
-    let r = post_form(
-        base,
-        "/ui/syncs/workspaces",
-        &format!("csrf={csrf}"),
-        Some(&origin),
-        Some(&cookie),
-    )
-    .await;
+    let r = post_as_page(base, "/ui/syncs/workspaces", &csrf, &cookie).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/ui/?sync=workspaces");
     let ids: Vec<String> = sqlx::query_scalar(
@@ -454,14 +452,7 @@ async fn sync_now_starts_one_job_per_target_says_already_running_and_refuses_vie
     }
 
     // Pressed again while those are open: the same jobs, "already running".
-    let r = post_form(
-        base,
-        "/ui/syncs/workspaces",
-        &format!("csrf={csrf}"),
-        Some(&origin),
-        Some(&cookie),
-    )
-    .await;
+    let r = post_as_page(base, "/ui/syncs/workspaces", &csrf, &cookie).await;
     assert_eq!(location(&r), "/ui/?sync=workspaces&already=1");
     let html = get_page(base, &location(&r), Some(&cookie))
         .await
@@ -492,14 +483,7 @@ async fn sync_now_starts_one_job_per_target_says_already_running_and_refuses_vie
     let r = get_page(base, "/ui/jobs/01J0000000000000000000000Z", Some(&cookie)).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // An unknown kind: the API's own message.
-    let r = post_form(
-        base,
-        "/ui/syncs/nope",
-        &format!("csrf={csrf}"),
-        Some(&origin),
-        Some(&cookie),
-    )
-    .await;
+    let r = post_as_page(base, "/ui/syncs/nope", &csrf, &cookie).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(
         r.text()
@@ -514,18 +498,22 @@ async fn sync_now_starts_one_job_per_target_says_already_running_and_refuses_vie
     let html = get_page(base, "/ui/", Some(&viewer)).await.text().await.unwrap();
     assert!(!html.contains("/ui/syncs/"), "{html}");
     let csrf = csrf_of(&html);
-    let r = post_form(
-        base,
-        "/ui/syncs/billing",
-        &format!("csrf={csrf}"),
-        Some(&origin),
-        Some(&viewer),
-    )
-    .await;
+    let r = post_as_page(base, "/ui/syncs/billing", &csrf, &viewer).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         audit_statuses(&pool, "console_start_sync").await,
         [303, 303, 404, 403]
+    );
+    // Each entry names the path the form was posted to and the peer.
+    let (path, ip): (String, Option<String>) = sqlx::query_as(
+        "SELECT path, client_ip FROM audit_log WHERE action = 'console_start_sync' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (path.as_str(), ip.as_deref()),
+        ("/ui/syncs/workspaces", Some("127.0.0.1"))
     );
     pool.close().await;
     app.shutdown().await;
@@ -536,7 +524,6 @@ async fn the_jobs_page_filters_and_pages_and_admins_retry_dead_jobs_and_cancel_o
     let app = TestApp::builder().without_worker().spawn().await;
     let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
     let base = app.base.as_str();
-    let origin = origin_of(base);
     // One dead job (the failing worker takes everything queued), then two open ones.
     let mut ids = vec![app.enqueue(serde_json::json!({"kind": "system.noop"})).await];
     let dead = ids[0].clone();
@@ -593,39 +580,18 @@ async fn the_jobs_page_filters_and_pages_and_admins_retry_dead_jobs_and_cancel_o
         "the last error shown: {html}"
     );
     let csrf = csrf_of(&html);
-    let r = post_form(
-        base,
-        &format!("/ui/jobs/{dead}/retry"),
-        &format!("csrf={csrf}"),
-        Some(&origin),
-        Some(&admin),
-    )
-    .await;
+    let r = post_as_page(base, &format!("/ui/jobs/{dead}/retry"), &csrf, &admin).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), format!("/ui/jobs/{dead}"));
     assert_eq!(app.record(&dead).await.state, hangar_tests::JobStatus::Queued);
     // Retrying it again: the API's 409, on a page.
-    let r = post_form(
-        base,
-        &format!("/ui/jobs/{dead}/retry"),
-        &format!("csrf={csrf}"),
-        Some(&origin),
-        Some(&admin),
-    )
-    .await;
+    let r = post_as_page(base, &format!("/ui/jobs/{dead}/retry"), &csrf, &admin).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("only dead jobs can be retried"));
 
     // A queued job's page offers Cancel; cancelling it ends it.
     let open = &ids[1];
-    let r = post_form(
-        base,
-        &format!("/ui/jobs/{open}/cancel"),
-        &format!("csrf={csrf}"),
-        Some(&origin),
-        Some(&admin),
-    )
-    .await;
+    let r = post_as_page(base, &format!("/ui/jobs/{open}/cancel"), &csrf, &admin).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.record(open).await.state, hangar_tests::JobStatus::Cancelled);
 
@@ -641,14 +607,7 @@ async fn the_jobs_page_filters_and_pages_and_admins_retry_dead_jobs_and_cancel_o
         "{html}"
     );
     let csrf = csrf_of(&html);
-    let r = post_form(
-        base,
-        &format!("/ui/jobs/{}/cancel", ids[2]),
-        &format!("csrf={csrf}"),
-        Some(&origin),
-        Some(&operator),
-    )
-    .await;
+    let r = post_as_page(base, &format!("/ui/jobs/{}/cancel", ids[2]), &csrf, &operator).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.record(&ids[2]).await.state, hangar_tests::JobStatus::Queued);
     assert_eq!(audit_statuses(&pool, "console_retry_job").await, [303, 409]);
