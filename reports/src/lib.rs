@@ -73,11 +73,7 @@ impl TempFile {
     /// the report's lease writes it, so such a file is a killed attempt's.
     fn new(dir: &std::path::Path, id: &str) -> Self {
         let earlier = format!("{TEMP_PREFIX}{id}-");
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&earlier) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        remove_files(dir, &earlier, std::time::Duration::ZERO);
         Self(dir.join(format!("{earlier}{}", ulid::Ulid::new())))
     }
 }
@@ -86,22 +82,28 @@ impl TempFile {
 /// a worker that was killed while writing (a live writer touches its file
 /// with every buffer it writes). Returns how many were removed.
 pub fn sweep_abandoned(dir: &std::path::Path, max_age: std::time::Duration) -> usize {
+    remove_files(dir, TEMP_PREFIX, max_age)
+}
+
+/// Removes the files in `dir` whose names start with `prefix` and that
+/// were last written more than `older_than` ago; how many.
+fn remove_files(dir: &std::path::Path, prefix: &str, older_than: std::time::Duration) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     let mut removed = 0;
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
             continue;
         }
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > max_age);
-        if stale && std::fs::remove_file(entry.path()).is_ok() {
+        let old_enough = older_than.is_zero()
+            || entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > older_than);
+        if old_enough && std::fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }
