@@ -18,7 +18,56 @@ function show(el, job) {
   el.dataset.state = job.state;
 }
 
+// Times: rendered in UTC by the server; shown here in the viewer's own
+// zone, with UTC kept on hover.
+function localTimes() {
+  const fmt = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+  });
+  for (const el of document.querySelectorAll("time[datetime]")) {
+    const local = fmt.format(new Date(el.getAttribute("datetime")));
+    if (el.classList.contains("at")) el.textContent = local;
+    else el.title = `${local} (${el.title})`;
+  }
+}
+
+// The playground: an element with data-stream="<url>" shows a chat job's
+// answer token by token as the server relays them. EventSource resumes
+// with Last-Event-ID by itself when the server ends a stream early
+// ("waiting"); after the final event the server answers 204 and it stops.
+function followAnswer(el) {
+  const answer = el.querySelector("[data-field=answer]");
+  const status = el.querySelector("[data-field=status]");
+  const source = new EventSource(el.dataset.stream);
+  source.addEventListener("token", (event) => {
+    answer.textContent += JSON.parse(event.data).text;
+    status.textContent = "answering…";
+  });
+  source.addEventListener("retry", () => {
+    answer.textContent = "";
+    status.textContent = "the attempt failed; starting over…";
+  });
+  source.addEventListener("waiting", (event) => {
+    status.textContent = `waiting for the model (job ${JSON.parse(event.data).state || "queued"})…`;
+  });
+  source.addEventListener("result", () => {
+    status.textContent = "done";
+    el.dataset.done = "true";
+    source.close();
+  });
+  source.addEventListener("error", (event) => {
+    if (event.data) {
+      const data = JSON.parse(event.data);
+      status.textContent = `failed: ${data.error || data.state || "the job did not succeed"}`;
+      el.dataset.done = "true";
+      source.close();
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  localTimes();
+  for (const el of document.querySelectorAll("[data-stream]")) followAnswer(el);
   const followed = [...document.querySelectorAll("[data-live-job]")];
   const main = document.querySelector("main[data-events]");
   if (!followed.length || !main) return;

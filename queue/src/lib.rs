@@ -21,7 +21,7 @@ pub use identity::WorkerId;
 pub use job::{CancelOutcome, Enqueued, ErrorRecord, JobState, JobStatus, NewJob, QueueCounts};
 pub use keys::{InvalidQueueName, QueueKeys, QueueName};
 pub use options::{Retention, WorkerOptions};
-pub use queue::{DEFAULT_MAX_CRASHES, DeadCursor, DeadPage, Queue, ReapReport, STEP};
+pub use queue::{DEFAULT_MAX_CRASHES, DeadCursor, DeadPage, Queue, ReapReport, STEP, WorkerReport};
 pub use retry::{RetryPolicies, RetryPolicy};
 pub use worker::{
     AckLayer, AckService, BackendHandle, Deferred, HangarBackend, JobContext, RecordedOutcome, WorkerStats,

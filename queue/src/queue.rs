@@ -8,6 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use redis::{Value, aio::ConnectionManager};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     connection::RedisSettings,
@@ -330,17 +331,29 @@ impl Queue {
             .collect()
     }
 
-    /// Records that `worker` serves this queue now (called by its maintenance
-    /// loop) and forgets workers silent for over a minute.
-    pub(crate) async fn worker_alive(&self, worker: &str) -> Result<()> {
+    /// Records that a worker serves this queue now, with what it reports of
+    /// itself (called by its maintenance loop every few seconds), and
+    /// forgets workers silent for over a minute.
+    pub(crate) async fn worker_alive(&self, report: &WorkerReport) -> Result<()> {
         let mut conn = self.conn.clone();
         let now = epoch_ms(std::time::SystemTime::now());
+        let cutoff = now.saturating_sub(WORKER_FORGOTTEN_MS);
         let key = self.keys.part("workers");
-        let _: () = redis::pipe()
-            .zadd(&key, worker, now)
-            .zrembyscore(&key, 0, now.saturating_sub(60_000))
+        let info = self.keys.part("workers:info");
+        let text = serde_json::to_string(report)?;
+        let (_, _, stale): ((), (), Vec<String>) = redis::pipe()
+            .zadd(&key, &report.id, now)
+            .hset(&info, &report.id, text)
+            .zrangebyscore(&key, 0, cutoff)
             .query_async(&mut conn)
             .await?;
+        if !stale.is_empty() {
+            let _: () = redis::pipe()
+                .zrem(&key, &stale)
+                .hdel(&info, &stale)
+                .query_async(&mut conn)
+                .await?;
+        }
         Ok(())
     }
 
@@ -349,6 +362,45 @@ impl Queue {
         let mut conn = self.conn.clone();
         let since = epoch_ms(std::time::SystemTime::now()).saturating_sub(within.as_millis() as u64);
         Ok(conn_zcount(&mut conn, &self.keys.part("workers"), since).await?)
+    }
+
+    /// Worker processes that reported in within `within`, with their last
+    /// report and when it came (most recent first).
+    pub async fn workers(&self, within: Duration) -> Result<Vec<(WorkerReport, u64)>> {
+        let mut conn = self.conn.clone();
+        let since = epoch_ms(std::time::SystemTime::now()).saturating_sub(within.as_millis() as u64);
+        let seen: Vec<(String, u64)> = redis::cmd("ZRANGE")
+            .arg(self.keys.part("workers"))
+            .arg("+inf")
+            .arg(since)
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        if seen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+        let infos: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.part("workers:info"))
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await?;
+        Ok(seen
+            .iter()
+            .zip(infos)
+            .map(|((id, at), info)| {
+                // A worker of an older version registered only its id.
+                let report = info
+                    .and_then(|t| serde_json::from_str::<WorkerReport>(&t).ok())
+                    .unwrap_or_else(|| WorkerReport {
+                        id: id.clone(),
+                        ..Default::default()
+                    });
+                (report, *at)
+            })
+            .collect())
     }
 
     /// Settings of the Redis server that can lose jobs, as warnings for the
@@ -433,6 +485,24 @@ impl Queue {
             done,
             dead,
         })
+    }
+
+    /// When the job at the head of the ready list became due (epoch ms):
+    /// the oldest waiting job, the queue's latency. `None` when none waits.
+    pub async fn oldest_waiting(&self) -> Result<Option<u64>> {
+        let mut conn = self.conn.clone();
+        let head: Option<String> = redis::cmd("LINDEX")
+            .arg(self.keys.part("ready"))
+            .arg(0)
+            .query_async(&mut conn)
+            .await?;
+        let Some(id) = head else { return Ok(None) };
+        let run_at: Option<u64> = redis::cmd("HGET")
+            .arg(self.keys.job(&id))
+            .arg("run_at")
+            .query_async(&mut conn)
+            .await?;
+        Ok(run_at)
     }
 
     /// A page of dead jobs, newest first.
@@ -954,4 +1024,34 @@ mod tests {
         }
         cleanup(&q).await;
     }
+}
+
+/// A worker that has not reported in for this long is forgotten.
+const WORKER_FORGOTTEN_MS: u64 = 60_000;
+
+/// What a worker process says of itself when it reports in on a queue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Its identity (host, process id, random suffix).
+    pub id: String,
+    /// When it started serving this queue (epoch milliseconds).
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// Jobs it runs at once on this queue.
+    #[serde(default)]
+    pub concurrency: usize,
+    /// Ids of the jobs it holds now (at most [`WorkerReport::LISTED`]).
+    #[serde(default)]
+    pub running: Vec<String>,
+    /// How many it holds (also past the listed ones).
+    #[serde(default)]
+    pub holding: usize,
+    /// Its software version.
+    #[serde(default)]
+    pub version: String,
+}
+
+impl WorkerReport {
+    /// Job ids a report lists at most.
+    pub const LISTED: usize = 50;
 }

@@ -8,12 +8,21 @@
 //! matching CSRF token and a same-origin `Origin`, and every action is
 //! written to the audit log like an API call.
 
+mod admin;
 pub mod assets;
+mod audit;
+mod billing;
+mod charts;
 mod jobs;
 mod login;
+mod models;
 mod overview;
 mod pages;
+mod reports;
+mod schedules;
 pub mod session;
+mod workers;
+mod workspaces;
 
 use std::net::SocketAddr;
 
@@ -51,6 +60,26 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/jobs/{id}", get(jobs::job_page))
         .route("/ui/events", get(jobs::job_events))
         .route("/ui/jobs/{id}/{action}", post(jobs::job_action))
+        .route("/ui/schedules", get(schedules::list).post(schedules::create))
+        .route("/ui/schedules/new", get(schedules::new_form))
+        .route("/ui/schedules/{name}", post(schedules::update))
+        .route("/ui/schedules/{name}/edit", get(schedules::edit_form))
+        .route("/ui/schedules/{name}/{action}", post(schedules::action))
+        .route("/ui/workspaces", get(workspaces::list))
+        .route("/ui/workspaces/{id}", get(workspaces::page))
+        .route("/ui/billing", get(billing::page))
+        .route("/ui/audit", get(audit::cloudtrail))
+        .route("/ui/audit/hangar", get(audit::hangar))
+        .route("/ui/models", get(models::page))
+        .route("/ui/models/chat", post(models::chat))
+        .route("/ui/models/stream/{job}", get(models::stream))
+        .route("/ui/admin", get(admin::page))
+        .route("/ui/admin/keys", post(admin::create_key))
+        .route("/ui/admin/keys/{id}/revoke", post(admin::revoke_key))
+        .route("/ui/admin/sessions/{id}/revoke", post(admin::revoke_session))
+        .route("/ui/reports", get(reports::page).post(reports::create))
+        .route("/ui/reports/{id}/download", get(reports::download))
+        .route("/ui/workers", get(workers::page))
         .route("/ui/assets/{name}", get(assets::serve))
 }
 
@@ -203,21 +232,98 @@ fn client_ip(extensions: &axum::http::Extensions) -> Option<String> {
         .map(|c| c.0.ip().to_string())
 }
 
+/// What an API error tells its caller: the status, the field it names (if
+/// any) and the message, exactly as the API's JSON envelope says them.
+pub(super) struct ApiRefusal {
+    pub(super) status: StatusCode,
+    pub(super) field: Option<String>,
+    pub(super) message: String,
+}
+
+impl ApiRefusal {
+    async fn of(e: crate::error::ApiError) -> Self {
+        let response = e.into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        Self {
+            status,
+            field: v["error"]["field"]
+                .as_str()
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned),
+            message: v["error"]["message"]
+                .as_str()
+                .unwrap_or("the request failed")
+                .to_owned(),
+        }
+    }
+
+    /// The message prefixed with the field it names.
+    fn text(&self) -> String {
+        match &self.field {
+            Some(field) => format!("{field}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
 /// An API error as a console page: the same status and the API's own
 /// message, prefixed with the field it names.
 async fn api_error_page(base: &str, e: crate::error::ApiError) -> Response {
-    let response = e.into_response();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let message = v["error"]["message"].as_str().unwrap_or("the request failed");
-    let text = match v["error"]["field"].as_str() {
-        Some(field) if !field.is_empty() => format!("{field}: {message}"),
-        _ => message.to_owned(),
-    };
-    pages::error_page(base, status, &text)
+    let refusal = ApiRefusal::of(e).await;
+    pages::error_page(base, refusal.status, &refusal.text())
+}
+
+/// A list page's filters: the query string's non-empty pairs in order.
+/// Empty ones are what a filter form sends for "any", so they are dropped
+/// before the API's own query type reads the rest (and refuses unknown or
+/// malformed ones with its field messages).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Filters(Vec<(String, String)>);
+
+impl Filters {
+    /// From a raw query string (`None` when the URL has none).
+    fn parse(raw: Option<&str>) -> Self {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default();
+        Self(pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+    }
+
+    /// The value of `name`, or empty.
+    pub(super) fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The filters as the API's query type `T`, or a 400 page naming what
+    /// it refused.
+    fn decode<T: serde::de::DeserializeOwned>(&self, base: &str) -> Result<T, Box<Response>> {
+        let text = serde_urlencoded::to_string(&self.0).unwrap_or_default();
+        serde_urlencoded::from_str(&text).map_err(|e| {
+            Box::new(pages::error_page(
+                base,
+                StatusCode::BAD_REQUEST,
+                &format!("this page's filters: {e}"),
+            ))
+        })
+    }
+
+    /// A query string (`?…`) of these filters with `name` set to `value`
+    /// (the next page's link keeps the filters and adds the cursor).
+    pub(super) fn with(&self, name: &str, value: &str) -> String {
+        let mut pairs: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k != name)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        pairs.push((name, value));
+        format!("?{}", serde_urlencoded::to_string(pairs).unwrap_or_default())
+    }
 }
 
 /// Where a console action was sent, for its audit entry.

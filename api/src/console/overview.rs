@@ -22,16 +22,19 @@ pub(super) async fn overview(
         match (
             q.counts().await,
             q.workers_alive(crate::routes::queues::ALIVE_WITHIN).await,
+            q.oldest_waiting().await,
         ) {
-            (Ok(counts), Ok(workers)) => queues.push(pages::QueueRow {
+            (Ok(counts), Ok(workers), Ok(oldest)) => queues.push(pages::QueueRow {
                 name: name.clone(),
                 queued: counts.ready,
                 running: counts.running,
                 delayed: counts.scheduled,
                 dead: counts.dead,
                 workers,
+                oldest_waiting: oldest
+                    .and_then(|ms| chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)),
             }),
-            (Err(e), _) | (_, Err(e)) => {
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 tracing::warn!(queue = %name, error = %e, "console: queue counts unavailable");
                 return pages::error_page(
                     &base(&state),
@@ -52,12 +55,36 @@ pub(super) async fn overview(
             );
         }
     };
+    let activity = match activity(&state).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "console: job activity unavailable");
+            return pages::error_page(
+                &base(&state),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PostgreSQL did not answer, so the activity cannot be shown; try again.",
+            );
+        }
+    };
+    let models: Vec<(String, hangar_inference::ModelHealth)> = state
+        .config
+        .inference
+        .models
+        .iter()
+        .map(|m| (m.name.clone(), state.models.health(&m.name).unwrap_or_default()))
+        .collect();
     let notice = query.sync.as_deref().map(|kind| pages::SyncNotice {
         kind: kind.to_owned(),
         already: query.already.as_deref() == Some("1"),
     });
-    Html(pages::overview(&base(&state), &session, &queues, &syncs, notice.as_ref()).into_string())
-        .into_response()
+    let page = pages::Overview {
+        queues: &queues,
+        activity: &activity,
+        models: &models,
+        syncs: &syncs,
+        notice: notice.as_ref(),
+    };
+    Html(pages::overview(&base(&state), &session, &page).into_string()).into_response()
 }
 
 /// The overview's query: what a "Sync now" just did.
@@ -65,6 +92,45 @@ pub(super) async fn overview(
 pub(super) struct OverviewQuery {
     sync: Option<String>,
     already: Option<String>,
+}
+
+/// Jobs finished per hour over the last day, succeeded and failed (dead),
+/// oldest hour first. Jobs are found by id (ULIDs start with their creation
+/// time, so the primary key bounds the scan); a job that ran for more than
+/// a day before finishing in the window is not counted.
+async fn activity(state: &AppState) -> sqlx::Result<Vec<pages::Activity>> {
+    let now = chrono::Utc::now();
+    let since = now - chrono::Duration::days(2);
+    let lowest_id =
+        ulid::Ulid::from_parts(u64::try_from(since.timestamp_millis()).unwrap_or(0), 0).to_string();
+    let rows = sqlx::query!(
+        r#"SELECT date_trunc('hour', finished_at) AS "hour!",
+                  count(*) FILTER (WHERE state = 'succeeded') AS "succeeded!",
+                  count(*) FILTER (WHERE state = 'dead') AS "failed!"
+           FROM job_runs
+           WHERE id >= $1 AND finished_at >= date_trunc('hour', now()) - interval '23 hours'
+           GROUP BY 1"#,
+        lowest_id,
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let this_hour = now
+        .date_naive()
+        .and_hms_opt(chrono::Timelike::hour(&now), 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    Ok((0..24)
+        .rev()
+        .map(|h| this_hour - chrono::Duration::hours(h))
+        .map(|hour| {
+            let row = rows.iter().find(|r| r.hour == hour);
+            pages::Activity {
+                hour,
+                succeeded: row.map_or(0, |r| r.succeeded),
+                failed: row.map_or(0, |r| r.failed),
+            }
+        })
+        .collect())
 }
 
 /// Every configured target of every sync kind: when it last succeeded and

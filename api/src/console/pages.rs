@@ -26,6 +26,33 @@ pub struct QueueRow {
     pub dead: u64,
     /// Workers that reported in recently.
     pub workers: u64,
+    /// When the oldest waiting job became due.
+    pub oldest_waiting: Option<DateTime<Utc>>,
+}
+
+/// Jobs finished in one hour.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    /// The hour (UTC).
+    pub hour: DateTime<Utc>,
+    /// Succeeded in it.
+    pub succeeded: i64,
+    /// Went dead in it.
+    pub failed: i64,
+}
+
+/// What the overview shows.
+pub struct Overview<'a> {
+    /// Each queue.
+    pub queues: &'a [QueueRow],
+    /// The last 24 hours, oldest first.
+    pub activity: &'a [Activity],
+    /// Each model's health.
+    pub models: &'a [(String, hangar_inference::ModelHealth)],
+    /// Each sync target.
+    pub syncs: &'a [SyncRow],
+    /// What a "Sync now" just did.
+    pub notice: Option<&'a SyncNotice>,
 }
 
 /// One sync target's line on the overview.
@@ -52,8 +79,9 @@ pub struct SyncNotice {
     pub already: bool,
 }
 
-/// A time as UTC text in a `<time>` element, with its age.
-fn when(t: DateTime<Utc>) -> Markup {
+/// A time as its age ("5 min ago") in a `<time>` element, with the time
+/// itself on hover (the script puts it in the viewer's zone, UTC beside it).
+pub(super) fn when(t: DateTime<Utc>) -> Markup {
     let age = Utc::now() - t;
     let ago = match age.num_seconds() {
         s if s < 60 => format!("{}s ago", s.max(0)),
@@ -65,6 +93,30 @@ fn when(t: DateTime<Utc>) -> Markup {
         time datetime=(t.to_rfc3339()) title=(t.format("%Y-%m-%d %H:%M:%S UTC")) { (ago) }
     }
 }
+
+/// A time as a date and time in a `<time>` element: UTC as rendered, put
+/// in the viewer's zone by the script (with UTC on hover).
+pub(super) fn at(t: DateTime<Utc>) -> Markup {
+    html! {
+        time.at datetime=(t.to_rfc3339()) title=(t.format("%Y-%m-%d %H:%M:%S UTC")) {
+            (t.format("%Y-%m-%d %H:%M UTC"))
+        }
+    }
+}
+
+/// The console's sections, in navigation order: label, path, least role.
+const SECTIONS: &[(&str, &str, crate::auth::Role)] = &[
+    ("Overview", "/", crate::auth::Role::Viewer),
+    ("Jobs", "/jobs", crate::auth::Role::Viewer),
+    ("Schedules", "/schedules", crate::auth::Role::Viewer),
+    ("Workers", "/workers", crate::auth::Role::Viewer),
+    ("WorkSpaces", "/workspaces", crate::auth::Role::Viewer),
+    ("Billing", "/billing", crate::auth::Role::Viewer),
+    ("Audit", "/audit", crate::auth::Role::Viewer),
+    ("Reports", "/reports", crate::auth::Role::Viewer),
+    ("Models", "/models", crate::auth::Role::Viewer),
+    ("Admin", "/admin", crate::auth::Role::Admin),
+];
 
 fn head(base: &str, title: &str) -> Markup {
     html! {
@@ -79,8 +131,9 @@ fn head(base: &str, title: &str) -> Markup {
     }
 }
 
-/// A signed-in page: the navigation, who is signed in, logout, `body`.
-fn layout(base: &str, session: &Session, title: &str, body: &Markup) -> Markup {
+/// A signed-in page of `section`: the navigation, who is signed in,
+/// logout, `body`.
+pub(super) fn layout(base: &str, session: &Session, section: &str, title: &str, body: &Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -89,8 +142,11 @@ fn layout(base: &str, session: &Session, title: &str, body: &Markup) -> Markup {
                 header.top {
                     a.brand href={ (base) "/" } { "Hangar" }
                     nav aria-label="Main" {
-                        a href={ (base) "/" } aria-current=[(title == "Overview").then_some("page")] { "Overview" }
-                        a href={ (base) "/jobs" } aria-current=[(title == "Jobs").then_some("page")] { "Jobs" }
+                        @for (label, path, role) in SECTIONS {
+                            @if session.principal.role >= *role {
+                                a href={ (base) (path) } aria-current=[(*label == section).then_some("page")] { (label) }
+                            }
+                        }
                     }
                     span.who {
                         (session.principal.actor) " (" (session.principal.role.as_str()) ")"
@@ -135,13 +191,29 @@ pub fn login(base: &str, error: Option<&str>) -> Markup {
 
 /// The overview: each queue's depth and workers, and each sync target's
 /// last success with a "Sync now" button per kind (operators and admins).
-pub fn overview(
-    base: &str,
-    session: &Session,
-    queues: &[QueueRow],
-    syncs: &[SyncRow],
-    notice: Option<&SyncNotice>,
-) -> Markup {
+pub fn overview(base: &str, session: &Session, page: &Overview<'_>) -> Markup {
+    let Overview {
+        queues,
+        activity,
+        models,
+        syncs,
+        notice,
+    } = page;
+    let last_hour = activity.last();
+    let day_done: i64 = activity.iter().map(|a| a.succeeded + a.failed).sum();
+    let day_failed: i64 = activity.iter().map(|a| a.failed).sum();
+    let bars: Vec<super::charts::Bar> = activity
+        .iter()
+        .map(|a| super::charts::Bar::hour(a.hour, vec![a.succeeded as f64, a.failed as f64]))
+        .collect();
+    let age = |t: DateTime<Utc>| {
+        let s = (Utc::now() - t).num_seconds().max(0);
+        match s {
+            s if s < 120 => format!("{s} s"),
+            s if s < 7200 => format!("{} min", s / 60),
+            s => format!("{} h", s / 3600),
+        }
+    };
     let may_sync = session.principal.role >= crate::auth::Role::Operator;
     let mut kinds: Vec<&str> = syncs.iter().map(|r| r.short.as_str()).collect();
     kinds.dedup();
@@ -165,9 +237,10 @@ pub fn overview(
                         th.num scope="col" { "Delayed" }
                         th.num scope="col" { "Dead" }
                         th.num scope="col" { "Workers alive" }
+                        th.num scope="col" { "Oldest waiting" }
                     } }
                     tbody {
-                        @for q in queues {
+                        @for q in queues.iter() {
                             tr {
                                 th scope="row" { (q.name) }
                                 td.num { (q.queued) }
@@ -175,6 +248,42 @@ pub fn overview(
                                 td.num { (q.delayed) }
                                 td.num.bad[q.dead > 0] { (q.dead) }
                                 td.num.bad[q.workers == 0 && q.queued > 0] { (q.workers) }
+                                td.num { @if let Some(t) = q.oldest_waiting { (age(t)) } @else { "-" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="activity" {
+            h2 id="activity" { "Jobs finished" }
+            p {
+                @if let Some(h) = last_hour {
+                    "This hour: " strong { (h.succeeded + h.failed) } " ("
+                    (format!("{:.1}", (h.succeeded + h.failed) as f64 / 60.0)) " per minute), "
+                    strong.bad[h.failed > 0] { (h.failed) } " failed. "
+                }
+                "Last 24 hours: " strong { (day_done) } ", " strong.bad[day_failed > 0] { (day_failed) } " failed."
+            }
+            (super::charts::stacked_bars(
+                "Jobs finished per hour over the last 24 hours, succeeded and failed",
+                &["succeeded".to_owned(), "failed".to_owned()],
+                &bars,
+                1.0,
+                &|v| format!("{v:.0}"),
+            ))
+        }
+        @if !models.is_empty() {
+            section aria-labelledby="models" {
+                h2 id="models" { "Models" }
+                table {
+                    thead { tr { th scope="col" { "Model" } th scope="col" { "Health" } th scope="col" { "Checked" } } }
+                    tbody {
+                        @for (name, h) in models.iter() {
+                            tr {
+                                th scope="row" { a href={ (base) "/models" } { (name) } }
+                                td.ok[h.ready] .bad[!h.ready] { (h.status) @if let (false, Some(e)) = (h.ready, &h.last_error) { span.muted { " (" (e) ")" } } }
+                                td { @if let Some(t) = h.checked_at { (when(t)) } @else { "not yet" } }
                             }
                         }
                     }
@@ -205,7 +314,7 @@ pub fn overview(
                         th scope="col" { "Open job" }
                     } }
                     tbody {
-                        @for r in syncs {
+                        @for r in syncs.iter() {
                             tr {
                                 th scope="row" { (r.short) }
                                 td { (r.account) }
@@ -226,17 +335,14 @@ pub fn overview(
             }
         }
     };
-    layout(base, session, "Overview", &body)
+    layout(base, session, "Overview", "Overview", &body)
 }
 
 /// One job's record: what it is, its state, attempts, payload, result
 /// and error.
 pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    let live = run
-        .state
-        .is_open()
-        .then(|| format!("{base}/jobs/{}/events", run.id));
+    let live = run.state.is_open().then_some(run.id.as_str());
     let body = html! {
         div data-live-job=[live] {
         dl.facts {
@@ -278,7 +384,7 @@ pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
         @if let Some(r) = &run.result { h2 { "Result" } pre { (pretty(r)) } }
         }
     };
-    layout(base, session, &format!("Job {}", run.id), &body)
+    layout(base, session, "Jobs", &format!("Job {}", run.id), &body)
 }
 
 /// What the jobs list is filtered by, as the form shows it.
@@ -352,7 +458,7 @@ pub fn jobs(
         }
         @if let Some(n) = next { p { a href={ (base) "/jobs" (n) } rel="next" { "Older jobs" } } }
     };
-    layout(base, session, "Jobs", &body)
+    layout(base, session, "Jobs", "Jobs", &body)
 }
 
 /// A whole page saying what went wrong and what to do.

@@ -146,6 +146,51 @@ pub async fn revoke(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// An open session as the admin page lists it.
+#[derive(Debug, Clone)]
+pub struct OpenSession {
+    /// Its id.
+    pub id: String,
+    /// Who logged in.
+    pub actor: String,
+    /// Their role then.
+    pub role: String,
+    /// `jwt` or `api_key`.
+    pub method: String,
+    /// Where from.
+    pub client_ip: Option<String>,
+    /// Their browser.
+    pub user_agent: Option<String>,
+    /// Logged in.
+    pub created_at: DateTime<Utc>,
+    /// Last request.
+    pub last_seen_at: DateTime<Utc>,
+    /// Ends however busy.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The sessions still open (not revoked, not past either deadline), newest
+/// first, at most `limit`.
+pub async fn open_sessions(
+    pool: &PgPool,
+    config: &ConsoleConfig,
+    limit: i64,
+) -> sqlx::Result<Vec<OpenSession>> {
+    let idle_ms = i64::try_from(config.idle_timeout.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query_as!(
+        OpenSession,
+        "SELECT id, actor, role, method, client_ip, user_agent, created_at, last_seen_at, expires_at
+         FROM console_sessions
+         WHERE revoked_at IS NULL AND expires_at > now()
+           AND last_seen_at > now() - make_interval(secs => $1::bigint / 1000.0)
+         ORDER BY created_at DESC LIMIT $2",
+        idle_ms,
+        limit,
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Compares two secrets in time independent of where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());

@@ -20,7 +20,8 @@ pub struct AuditLogQuery {
     action: Option<String>,
     /// Exact target (a job or key id).
     target: Option<String>,
-    /// `allowed` (2xx), `denied` (401/403) or `failed` (any other status).
+    /// `allowed` (2xx, or a console form's 303), `denied` (401/403) or
+    /// `failed` (any other status).
     outcome: Option<String>,
     /// From this time (RFC 3339 or date), inclusive.
     start: Option<String>,
@@ -70,9 +71,9 @@ pub async fn list(
            WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2)
              AND ($3::text IS NULL OR target = $3)
              AND ($4::text IS NULL
-                  OR ($4 = 'allowed' AND status BETWEEN 200 AND 299)
+                  OR ($4 = 'allowed' AND status BETWEEN 200 AND 399)
                   OR ($4 = 'denied' AND status IN (401, 403))
-                  OR ($4 = 'failed' AND status NOT BETWEEN 200 AND 299 AND status NOT IN (401, 403)))
+                  OR ($4 = 'failed' AND status NOT BETWEEN 200 AND 399 AND status NOT IN (401, 403)))
              AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
              AND ($7::bigint IS NULL OR id < $7)
            ORDER BY id DESC

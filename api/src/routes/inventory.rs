@@ -141,7 +141,8 @@ pub async fn list_workspaces(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OneWorkspaceQuery {
-    account: Option<String>,
+    /// The account, when the id is synced from several.
+    pub account: Option<String>,
 }
 
 /// Get a workspace

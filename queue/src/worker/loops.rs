@@ -14,9 +14,9 @@ use super::run::{Held, Pending, RecordedOutcome, Run, WorkerStats};
 use crate::{
     error::QueueError,
     identity::WorkerId,
-    job::JobStatus,
+    job::{JobStatus, epoch_ms},
     options::WorkerOptions,
-    queue::{Claimed, Queue},
+    queue::{Claimed, Queue, WorkerReport},
 };
 
 /// Delays after consecutive Redis failures: 50 ms doubling to 5 s, jittered, forever.
@@ -370,10 +370,12 @@ async fn count_outcomes(
 pub(crate) async fn maintain(
     queue: Queue,
     worker: WorkerId,
+    held: Arc<Held>,
     options: WorkerOptions,
     stats: Arc<WorkerStats>,
     stop: CancellationToken,
 ) {
+    let started_at_ms = epoch_ms(std::time::SystemTime::now());
     let mut outage = Outage::new("maintenance");
     let mut last_trim: Option<Instant> = None;
     let mut last_alive: Option<Instant> = None;
@@ -381,7 +383,20 @@ pub(crate) async fn maintain(
         let mut pause = options.maintenance_interval;
         let step = async {
             if last_alive.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-                queue.worker_alive(worker.as_str()).await?;
+                let leases = held.leases();
+                let report = WorkerReport {
+                    id: worker.as_str().to_owned(),
+                    started_at_ms,
+                    concurrency: options.concurrency,
+                    holding: leases.len(),
+                    running: leases
+                        .into_iter()
+                        .take(WorkerReport::LISTED)
+                        .map(|(id, _)| id)
+                        .collect(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                };
+                queue.worker_alive(&report).await?;
                 last_alive = Some(Instant::now());
             }
             let (promoted, next_due) = queue.promote_due().await?;

@@ -197,6 +197,7 @@ impl<Args> HangarBackend<Args> {
         self.tasks.push(tokio::spawn(loops::maintain(
             self.queue.clone(),
             self.worker.clone(),
+            self.held.clone(),
             self.options.clone(),
             self.stats.clone(),
             self.stop.clone(),
