@@ -239,6 +239,18 @@ impl From<hangar_shared::kinds::PayloadError> for ApiError {
     }
 }
 
+impl From<hangar_shared::job_admin::Refused> for ApiError {
+    fn from(e: hangar_shared::job_admin::Refused) -> Self {
+        use hangar_shared::job_admin::Refused;
+        match e {
+            Refused::Conflict(message) => Self::Conflict(message),
+            Refused::Queue(e) => e.into(),
+            Refused::Db(e) => e.into(),
+            Refused::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::from_sqlx(&e)

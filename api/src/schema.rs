@@ -37,6 +37,8 @@ pub use crate::{
 #[schema(example = json!({"kind": "system.sleep", "payload": {"ms": 500}}))]
 pub struct CreateJob {
     /// A registered kind: system.noop, system.sleep, system.retention,
+    /// system.bulk_jobs (admin: `{"action": "cancel"|"retry", "ids": [...]}`
+    /// or `{"action", "filter": {the jobs list's filters}, "max_jobs"}`),
     /// sync.workspaces, sync.cloudtrail, sync.billing, sync.usage,
     /// inference.chat, report.inventory, report.unused, report.billing_mode,
     /// report.costs, report.audit, report.audit_log (admin),

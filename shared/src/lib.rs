@@ -5,6 +5,7 @@ pub mod chat;
 pub mod config;
 pub mod db;
 pub mod inventory;
+pub mod job_admin;
 pub mod kinds;
 pub mod models;
 pub mod names;

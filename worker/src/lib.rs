@@ -82,8 +82,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = JoinSet::new();
     let mut handles: Vec<(String, BackendHandle)> = Vec::new();
-    let mut queues =
-        hangar_shared::open_queues(&config, config.worker.queues.iter().map(|(n, _)| n.as_str())).await?;
+    // Every queue, not only those served: a bulk action cancels and retries
+    // jobs of any queue.
+    let names: std::collections::BTreeSet<&str> = config
+        .worker
+        .queues
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .chain(kinds::QUEUES.iter().copied())
+        .collect();
+    let all_queues = Arc::new(hangar_shared::open_queues(&config, names).await?);
+    let mut queues = (*all_queues).clone();
     let syncer = Arc::new(hangar_sync::Syncer::new(
         pool.clone(),
         config.redis_settings().connect().await?,
@@ -121,6 +130,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         chat,
         reports,
         metrics: metrics.clone(),
+        queues: all_queues.clone(),
     });
     for (name, concurrency) in &config.worker.queues {
         let queue = queues

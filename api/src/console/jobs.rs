@@ -1,4 +1,4 @@
-//! The jobs pages: the list, one job's page, its Retry and Cancel
+//! The job pages: one job's page, its Retry and Cancel
 //! actions, and the live state of a page's jobs over server-sent events.
 
 use axum::{
@@ -11,28 +11,6 @@ use serde::Deserialize;
 
 use super::{CsrfForm, WriteRequest, api_error_page, base, pages, session::Session};
 use crate::{auth::Role, state::AppState};
-
-/// `GET /ui/jobs`: recorded jobs, newest first, filtered by kind and
-/// state, keyset paged (the API's list; the URL is the bookmark).
-pub(super) async fn jobs_page(
-    State(state): State<AppState>,
-    session: Session,
-    axum::extract::Query(query): axum::extract::Query<crate::routes::jobs::ListQuery>,
-) -> Response {
-    let filter = pages::JobsFilter {
-        kind: query.kind.clone().unwrap_or_default(),
-        state: query.state.clone().unwrap_or_default(),
-    };
-    let query = crate::routes::jobs::ListQuery {
-        kind: query.kind.filter(|k| !k.is_empty()),
-        state: query.state.filter(|s| !s.is_empty()),
-        ..query
-    };
-    match crate::routes::jobs::page(&state, query).await {
-        Ok(page) => Html(pages::jobs(&base(&state), &session, &filter, &page).into_string()).into_response(),
-        Err(e) => api_error_page(&base(&state), e).await,
-    }
-}
 
 /// `POST /ui/jobs/{id}/{cancel|retry}`: the API's own handler for the
 /// action (same checks, same outcome; admins only, as the API's security

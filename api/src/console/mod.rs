@@ -13,6 +13,7 @@ pub mod assets;
 mod audit;
 mod billing;
 mod charts;
+mod job_list;
 mod jobs;
 mod login;
 mod models;
@@ -56,7 +57,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/login", get(login::login_form).post(login::login))
         .route("/ui/logout", post(login::logout))
         .route("/ui/syncs/{kind}", post(overview::sync_now))
-        .route("/ui/jobs", get(jobs::jobs_page))
+        .route("/ui/jobs", get(job_list::page))
+        .route("/ui/jobs/bulk", post(job_list::bulk))
         .route("/ui/jobs/{id}", get(jobs::job_page))
         .route("/ui/events", get(jobs::job_events))
         .route("/ui/jobs/{id}/{action}", post(jobs::job_action))
@@ -234,6 +236,7 @@ fn client_ip(extensions: &axum::http::Extensions) -> Option<String> {
 
 /// What an API error tells its caller: the status, the field it names (if
 /// any) and the message, exactly as the API's JSON envelope says them.
+#[derive(Debug)]
 pub(super) struct ApiRefusal {
     pub(super) status: StatusCode,
     pub(super) field: Option<String>,
@@ -310,6 +313,20 @@ impl Filters {
                 &format!("this page's filters: {e}"),
             ))
         })
+    }
+
+    /// Sets `name` to `value` (replacing it).
+    pub(super) fn set(&mut self, name: &str, value: &str) {
+        self.0.retain(|(k, _)| k != name);
+        self.0.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// These filters as a query string (`?…`, or empty without any).
+    pub(super) fn query(&self) -> String {
+        if self.0.is_empty() {
+            return String::new();
+        }
+        format!("?{}", serde_urlencoded::to_string(&self.0).unwrap_or_default())
     }
 
     /// A query string (`?…`) of these filters with `name` set to `value`

@@ -50,18 +50,47 @@ pub(super) async fn page(
         },
         None => None,
     };
+    // The message the followed job answers (stored in the conversation only
+    // once the job has finished).
+    let asked = match q.job.as_deref() {
+        Some(id) => crate::routes::jobs::recorded_job(&state, id)
+            .await
+            .ok()
+            .and_then(|run| {
+                let p = &run.payload;
+                p["message"].as_str().map(str::to_owned).or_else(|| {
+                    p["messages"]
+                        .as_array()
+                        .and_then(|m| m.last())
+                        .and_then(|m| m["content"].as_str())
+                        .map(str::to_owned)
+                })
+            }),
+        None => None,
+    };
+    let already_stored = conversation.as_ref().is_some_and(|c| {
+        q.job
+            .as_deref()
+            .is_some_and(|j| c.messages.iter().any(|m| m.job_id == j))
+    });
+    let asked = asked.filter(|_| !already_stored);
     let form = ChatForm {
         model: conversation.as_ref().map(|c| c.model.clone()).unwrap_or_default(),
         conversation_id: q.conversation.clone().unwrap_or_default(),
         ..Default::default()
     };
+    let followed = q
+        .job
+        .as_deref()
+        .filter(|_| !already_stored)
+        .map(|id| (id, asked.as_deref()));
     Html(
         render(
             &base,
             &session,
             &models,
             conversation.as_ref(),
-            q.job.as_deref(),
+            followed,
             &form,
             None,
         )
@@ -87,7 +116,7 @@ fn render(
     session: &Session,
     models: &[Model],
     conversation: Option<&Conversation>,
-    job: Option<&str>,
+    followed: Option<(&str, Option<&str>)>,
     form: &ChatForm,
     error: Option<&ApiRefusal>,
 ) -> Markup {
@@ -130,7 +159,10 @@ fn render(
                     }
                 }
             }
-            @if let Some(id) = job {
+            @if let Some((id, asked)) = followed {
+                @if let Some(text) = asked {
+                    ol.chat { li.msg-user { span.who { "user" } pre { (text) } } }
+                }
                 div.answer data-stream={ (base) "/models/stream/" (id) } {
                     p.muted { "Answer of job " a href={ (base) "/jobs/" (id) } { code { (id) } } ":" }
                     pre data-field="answer" aria-live="polite" { "" }

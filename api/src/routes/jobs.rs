@@ -8,10 +8,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use hangar_queue::{CancelOutcome, JobStatus, NewJob};
 use hangar_shared::{
     db::{self, JobFilter, JobRun, NewJobRun},
-    kinds,
+    job_admin, kinds,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -210,6 +209,17 @@ pub struct ListQuery {
     pub kind: Option<String>,
     /// Only this state: scheduled, queued, running, retrying, succeeded, cancelled, dead.
     pub state: Option<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only jobs asked for by this caller, e.g. `jwt:alice`, `key:ci`, `schedule:nightly`.
+    pub requested_by: Option<String>,
+    /// Only jobs whose payload contains this JSON object, e.g.
+    /// `{"account":"prod"}` (JSONB containment, indexed).
+    pub payload: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339 or a date).
+    pub created_after: Option<String>,
+    /// Only jobs created before this time (RFC 3339 or a date).
+    pub created_before: Option<String>,
     /// Page size, 1-200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
@@ -234,19 +244,13 @@ pub async fn list(
 /// One page of recorded jobs as `q` asks (the API's list and the console's).
 pub async fn page(state: &AppState, q: ListQuery) -> Result<JobPage, ApiError> {
     let limit = super::page_limit(q.limit.as_deref(), 50, 200)?;
-    if let Some(k) = &q.kind
-        && kinds::kind(k).is_none()
-    {
-        return Err(ApiError::invalid("kind", format!("unknown kind {k:?}")));
-    }
-    let state_filter = super::job_state_filter(q.state.as_deref())?;
+    let mut filter = job_filter(&q)?;
     let cursor = super::job_id_cursor(q.cursor.as_deref())?;
-    let filter = JobFilter {
-        kind: q.kind,
-        state: state_filter,
-        before: cursor,
-        limit,
+    filter.before = match (cursor, filter.before) {
+        (Some(c), Some(end)) => Some(c.min(end)),
+        (c, end) => c.or(end),
     };
+    filter.limit = limit;
     let runs = db::list_jobs(&state.pool, &filter).await?;
     let next = super::next_cursor(&runs, limit, |r| r.id.clone());
     let jobs = runs.iter().map(|r| Job::new(r, None)).collect();
@@ -256,11 +260,53 @@ pub async fn page(state: &AppState, q: ListQuery) -> Result<JobPage, ApiError> {
     })
 }
 
-async fn record_live(state: &AppState, queue: &hangar_queue::Queue, id: &str) -> Result<(), ApiError> {
-    if let Some(live) = queue.state(id).await? {
-        db::sync_from_queue(&state.pool, id, &live).await?;
+/// Payload filters hold at most this many fields (each one narrows; more
+/// is a sign of a pasted payload rather than a filter).
+const PAYLOAD_FILTER_FIELDS: usize = 16;
+
+/// The filter `q` describes (without its cursor and page size), each
+/// parameter checked and named when refused.
+pub fn job_filter(q: &ListQuery) -> Result<JobFilter, ApiError> {
+    if let Some(k) = &q.kind
+        && kinds::kind(k).is_none()
+    {
+        return Err(ApiError::invalid("kind", format!("unknown kind {k:?}")));
     }
-    Ok(())
+    let payload = match q.payload.as_deref() {
+        None => None,
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(m)) if m.len() <= PAYLOAD_FILTER_FIELDS => Some(Value::Object(m)),
+            Ok(Value::Object(_)) => {
+                return Err(ApiError::invalid(
+                    "payload",
+                    format!("at most {PAYLOAD_FILTER_FIELDS} fields"),
+                ));
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "payload",
+                    "must be a JSON object the payload contains, e.g. {\"account\":\"prod\"}",
+                ));
+            }
+        },
+    };
+    let after = super::parse_time("created_after", q.created_after.as_deref())?;
+    let before = super::parse_time("created_before", q.created_before.as_deref())?;
+    if let (Some(a), Some(b)) = (after, before)
+        && a >= b
+    {
+        return Err(ApiError::invalid("created_before", "must be after created_after"));
+    }
+    Ok(JobFilter {
+        kind: q.kind.clone(),
+        state: super::job_state_filter(q.state.as_deref())?,
+        queue: q.queue.clone(),
+        requested_by: q.requested_by.clone(),
+        payload,
+        from_id: after.map(db::id_at),
+        before: before.map(db::id_at),
+        limit: 0,
+    })
 }
 
 /// Cancel a job
@@ -280,30 +326,10 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (run, queue) = job_and_queue(&state, &id).await?;
-    let outcome = queue.cancel(&id).await?;
-    let (status, body) = match outcome {
-        CancelOutcome::Cancelled => {
-            record_live(&state, queue, &id).await?;
-            (StatusCode::OK, Cancelled::done(id))
-        }
-        CancelOutcome::CancelRequested => (StatusCode::ACCEPTED, Cancelled::requested(id)),
-        CancelOutcome::AlreadyFinished(s) => {
-            record_live(&state, queue, &id).await?;
-            return Err(ApiError::Conflict(format!("job {id} already {}", s.as_str())));
-        }
-        CancelOutcome::NotFound if run.state.is_open() => {
-            // Recorded but unknown to Redis (lost data, not yet repaired).
-            db::mark_cancelled(&state.pool, &id).await?;
-            (StatusCode::OK, Cancelled::done(id))
-        }
-        CancelOutcome::NotFound => {
-            return Err(ApiError::Conflict(format!(
-                "job {id} already {}",
-                run.state.as_str()
-            )));
-        }
-    };
-    Ok((status, Json(body)))
+    Ok(match job_admin::cancel(&state.pool, queue, &run).await? {
+        job_admin::Cancelled::Done => (StatusCode::OK, Json(Cancelled::done(id))),
+        job_admin::Cancelled::Requested => (StatusCode::ACCEPTED, Json(Cancelled::requested(id))),
+    })
 }
 
 /// Retry a dead job
@@ -321,25 +347,6 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (run, queue) = job_and_queue(&state, &id).await?;
-    let live = queue.state(&id).await?;
-    let current = live.as_ref().map_or(run.state, |l| l.status);
-    if current != JobStatus::Dead {
-        return Err(ApiError::Conflict(format!(
-            "job {id} is {}; only dead jobs can be retried",
-            current.as_str()
-        )));
-    }
-    // The record first: an outcome of the new run then always lands on a reopened row.
-    db::mark_requeued(&state.pool, std::slice::from_ref(&id)).await?;
-    if live.is_some() {
-        queue.requeue_dead(&id).await?;
-    } else {
-        // Trimmed from Redis by retention: enqueue it again under the same id.
-        let job = NewJob::new(run.kind.clone(), run.payload.clone())
-            .with_id(id.parse().map_err(|e| anyhow::anyhow!("bad ulid: {e}"))?)
-            .max_attempts(run.max_attempts as u32)
-            .correlation_id(current_request_id());
-        queue.enqueue(job).await?;
-    }
+    job_admin::retry(&state.pool, queue, &run, current_request_id()).await?;
     Ok((StatusCode::ACCEPTED, Json(Requeued::new(id, true))))
 }

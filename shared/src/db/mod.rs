@@ -87,17 +87,35 @@ pub async fn get_job<'e, E: Executor<'e, Database = Postgres>>(
         .await
 }
 
-/// Filters for [`list_jobs`].
+/// Filters for [`list_jobs`], [`count_jobs`] and [`job_ids`].
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     /// Only this kind.
     pub kind: Option<String>,
     /// Only this state.
     pub state: Option<JobStatus>,
-    /// Only jobs older than this id (the previous page's last id).
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only jobs asked for by this caller (`jwt:…`, `key:…`, `schedule:…`).
+    pub requested_by: Option<String>,
+    /// Only jobs whose payload contains this JSON object (`@>`, answered by
+    /// the GIN index on `payload`).
+    pub payload: Option<serde_json::Value>,
+    /// Only jobs with ids at or above this one: the start of a time range
+    /// ([`id_at`]; ULIDs begin with their creation time).
+    pub from_id: Option<String>,
+    /// Only jobs with ids below this one: the previous page's last id, or
+    /// the end of a time range ([`id_at`]).
     pub before: Option<String>,
     /// Page size.
     pub limit: i64,
+}
+
+/// The smallest job id created at `t`: a time bound as an id bound, so a
+/// time range is a range of the primary key.
+pub fn id_at(t: DateTime<Utc>) -> String {
+    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+    ulid::Ulid::from_parts(ms, 0).to_string()
 }
 
 /// Jobs newest first (ULIDs sort by time), one keyset page.
@@ -112,14 +130,75 @@ pub async fn list_jobs<'e, E: Executor<'e, Database = Postgres>>(
                 started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
            FROM job_runs
            WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
-             AND ($3::text IS NULL OR id < $3)
-           ORDER BY id DESC LIMIT $4"#,
+             AND ($3::text IS NULL OR id < $3) AND ($4::text IS NULL OR id >= $4)
+             AND ($5::text IS NULL OR queue = $5) AND ($6::text IS NULL OR requested_by = $6)
+             AND ($7::jsonb IS NULL OR payload @> $7)
+           ORDER BY id DESC LIMIT $8"#,
         f.kind,
         f.state.map(JobStatus::as_str),
         f.before,
+        f.from_id,
+        f.queue,
+        f.requested_by,
+        f.payload,
         f.limit,
     )
     .fetch_all(db)
+    .await
+}
+
+/// The ids of one keyset page of jobs matching `f`, newest first: what a
+/// bulk action walks through.
+pub async fn job_ids<'e, E: Executor<'e, Database = Postgres>>(
+    db: E,
+    f: &JobFilter,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!(
+        r#"SELECT id FROM job_runs
+           WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
+             AND ($3::text IS NULL OR id < $3) AND ($4::text IS NULL OR id >= $4)
+             AND ($5::text IS NULL OR queue = $5) AND ($6::text IS NULL OR requested_by = $6)
+             AND ($7::jsonb IS NULL OR payload @> $7)
+           ORDER BY id DESC LIMIT $8"#,
+        f.kind,
+        f.state.map(JobStatus::as_str),
+        f.before,
+        f.from_id,
+        f.queue,
+        f.requested_by,
+        f.payload,
+        f.limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// How many jobs match `f` (its `limit` ignored), counting no further than
+/// `cap + 1`: exact up to `cap`, else "more than `cap`", so a count on a
+/// large table costs at most `cap` index entries.
+pub async fn count_jobs<'e, E: Executor<'e, Database = Postgres>>(
+    db: E,
+    f: &JobFilter,
+    cap: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM (
+             SELECT 1 FROM job_runs
+             WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
+               AND ($3::text IS NULL OR id < $3) AND ($4::text IS NULL OR id >= $4)
+               AND ($5::text IS NULL OR queue = $5) AND ($6::text IS NULL OR requested_by = $6)
+               AND ($7::jsonb IS NULL OR payload @> $7)
+             LIMIT $8) matching"#,
+        f.kind,
+        f.state.map(JobStatus::as_str),
+        f.before,
+        f.from_id,
+        f.queue,
+        f.requested_by,
+        f.payload,
+        cap + 1,
+    )
+    .fetch_one(db)
     .await
 }
 

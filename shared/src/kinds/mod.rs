@@ -34,8 +34,9 @@ pub use self::{
         SYNC_WORKSPACES, USAGE_MAX_DAYS, UsageSync, WorkspacesSync,
     },
     system::{
-        MIN_AUDIT_EVENTS_DAYS, MIN_JOB_RUNS_DAYS, Noop, Retention, SYSTEM_NOOP, SYSTEM_RETENTION,
-        SYSTEM_SLEEP, Sleep,
+        BulkAction, BulkFilter, BulkJobs, MAX_BULK_IDS, MAX_BULK_JOBS, MIN_AUDIT_EVENTS_DAYS,
+        MIN_JOB_RUNS_DAYS, Noop, Retention, SYSTEM_BULK_JOBS, SYSTEM_NOOP, SYSTEM_RETENTION, SYSTEM_SLEEP,
+        Sleep,
     },
 };
 use crate::{models::ModelRegistry, role::Role};
@@ -52,6 +53,7 @@ macro_rules! register_kinds {
             .add::<$crate::kinds::system::Noop>()
             .add::<$crate::kinds::system::Sleep>()
             .add::<$crate::kinds::system::Retention>()
+            .add::<$crate::kinds::system::BulkJobs>()
             .add::<$crate::kinds::sync::WorkspacesSync>()
             .add::<$crate::kinds::sync::CloudTrailSync>()
             .add::<$crate::kinds::sync::BillingSync>()
@@ -351,6 +353,7 @@ mod tests {
             [
                 SYSTEM_SLEEP,
                 SYSTEM_RETENTION,
+                SYSTEM_BULK_JOBS,
                 REPORT_AUDIT_LOG,
                 WORKSPACES_APPLY_BILLING_MODE
             ]

@@ -123,3 +123,129 @@ impl JobKind for Retention {
         Ok(())
     }
 }
+
+/// `system.bulk_jobs`: cancels or retries many jobs at once.
+pub const SYSTEM_BULK_JOBS: &str = "system.bulk_jobs";
+
+/// Jobs one bulk action may name one by one.
+pub const MAX_BULK_IDS: usize = 1000;
+/// Most jobs one bulk action acts on.
+pub const MAX_BULK_JOBS: u64 = 1_000_000;
+
+/// What a bulk action does to each job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkAction {
+    /// Cancel each open job (a waiting one at once, a running one at its
+    /// next checkpoint).
+    Cancel,
+    /// Run each dead job again with a fresh attempt budget.
+    Retry,
+}
+
+/// Which jobs a bulk action walks: the jobs list's filter
+/// (`GET /api/v1/jobs`), every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkFilter {
+    /// Only this kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Only this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Only this queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Only jobs asked for by this caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// Only jobs whose payload contains this object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Only jobs created at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only jobs created before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `system.bulk_jobs` arguments: an action on jobs chosen one by one
+/// (`ids`) or on every job matching `filter`, at most `max_jobs` of them.
+/// Admin only, as cancelling and retrying one job is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkJobs {
+    /// `cancel` or `retry`.
+    pub action: BulkAction,
+    /// Jobs chosen one by one (1-1000); empty to act on `filter`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<String>,
+    /// Which jobs, when `ids` is empty. Retry acts on dead jobs only and
+    /// cancel on open ones, whatever `filter.state` says.
+    #[serde(default)]
+    pub filter: BulkFilter,
+    /// Most jobs to act on (1-1000000): the count the caller previewed and
+    /// confirmed, so jobs arriving meanwhile do not widen the action much.
+    pub max_jobs: u64,
+}
+
+impl JobKind for BulkJobs {
+    const NAME: &'static str = SYSTEM_BULK_JOBS;
+    const QUEUE: &'static str = QUEUE_SYNC;
+    const ROLE: Role = Role::Admin;
+    const RETRY: RetryPolicy = SYSTEM_RETRY;
+
+    fn check(&self) -> Result<(), PayloadError> {
+        if self.ids.len() > MAX_BULK_IDS {
+            return Err(invalid(
+                "ids",
+                format!("at most {MAX_BULK_IDS} ids; act on a filter instead"),
+            ));
+        }
+        if let Some(bad) = self.ids.iter().find(|id| id.parse::<ulid::Ulid>().is_err()) {
+            return Err(invalid("ids", format!("{bad:?} is not a job id")));
+        }
+        if !(1..=MAX_BULK_JOBS).contains(&self.max_jobs) {
+            return Err(invalid(
+                "max_jobs",
+                format!("must be between 1 and {MAX_BULK_JOBS}"),
+            ));
+        }
+        let f = &self.filter;
+        if let Some(k) = &f.kind
+            && super::kind(k).is_none()
+        {
+            return Err(invalid("filter.kind", format!("unknown kind {k:?}")));
+        }
+        if let Some(s) = &f.state {
+            let Some(state) = hangar_queue::JobStatus::parse(s) else {
+                return Err(invalid("filter.state", "must be a job state"));
+            };
+            let fits = match self.action {
+                BulkAction::Retry => state == hangar_queue::JobStatus::Dead,
+                BulkAction::Cancel => state.is_open(),
+            };
+            if !fits {
+                return Err(invalid(
+                    "filter.state",
+                    match self.action {
+                        BulkAction::Retry => {
+                            "retry acts on dead jobs only: leave the state out or make it dead"
+                        }
+                        BulkAction::Cancel => {
+                            "cancel acts on open jobs only: leave the state out or pick an open one"
+                        }
+                    },
+                ));
+            }
+        }
+        if let (Some(a), Some(b)) = (f.created_after, f.created_before)
+            && a >= b
+        {
+            return Err(invalid("filter.created_before", "must be after created_after"));
+        }
+        Ok(())
+    }
+}

@@ -38,6 +38,9 @@ pub struct Env {
     pub reports: hangar_reports::Reports,
     /// The worker's metrics.
     pub metrics: Arc<WorkerMetrics>,
+    /// Every configured queue (a bulk action cancels and retries jobs of
+    /// any queue, not only those this worker serves).
+    pub queues: Arc<std::collections::BTreeMap<String, hangar_queue::Queue>>,
 }
 
 /// A kind's handler: runs one attempt of a job with a decoded payload.

@@ -4,7 +4,12 @@ use std::time::Duration;
 
 use apalis_core::error::BoxDynError;
 use hangar_queue::JobContext;
-use hangar_shared::kinds::{Noop, Retention, Sleep};
+use hangar_queue::JobStatus;
+use hangar_shared::{
+    db::{self, JobFilter, JobRun},
+    job_admin,
+    kinds::{BulkAction, BulkJobs, Noop, Retention, Sleep},
+};
 use serde_json::{Value, json};
 
 use super::{Env, Run};
@@ -30,6 +35,134 @@ impl Run for Retention {
         tracing::info!(reports, "expired reports removed");
         result["reports_deleted"] = json!(reports);
         Ok(result)
+    }
+}
+
+impl Run for BulkJobs {
+    async fn run(self, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+        bulk(&self, job, env).await
+    }
+}
+
+/// Jobs a bulk action reads per batch.
+const BULK_BATCH: i64 = 500;
+
+/// What a bulk action has done so far (its progress, then its result).
+#[derive(Debug, Default, serde::Serialize)]
+struct BulkTally {
+    /// Jobs acted on.
+    done: u64,
+    /// Jobs the action did not apply to any more (finished, not dead,
+    /// already retried by someone else), with no error.
+    skipped: u64,
+    /// Jobs that failed (Redis or PostgreSQL), with the first few errors.
+    failed: u64,
+    errors: Vec<String>,
+    /// The previewed ceiling.
+    max_jobs: u64,
+}
+
+impl BulkTally {
+    fn acted(&self) -> u64 {
+        self.done + self.skipped + self.failed
+    }
+}
+
+/// `system.bulk_jobs`: walks the chosen jobs (or every job matching the
+/// filter, newest first, in keyset batches), cancelling or retrying each
+/// through the same code as the API's single-job routes; reports progress
+/// after each batch and stops between batches when cancelled. Idempotent:
+/// a redelivered run finds the jobs it already handled skipped.
+async fn bulk(p: &BulkJobs, job: &JobContext, env: &Env) -> Result<Value, BoxDynError> {
+    let mut tally = BulkTally {
+        max_jobs: p.max_jobs,
+        ..Default::default()
+    };
+    let correlation = job.correlation_id().unwrap_or(job.id()).to_owned();
+    if !p.ids.is_empty() {
+        for id in &p.ids {
+            if tally.acted() >= p.max_jobs {
+                break;
+            }
+            match db::get_job(&env.pool, id).await? {
+                Some(run) => act(p.action, &run, env, &correlation, &mut tally).await,
+                None => tally.skipped += 1,
+            }
+        }
+        job.report_progress(json!(tally)).await;
+    } else {
+        // Retry applies to dead jobs; cancel to each open state in turn.
+        let states: &[JobStatus] = match p.action {
+            BulkAction::Retry => &[JobStatus::Dead],
+            BulkAction::Cancel => &[
+                JobStatus::Scheduled,
+                JobStatus::Queued,
+                JobStatus::Retrying,
+                JobStatus::Running,
+            ],
+        };
+        let wanted = p.filter.state.as_deref().and_then(JobStatus::parse);
+        for state in states.iter().filter(|s| wanted.is_none_or(|w| w == **s)) {
+            let f = &p.filter;
+            let mut filter = JobFilter {
+                kind: f.kind.clone(),
+                state: Some(*state),
+                queue: f.queue.clone(),
+                requested_by: f.requested_by.clone(),
+                payload: f.payload.clone().map(Value::Object),
+                from_id: f.created_after.map(db::id_at),
+                before: f.created_before.map(db::id_at),
+                limit: BULK_BATCH,
+            };
+            loop {
+                let runs = db::list_jobs(&env.pool, &filter).await?;
+                for run in &runs {
+                    if tally.acted() >= p.max_jobs {
+                        break;
+                    }
+                    act(p.action, run, env, &correlation, &mut tally).await;
+                }
+                job.report_progress(json!(tally)).await;
+                if runs.len() < BULK_BATCH as usize || tally.acted() >= p.max_jobs {
+                    break;
+                }
+                if job.cancel_requested() {
+                    return Err(
+                        format!("cancelled after {} jobs ({} done)", tally.acted(), tally.done).into(),
+                    );
+                }
+                filter.before = runs.last().map(|r| r.id.clone());
+            }
+        }
+    }
+    tracing::info!(action = ?p.action, done = tally.done, skipped = tally.skipped, failed = tally.failed, "bulk action finished");
+    Ok(json!(tally))
+}
+
+/// Cancels or retries one job, counting the outcome.
+async fn act(action: BulkAction, run: &JobRun, env: &Env, correlation: &str, tally: &mut BulkTally) {
+    let Some(queue) = env.queues.get(&run.queue) else {
+        tally.failed += 1;
+        if tally.errors.len() < 10 {
+            tally
+                .errors
+                .push(format!("job {}: queue {} is not configured", run.id, run.queue));
+        }
+        return;
+    };
+    let outcome = match action {
+        BulkAction::Cancel => job_admin::cancel(&env.pool, queue, run).await.map(|_| ()),
+        BulkAction::Retry => job_admin::retry(&env.pool, queue, run, correlation.to_owned()).await,
+    };
+    match outcome {
+        Ok(()) => tally.done += 1,
+        Err(job_admin::Refused::Conflict(_)) => tally.skipped += 1,
+        Err(e) => {
+            tally.failed += 1;
+            if tally.errors.len() < 10 {
+                tally.errors.push(format!("job {}: {e}", run.id));
+            }
+        }
     }
 }
 
