@@ -16,6 +16,8 @@ function show(el, job) {
     else if (name === "error") field.textContent = job.error || "";
   }
   el.dataset.state = job.state;
+  // A job's own page shows its result, times and buttons once it ends.
+  if ("reloadOnFinish" in el.dataset && FINISHED.includes(job.state)) window.location.reload();
 }
 
 // Times: rendered in UTC by the server; shown here in the viewer's own
@@ -39,6 +41,7 @@ function followAnswer(el) {
   const answer = el.querySelector("[data-field=answer]");
   const status = el.querySelector("[data-field=status]");
   const source = new EventSource(el.dataset.stream);
+  window.addEventListener("pagehide", () => source.close());
   source.addEventListener("token", (event) => {
     answer.textContent += JSON.parse(event.data).text;
     status.textContent = "answering…";
@@ -77,6 +80,10 @@ document.addEventListener("DOMContentLoaded", () => {
     const job = JSON.parse(event.data);
     for (const el of followed) if (el.dataset.liveJob === job.id) show(el, job);
   });
+  // Leaving the page closes the stream at once: a page kept in the
+  // back/forward cache would otherwise hold one of the six connections a
+  // browser allows per server.
+  window.addEventListener("pagehide", () => source.close());
   // The server closes the stream once every job has finished; do not reconnect then.
   source.onerror = () => {
     if (followed.every((el) => FINISHED.includes(el.dataset.state))) source.close();

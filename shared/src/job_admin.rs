@@ -79,8 +79,22 @@ pub async fn retry(pool: &PgPool, queue: &Queue, run: &JobRun, correlation: Stri
             current.as_str()
         )));
     }
-    // The record first: an outcome of the new run then always lands on a reopened row.
-    db::mark_requeued(pool, std::slice::from_ref(&run.id)).await?;
+    // The record first: an outcome of the new run then always lands on a
+    // reopened row. A job of a singleton target (one sync per account and
+    // region) cannot reopen while another job for that target is open.
+    if let Err(e) = db::mark_requeued(pool, std::slice::from_ref(&run.id)).await {
+        let open_twin = e
+            .as_database_error()
+            .and_then(|d| d.constraint())
+            .is_some_and(|c| c == "job_runs_singleton_open");
+        if open_twin {
+            return Err(Refused::Conflict(format!(
+                "job {id} was not retried: another job for its target ({}) is open; it covers the same work",
+                run.singleton_key.as_deref().unwrap_or("?")
+            )));
+        }
+        return Err(e.into());
+    }
     if live.is_some() {
         queue.requeue_dead(id).await?;
     } else {

@@ -1,11 +1,12 @@
 """The console as people use it, in a real headless Chromium (Debian's
 chromium and chromium-driver, driven by selenium): run by
-tests/tests/it/console_browser.rs against the real API, PostgreSQL and Redis.
+tests/tests/it/console.rs against the real API, PostgreSQL and Redis (no
+worker: what needs one runs in live.py).
 
     python3 tests/console/browser.py <base-url> <operator-jwt> <viewer-jwt> <admin-jwt> <screenshot-dir>
 
-The app holds one dead system.noop job and one queued one (made by the
-Rust side before this runs).
+The app holds one dead system.noop job, one queued one, and a week of
+costs (made by the Rust side before this runs).
 
 Each step saves a screenshot. On every page: no console errors, and axe-core
 (from npm, tests/console/node_modules) finds no serious or critical
@@ -22,6 +23,56 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 BASE, OPERATOR, VIEWER, ADMIN = sys.argv[1:5]
 SHOTS = pathlib.Path(sys.argv[5])
+
+
+def schedules(driver):
+    """Create a schedule (a bad cron first: the API's message at the
+    field), edit it, and run it now."""
+    go(driver, driver.find_element(By.LINK_TEXT, "Schedules"))
+    go(driver, driver.find_element(By.LINK_TEXT, "New schedule"))
+    driver.find_element(By.ID, "name").send_keys("browser-nightly")
+    driver.find_element(By.ID, "cron").send_keys("every night")
+    Select(driver.find_element(By.ID, "kind")).select_by_value("system.noop")
+    go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Create schedule']"))
+    cron = driver.find_element(By.ID, "cron")
+    assert cron.get_attribute("aria-invalid") == "true"
+    assert driver.find_element(By.ID, "cron-error").text, "the API's message at the field"
+    check_page(driver, SHOTS, "schedule-refused", refused=422)
+    cron.clear()
+    cron.send_keys("0 2 * * *")
+    tz = driver.find_element(By.ID, "timezone")
+    tz.clear()
+    tz.send_keys("Europe/Berlin")
+    go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Create schedule']"))
+    row = driver.find_element(By.ID, "s-browser-nightly")
+    assert len(row.find_elements(By.CSS_SELECTOR, "ol.times li")) == 5, row.text
+    assert "01:00 UTC" in row.text, row.text
+    go(driver, row.find_element(By.LINK_TEXT, "Edit"))
+    cron = driver.find_element(By.ID, "cron")
+    cron.clear()
+    cron.send_keys("30 3 * * *")
+    go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Save changes']"))
+    row = driver.find_element(By.ID, "s-browser-nightly")
+    assert "30 3 * * *" in row.text, row.text
+    go(driver, row.find_element(By.XPATH, ".//button[normalize-space()='Run now']"))
+    WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "running now"))
+    links = driver.find_elements(By.CSS_SELECTOR, ".notice a[href*='/ui/jobs/']")
+    assert len(links) == 1, driver.find_element(By.CSS_SELECTOR, ".notice").text
+    check_page(driver, SHOTS, "schedules")
+
+
+def bulk_preview(driver):
+    """Cancel every queued noop: the preview counts them, confirming starts
+    a system.bulk_jobs job (it runs in live.py, where a worker serves the
+    control queue)."""
+    driver.get(f"{BASE}/ui/jobs?kind=system.noop&state=queued")
+    go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Cancel all matching…']"))
+    text = driver.find_element(By.TAG_NAME, "main").text
+    assert "Cancel 2 open jobs" in text, text
+    check_page(driver, SHOTS, "bulk-preview")
+    go(driver, driver.find_element(By.CSS_SELECTOR, "button.danger"))
+    WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.TAG_NAME, "main"), "system.bulk_jobs"))
+    check_page(driver, SHOTS, "bulk-job")
 
 
 def main():
@@ -42,7 +93,7 @@ def main():
         # An operator logs in and sees every queue.
         log_in(driver, BASE, OPERATOR)
         rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=queues] tbody th")]
-        assert rows == ["inference", "reports", "sync"], rows
+        assert rows == ["control", "inference", "reports", "sync"], rows
         assert "jwt:browser-operator (operator)" in driver.find_element(By.CSS_SELECTOR, ".who").text
         check_page(driver, SHOTS, "overview")
 
@@ -77,11 +128,16 @@ def main():
         WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
         assert not driver.get_cookies(), driver.get_cookies()
 
-        # A viewer sees the same pages and no write controls beyond logout.
+        # A viewer sees every page (not Admin) and no write control on any.
         log_in(driver, BASE, VIEWER)
-        buttons = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button, input[type=submit]")]
-        assert buttons == ["Log out"], buttons
-        check_page(driver, SHOTS, "overview-viewer")
+        nav = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "nav[aria-label=Main] a")]
+        assert nav == ["Overview", "Jobs", "Schedules", "Workers", "WorkSpaces", "Billing", "Audit", "Reports", "Models"], nav
+        for label in nav:
+            go(driver, driver.find_element(By.LINK_TEXT, label))
+            # Write controls: anything that posts, and the bulk selection.
+            writes = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "form[method=post] button, input[name=ids]")]
+            assert writes == ["Log out"], (label, writes)
+            check_page(driver, SHOTS, f"viewer-{label.lower()}")
         go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Log out']"))
         WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
 
@@ -109,6 +165,34 @@ def main():
         go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Cancel']"))
         WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.state"), "cancelled"))
         check_page(driver, SHOTS, "job-cancelled")
+
+        schedules(driver)
+        bulk_preview(driver)
+
+        # Billing: the week of costs as a chart, month to date.
+        go(driver, driver.find_element(By.LINK_TEXT, "Billing"))
+        assert driver.find_element(By.CSS_SELECTOR, "figure.chart svg[role=img]")
+        assert "Amazon WorkSpaces" in driver.find_element(By.CSS_SELECTOR, "figcaption.legend").text
+        check_page(driver, SHOTS, "billing")
+
+        # Admin: an API key is created and its token shown once.
+        go(driver, driver.find_element(By.LINK_TEXT, "Admin"))
+        driver.find_element(By.ID, "key-name").send_keys("browser-key")
+        go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Create key']"))
+        token = driver.find_element(By.ID, "new-token").get_attribute("value")
+        assert token.startswith("hangar_"), token
+        check_page(driver, SHOTS, "admin-key-created")
+        driver.get(f"{BASE}/ui/admin")
+        assert token not in driver.page_source, "the token is shown once"
+
+        # Hangar's own audit log lists these actions.
+        driver.get(f"{BASE}/ui/audit/hangar?actor=jwt%3Abrowser-admin")
+        actions = driver.find_element(By.TAG_NAME, "tbody").text
+        for action in ("console_create_api_key", "console_create_schedule", "console_run_schedule", "console_retry_job"):
+            assert action in actions, (action, actions)
+        check_page(driver, SHOTS, "audit-hangar")
+        go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Log out']"))
+        WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
     finally:
         driver.quit()
     print("console browser test: ok")

@@ -64,6 +64,17 @@ async fn inference_runner(
     Ok((Arc::new(runner), monitor))
 }
 
+/// The queues a worker serves: those configured, and the control queue
+/// with one slot unless configured otherwise (its bulk actions must run
+/// even when every work queue is busy).
+fn served_queues(configured: &[(String, usize)]) -> Vec<(String, usize)> {
+    let mut served = configured.to_vec();
+    if !served.iter().any(|(n, _)| n == kinds::QUEUE_CONTROL) {
+        served.push((kinds::QUEUE_CONTROL.to_owned(), 1));
+    }
+    served
+}
+
 /// Runs every configured queue until `shutdown` resolves, then drains:
 /// no new jobs start, running jobs get `drain_timeout` to finish, and any
 /// still running after that are given back to their queue. Returns an error
@@ -82,11 +93,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = JoinSet::new();
     let mut handles: Vec<(String, BackendHandle)> = Vec::new();
+    let served = served_queues(&config.worker.queues);
     // Every queue, not only those served: a bulk action cancels and retries
     // jobs of any queue.
-    let names: std::collections::BTreeSet<&str> = config
-        .worker
-        .queues
+    let names: std::collections::BTreeSet<&str> = served
         .iter()
         .map(|(n, _)| n.as_str())
         .chain(kinds::QUEUES.iter().copied())
@@ -132,7 +142,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         metrics: metrics.clone(),
         queues: all_queues.clone(),
     });
-    for (name, concurrency) in &config.worker.queues {
+    for (name, concurrency) in &served {
         let queue = queues
             .remove(name)
             .ok_or_else(|| anyhow::anyhow!("queue {name} not opened"))?;

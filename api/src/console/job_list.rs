@@ -314,33 +314,34 @@ pub(super) async fn bulk(State(state): State<AppState>, write: WriteRequest, bod
         return r;
     }
     let base = base(&state);
-    if !["retry", "cancel"].contains(&form.action.as_str())
+    let refuse = |message: &str| pages::error_page(&base, StatusCode::UNPROCESSABLE_ENTITY, message);
+    let payload = if !["retry", "cancel"].contains(&form.action.as_str())
         || !["selected", "matching"].contains(&form.scope.as_str())
     {
-        return pages::error_page(
-            &base,
-            StatusCode::UNPROCESSABLE_ENTITY,
+        Err(refuse(
             "do: must be retry or cancel, on the selected or the matching jobs",
-        );
-    }
-    let payload = if form.scope == "selected" {
+        ))
+    } else if form.scope == "selected" {
         if form.ids.is_empty() {
-            return pages::error_page(
-                &base,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "ids: tick at least one job, or act on all matching",
-            );
+            Err(refuse("ids: tick at least one job, or act on all matching"))
+        } else {
+            Ok(json!({ "action": form.action, "ids": form.ids, "max_jobs": form.ids.len() }))
         }
-        json!({ "action": form.action, "ids": form.ids, "max_jobs": form.ids.len() })
     } else {
-        let filter = match form.bulk_filter() {
-            Ok(f) => f,
-            Err(r) => return pages::error_page(&base, r.status, &r.text()),
-        };
-        let Some(confirmed) = form.confirmed else {
-            return preview(&state, &write.session, &form).await;
-        };
-        json!({ "action": form.action, "filter": filter, "max_jobs": confirmed.max(1) })
+        match (form.bulk_filter(), form.confirmed) {
+            (Err(r), _) => Err(pages::error_page(&base, r.status, &r.text())),
+            (Ok(_), None) => return preview(&state, &write.session, &form).await,
+            (Ok(filter), Some(confirmed)) => {
+                Ok(json!({ "action": form.action, "filter": filter, "max_jobs": confirmed.max(1) }))
+            }
+        }
+    };
+    let payload = match payload {
+        Ok(p) => p,
+        Err(page) => {
+            write.audit(&state, ACTION, None, page.status()).await;
+            return page;
+        }
     };
     let body = Bytes::from(
         json!({ "kind": hangar_shared::kinds::SYSTEM_BULK_JOBS, "payload": payload }).to_string(),

@@ -344,7 +344,7 @@ pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let live = run.state.is_open().then_some(run.id.as_str());
     let body = html! {
-        div data-live-job=[live] {
+        div data-live-job=[live] data-reload-on-finish=[live.map(|_| "")] {
         dl.facts {
             dt { "Kind" } dd { (run.kind) }
             dt { "Queue" } dd { (run.queue) }

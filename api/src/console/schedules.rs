@@ -19,10 +19,16 @@ use serde_json::{Map, Value, json};
 use super::{ApiRefusal, CsrfForm, WriteRequest, api_error_page, base, pages, session::Session};
 use crate::{auth::Role, routes::schedules as api, state::AppState, views::schedules::ScheduleView};
 
+/// Jobs a "Run now" notice links at most (a fan-out schedule starts one
+/// per account and region).
+const RUN_JOBS_LINKED: usize = 10;
+
 /// What a "Run now" just did, as the list's query says.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct RanQuery {
     ran: Option<String>,
+    /// The jobs it started or found open, comma-separated.
+    jobs: Option<String>,
     already: Option<String>,
 }
 
@@ -58,8 +64,11 @@ fn render_list(base: &str, session: &Session, schedules: &[ScheduleView], ran: &
     let body = html! {
         @if let Some(name) = &ran.ran {
             p.notice role="status" {
-                @if ran.already.is_some() { "Schedule " (name) ": its job is already running (the schedule skips overlapping runs)." }
-                @else { "Schedule " (name) " is running now; its job is linked under Last run." }
+                @if ran.already.is_some() { "Schedule " (name) ": already running (it skips overlapping runs): " }
+                @else { "Schedule " (name) " is running now: " }
+                @for id in ran.jobs.as_deref().unwrap_or("").split(',').filter(|id| !id.is_empty()) {
+                    a href={ (base) "/jobs/" (id) } { code { (id) } } " "
+                }
             }
         }
         @if admin {
@@ -156,13 +165,33 @@ pub(super) async fn action(
     }
     let caller = Extension(write.session.principal.clone());
     let done = match action.as_str() {
-        "run" => api::run_now(State(state.clone()), caller, Path(name.clone()))
-            .await
-            .map(|r| r.into_response())
-            .map(|r| match r.status() {
-                StatusCode::OK => format!("{base}/schedules?ran={name}&already=1"),
-                _ => format!("{base}/schedules?ran={name}"),
-            }),
+        "run" => match api::run_now(State(state.clone()), caller, Path(name.clone())).await {
+            Ok(r) => {
+                let r = r.into_response();
+                let already = r.status() == StatusCode::OK;
+                let bytes = axum::body::to_bytes(r.into_body(), 256 * 1024)
+                    .await
+                    .unwrap_or_default();
+                let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                let jobs: Vec<&str> = v["jobs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|j| j["job"]["id"].as_str())
+                    .take(RUN_JOBS_LINKED)
+                    .collect();
+                let joined = jobs.join(",");
+                let mut q = vec![("ran", name.as_str()), ("jobs", joined.as_str())];
+                if already {
+                    q.push(("already", "1"));
+                }
+                Ok(format!(
+                    "{base}/schedules?{}",
+                    serde_urlencoded::to_string(q).unwrap_or_default()
+                ))
+            }
+            Err(e) => Err(e),
+        },
         _ => {
             let body = Bytes::from(json!({ "enabled": action == "enable" }).to_string());
             api::update(State(state.clone()), caller, Path(name.clone()), body)

@@ -13,8 +13,12 @@ pub const QUEUE_SYNC: &str = "sync";
 pub const QUEUE_REPORTS: &str = "reports";
 /// The inference queue.
 pub const QUEUE_INFERENCE: &str = "inference";
+/// The control queue: short admin jobs that act on other jobs (bulk cancel
+/// and retry). Every worker serves it with one slot besides its own queues,
+/// so a clogged work queue never holds up the action that clears it.
+pub const QUEUE_CONTROL: &str = "control";
 /// Every queue Hangar knows.
-pub const QUEUES: &[&str] = &[QUEUE_SYNC, QUEUE_REPORTS, QUEUE_INFERENCE];
+pub const QUEUES: &[&str] = &[QUEUE_SYNC, QUEUE_REPORTS, QUEUE_INFERENCE, QUEUE_CONTROL];
 
 /// What a job of a kind is aimed at, for "sync now" and fan-out schedules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

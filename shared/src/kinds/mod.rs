@@ -21,7 +21,10 @@ use serde_json::Value;
 
 pub use self::{
     inference::{Chat, INFERENCE_CHAT},
-    job_kind::{Deployment, JobKind, QUEUE_INFERENCE, QUEUE_REPORTS, QUEUE_SYNC, QUEUES, Target, Window},
+    job_kind::{
+        Deployment, JobKind, QUEUE_CONTROL, QUEUE_INFERENCE, QUEUE_REPORTS, QUEUE_SYNC, QUEUES, Target,
+        Window,
+    },
     payload::{PayloadError, decode, invalid, normalised},
     report::{
         ApplyBillingMode, AuditLogReport, AuditReport, BillingModeReport, CostsReport, InventoryReport,

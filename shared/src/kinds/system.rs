@@ -7,7 +7,7 @@ use hangar_queue::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    job_kind::{JobKind, QUEUE_SYNC},
+    job_kind::{JobKind, QUEUE_CONTROL, QUEUE_SYNC},
     payload::{PayloadError, invalid},
 };
 use crate::role::Role;
@@ -193,7 +193,7 @@ pub struct BulkJobs {
 
 impl JobKind for BulkJobs {
     const NAME: &'static str = SYSTEM_BULK_JOBS;
-    const QUEUE: &'static str = QUEUE_SYNC;
+    const QUEUE: &'static str = QUEUE_CONTROL;
     const ROLE: Role = Role::Admin;
     const RETRY: RetryPolicy = SYSTEM_RETRY;
 

@@ -9,7 +9,7 @@ use hangar_tests::{TestApp, token};
 use reqwest::{StatusCode, header};
 
 /// A browser-like client: no automatic redirects, no credentials.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -17,13 +17,13 @@ fn browser() -> reqwest::Client {
 }
 
 /// The origin `base` is served from.
-fn origin_of(base: &str) -> String {
+pub(crate) fn origin_of(base: &str) -> String {
     let (scheme, rest) = base.split_once("://").unwrap();
     format!("{scheme}://{}", rest.split('/').next().unwrap())
 }
 
 /// `POST {base}{path}` as a form from `origin`, with `cookie`.
-async fn post_form(
+pub(crate) async fn post_form(
     base: &str,
     path: &str,
     body: &str,
@@ -43,7 +43,7 @@ async fn post_form(
     r.send().await.unwrap()
 }
 
-async fn get_page(base: &str, path: &str, cookie: Option<&str>) -> reqwest::Response {
+pub(crate) async fn get_page(base: &str, path: &str, cookie: Option<&str>) -> reqwest::Response {
     let mut r = browser().get(format!("{base}{path}"));
     if let Some(c) = cookie {
         r = r.header(header::COOKIE, format!("hangar_session={c}"));
@@ -51,13 +51,13 @@ async fn get_page(base: &str, path: &str, cookie: Option<&str>) -> reqwest::Resp
     r.send().await.unwrap()
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers()[header::LOCATION].to_str().unwrap().to_owned()
 }
 
 /// A console form posted as its page posts it: from the console's origin,
 /// with the session's cookie and CSRF token.
-async fn post_as_page(base: &str, path: &str, csrf: &str, cookie: &str) -> reqwest::Response {
+pub(crate) async fn post_as_page(base: &str, path: &str, csrf: &str, cookie: &str) -> reqwest::Response {
     post_form(
         base,
         path,
@@ -69,7 +69,7 @@ async fn post_as_page(base: &str, path: &str, csrf: &str, cookie: &str) -> reqwe
 }
 
 /// Logs in with `credential`; the cookie's value and its whole `Set-Cookie`.
-async fn login(base: &str, credential: &str) -> (String, String) {
+pub(crate) async fn login(base: &str, credential: &str) -> (String, String) {
     let r = post_form(
         base,
         "/ui/login",
@@ -89,7 +89,7 @@ async fn login(base: &str, credential: &str) -> (String, String) {
 }
 
 /// The CSRF token a signed-in page carries in its forms.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
         .expect("a form with the CSRF token")
@@ -97,7 +97,7 @@ fn csrf_of(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-async fn audit_statuses(pool: &sqlx::PgPool, action: &str) -> Vec<i32> {
+pub(crate) async fn audit_statuses(pool: &sqlx::PgPool, action: &str) -> Vec<i32> {
     sqlx::query_scalar("SELECT status::int FROM audit_log WHERE action = $1 ORDER BY id")
         .bind(action)
         .fetch_all(pool)
@@ -387,6 +387,18 @@ async fn the_console_works_in_a_real_browser() {
     let dead = app.enqueue(serde_json::json!({"kind": "system.noop"})).await;
     hangar_tests::kill_jobs(&app, &[dead]).await;
     app.enqueue(serde_json::json!({"kind": "system.noop"})).await;
+    // A week of costs for the billing page's chart.
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO cost_daily (account, view, day, service, usage_type, amount, currency, estimated)
+         SELECT 'prod', 'all', current_date - d, s.service, 'usage', 10 + d * s.k, 'USD', d < 2
+         FROM generate_series(0, 6) d,
+              (VALUES ('Amazon WorkSpaces', 3), ('AmazonCloudWatch', 1), ('AWS Directory Service', 2)) s(service, k)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
