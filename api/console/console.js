@@ -42,12 +42,15 @@ function followAnswer(el) {
   const status = el.querySelector("[data-field=status]");
   const source = new EventSource(el.dataset.stream);
   window.addEventListener("pagehide", () => source.close());
+  let tokens = 0;
   source.addEventListener("token", (event) => {
     answer.textContent += JSON.parse(event.data).text;
     status.textContent = "answering…";
+    el.dataset.tokens = ++tokens;
   });
   source.addEventListener("retry", () => {
     answer.textContent = "";
+    el.dataset.tokens = tokens = 0;
     status.textContent = "the attempt failed; starting over…";
   });
   source.addEventListener("waiting", (event) => {

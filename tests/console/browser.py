@@ -193,6 +193,11 @@ def main():
         check_page(driver, SHOTS, "audit-hangar")
         go(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Log out']"))
         WebDriverWait(driver, 10).until(ec.url_contains("/ui/login"))
+    except Exception:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SHOTS / "browser-failure.png"))
+        print(f"failed at {driver.current_url}:\n{driver.find_element(By.TAG_NAME, 'body').text[:2000]}", file=sys.stderr)
+        raise
     finally:
         driver.quit()
     print("console browser test: ok")
