@@ -320,6 +320,8 @@ case "${1:-ensure}" in
   postgres) ensure_postgres postgres ;;
   llama) ensure_llama ;;
   moto) ensure_moto ;;
+  # Headless Chromium, its driver, selenium and axe-core (scripts/console-screenshots).
+  browser) ensure_api_tools; ensure_browser ;;
   stop) stop_ours ;;
-  *) echo "usage: $0 [ensure|runtime|redis|postgres|moto|llama|stop]" >&2; exit 2 ;;
+  *) echo "usage: $0 [ensure|runtime|redis|postgres|moto|llama|browser|stop]" >&2; exit 2 ;;
 esac
