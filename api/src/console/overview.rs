@@ -134,36 +134,42 @@ async fn activity(state: &AppState) -> sqlx::Result<Vec<pages::Activity>> {
 }
 
 /// Every configured target of every sync kind: when it last succeeded and
-/// the job open for it now, if any.
+/// the job open for it now, if any. Found by the jobs' singleton key (one
+/// per kind, account and region): two index lookups per target, however
+/// long the job history.
 async fn sync_rows(state: &AppState) -> sqlx::Result<Vec<pages::SyncRow>> {
-    let kinds: Vec<String> = hangar_shared::kinds::syncs()
-        .map(|(_, k)| k.name.to_owned())
-        .collect();
-    let seen = sqlx::query!(
-        r#"SELECT kind AS "kind!", payload->>'account' AS "account!",
-                  COALESCE(payload->>'region', 'global') AS "region!",
-                  max(finished_at) FILTER (WHERE state = 'succeeded') AS last_ok,
-                  (array_agg(id ORDER BY id DESC)
-                     FILTER (WHERE state IN ('scheduled', 'queued', 'running', 'retrying')))[1] AS open_job
-           FROM job_runs WHERE kind = ANY($1) AND payload ? 'account'
-           GROUP BY 1, 2, 3"#,
-        &kinds[..],
-    )
-    .fetch_all(&state.pool)
-    .await?;
     let mut rows = Vec::new();
+    let mut keys = Vec::new();
     for (short, kind) in hangar_shared::kinds::syncs() {
         for (account, region) in hangar_shared::kinds::targets(&state.config.aws, kind, None, None) {
-            let found = seen
-                .iter()
-                .find(|r| r.kind == kind.name && r.account == account && r.region == region);
+            keys.push(hangar_shared::kinds::sync_singleton_key(
+                kind.name, &account, &region,
+            ));
             rows.push(pages::SyncRow {
                 short: short.to_owned(),
                 account,
                 region,
-                last_ok: found.and_then(|r| r.last_ok),
-                open_job: found.and_then(|r| r.open_job.clone()),
+                last_ok: None,
+                open_job: None,
             });
+        }
+    }
+    let found = sqlx::query!(
+        r#"SELECT t.key AS "key!",
+                  (SELECT max(j.finished_at) FROM job_runs j
+                   WHERE j.singleton_key = t.key AND j.state = 'succeeded') AS last_ok,
+                  (SELECT j.id FROM job_runs j
+                   WHERE j.singleton_key = t.key AND j.state IN ('scheduled', 'queued', 'running', 'retrying')
+                   LIMIT 1) AS open_job
+           FROM unnest($1::text[]) AS t(key)"#,
+        &keys[..],
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    for (row, key) in rows.iter_mut().zip(&keys) {
+        if let Some(f) = found.iter().find(|f| &f.key == key) {
+            row.last_ok = f.last_ok;
+            row.open_job = f.open_job.clone();
         }
     }
     Ok(rows)

@@ -25,12 +25,22 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 /// A pool that connects on first use, so a process starts (and reports
 /// itself not ready) while PostgreSQL is still down.
+///
+/// Its sessions plan every statement for its parameters
+/// (`plan_cache_mode = force_custom_plan`). The lists' queries take optional
+/// filters as `($n IS NULL OR column = $n)`; after five executions of a
+/// prepared statement PostgreSQL may switch to one generic plan for every
+/// value, and for these that is a scan of the whole table: a jobs page with
+/// a rare payload filter went from 1.4 ms to 200-410 ms on 1,000,000 jobs
+/// (bench/console.sh). Planning these small statements costs tens of
+/// microseconds.
 pub fn pool(cfg: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = cfg
         .url
         .expose()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("HANGAR_DATABASE_URL does not parse: {e}"))?;
+        .parse::<PgConnectOptions>()
+        .map_err(|e| anyhow::anyhow!("HANGAR_DATABASE_URL does not parse: {e}"))?
+        .options([("plan_cache_mode", "force_custom_plan")]);
     Ok(PgPoolOptions::new()
         .max_connections(cfg.max_connections)
         .min_connections(cfg.min_connections)

@@ -34,7 +34,7 @@ pub use self::{
     },
     sync::{
         BillingSync, CloudTrailSync, GLOBAL_REGION, SYNC_BILLING, SYNC_CLOUDTRAIL, SYNC_USAGE,
-        SYNC_WORKSPACES, USAGE_MAX_DAYS, UsageSync, WorkspacesSync,
+        SYNC_WORKSPACES, USAGE_MAX_DAYS, UsageSync, WorkspacesSync, sync_singleton_key,
     },
     system::{
         BulkAction, BulkFilter, BulkJobs, MAX_BULK_IDS, MAX_BULK_JOBS, MIN_AUDIT_EVENTS_DAYS,

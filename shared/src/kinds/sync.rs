@@ -34,7 +34,9 @@ const SYNC_RETRY: RetryPolicy = RetryPolicy {
 };
 
 /// The key that allows one open sync per (kind, account, region).
-fn sync_singleton_key(kind: &str, account: &str, region: &str) -> String {
+/// The singleton key of a sync of `kind` for (`account`, `region`): one
+/// open job per target, and how the console finds a target's jobs.
+pub fn sync_singleton_key(kind: &str, account: &str, region: &str) -> String {
     format!("{kind}:{account}:{region}")
 }
 
