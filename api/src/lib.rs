@@ -70,10 +70,15 @@ pub fn router(state: AppState) -> Router {
 /// reports not ready, while PostgreSQL is down) and a Redis connection
 /// (retried with backoff at start) shared by every queue.
 pub async fn state(config: Config) -> anyhow::Result<AppState> {
-    let pool = db::pool(&config.database)?;
+    // Its lists take optional filters: see `Planning::ForEachExecution`.
+    let pool = db::pool_with(&config.database, db::Planning::ForEachExecution)?;
+    // The enqueuer's and the audit writer's fixed-shape batch inserts keep
+    // their cached plans (planning each again cost about 10 % of the enqueue
+    // rate, bench/api.sh). Each writes from one task: one connection each.
+    let writes = db::pool(&config.database)?;
     let queues = Arc::new(hangar_shared::open_queues(&config, kinds::QUEUES.iter().copied()).await?);
     let metrics: Arc<metrics::Metrics> = Arc::default();
-    let enqueuer = enqueue::Enqueuer::start(pool.clone(), queues.clone(), metrics.clone());
+    let enqueuer = enqueue::Enqueuer::start(writes.clone(), queues.clone(), metrics.clone());
     let file_schedules =
         Arc::new(hangar_shared::schedule::load_file(&config).map_err(|e| anyhow::anyhow!(e))?);
     let security = &config.api.security;
@@ -90,7 +95,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let models =
         hangar_inference::ModelMonitor::start(&config.inference.models, config.inference.probe_interval);
     metrics.watch_models(models.clone());
-    let audit = audit::AuditLog::start(pool.clone());
+    let audit = audit::AuditLog::start(writes);
     let streams = streams::StreamHub::start(
         config.redis_settings(),
         redis.clone(),

@@ -111,9 +111,14 @@ pub async fn write(
     // work_mem (141 ms against 65-100 ms for 50,000 workspaces, EXPLAIN
     // ANALYZE; bench/RESULTS.md).
     let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL enable_sort = off")
-        .execute(&mut *tx)
-        .await?;
+    // And planned for this report's filters, not a generic plan of the
+    // optional ones (see `hangar_shared::db::Planning`).
+    for setting in [
+        "SET LOCAL enable_sort = off",
+        "SET LOCAL plan_cache_mode = force_custom_plan",
+    ] {
+        sqlx::query(setting).execute(&mut *tx).await?;
+    }
     let mut rows = sqlx::query!(
         r#"SELECT w.account, w.region, w.directory_id, w.workspace_id, w.user_name, w.computer_name,
                   w.ip_address, w.bundle_id, b.name AS "bundle_name?", w.compute_type, w.running_mode,

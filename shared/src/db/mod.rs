@@ -23,24 +23,39 @@ mod new_jobs;
 /// The migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
+/// How a pool's sessions plan prepared statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planning {
+    /// PostgreSQL's default: after five executions a statement may keep one
+    /// generic plan. Right for fixed-shape statements (the worker's batched
+    /// outcome updates: planning each one again cost the worker 40 % of its
+    /// drain rate, bench/api.sh).
+    Cached,
+    /// Every execution is planned for its parameters
+    /// (`plan_cache_mode = force_custom_plan`). The API's lists take optional
+    /// filters as `($n IS NULL OR column = $n)`, for which the generic plan
+    /// is a scan of the whole table: a jobs page with a rare payload filter
+    /// went from 1.4 ms to 200-410 ms on 1,000,000 jobs (bench/console.sh).
+    ForEachExecution,
+}
+
 /// A pool that connects on first use, so a process starts (and reports
-/// itself not ready) while PostgreSQL is still down.
-///
-/// Its sessions plan every statement for its parameters
-/// (`plan_cache_mode = force_custom_plan`). The lists' queries take optional
-/// filters as `($n IS NULL OR column = $n)`; after five executions of a
-/// prepared statement PostgreSQL may switch to one generic plan for every
-/// value, and for these that is a scan of the whole table: a jobs page with
-/// a rare payload filter went from 1.4 ms to 200-410 ms on 1,000,000 jobs
-/// (bench/console.sh). Planning these small statements costs tens of
-/// microseconds.
+/// itself not ready) while PostgreSQL is still down; statements planned as
+/// PostgreSQL does by default ([`Planning::Cached`]).
 pub fn pool(cfg: &DatabaseConfig) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = cfg
+    pool_with(cfg, Planning::Cached)
+}
+
+/// [`pool`], with its sessions planning statements as `planning` says.
+pub fn pool_with(cfg: &DatabaseConfig, planning: Planning) -> anyhow::Result<PgPool> {
+    let mut options: PgConnectOptions = cfg
         .url
         .expose()
         .parse::<PgConnectOptions>()
-        .map_err(|e| anyhow::anyhow!("HANGAR_DATABASE_URL does not parse: {e}"))?
-        .options([("plan_cache_mode", "force_custom_plan")]);
+        .map_err(|e| anyhow::anyhow!("HANGAR_DATABASE_URL does not parse: {e}"))?;
+    if planning == Planning::ForEachExecution {
+        options = options.options([("plan_cache_mode", "force_custom_plan")]);
+    }
     Ok(PgPoolOptions::new()
         .max_connections(cfg.max_connections)
         .min_connections(cfg.min_connections)
