@@ -25,11 +25,12 @@ pub(super) async fn job_action(
     let audited = match action.as_str() {
         "cancel" => "console_cancel_job",
         "retry" => "console_retry_job",
+        "delete" => "console_delete_job",
         _ => {
             return pages::error_page(
                 &base,
                 StatusCode::NOT_FOUND,
-                "no such job action: use cancel or retry",
+                "no such job action: use cancel, retry or delete",
             );
         }
     };
@@ -41,6 +42,17 @@ pub(super) async fn job_action(
         "cancel" => crate::routes::jobs::cancel(State(state.clone()), path)
             .await
             .map(|_| ()),
+        // A dead job removed from its queue's dead set (the API's
+        // `DELETE /api/v1/queues/{queue}/dead/{id}`); its record stays.
+        "delete" => match crate::routes::jobs::recorded_job(&state, &id).await {
+            Ok(run) => crate::routes::queues::delete(
+                State(state.clone()),
+                axum::extract::Path((run.queue, id.clone())),
+            )
+            .await
+            .map(|_| ()),
+            Err(e) => Err(e),
+        },
         _ => crate::routes::jobs::retry(State(state.clone()), path)
             .await
             .map(|_| ()),
@@ -67,7 +79,18 @@ pub(super) async fn job_page(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
     match crate::routes::jobs::recorded_job(&state, &id).await {
-        Ok(run) => Html(pages::job(&base(&state), &session, &run).into_string()).into_response(),
+        Ok(run) => {
+            // Redis's view while it keeps the job: each attempt's error and
+            // time, and the worker holding it now.
+            let live = match state.queue(&run.queue) {
+                Some(q) => q.state(&id).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "redis unreachable; the job page shows the record only");
+                    None
+                }),
+                None => None,
+            };
+            Html(pages::job(&base(&state), &session, &run, live.as_ref()).into_string()).into_response()
+        }
         Err(e) => api_error_page(&base(&state), e).await,
     }
 }

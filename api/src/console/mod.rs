@@ -157,10 +157,42 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match current(state, &parts.headers).await? {
-            Some(s) => Ok(s),
+            Some(s) => {
+                let class = if parts.method == axum::http::Method::GET {
+                    "read"
+                } else {
+                    "write"
+                };
+                within_rate(state, &s.principal, class).await?;
+                Ok(s)
+            }
             None => Err(Redirect::to(&format!("{}/login", base(state))).into_response()),
         }
     }
+}
+
+/// Counts a console request against its user's API rate limit
+/// (`HANGAR_RATE_LIMIT_READ` for pages, `_WRITE` for forms), exactly as an
+/// API call is counted: the console is another way in, not a way around it.
+async fn within_rate(state: &AppState, who: &Principal, class: &'static str) -> Result<(), Response> {
+    let refused = match crate::middleware::access::check_rate(state, &who.rate_key, class).await {
+        Ok(Some((_, decision))) if !decision.allowed => {
+            state.metrics.rate_limited(class);
+            crate::error::ApiError::rate_limited(class, decision.retry_after)
+        }
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    let retry_after = match &refused {
+        crate::error::ApiError::TooMany { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+        _ => None,
+    };
+    let mut page = api_error_page(&base(state), refused).await;
+    if let Some(secs) = retry_after {
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+    }
+    Err(page)
 }
 
 /// A state-changing console request, as an extractor: its session and what

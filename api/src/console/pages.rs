@@ -339,8 +339,14 @@ pub fn overview(base: &str, session: &Session, page: &Overview<'_>) -> Markup {
 }
 
 /// One job's record: what it is, its state, attempts, payload, result
-/// and error.
-pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
+/// and error; with `redis_view` (while Redis keeps the job) each attempt's
+/// error and the worker holding it.
+pub fn job(
+    base: &str,
+    session: &Session,
+    run: &JobRun,
+    redis_view: Option<&hangar_queue::JobState>,
+) -> Markup {
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let live = run.state.is_open().then_some(run.id.as_str());
     let body = html! {
@@ -351,7 +357,11 @@ pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
             dt { "State" } dd.state data-field="state" aria-live="polite" { (run.state.as_str()) }
             dt { "Attempts" } dd data-field="attempts" { (run.attempts) " of " (run.max_attempts) " (" (run.deliveries) " deliveries)" }
             dt { "Requested by" } dd { (run.requested_by.as_deref().unwrap_or("-")) }
-            dt { "Request id" } dd { code { (run.request_id.as_deref().unwrap_or("-")) } }
+            dt { "Request id" } dd {
+                code { (run.request_id.as_deref().unwrap_or("-")) }
+                span.muted { " (in every log line of the request and of the job's run)" }
+            }
+            @if let Some(w) = redis_view.and_then(|l| l.worker.as_deref()) { dt { "Worker" } dd { code { (w) } } }
             dt { "Created" } dd { (when(run.created_at)) }
             dt { "Started" } dd { @if let Some(t) = run.started_at { (when(t)) } @else { "-" } }
             dt { "Finished" } dd { @if let Some(t) = run.finished_at { (when(t)) } @else { "-" } }
@@ -369,10 +379,29 @@ pub fn job(base: &str, session: &Session, run: &JobRun) -> Markup {
                         input type="hidden" name="csrf" value=(session.csrf_token);
                         button type="submit" { "Retry" }
                     }
+                    form method="post" action={ (base) "/jobs/" (run.id) "/delete" } {
+                        input type="hidden" name="csrf" value=(session.csrf_token);
+                        button.danger type="submit" title="Removes it from its queue's dead set; its record stays" { "Delete from the dead set" }
+                    }
                 }
             }
         }
         @if let Some(e) = &run.error { h2 { "Last error" } pre.error { (e) } }
+        @if let Some(l) = redis_view.filter(|l| !l.errors.is_empty()) {
+            h2 { "Attempts' errors" }
+            table {
+                thead { tr { th.num scope="col" { "Attempt" } th scope="col" { "When" } th scope="col" { "Error" } } }
+                tbody {
+                    @for e in &l.errors {
+                        tr {
+                            td.num { (e.attempt) }
+                            td { @if let Some(t) = DateTime::from_timestamp_millis(i64::try_from(e.at).unwrap_or(0)) { (at(t)) } }
+                            td { code { (e.error) } }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "Payload" }
         pre { (pretty(&run.payload)) }
         @if run.state.is_open() {

@@ -37,7 +37,7 @@ async fn ask_limiter(state: &AppState, key: &str, rate: Rate) -> Result<RateDeci
 
 /// Counts the request against the caller's limit. `Ok(None)`: no limit
 /// configured, or Redis did not answer and the limiter fails open.
-async fn check_rate(
+pub(crate) async fn check_rate(
     state: &AppState,
     key: &str,
     class: &'static str,

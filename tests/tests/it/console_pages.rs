@@ -34,6 +34,7 @@ const FORMS: &[(&str, &str)] = &[
     ("/ui/syncs/workspaces", "operator"),
     ("/ui/jobs/01J0000000000000000000000Z/retry", "admin"),
     ("/ui/jobs/01J0000000000000000000000Z/cancel", "admin"),
+    ("/ui/jobs/01J0000000000000000000000Z/delete", "admin"),
     ("/ui/jobs/bulk", "admin"),
     ("/ui/schedules", "admin"),
     ("/ui/schedules/nightly", "admin"),
@@ -813,5 +814,76 @@ async fn jobs_filter_by_requester_time_and_payload_and_bulk_actions_preview_then
     );
     worker.stop().await.unwrap();
     pool.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn console_requests_count_against_the_users_api_rate_limit() {
+    let app = TestApp::builder()
+        .without_worker()
+        .env("HANGAR_RATE_LIMIT_READ", "3/min")
+        .spawn()
+        .await;
+    let base = app.base.as_str();
+    let (cookie, _) = login(base, &token("rita", "viewer")).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = get_page(base, "/ui/jobs", Some(&cookie)).await;
+        let status = r.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(retry >= 1, "{retry}");
+            let html = r.text().await.unwrap();
+            assert!(html.contains("rate limit for read requests exceeded"), "{html}");
+        }
+        statuses.push(status.as_u16());
+    }
+    assert!(
+        statuses.starts_with(&[200]) && statuses.ends_with(&[429]),
+        "{statuses:?}"
+    );
+    // The same user's API calls share the budget: the console is not a way around it.
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/jobs"))
+        .bearer_auth(token("rita", "viewer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dead_jobs_page_lists_each_attempts_error_and_deletes_it_from_the_dead_set() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let base = app.base.as_str();
+    let id = app.enqueue(json!({"kind": "system.noop"})).await;
+    hangar_tests::kill_jobs(&app, std::slice::from_ref(&id)).await;
+    let (admin, _) = login(base, &token("ada", "admin")).await;
+    let html = get_page(base, &format!("/ui/jobs/{id}"), Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Attempts' errors"), "{html}");
+    let table = &html[html.find("Attempts' errors").unwrap()..];
+    assert!(
+        table.contains("<td class=\"num\">1</td>") && table.contains("simulated bad credentials"),
+        "{table}"
+    );
+    let csrf = csrf_of(&html);
+    let r = post_as_page(base, &format!("/ui/jobs/{id}/delete"), &csrf, &admin).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (status, dead) = app.get("/api/v1/queues/sync/dead").await;
+    assert_eq!(status, 200);
+    assert!(!dead.to_string().contains(&id), "{dead}");
+    // Its record stays, dead.
+    assert_eq!(app.record(&id).await.state, JobStatus::Dead);
+    let r = post_as_page(base, &format!("/ui/jobs/{id}/delete"), &csrf, &admin).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "gone from the dead set already"
+    );
     app.shutdown().await;
 }
