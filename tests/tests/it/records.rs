@@ -212,21 +212,28 @@ async fn a_job_wanted_sooner_takes_the_sync_slot_from_one_wanted_later() {
     pool.close().await;
 }
 
-/// Every process's sessions plan each statement for its parameters: the
-/// lists' optional filters (`$n IS NULL OR column = $n`) would otherwise get
-/// a generic plan after five executions, a whole-table scan (bench/console.sh
-/// measured 1.4 ms becoming 200-410 ms on 1,000,000 jobs).
+/// The API's sessions plan each statement for its parameters: the lists'
+/// optional filters (`$n IS NULL OR column = $n`) would otherwise get a
+/// generic plan after five executions, a whole-table scan (bench/console.sh
+/// measured 1.4 ms becoming 200-410 ms on 1,000,000 jobs). The other pools
+/// keep PostgreSQL's default: the worker's batched updates are planned once.
 #[tokio::test]
-async fn database_sessions_plan_each_statement_for_its_parameters() {
+async fn api_sessions_plan_each_statement_for_its_parameters_and_other_pools_do_not() {
+    use hangar_shared::db::{Planning, pool_with};
     let app = TestApp::builder().without_worker().spawn().await;
-    let pool = hangar_shared::db::pool(&app.config().database).unwrap();
-    for _ in 0..3 {
-        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(mode, "force_custom_plan");
+    for (planning, want) in [
+        (Planning::ForEachExecution, "force_custom_plan"),
+        (Planning::Cached, "auto"),
+    ] {
+        let pool = pool_with(&app.config().database, planning).unwrap();
+        for _ in 0..3 {
+            let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, want, "{planning:?}");
+        }
+        pool.close().await;
     }
-    pool.close().await;
     app.shutdown().await;
 }
