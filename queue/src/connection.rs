@@ -43,6 +43,15 @@ impl RedisSettings {
         }
     }
 
+    /// Why `url` cannot be used, judged by the same parser [`connect`]
+    /// uses (without connecting): `check-config` asks this, so a URL it
+    /// accepts is one the processes can open.
+    ///
+    /// [`connect`]: Self::connect
+    pub fn url_problem(url: &str) -> Option<String> {
+        redis::Client::open(url).err().map(|e| e.to_string())
+    }
+
     /// Opens a multiplexed connection that reconnects on its own, retrying the
     /// first connection with exponential backoff for `connect_retry_for`.
     pub async fn connect(&self) -> Result<ConnectionManager> {

@@ -38,6 +38,25 @@ fn check_config_reports_every_bad_variable_and_exits_1() {
     }
 }
 
+/// check-config judges the Redis URL with the parser that connects: a list
+/// of nodes has the right scheme and used to pass ("configuration OK")
+/// before `serve` exited with "Redis URL did not parse".
+#[test]
+fn check_config_refuses_a_redis_url_the_processes_could_not_open() {
+    let (code, report) = check_config(
+        env!("CARGO_BIN_EXE_hangar-api"),
+        &[
+            ("HANGAR_DATABASE_URL", "postgres://hangar@db/hangar"),
+            ("HANGAR_REDIS_URL", "redis://a,redis://b"),
+        ],
+    );
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("HANGAR_REDIS_URL: Redis cannot open it"),
+        "{report}"
+    );
+}
+
 #[test]
 fn check_config_accepts_a_valid_environment_without_printing_secrets() {
     let (code, report) = check_config(

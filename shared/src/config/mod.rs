@@ -269,6 +269,33 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_url_that_cannot_be_opened_is_refused_by_the_same_parser_that_connects() {
+        let env: std::collections::HashMap<&str, &str> = [
+            ("HANGAR_DATABASE_URL", "postgres://localhost/hangar"),
+            ("HANGAR_REDIS_URL", "redis://a,redis://b"),
+        ]
+        .into_iter()
+        .collect();
+        let err = Config::from_lookup(&|k| env.get(k).map(|v| (*v).to_owned())).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("HANGAR_REDIS_URL: Redis cannot open it"), "{text}");
+        let lookup = |url: &'static str| {
+            move |k: &str| match k {
+                "HANGAR_DATABASE_URL" => Some("postgres://localhost/hangar".to_owned()),
+                "HANGAR_REDIS_URL" => Some(url.to_owned()),
+                _ => None,
+            }
+        };
+        assert!(Config::from_lookup(&lookup("redis://user:secret@127.0.0.1:6379/2")).is_ok());
+        // This build has no TLS for Redis: check-config says so, as
+        // connecting would, instead of "configuration OK".
+        let err = Config::from_lookup(&lookup("rediss://cache.example:6380"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HANGAR_REDIS_URL: Redis cannot open it"), "{err}");
+    }
+
+    #[test]
     fn env_example_documents_every_variable_with_its_default() {
         let example = include_str!("../../../.env.example");
         for var in VARS {

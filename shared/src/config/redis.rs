@@ -24,7 +24,7 @@ pub(super) const VARS: &[Var] = &[
     Var {
         name: "HANGAR_REDIS_URL",
         default: Some("redis://127.0.0.1:6379"),
-        doc: "Redis URL, redis:// or rediss://",
+        doc: "Redis URL, redis://[user:password@]host:port[/db] (no TLS in this build)",
     },
     Var {
         name: "HANGAR_REDIS_PREFIX",
@@ -55,8 +55,20 @@ impl Reader<'_> {
                 format!("{prefix:?} must be 1-64 of a-z, 0-9, '-', '_', '.'"),
             );
         }
+        let url = self.url("HANGAR_REDIS_URL", &["redis", "rediss"]);
+        // The scheme alone is not enough: "redis://a,redis://b" has one and
+        // yet no process can open it. Judge it as connecting will.
+        let refused = self.problems.iter().any(|(v, _)| v == "HANGAR_REDIS_URL");
+        if !refused && let Some(why) = hangar_queue::RedisSettings::url_problem(url.expose()) {
+            self.problem(
+                "HANGAR_REDIS_URL",
+                format!(
+                    "Redis cannot open it ({why}); give one server, redis://[user:password@]host:port[/db]"
+                ),
+            );
+        }
         RedisConfig {
-            url: self.url("HANGAR_REDIS_URL", &["redis", "rediss"]),
+            url,
             prefix,
             response_timeout: self.millis("HANGAR_REDIS_RESPONSE_TIMEOUT_MS", 50, 120_000),
             outage_limit: self.secs("HANGAR_REDIS_OUTAGE_LIMIT_SECS", 1, 86_400),
