@@ -56,16 +56,14 @@ pub(crate) fn location(r: &reqwest::Response) -> String {
 }
 
 /// A console form posted as its page posts it: from the console's origin,
-/// with the session's cookie and CSRF token.
+/// with the session's cookie; `body` is the form's fields (CSRF included).
+pub(crate) async fn post_page_form(base: &str, path: &str, body: &str, cookie: &str) -> reqwest::Response {
+    post_form(base, path, body, Some(&origin_of(base)), Some(cookie)).await
+}
+
+/// [`post_page_form`] with only the session's CSRF token.
 pub(crate) async fn post_as_page(base: &str, path: &str, csrf: &str, cookie: &str) -> reqwest::Response {
-    post_form(
-        base,
-        path,
-        &format!("csrf={csrf}"),
-        Some(&origin_of(base)),
-        Some(cookie),
-    )
-    .await
+    post_page_form(base, path, &format!("csrf={csrf}"), cookie).await
 }
 
 /// Logs in with `credential`; the cookie's value and its whole `Set-Cookie`.

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::console::{
-    audit_statuses, csrf_of, get_page, location, login, origin_of, post_as_page, post_form,
+    audit_statuses, csrf_of, get_page, location, login, origin_of, post_as_page, post_form, post_page_form,
 };
 
 /// Every console page and the least role that sees it.
@@ -204,14 +204,7 @@ async fn schedules_are_created_edited_disabled_and_run_from_the_console_with_the
     // typed values kept.
     let mut bad = good;
     bad[1] = ("cron", "every night");
-    let r = post_form(
-        base,
-        "/ui/schedules",
-        &form(&bad),
-        Some(&origin_of(base)),
-        Some(&cookie),
-    )
-    .await;
+    let r = post_page_form(base, "/ui/schedules", &form(&bad), &cookie).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"cron-error\""), "{html}");
@@ -222,26 +215,12 @@ async fn schedules_are_created_edited_disabled_and_run_from_the_console_with_the
     // A payload that is not JSON: named too.
     let mut bad = good;
     bad[4] = ("payload", "{nope");
-    let r = post_form(
-        base,
-        "/ui/schedules",
-        &form(&bad),
-        Some(&origin_of(base)),
-        Some(&cookie),
-    )
-    .await;
+    let r = post_page_form(base, "/ui/schedules", &form(&bad), &cookie).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("id=\"payload-error\""));
 
     // Created: listed with its next five fire times in Berlin and UTC.
-    let r = post_form(
-        base,
-        "/ui/schedules",
-        &form(&good),
-        Some(&origin_of(base)),
-        Some(&cookie),
-    )
-    .await;
+    let r = post_page_form(base, "/ui/schedules", &form(&good), &cookie).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
     assert_eq!(location(&r), "/ui/schedules#s-nightly");
     let html = get_page(base, "/ui/schedules", Some(&cookie))
@@ -273,14 +252,7 @@ async fn schedules_are_created_edited_disabled_and_run_from_the_console_with_the
         .copied()
         .collect();
     off[0] = ("cron", "30 3 * * *");
-    let r = post_form(
-        base,
-        "/ui/schedules/nightly",
-        &form(&off),
-        Some(&origin_of(base)),
-        Some(&cookie),
-    )
-    .await;
+    let r = post_page_form(base, "/ui/schedules/nightly", &form(&off), &cookie).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
     let spec: serde_json::Value = sqlx::query_scalar("SELECT spec FROM schedules WHERE name = 'nightly'")
         .fetch_one(&pool)
@@ -530,27 +502,23 @@ async fn admins_create_api_keys_shown_once_and_revoke_keys_and_other_sessions() 
         "{html}"
     );
     let csrf = csrf_of(&html);
-    let post = |body: String| {
-        let admin = admin.clone();
-        async move {
-            post_form(
-                base,
-                "/ui/admin/keys",
-                &body,
-                Some(&origin_of(base)),
-                Some(&admin),
-            )
-            .await
-        }
-    };
     // A bad name: the API's message, naming it.
-    let r = post(format!("csrf={csrf}&name=no+spaces&role=viewer")).await;
+    let r = post_page_form(
+        base,
+        "/ui/admin/keys",
+        &format!("csrf={csrf}&name=no+spaces&role=viewer"),
+        &admin,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("name: must be 1-64 of"));
     // Created: the token once, never cached; it works against the API.
-    let r = post(format!(
-        "csrf={csrf}&name=ci-deploy&role=operator&expires_on=2099-01-01"
-    ))
+    let r = post_page_form(
+        base,
+        "/ui/admin/keys",
+        &format!("csrf={csrf}&name=ci-deploy&role=operator&expires_on=2099-01-01"),
+        &admin,
+    )
     .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["cache-control"], "no-store");
@@ -634,25 +602,39 @@ async fn reports_are_asked_for_from_the_console_with_the_apis_parameter_messages
         "{html}"
     );
     let csrf = csrf_of(&html);
-    let ask = |body: String| {
-        let cookie = cookie.clone();
-        async move { post_form(base, "/ui/reports", &body, Some(&origin_of(base)), Some(&cookie)).await }
-    };
-    let r = ask(format!(
-        "csrf={csrf}&type=inventory&format=csv&params=%7B%22state%22%3A%22ASLEEP%22%7D"
-    ))
+    let r = post_page_form(
+        base,
+        "/ui/reports",
+        &format!("csrf={csrf}&type=inventory&format=csv&params=%7B%22state%22%3A%22ASLEEP%22%7D"),
+        &cookie,
+    )
     .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
     assert!(html.contains("params.state: "), "{html}");
-    let r = ask(format!("csrf={csrf}&type=inventory&format=csv&params=nope")).await;
+    let r = post_page_form(
+        base,
+        "/ui/reports",
+        &format!("csrf={csrf}&type=inventory&format=csv&params=nope"),
+        &cookie,
+    )
+    .await;
     assert!(r.text().await.unwrap().contains("params: is not JSON"));
     // audit_log needs the admin role: the API's 403 on the page.
-    let r = ask(format!("csrf={csrf}&type=audit_log&format=csv&params=")).await;
+    let r = post_page_form(
+        base,
+        "/ui/reports",
+        &format!("csrf={csrf}&type=audit_log&format=csv&params="),
+        &cookie,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = ask(format!(
-        "csrf={csrf}&type=inventory&format=xlsx&params=%7B%22state%22%3A%22STOPPED%22%7D"
-    ))
+    let r = post_page_form(
+        base,
+        "/ui/reports",
+        &format!("csrf={csrf}&type=inventory&format=xlsx&params=%7B%22state%22%3A%22STOPPED%22%7D"),
+        &cookie,
+    )
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let html = get_page(base, "/ui/reports", Some(&cookie))
@@ -742,29 +724,25 @@ async fn jobs_filter_by_requester_time_and_payload_and_bulk_actions_preview_then
     // "Retry all matching" on the prod filter: first a preview of the 3
     // dead ones, nothing done yet.
     let csrf = csrf_of(&html);
-    let bulk = |body: String| {
-        let cookie = cookie.clone();
-        async move {
-            post_form(
-                base,
-                "/ui/jobs/bulk",
-                &body,
-                Some(&origin_of(base)),
-                Some(&cookie),
-            )
-            .await
-        }
-    };
-    let r = bulk(format!("csrf={csrf}&do=retry-matching&f_payload=account%3Dprod")).await;
+    let r = post_page_form(
+        base,
+        "/ui/jobs/bulk",
+        &format!("csrf={csrf}&do=retry-matching&f_payload=account%3Dprod"),
+        &cookie,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
     assert!(html.contains("Retry 3 dead jobs"), "{html}");
     assert!(html.contains("name=\"confirmed\" value=\"3\""), "{html}");
     assert_eq!(app.record(&dead[0]).await.state, JobStatus::Dead);
     // Confirmed: a system.bulk_jobs job on the control queue, capped at 3.
-    let r = bulk(format!(
-        "csrf={csrf}&do=retry-matching&f_payload=account%3Dprod&confirmed=3"
-    ))
+    let r = post_page_form(
+        base,
+        "/ui/jobs/bulk",
+        &format!("csrf={csrf}&do=retry-matching&f_payload=account%3Dprod&confirmed=3"),
+        &cookie,
+    )
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let bulk_id = location(&r).trim_start_matches("/ui/jobs/").to_owned();
@@ -787,11 +765,8 @@ async fn jobs_filter_by_requester_time_and_payload_and_bulk_actions_preview_then
     assert_eq!(app.record(&dead[3]).await.state, JobStatus::Dead, "dev untouched");
 
     // Cancel on the ticked jobs: at once, without a preview.
-    let r = bulk(format!(
-        "csrf={csrf}&do=cancel-selected&ids={}&ids={}",
-        open[0], open[1]
-    ))
-    .await;
+    let ticked = format!("csrf={csrf}&do=cancel-selected&ids={}&ids={}", open[0], open[1]);
+    let r = post_page_form(base, "/ui/jobs/bulk", &ticked, &cookie).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let bulk_id = location(&r).trim_start_matches("/ui/jobs/").to_owned();
     let done = app.wait_record(&bulk_id, JobStatus::Succeeded).await;
@@ -800,11 +775,20 @@ async fn jobs_filter_by_requester_time_and_payload_and_bulk_actions_preview_then
         assert_eq!(app.record(id).await.state, JobStatus::Cancelled);
     }
     // Nothing ticked, or a filter naming a state the action cannot apply to.
-    let r = bulk(format!("csrf={csrf}&do=cancel-selected")).await;
+    let r = post_page_form(
+        base,
+        "/ui/jobs/bulk",
+        &format!("csrf={csrf}&do=cancel-selected"),
+        &cookie,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let r = bulk(format!(
-        "csrf={csrf}&do=retry-matching&f_state=succeeded&confirmed=5"
-    ))
+    let r = post_page_form(
+        base,
+        "/ui/jobs/bulk",
+        &format!("csrf={csrf}&do=retry-matching&f_state=succeeded&confirmed=5"),
+        &cookie,
+    )
     .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("payload.filter.state"));
