@@ -45,12 +45,8 @@ async fn render_page(
     status: StatusCode,
 ) -> Response {
     let base = base(state);
-    if session.principal.role < Role::Admin {
-        return pages::error_page(
-            &base,
-            StatusCode::FORBIDDEN,
-            "the admin page needs the admin role",
-        );
+    if let Some(refused) = pages::forbidden_below(&base, session, Role::Admin, "the admin page") {
+        return refused;
     }
     let q = serde_urlencoded::from_str::<api::ListQuery>("").expect("an empty query decodes");
     let keys = match api::list(State(state.clone()), Query(q)).await {

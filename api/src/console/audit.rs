@@ -5,7 +5,6 @@
 
 use axum::{
     extract::{Query, RawQuery, State},
-    http::StatusCode,
     response::{Html, IntoResponse, Response},
 };
 use maud::{Markup, html};
@@ -26,13 +25,6 @@ fn tabs(base: &str, session: &Session, current: &str) -> Markup {
                 a href={ (base) "/audit/hangar" } aria-current=[(current == "hangar").then_some("page")] { "Hangar's audit log" }
             }
         }
-    }
-}
-
-fn text_filter(name: &str, label: &str, filters: &Filters, hint: &str) -> Markup {
-    html! {
-        label for=(name) { (label) }
-        input id=(name) name=(name) value=(filters.get(name)) placeholder=(hint) size="16";
     }
 }
 
@@ -60,12 +52,12 @@ fn render_cloudtrail(base: &str, session: &Session, filters: &Filters, page: &Au
     let body = html! {
         (tabs(base, session, "cloudtrail"))
         form.filters method="get" action={ (base) "/audit" } role="search" {
-            (text_filter("event_name", "Event", filters, "e.g. TerminateWorkspaces"))
-            (text_filter("user", "User", filters, "exact name"))
-            (text_filter("account", "Account", filters, "any"))
-            (text_filter("region", "Region", filters, "any"))
-            (text_filter("start", "From", filters, "YYYY-MM-DD"))
-            (text_filter("end", "Before", filters, "YYYY-MM-DD"))
+            (pages::text_filter("event_name", "Event", filters.get("event_name"), "e.g. TerminateWorkspaces", 16))
+            (pages::text_filter("user", "User", filters.get("user"), "exact name", 16))
+            (pages::text_filter("account", "Account", filters.get("account"), "any", 16))
+            (pages::text_filter("region", "Region", filters.get("region"), "any", 16))
+            (pages::text_filter("start", "From", filters.get("start"), "YYYY-MM-DD", 16))
+            (pages::text_filter("end", "Before", filters.get("end"), "YYYY-MM-DD", 16))
             button type="submit" { "Filter" }
         }
         @if page.events.is_empty() {
@@ -111,12 +103,8 @@ pub(super) async fn hangar(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let base = base(&state);
-    if session.principal.role < Role::Admin {
-        return pages::error_page(
-            &base,
-            StatusCode::FORBIDDEN,
-            "Hangar's audit log needs the admin role",
-        );
+    if let Some(refused) = pages::forbidden_below(&base, &session, Role::Admin, "Hangar's audit log") {
+        return refused;
     }
     let filters = Filters::parse(raw.as_deref());
     let query = match filters.decode::<audit_log::AuditLogQuery>(&base) {
@@ -135,16 +123,16 @@ fn render_hangar(base: &str, session: &Session, filters: &Filters, page: &AuditL
     let body = html! {
         (tabs(base, session, "hangar"))
         form.filters method="get" action={ (base) "/audit/hangar" } role="search" {
-            (text_filter("actor", "Actor", filters, "jwt:alice, key:ci"))
-            (text_filter("action", "Action", filters, "e.g. cancel_job"))
-            (text_filter("target", "Target", filters, "job or key id"))
+            (pages::text_filter("actor", "Actor", filters.get("actor"), "jwt:alice, key:ci", 16))
+            (pages::text_filter("action", "Action", filters.get("action"), "e.g. cancel_job", 16))
+            (pages::text_filter("target", "Target", filters.get("target"), "job or key id", 16))
             label for="outcome" { "Outcome" }
             select id="outcome" name="outcome" {
                 option value="" { "any" }
                 @for o in ["allowed", "denied", "failed"] { option value=(o) selected[filters.get("outcome") == o] { (o) } }
             }
-            (text_filter("start", "From", filters, "YYYY-MM-DD"))
-            (text_filter("end", "Before", filters, "YYYY-MM-DD"))
+            (pages::text_filter("start", "From", filters.get("start"), "YYYY-MM-DD", 16))
+            (pages::text_filter("end", "Before", filters.get("end"), "YYYY-MM-DD", 16))
             button type="submit" { "Filter" }
         }
         @if page.entries.is_empty() {

@@ -121,13 +121,6 @@ pub(super) fn count_text(n: i64) -> String {
     out
 }
 
-fn text_filter(name: &str, label: &str, filters: &Filters, hint: &str, size: u32) -> Markup {
-    html! {
-        label for=(name) { (label) }
-        input id=(name) name=(name) value=(filters.get(name)) placeholder=(hint) size=(size);
-    }
-}
-
 /// The filter as hidden fields, so a bulk form carries what the list shows.
 fn hidden_filters(filters: &Filters) -> Markup {
     html! {
@@ -160,10 +153,10 @@ fn render(base: &str, session: &Session, filters: &Filters, page: &JobPage, coun
                 option value="" { "any" }
                 @for q in hangar_shared::kinds::QUEUES { option value=(q) selected[*q == filters.get("queue")] { (q) } }
             }
-            (text_filter("requested_by", "Requested by", filters, "jwt:alice, key:ci", 14))
-            (text_filter("created_after", "Created from", filters, "2026-12-01", 11))
-            (text_filter("created_before", "before", filters, "2026-12-07", 11))
-            (text_filter("payload", "Payload", filters, "account=prod, region=us-east-1", 26))
+            (pages::text_filter("requested_by", "Requested by", filters.get("requested_by"), "jwt:alice, key:ci", 14))
+            (pages::text_filter("created_after", "Created from", filters.get("created_after"), "2026-12-01", 11))
+            (pages::text_filter("created_before", "before", filters.get("created_before"), "2026-12-07", 11))
+            (pages::text_filter("payload", "Payload", filters.get("payload"), "account=prod, region=us-east-1", 26))
             button type="submit" { "Filter" }
         }
         p role="status" { strong { (count_text(count)) } " " (if count == 1 { "job matches" } else { "jobs match" }) "." }
@@ -424,7 +417,7 @@ async fn preview(state: &AppState, session: &Session, form: &BulkForm) -> Respon
                     input type="hidden" name="csrf" value=(session.csrf_token);
                     input type="hidden" name="do" value={ (form.action) "-matching" };
                     input type="hidden" name="confirmed" value=(count.min(COUNT_CAP));
-                    @for (k, v) in &shown { input type="hidden" name={ "f_" (k) } value=(v); }
+                    (hidden_filters(&form.filters))
                     div.actions {
                         button.danger type="submit" { (what) " " (count_text(count.min(COUNT_CAP))) " jobs" }
                         a href={ (base) "/jobs" (form.filters.query()) } { "Back without doing anything" }

@@ -364,14 +364,9 @@ impl Filters {
     /// A query string (`?…`) of these filters with `name` set to `value`
     /// (the next page's link keeps the filters and adds the cursor).
     pub(super) fn with(&self, name: &str, value: &str) -> String {
-        let mut pairs: Vec<(&str, &str)> = self
-            .0
-            .iter()
-            .filter(|(k, _)| k != name)
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        pairs.push((name, value));
-        format!("?{}", serde_urlencoded::to_string(pairs).unwrap_or_default())
+        let mut next = self.clone();
+        next.set(name, value);
+        next.query()
     }
 }
 

@@ -104,6 +104,32 @@ pub(super) fn at(t: DateTime<Utc>) -> Markup {
     }
 }
 
+/// A labelled text field of a filter form (a GET form: the URL is the
+/// bookmark), showing `value` and `hint` when empty.
+pub(super) fn text_filter(name: &str, label: &str, value: &str, hint: &str, size: u32) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        input id=(name) name=(name) value=(value) placeholder=(hint) size=(size);
+    }
+}
+
+/// The 403 page for a page below the session's role, or `None` when the
+/// role suffices: `what` names the page ("Hangar's audit log").
+pub(super) fn forbidden_below(
+    base: &str,
+    session: &Session,
+    needed: crate::auth::Role,
+    what: &str,
+) -> Option<Response> {
+    (session.principal.role < needed).then(|| {
+        error_page(
+            base,
+            StatusCode::FORBIDDEN,
+            &format!("{what} needs the {} role", needed.as_str()),
+        )
+    })
+}
+
 /// The console's sections, in navigation order: label, path, least role.
 const SECTIONS: &[(&str, &str, crate::auth::Role)] = &[
     ("Overview", "/", crate::auth::Role::Viewer),

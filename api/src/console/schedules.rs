@@ -291,12 +291,8 @@ impl ScheduleForm {
 /// `GET /ui/schedules/new` (admin).
 pub(super) async fn new_form(State(state): State<AppState>, session: Session) -> Response {
     let base = base(&state);
-    if session.principal.role < Role::Admin {
-        return pages::error_page(
-            &base,
-            StatusCode::FORBIDDEN,
-            "creating schedules needs the admin role",
-        );
+    if let Some(refused) = pages::forbidden_below(&base, &session, Role::Admin, "creating schedules") {
+        return refused;
     }
     let form = ScheduleForm {
         timezone: "UTC".into(),
@@ -317,12 +313,8 @@ pub(super) async fn edit_form(
     Path(name): Path<String>,
 ) -> Response {
     let base = base(&state);
-    if session.principal.role < Role::Admin {
-        return pages::error_page(
-            &base,
-            StatusCode::FORBIDDEN,
-            "editing schedules needs the admin role",
-        );
+    if let Some(refused) = pages::forbidden_below(&base, &session, Role::Admin, "editing schedules") {
+        return refused;
     }
     match api::get(State(state.clone()), Path(name.clone())).await {
         Ok(axum::Json(s)) if s.source == "file" => pages::error_page(

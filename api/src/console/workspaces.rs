@@ -40,13 +40,6 @@ pub(super) async fn list(
     }
 }
 
-fn text_filter(name: &str, label: &str, filters: &Filters, hint: &str) -> Markup {
-    html! {
-        label for=(name) { (label) }
-        input id=(name) name=(name) value=(filters.get(name)) placeholder=(hint) size="14";
-    }
-}
-
 fn render_list(base: &str, session: &Session, filters: &Filters, page: &WorkspacePage) -> Markup {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
     let body = html! {
@@ -61,11 +54,11 @@ fn render_list(base: &str, session: &Session, filters: &Filters, page: &Workspac
                     option value=(st) selected[filters.get("state").eq_ignore_ascii_case(st)] { (st) }
                 }
             }
-            (text_filter("account", "Account", filters, "any"))
-            (text_filter("region", "Region", filters, "any"))
-            (text_filter("directory", "Directory", filters, "d-…"))
-            (text_filter("user", "User", filters, "exact name"))
-            (text_filter("bundle", "Bundle", filters, "wsb-…"))
+            (pages::text_filter("account", "Account", filters.get("account"), "any", 14))
+            (pages::text_filter("region", "Region", filters.get("region"), "any", 14))
+            (pages::text_filter("directory", "Directory", filters.get("directory"), "d-…", 14))
+            (pages::text_filter("user", "User", filters.get("user"), "exact name", 14))
+            (pages::text_filter("bundle", "Bundle", filters.get("bundle"), "wsb-…", 14))
             span.check {
                 input id="include_deleted" name="include_deleted" type="checkbox" value="true"
                     checked[filters.get("include_deleted") == "true"];

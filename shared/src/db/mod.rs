@@ -112,7 +112,7 @@ pub async fn get_job<'e, E: Executor<'e, Database = Postgres>>(
         .await
 }
 
-/// Filters for [`list_jobs`], [`count_jobs`] and [`job_ids`].
+/// Filters for [`list_jobs`] and [`count_jobs`].
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     /// Only this kind.
@@ -154,32 +154,6 @@ pub async fn list_jobs<'e, E: Executor<'e, Database = Postgres>>(
                 progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
                 started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
            FROM job_runs
-           WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
-             AND ($3::text IS NULL OR id < $3) AND ($4::text IS NULL OR id >= $4)
-             AND ($5::text IS NULL OR queue = $5) AND ($6::text IS NULL OR requested_by = $6)
-             AND ($7::jsonb IS NULL OR payload @> $7)
-           ORDER BY id DESC LIMIT $8"#,
-        f.kind,
-        f.state.map(JobStatus::as_str),
-        f.before,
-        f.from_id,
-        f.queue,
-        f.requested_by,
-        f.payload,
-        f.limit,
-    )
-    .fetch_all(db)
-    .await
-}
-
-/// The ids of one keyset page of jobs matching `f`, newest first: what a
-/// bulk action walks through.
-pub async fn job_ids<'e, E: Executor<'e, Database = Postgres>>(
-    db: E,
-    f: &JobFilter,
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar!(
-        r#"SELECT id FROM job_runs
            WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
              AND ($3::text IS NULL OR id < $3) AND ($4::text IS NULL OR id >= $4)
              AND ($5::text IS NULL OR queue = $5) AND ($6::text IS NULL OR requested_by = $6)
