@@ -23,7 +23,11 @@ enum Command {
     /// Serve the API (the default).
     Serve,
     /// Apply database migrations, then exit.
-    Migrate,
+    Migrate {
+        /// Stop after this migration version (a staged upgrade); default: all.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<i64>,
+    },
     /// Validate the environment, print the report, exit 0 (valid) or 1.
     CheckConfig,
     /// Create an API key (e.g. the first admin key) and print its token once.
@@ -57,10 +61,10 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     telemetry::init(&config.log);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => {
+        Command::Migrate { to } => {
             let pool = db::pool(&config.database)?;
             db::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;
-            db::MIGRATOR.run(&pool).await?;
+            db::migrate_to(&pool, to).await?;
             tracing::info!(migrations = db::MIGRATOR.iter().count(), "database migrated");
             Ok(())
         }

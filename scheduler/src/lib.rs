@@ -63,6 +63,20 @@ pub fn describe(
     out
 }
 
+/// Tops up `job_runs`'s weeks ahead and reports the horizon. A failure is
+/// logged and retried next pass: the horizon is weeks long.
+async fn keep_partitions_ahead(pool: &sqlx::PgPool, metrics: &metrics::SchedulerMetrics) {
+    use db::partitions;
+    if let Err(e) = partitions::ensure_ahead(pool, chrono::Utc::now(), partitions::WEEKS_AHEAD).await {
+        tracing::warn!(error = %e, "could not create job_runs partitions ahead; retrying next repair pass");
+    }
+    match partitions::horizon(pool).await {
+        Ok(Some(end)) => metrics.partition_horizon((end - chrono::Utc::now()).num_seconds()),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read job_runs partitions"),
+    }
+}
+
 /// Runs the beat (every tick interval) and the repair loop (every repair
 /// interval) until `shutdown` resolves, then resigns the leader lease so
 /// another replica takes over at once.
@@ -87,7 +101,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     .with_metrics(metrics.clone())
     .with_aws(config.aws.clone());
     if let Some(bind) = config.scheduler.metrics_bind {
-        hangar_shared::telemetry::serve_metrics(bind, "scheduler", move || metrics.render()).await?;
+        let served = metrics.clone();
+        hangar_shared::telemetry::serve_metrics(bind, "scheduler", move || served.render()).await?;
     }
     tracing::info!(every = ?config.scheduler.repair_interval, "repair loop started");
     tokio::pin!(shutdown);
@@ -106,18 +121,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         }
         if tokio::time::Instant::now() >= next_repair {
             next_repair = tokio::time::Instant::now() + config.scheduler.repair_interval;
-            match repair::repair_once(&pool, &queues, config.scheduler.repair_min_age).await {
+            let started = std::time::Instant::now();
+            let outcome = repair::repair_once(&pool, &queues, config.scheduler.repair_min_age).await;
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            if outcome.is_ok() {
+                metrics.repair_pass(started.elapsed());
+            }
+            match outcome {
                 Ok(r) if r.redispatched > 0 || r.reconciled > 0 => {
                     tracing::info!(
                         scanned = r.scanned,
                         redispatched = r.redispatched,
                         reconciled = r.reconciled,
+                        ms,
                         "repair pass"
                     );
                 }
-                Ok(r) => tracing::debug!(scanned = r.scanned, "repair pass: nothing to do"),
-                Err(e) => tracing::warn!(error = %e, "repair pass failed; retrying next period"),
+                Ok(r) => tracing::debug!(scanned = r.scanned, ms, "repair pass: nothing to do"),
+                Err(e) => tracing::warn!(error = %e, ms, "repair pass failed; retrying next period"),
             }
+            keep_partitions_ahead(&pool, &metrics).await;
         }
         tokio::select! {
             () = tokio::time::sleep(config.scheduler.tick_interval) => {}

@@ -21,6 +21,8 @@ pub struct SchedulerMetrics {
     leader_changes: Counter,
     leader: Gauge,
     failures: Family<Labels, Counter>,
+    partition_horizon: Gauge,
+    repair_pass_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for SchedulerMetrics {
@@ -38,6 +40,18 @@ impl Default for SchedulerMetrics {
         let leader_changes = Counter::default();
         let leader = Gauge::default();
         let failures = Family::<Labels, Counter>::default();
+        let partition_horizon = Gauge::default();
+        let repair_pass_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "repair_pass_seconds",
+            "How long the last repair pass took (reading every open job record and asking Redis about it); a pass slower than the repair interval delays the next",
+            repair_pass_seconds.clone(),
+        );
+        registry.register(
+            "job_partitions_horizon_seconds",
+            "Seconds until the last job_runs partition ends; job records cannot be written past it (kept at 8 weeks each repair pass)",
+            partition_horizon.clone(),
+        );
         registry.register(
             "pass_failures",
             "Schedule passes that failed (database or Redis errors); retried next tick",
@@ -76,6 +90,8 @@ impl Default for SchedulerMetrics {
             leader_changes,
             leader,
             failures,
+            partition_horizon,
+            repair_pass_seconds,
         }
     }
 }
@@ -115,6 +131,16 @@ impl SchedulerMetrics {
     pub fn leader_changed(&self, leading: bool) {
         self.leader_changes.inc();
         self.leader.set(i64::from(leading));
+    }
+
+    /// How far ahead job records can be written.
+    pub fn partition_horizon(&self, seconds: i64) {
+        self.partition_horizon.set(seconds);
+    }
+
+    /// A repair pass finished in `took`.
+    pub fn repair_pass(&self, took: std::time::Duration) {
+        self.repair_pass_seconds.set(took.as_secs_f64());
     }
 
     /// The Prometheus text exposition.

@@ -86,7 +86,7 @@ pub async fn retry(pool: &PgPool, queue: &Queue, run: &JobRun, correlation: Stri
         let open_twin = e
             .as_database_error()
             .and_then(|d| d.constraint())
-            .is_some_and(|c| c == "job_runs_singleton_open");
+            .is_some_and(|c| c == "job_singletons_pkey");
         if open_twin {
             return Err(Refused::Conflict(format!(
                 "job {id} was not retried: another job for its target ({}) is open; it covers the same work",

@@ -55,7 +55,7 @@ impl TestDb {
     pub async fn create(admin_url: &str) -> Self {
         let db = Self::create_empty(admin_url).await;
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        db::MIGRATOR.run(&pool).await.unwrap();
+        db::migrate(&pool).await.unwrap();
         pool.close().await;
         db
     }

@@ -158,9 +158,7 @@ async fn sync_rows(state: &AppState) -> sqlx::Result<Vec<pages::SyncRow>> {
         r#"SELECT t.key AS "key!",
                   (SELECT max(j.finished_at) FROM job_runs j
                    WHERE j.singleton_key = t.key AND j.state = 'succeeded') AS last_ok,
-                  (SELECT j.id FROM job_runs j
-                   WHERE j.singleton_key = t.key AND j.state IN ('scheduled', 'queued', 'running', 'retrying')
-                   LIMIT 1) AS open_job
+                  (SELECT s.job_id FROM job_singletons s WHERE s.singleton_key = t.key) AS open_job
            FROM unnest($1::text[]) AS t(key)"#,
         &keys[..],
     )

@@ -19,9 +19,43 @@ use crate::config::DatabaseConfig;
 
 mod job_run;
 mod new_jobs;
+pub mod partitions;
 
 /// The migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Applies the migrations, then makes sure `job_runs` has its weeks ahead
+/// ([`partitions::ensure_ahead`]): what `hangar-api migrate` does.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    migrate_to(pool, None).await
+}
+
+/// Applies the migrations up to and including version `to` (all of them
+/// when `None`): a staged upgrade, or a database as an older release left
+/// it (the benchmarks and tests of a migration start from one).
+pub async fn migrate_to(pool: &PgPool, to: Option<i64>) -> anyhow::Result<()> {
+    match to {
+        None => MIGRATOR.run(pool).await?,
+        Some(to) => {
+            let upto = Migrator {
+                migrations: std::borrow::Cow::Owned(
+                    MIGRATOR.iter().filter(|m| m.version <= to).cloned().collect(),
+                ),
+                ..Migrator::DEFAULT
+            };
+            upto.run(pool).await?;
+        }
+    }
+    let partitioned: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = 'job_runs' AND relkind = 'p')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if partitioned {
+        partitions::ensure_ahead(pool, Utc::now(), partitions::WEEKS_AHEAD).await?;
+    }
+    Ok(())
+}
 
 /// How a pool's sessions plan prepared statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -227,7 +227,8 @@ async fn insert_round(
         sqlx::query!(
             "UPDATE job_runs j SET singleton_key = NULL, updated_at = now()
              FROM UNNEST($1::text[], $2::timestamptz[]) AS w(key, start)
-             WHERE j.singleton_key = w.key AND j.state = 'scheduled' AND j.run_at > w.start",
+             JOIN job_singletons s ON s.singleton_key = w.key
+             WHERE j.id = s.job_id AND j.singleton_key = w.key AND j.state = 'scheduled' AND j.run_at > w.start",
             &slot_keys,
             &slot_starts,
         )
@@ -296,9 +297,11 @@ async fn insert_round(
                 progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
                 started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
                FROM job_runs
-               WHERE (COALESCE(idempotency_scope, ''), idempotency_key) IN
-                     (SELECT * FROM UNNEST($1::text[], $2::text[]))
-                  OR (singleton_key = ANY($3) AND state IN ('scheduled', 'queued', 'running', 'retrying'))"#,
+               -- The side tables that hold the two rules (migration 17).
+               WHERE id IN (SELECT k.job_id FROM job_idempotency k
+                             WHERE (k.scope, k.key) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))
+                            UNION ALL
+                            SELECT s.job_id FROM job_singletons s WHERE s.singleton_key = ANY($3))"#,
             &scopes,
             &idempotency_keys,
             &singleton_keys,

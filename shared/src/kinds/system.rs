@@ -83,7 +83,9 @@ pub const MIN_AUDIT_EVENTS_DAYS: u32 = 90;
 #[serde(deny_unknown_fields)]
 pub struct Retention {
     /// Finished jobs (succeeded, cancelled, dead) older than this many days
-    /// are deleted from `job_runs` (7-3650, default 30).
+    /// are deleted from `job_runs` (7-3650, default 30): a week of records at
+    /// a time, once every record created that week is past it, so a record
+    /// stays between this many days and a week more.
     #[serde(default = "default_job_days")]
     pub job_runs_days: u32,
     /// CloudTrail events older than this many days are deleted from

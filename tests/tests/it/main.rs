@@ -7,6 +7,7 @@ mod console;
 mod console_pages;
 mod faults;
 mod inference;
+mod partitions;
 mod records;
 mod reports;
 mod retention;

@@ -11,18 +11,21 @@ use serde_json::json;
 async fn retention_deletes_only_old_finished_jobs_and_old_events() {
     let app = TestApp::spawn().await;
     let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-    for (id, state, age_days) in [
-        ("01OLD0000000000000000DONE", "succeeded", 40),
-        ("01OLD000000000000000DEAD0", "dead", 40),
-        ("01OLD000000000000000QUEUE", "queued", 40),
-        ("01NEW0000000000000000DONE", "succeeded", 2),
+    // Ids as the API makes them: a ULID begins with its creation time, and
+    // job_runs is partitioned by it.
+    for (tag, state, age_days) in [
+        ("old-done", "succeeded", 40),
+        ("old-dead", "dead", 40),
+        ("old-queued", "queued", 40),
+        ("new-done", "succeeded", 2),
     ] {
         sqlx::query(
-            "INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, created_at, finished_at)
-             VALUES ($1, 'system.noop', 'sync', '{}', $2, 3, now() - make_interval(days => $3),
+            "INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, created_at, finished_at)
+             VALUES (left(hangar_id_at(now() - make_interval(days => $3)), 10) || lpad(md5($1), 16, '0'),
+                     'system.noop', 'sync', '{}', $2, 3, $1, now() - make_interval(days => $3),
                      CASE WHEN $2 = 'queued' THEN NULL ELSE now() - make_interval(days => $3) END)",
         )
-        .bind(id)
+        .bind(tag)
         .bind(state)
         .bind(age_days)
         .execute(&pool)
@@ -58,19 +61,17 @@ async fn retention_deletes_only_old_finished_jobs_and_old_events() {
         .await;
     assert_eq!(
         job["result"],
-        json!({"job_runs_deleted": 2, "audit_events_deleted": 1, "reports_deleted": 0}),
+        json!({"job_runs_deleted": 2, "job_runs_partitions_dropped": [], "audit_events_deleted": 1, "reports_deleted": 0}),
         "{job}"
     );
-    let left: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM job_runs WHERE id LIKE '01OLD%' OR id LIKE '01NEW%' ORDER BY id")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        left,
-        ["01NEW0000000000000000DONE", "01OLD000000000000000QUEUE"],
-        "open and recent jobs stay"
-    );
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT requested_by FROM job_runs WHERE requested_by IN ('old-done', 'old-dead', 'old-queued', 'new-done')
+          ORDER BY requested_by",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, ["new-done", "old-queued"], "open and recent jobs stay");
     let events: Vec<String> = sqlx::query_scalar("SELECT event_id FROM audit_events")
         .fetch_all(&pool)
         .await
@@ -89,7 +90,8 @@ async fn a_cancelled_retention_stops_between_batches_and_ends_cancelled() {
     // Enough old rows for dozens of batches of 5,000.
     sqlx::query(
         "INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, created_at, finished_at)
-         SELECT 'OLD' || lpad(i::text, 23, '0'), 'system.noop', 'sync', '{}', 'succeeded', 3,
+         SELECT left(hangar_id_at(now() - interval '40 days'), 10) || lpad(i::text, 16, '0'),
+                'system.noop', 'sync', '{}', 'succeeded', 3,
                 now() - interval '40 days', now() - interval '40 days'
          FROM generate_series(1, 300000) AS i",
     )
@@ -132,10 +134,11 @@ async fn a_cancelled_retention_stops_between_batches_and_ends_cancelled() {
         .wait_state(&id, JobStatus::Cancelled, Duration::from_secs(30))
         .await;
     assert!(job["result"].is_null(), "{job}");
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE id LIKE 'OLD%'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE created_at < now() - interval '39 days'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(left > 0 && left < 300_000, "stopped part way: {left} left");
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
         .fetch_one(&pool)

@@ -6,7 +6,7 @@ use apalis_core::error::BoxDynError;
 use hangar_queue::JobContext;
 use hangar_queue::JobStatus;
 use hangar_shared::{
-    db::{self, JobFilter, JobRun},
+    db::{self, JobFilter, JobRun, partitions},
     job_admin,
     kinds::{BulkAction, BulkJobs, Noop, Retention, Sleep},
 };
@@ -170,27 +170,58 @@ async fn act(action: BulkAction, run: &JobRun, env: &Env, correlation: &str, tal
 /// hold locks or bloat one transaction.
 const RETENTION_BATCH: i64 = 5_000;
 
-/// `system.retention`: deletes finished job records and CloudTrail events
-/// past their age, in batches, reporting progress, stopping when cancelled.
+/// `system.retention`: drops the weeks of job records past their age whole
+/// and deletes the rest of what is past it (CloudTrail events; records in the
+/// legacy partition or in a week that holds records that must stay) in
+/// batches, reporting progress, stopping when cancelled.
 async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Result<Value, BoxDynError> {
-    let job_days = p.job_runs_days as i32;
-    let jobs_deleted = in_batches(job, "job_runs", || async move {
-        sqlx::query!(
-            "DELETE FROM job_runs WHERE id IN (
-               SELECT id FROM job_runs
-               WHERE state IN ('succeeded', 'cancelled', 'dead')
-                 AND finished_at < now() - make_interval(days => $1)
-                 -- A report's job stays as long as its file is kept.
-                 AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.id = job_runs.id AND r.expires_at > now())
-               LIMIT $2)",
-            job_days,
-            RETENTION_BATCH
-        )
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-    })
-    .await?;
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(p.job_runs_days));
+    let mut dropped_rows = 0i64;
+    let mut dropped = Vec::new();
+    let mut trim = Vec::new();
+    for outcome in partitions::drop_expired(pool, cutoff).await? {
+        match outcome {
+            partitions::Expiry::Dropped { name, rows } => {
+                dropped_rows += rows;
+                dropped.push(name);
+            }
+            partitions::Expiry::Kept { name, .. } => trim.push(name),
+        }
+    }
+    // The legacy partition (the table as it was before partitioning) is
+    // trimmed row by row until its whole range is past the cutoff.
+    let parts = partitions::list(pool).await?;
+    let ranges: Vec<(Option<String>, String)> = parts
+        .into_iter()
+        .filter(|p| trim.contains(&p.name) || p.name == partitions::LEGACY)
+        .map(|p| (p.lo, p.hi))
+        .collect();
+    let mut jobs_deleted = 0u64;
+    for (lo, hi) in ranges {
+        let (lo, hi) = (&lo, &hi);
+        jobs_deleted += in_batches(job, "job_runs", || async move {
+            sqlx::query!(
+                "DELETE FROM job_runs WHERE id IN (
+                   SELECT id FROM job_runs
+                   WHERE id < $4 AND ($3::text IS NULL OR id >= $3)
+                     AND state IN ('succeeded', 'cancelled', 'dead')
+                     AND finished_at < $1
+                     -- A report's job stays as long as its file is kept.
+                     AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.id = job_runs.id AND r.expires_at > now())
+                   ORDER BY id
+                   LIMIT $2)",
+                cutoff,
+                RETENTION_BATCH,
+                lo.as_deref(),
+                hi.as_str(),
+            )
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .await?;
+    }
+    jobs_deleted += u64::try_from(dropped_rows).unwrap_or(0);
     let event_days = p.audit_events_days as i32;
     let events_deleted = in_batches(job, "audit_events", || async move {
         sqlx::query!(
@@ -208,10 +239,15 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
     .await?;
     tracing::info!(
         job_runs = jobs_deleted,
+        partitions_dropped = ?dropped,
         audit_events = events_deleted,
         "retention applied"
     );
-    Ok(json!({"job_runs_deleted": jobs_deleted, "audit_events_deleted": events_deleted}))
+    Ok(json!({
+        "job_runs_deleted": jobs_deleted,
+        "job_runs_partitions_dropped": dropped,
+        "audit_events_deleted": events_deleted,
+    }))
 }
 
 /// Runs `delete` (one batch of at most [`RETENTION_BATCH`] rows) until a
@@ -226,11 +262,25 @@ where
     E: Into<BoxDynError>,
 {
     let mut total = 0u64;
+    let (mut batches, mut slowest) = (0u32, Duration::ZERO);
     loop {
+        let started = std::time::Instant::now();
         let n = delete().await.map_err(Into::into)?;
+        let took = started.elapsed();
+        // Each batch holds its row locks and its share of WAL for `took`:
+        // the figure to watch if deletes start competing with the API.
+        tracing::debug!(step, rows = n, ms = took.as_secs_f64() * 1e3, "retention batch");
+        (batches, slowest) = (batches + 1, slowest.max(took));
         total += n;
         job.report_progress(json!({"step": step, "deleted": total})).await;
         if n < RETENTION_BATCH as u64 {
+            tracing::info!(
+                step,
+                rows = total,
+                batches,
+                slowest_batch_ms = slowest.as_secs_f64() * 1e3,
+                "retention step done"
+            );
             return Ok(total);
         }
         if job.cancel_requested() {
