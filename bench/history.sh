@@ -73,9 +73,9 @@ retention() {
   local days=$1 id state start
   id=$(curl -fsS -X POST "$URL/api/v1/jobs" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
          -d "{\"kind\":\"system.retention\",\"payload\":{\"job_runs_days\":$days,\"audit_events_days\":400}}" \
-       | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+       | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["id"])')
   start=$(now)
-  HANGAR_QUEUES="sync=1,reports=1,inference=1" HANGAR_LOG_LEVEL="warn,hangar_worker=debug" \
+  HANGAR_QUEUES="sync=1,reports=1,inference=1" HANGAR_LOG_LEVEL="warn,hangar_worker=debug,hangar_shared=info" \
     "$BIN/hangar-worker" 2>"$WORK/worker.log" & local wpid=$!; PIDS+=($wpid)
   for _ in $(seq 1 36000); do
     state=$(sql -c "SELECT state FROM job_runs WHERE id = '$id'")
@@ -94,13 +94,14 @@ for line in open(sys.argv[1]):
         continue
     f = e.get("fields", e)
     if f.get("message") == "retention batch":
-        batches.setdefault(f["step"], []).append(float(f["ms"]))
+        batches.setdefault(f["step"], []).append((float(f["ms"]), int(f["rows"])))
     if f.get("message") in ("job_runs partition past retention dropped", "partition past retention kept for records that must stay"):
         print("RESULT phase=%s %s" % (sys.argv[2], " ".join(f"{k}={v}" for k, v in f.items() if k != "message")))
-for step, ms in batches.items():
-    ms.sort()
+for step, b in batches.items():
+    ms, rows = sorted(t for t, _ in b), sorted(r for _, r in b)
     p99 = ms[max(0, int(len(ms) * 0.99) - 1)]
-    print(f"RESULT phase={sys.argv[2]} retention_step={step} batches={len(ms)} median_ms={ms[len(ms) // 2]:.1f} p99_ms={p99:.1f} max_ms={ms[-1]:.1f}")
+    print(f"RESULT phase={sys.argv[2]} retention_step={step} batches={len(ms)} rows={sum(rows)} median_rows={rows[len(rows) // 2]} "
+          f"median_ms={ms[len(ms) // 2]:.1f} p99_ms={p99:.1f} max_ms={ms[-1]:.1f}")
 PY
 }
 
@@ -108,14 +109,15 @@ PY
 PHASE=upgrade
 "$BIN/hangar-api" migrate --to "$BEFORE_PARTITIONING" 2>/dev/null
 seed
-# The old binary's insert: a ULID of now, a third with an idempotency key.
+# The old binary's insert: a ULID of now, a third with an idempotency key
+# (a sequence numbers them, so no two collide and every one must land).
 sed 's/pg_temp\./public./' bench/ulid.sql | sql
+sql -c "CREATE SEQUENCE public.pgb_seq"
 cat >"$WORK/insert.sql" <<'SQL'
-\set n random(1, 1000000000000)
 INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, idempotency_key, idempotency_scope)
-VALUES (ulid_at(clock_timestamp(), :n), 'system.noop', 'sync', '{}', 'queued', 3, 'bench:old-binary',
-        CASE WHEN :n % 3 = 0 THEN 'pgb-' || :n END, CASE WHEN :n % 3 = 0 THEN 'key:pgbench' END)
-ON CONFLICT DO NOTHING;
+SELECT ulid_at(clock_timestamp(), n), 'system.noop', 'sync', '{}', 'queued', 3, 'bench:old-binary',
+       CASE WHEN n % 3 = 0 THEN 'pgb-' || n END, CASE WHEN n % 3 = 0 THEN 'key:pgbench' END
+  FROM (SELECT nextval('public.pgb_seq') AS n) AS s;
 SQL
 # pgbench runs for LOAD_S seconds (it writes its per-insert log only when
 # it ends by itself); the migration must end well before.
@@ -134,7 +136,7 @@ import glob, sys
 work, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 # pgbench -l: client_id transaction_no time_us script_no time_epoch time_us
 lat, during, failed = [], [], 0
-for f in glob.glob(work + "/insert.*"):
+for f in glob.glob(work + "/insert.[0-9]*"):
     for line in open(f):
         p = line.split()
         if len(p) < 6:

@@ -434,19 +434,18 @@ async fn retention_removes_expired_reports_and_keeps_the_jobs_of_kept_ones() {
             .to_owned();
         std::path::PathBuf::from(dir).join(format!("report.inventory/{id}.{ext}"))
     };
-    assert!(file(&expired, "csv").exists() && file(&kept, "json").exists());
+    let (expired_file, kept_file) = (file(&expired, "csv"), file(&kept, "json"));
+    assert!(expired_file.exists() && kept_file.exists());
     sqlx::query("UPDATE reports SET expires_at = now() - interval '1 minute' WHERE id = $1")
         .bind(&expired)
         .execute(&pool)
         .await
         .unwrap();
-    // Both jobs finished long ago, by the job records' own measure.
-    sqlx::query(
-        "UPDATE job_runs SET finished_at = now() - interval '400 days' WHERE kind = 'report.inventory'",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    // Both jobs were asked for and finished long ago: a job's id begins with
+    // its creation time (job_runs is partitioned by it, and retention reads
+    // no further than the cutoff's id), so the ids go back too.
+    let expired = backdate_report(&pool, &expired, 400).await;
+    let kept = backdate_report(&pool, &kept, 400).await;
     let id = app.enqueue(json!({"kind": "system.retention"})).await;
     let job = app
         .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(30))
@@ -456,13 +455,39 @@ async fn retention_removes_expired_reports_and_keeps_the_jobs_of_kept_ones() {
         job["result"]["job_runs_deleted"], 1,
         "the expired report's job only: {job}"
     );
-    assert!(!file(&expired, "csv").exists(), "the expired file is gone");
-    assert!(file(&kept, "json").exists(), "the kept file stays");
+    assert!(!expired_file.exists(), "the expired file is gone");
+    assert!(kept_file.exists(), "the kept file stays");
     let (status, _) = app.get(&format!("/api/v1/reports/{kept}")).await;
     assert_eq!(status, 200, "a kept report's job record stays");
     assert_eq!(download(&app, &kept, None).await.status(), 200);
     pool.close().await;
     app.shutdown().await;
+}
+
+/// Moves a report's job (and the report record, which shares its id) `days`
+/// back in time, as if it had been asked for and finished then; answers the
+/// new id. The file keeps its name: the record's object key still points at it.
+async fn backdate_report(pool: &sqlx::PgPool, id: &str, days: i32) -> String {
+    let mut tx = pool.begin().await.unwrap();
+    let aged: String = sqlx::query_scalar(
+        "UPDATE job_runs SET id = left(hangar_id_at(now() - make_interval(days => $2)), 10) || substr(id, 11),
+                             created_at = now() - make_interval(days => $2),
+                             finished_at = now() - make_interval(days => $2)
+          WHERE id = $1 RETURNING id",
+    )
+    .bind(id)
+    .bind(days)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE reports SET id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(&aged)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    aged
 }
 
 /// A JSON report's rows as objects keyed by column name.

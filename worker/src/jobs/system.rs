@@ -31,7 +31,7 @@ impl Run for Retention {
         let mut result = retention(&self, job, &env.pool).await?;
         // Report files past their expiry (HANGAR_REPORTS_RETENTION_DAYS, fixed
         // when each was published), with their records.
-        let reports = in_batches(job, "reports", || env.reports.remove_expired(RETENTION_BATCH)).await?;
+        let reports = in_batches(job, "reports", |limit| env.reports.remove_expired(limit)).await?;
         tracing::info!(reports, "expired reports removed");
         result["reports_deleted"] = json!(reports);
         Ok(result)
@@ -166,9 +166,28 @@ async fn act(action: BulkAction, run: &JobRun, env: &Env, correlation: &str, tal
     }
 }
 
-/// Rows deleted per statement: big enough to be quick, small enough not to
-/// hold locks or bloat one transaction.
-const RETENTION_BATCH: i64 = 5_000;
+/// How long one retention batch should take. Each batch holds its row locks
+/// and writes its WAL for that long, so it bounds how long a delete can get
+/// in the way of the API's writes; a fixed 5,000 rows took 175-260 ms on the
+/// job history of `bench/history.sh` (indexes, the idempotency trigger), a
+/// twentieth of that on CloudTrail events.
+const RETENTION_BATCH_TARGET: Duration = Duration::from_millis(20);
+/// Rows the first batch of each step deletes.
+const RETENTION_BATCH_FIRST: i64 = 500;
+/// Fewest and most rows per batch, whatever the timing says.
+const RETENTION_BATCH_MIN: i64 = 50;
+const RETENTION_BATCH_MAX: i64 = 10_000;
+
+/// The size of the next batch, from the last one's size and time: scaled
+/// toward [`RETENTION_BATCH_TARGET`], at most doubled or halved per step so
+/// that one batch slowed by something else (a checkpoint) does not swing it.
+fn next_batch_size(rows: i64, took: Duration) -> i64 {
+    let ratio = RETENTION_BATCH_TARGET.as_secs_f64() / took.as_secs_f64().max(1e-4);
+    // Rows are far below 2^52: the round trip through f64 is exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let scaled = (rows as f64 * ratio.clamp(0.5, 2.0)).round() as i64;
+    scaled.clamp(RETENTION_BATCH_MIN, RETENTION_BATCH_MAX)
+}
 
 /// `system.retention`: drops the weeks of job records past their age whole
 /// and deletes the rest of what is past it (CloudTrail events; records in the
@@ -199,38 +218,56 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
     let mut jobs_deleted = 0u64;
     for (lo, hi) in ranges {
         let (lo, hi) = (&lo, &hi);
-        jobs_deleted += in_batches(job, "job_runs", || async move {
-            sqlx::query!(
-                "DELETE FROM job_runs WHERE id IN (
-                   SELECT id FROM job_runs
-                   WHERE id < $4 AND ($3::text IS NULL OR id >= $3)
-                     AND state IN ('succeeded', 'cancelled', 'dead')
-                     AND finished_at < $1
-                     -- A report's job stays as long as its file is kept.
-                     AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.id = job_runs.id AND r.expires_at > now())
-                   ORDER BY id
-                   LIMIT $2)",
+        // Each batch goes on from the last id the one before deleted, so it
+        // reads only its own rows: starting from the range's beginning each
+        // time walks every row deleted so far, and a long transaction
+        // anywhere (which keeps those index entries alive) made that
+        // quadratic. Ids begin with their creation time and a job finishes
+        // after it is created, so nothing past the cutoff's id can qualify:
+        // the last batch does not read the rest of the range.
+        let after = std::sync::Mutex::new(None::<String>);
+        let after = &after;
+        jobs_deleted += in_batches(job, "job_runs", |limit| async move {
+            let from = after.lock().map_err(|_| "retention cursor poisoned")?.clone();
+            let batch = sqlx::query!(
+                r#"WITH deleted AS (
+                     DELETE FROM job_runs WHERE id IN (
+                       SELECT id FROM job_runs
+                       WHERE id < LEAST($4, hangar_id_at($1))
+                         AND ($3::text IS NULL OR id >= $3) AND ($5::text IS NULL OR id > $5)
+                         AND state IN ('succeeded', 'cancelled', 'dead')
+                         AND finished_at < $1
+                         -- A report's job stays as long as its file is kept.
+                         AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.id = job_runs.id AND r.expires_at > now())
+                       ORDER BY id
+                       LIMIT $2)
+                     RETURNING id)
+                   SELECT count(*) AS "rows!", max(id) AS last FROM deleted"#,
                 cutoff,
-                RETENTION_BATCH,
+                limit,
                 lo.as_deref(),
                 hi.as_str(),
+                from.as_deref(),
             )
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            .fetch_one(pool)
+            .await?;
+            if batch.last.is_some() {
+                *after.lock().map_err(|_| "retention cursor poisoned")? = batch.last;
+            }
+            Ok::<u64, BoxDynError>(u64::try_from(batch.rows).unwrap_or(0))
         })
         .await?;
     }
     jobs_deleted += u64::try_from(dropped_rows).unwrap_or(0);
     let event_days = p.audit_events_days as i32;
-    let events_deleted = in_batches(job, "audit_events", || async move {
+    let events_deleted = in_batches(job, "audit_events", |limit| async move {
         sqlx::query!(
             "DELETE FROM audit_events WHERE event_id IN (
                SELECT event_id FROM audit_events
                WHERE event_time < now() - make_interval(days => $1)
                LIMIT $2)",
             event_days,
-            RETENTION_BATCH
+            limit
         )
         .execute(pool)
         .await
@@ -250,30 +287,37 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
     }))
 }
 
-/// Runs `delete` (one batch of at most [`RETENTION_BATCH`] rows) until a
-/// batch comes back short; returns the total. A cancel stops it between
+/// Runs `delete(limit)` (one batch of at most `limit` rows, sized by
+/// [`next_batch_size`]) until a batch comes back short; returns the total. A cancel stops it between
 /// batches as an error, so the job is recorded cancelled (with what it
 /// deleted so far in its progress), not succeeded, and the next step
 /// does not start.
 async fn in_batches<F, Fut, E>(job: &JobContext, step: &str, mut delete: F) -> Result<u64, BoxDynError>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(i64) -> Fut,
     Fut: std::future::Future<Output = Result<u64, E>>,
     E: Into<BoxDynError>,
 {
     let mut total = 0u64;
     let (mut batches, mut slowest) = (0u32, Duration::ZERO);
+    let mut limit = RETENTION_BATCH_FIRST;
     loop {
         let started = std::time::Instant::now();
-        let n = delete().await.map_err(Into::into)?;
+        let n = delete(limit).await.map_err(Into::into)?;
         let took = started.elapsed();
         // Each batch holds its row locks and its share of WAL for `took`:
         // the figure to watch if deletes start competing with the API.
-        tracing::debug!(step, rows = n, ms = took.as_secs_f64() * 1e3, "retention batch");
+        tracing::debug!(
+            step,
+            limit,
+            rows = n,
+            ms = took.as_secs_f64() * 1e3,
+            "retention batch"
+        );
         (batches, slowest) = (batches + 1, slowest.max(took));
         total += n;
         job.report_progress(json!({"step": step, "deleted": total})).await;
-        if n < RETENTION_BATCH as u64 {
+        if n < u64::try_from(limit).unwrap_or(0) {
             tracing::info!(
                 step,
                 rows = total,
@@ -286,6 +330,7 @@ where
         if job.cancel_requested() {
             return Err(format!("cancelled while deleting from {step} ({total} rows deleted)").into());
         }
+        limit = next_batch_size(limit, took);
     }
 }
 
@@ -302,4 +347,39 @@ async fn sleep(p: &Sleep, job: &JobContext) -> Result<Value, BoxDynError> {
     }
     tracing::info!(ms = p.ms, "slept");
     Ok(json!({"slept_ms": p.ms}))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{RETENTION_BATCH_MAX, RETENTION_BATCH_MIN, next_batch_size};
+
+    #[test]
+    fn batch_size_moves_toward_the_target_time_by_at_most_a_factor_of_two() {
+        // 1,000 rows in 40 ms: twice the 20 ms target, so half as many.
+        assert_eq!(next_batch_size(1_000, Duration::from_millis(40)), 500);
+        // 10 ms: twice as many.
+        assert_eq!(next_batch_size(1_000, Duration::from_millis(10)), 2_000);
+        // On target: unchanged.
+        assert_eq!(next_batch_size(1_000, Duration::from_millis(20)), 1_000);
+        // A batch stalled 2 s (a checkpoint) halves it, no more.
+        assert_eq!(next_batch_size(1_000, Duration::from_secs(2)), 500);
+        // An instant batch doubles it, no more.
+        assert_eq!(next_batch_size(1_000, Duration::ZERO), 2_000);
+        // 25 ms: scaled by 0.8.
+        assert_eq!(next_batch_size(1_000, Duration::from_millis(25)), 800);
+    }
+
+    #[test]
+    fn batch_size_stays_within_its_bounds() {
+        assert_eq!(
+            next_batch_size(RETENTION_BATCH_MIN, Duration::from_secs(1)),
+            RETENTION_BATCH_MIN
+        );
+        assert_eq!(
+            next_batch_size(RETENTION_BATCH_MAX, Duration::ZERO),
+            RETENTION_BATCH_MAX
+        );
+    }
 }
