@@ -456,6 +456,12 @@ async fn retention_removes_expired_reports_and_keeps_the_jobs_of_kept_ones() {
         "the expired report's job only: {job}"
     );
     assert!(!expired_file.exists(), "the expired file is gone");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE id = $1")
+        .bind(&expired)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the expired report's job record is gone");
     assert!(kept_file.exists(), "the kept file stays");
     let (status, _) = app.get(&format!("/api/v1/reports/{kept}")).await;
     assert_eq!(status, 200, "a kept report's job record stays");
