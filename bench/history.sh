@@ -75,7 +75,7 @@ retention() {
          -d "{\"kind\":\"system.retention\",\"payload\":{\"job_runs_days\":$days,\"audit_events_days\":400}}" \
        | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["id"])')
   start=$(now)
-  HANGAR_QUEUES="sync=1,reports=1,inference=1" HANGAR_LOG_LEVEL="warn,hangar_worker=debug,hangar_shared=info" \
+  HANGAR_QUEUES="sync=1,reports=1,inference=1" HANGAR_LOG_LEVEL="warn,hangar_worker=debug,hangar_shared=debug" \
     "$BIN/hangar-worker" 2>"$WORK/worker.log" & local wpid=$!; PIDS+=($wpid)
   for _ in $(seq 1 36000); do
     state=$(sql -c "SELECT state FROM job_runs WHERE id = '$id'")

@@ -106,6 +106,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let reports = hangar_reports::ReportStore::open(&config.reports)?;
     Ok(AppState::new(state::Services {
         reports,
+        activity: console::ActivityCache::default(),
         streams,
         blocked: access::BlockedAddresses::default(),
         policy,

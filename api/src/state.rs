@@ -63,6 +63,9 @@ pub struct Services {
     pub blocked: crate::access::BlockedAddresses,
     /// Where report files are kept (downloads read them).
     pub reports: hangar_reports::ReportStore,
+    /// The console overview's jobs-finished chart, counted at most once a
+    /// minute per replica.
+    pub activity: crate::console::ActivityCache,
 }
 
 impl Services {

@@ -25,6 +25,8 @@ pub mod session;
 mod workers;
 mod workspaces;
 
+pub use overview::ActivityCache;
+
 use std::net::SocketAddr;
 
 use axum::{

@@ -55,7 +55,7 @@ pub(super) async fn overview(
             );
         }
     };
-    let activity = match activity(&state).await {
+    let (activity, activity_at) = match state.activity.get(&state).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(error = %e, "console: job activity unavailable");
@@ -80,6 +80,7 @@ pub(super) async fn overview(
     let page = pages::Overview {
         queues: &queues,
         activity: &activity,
+        activity_at,
         models: &models,
         syncs: &syncs,
         notice: notice.as_ref(),
@@ -92,6 +93,49 @@ pub(super) async fn overview(
 pub(super) struct OverviewQuery {
     sync: Option<String>,
     already: Option<String>,
+}
+
+/// How long a counted activity chart is shown before it is counted again.
+const ACTIVITY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The overview's activity chart as last counted, and when. Counting is the
+/// overview's one costly query: at 10 million job records it reads the
+/// 220,000 of the last two days, about 180 ms (`bench/history.sh`); counted
+/// on every load, that was the slowest console page by four times. One
+/// caller counts while the others wait for its answer.
+#[derive(Debug, Default)]
+pub struct ActivityCache(
+    tokio::sync::Mutex<
+        Option<(
+            std::time::Instant,
+            chrono::DateTime<chrono::Utc>,
+            Vec<pages::Activity>,
+        )>,
+    >,
+);
+
+impl ActivityCache {
+    /// The chart and when it was counted: the last count if younger than
+    /// [`ACTIVITY_TTL`], else a new one.
+    async fn get(
+        &self,
+        state: &AppState,
+    ) -> sqlx::Result<(Vec<pages::Activity>, chrono::DateTime<chrono::Utc>)> {
+        let mut held = self.0.lock().await;
+        if let Some(c) = held.as_ref()
+            && c.at.elapsed() < ACTIVITY_TTL
+        {
+            return Ok((c.rows.clone(), c.when));
+        }
+        let rows = activity(state).await?;
+        let when = chrono::Utc::now();
+        *held = Some(Counted {
+            at: std::time::Instant::now(),
+            when,
+            rows: rows.clone(),
+        });
+        Ok((rows, when))
+    }
 }
 
 /// Jobs finished per hour over the last day, succeeded and failed (dead),

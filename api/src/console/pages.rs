@@ -47,6 +47,8 @@ pub struct Overview<'a> {
     pub queues: &'a [QueueRow],
     /// The last 24 hours, oldest first.
     pub activity: &'a [Activity],
+    /// When `activity` was counted (it is recounted at most once a minute).
+    pub activity_at: DateTime<Utc>,
     /// Each model's health.
     pub models: &'a [(String, hangar_inference::ModelHealth)],
     /// Each sync target.
@@ -221,6 +223,7 @@ pub fn overview(base: &str, session: &Session, page: &Overview<'_>) -> Markup {
     let Overview {
         queues,
         activity,
+        activity_at,
         models,
         syncs,
         notice,
@@ -291,6 +294,7 @@ pub fn overview(base: &str, session: &Session, page: &Overview<'_>) -> Markup {
                 }
                 "Last 24 hours: " strong { (day_done) } ", " strong.bad[day_failed > 0] { (day_failed) } " failed."
             }
+            p.muted { "Counted " (when(*activity_at)) "; recounted at most once a minute." }
             (super::charts::stacked_bars(
                 "Jobs finished per hour over the last 24 hours, succeeded and failed",
                 &["succeeded".to_owned(), "failed".to_owned()],

@@ -17,6 +17,7 @@ pub use self::{
 };
 use crate::config::DatabaseConfig;
 
+pub mod batch_size;
 mod job_run;
 mod new_jobs;
 pub mod partitions;

@@ -243,22 +243,44 @@ pub async fn drop_expired(pool: &PgPool, cutoff: DateTime<Utc>) -> sqlx::Result<
 }
 
 /// Deletes the idempotency keys of jobs in `[lo, hi)` (dropping a partition
-/// fires no delete trigger), in batches.
+/// fires no delete trigger; a job has one key at most), in batches sized by
+/// [`batch_size`], each going
+/// on from the last job id the one before deleted (so none re-reads the
+/// keys deleted before it, which a long transaction elsewhere keeps in the
+/// index).
 async fn forget_keys(pool: &PgPool, lo: Option<&str>, hi: &str) -> sqlx::Result<()> {
+    let mut limit = super::batch_size::FIRST;
+    let mut after: Option<String> = None;
     loop {
-        let n = sqlx::query(
-            "DELETE FROM job_idempotency WHERE (scope, key) IN (
-               SELECT scope, key FROM job_idempotency
-                WHERE job_id < $2 AND ($1::text IS NULL OR job_id >= $1) LIMIT 5000)",
+        let started = std::time::Instant::now();
+        let (n, last): (i64, Option<String>) = sqlx::query_as(
+            "WITH deleted AS (
+               DELETE FROM job_idempotency WHERE (scope, key) IN (
+                 SELECT scope, key FROM job_idempotency
+                  WHERE job_id < $2 AND ($1::text IS NULL OR job_id >= $1) AND ($3::text IS NULL OR job_id > $3)
+                  ORDER BY job_id LIMIT $4)
+               RETURNING job_id)
+             SELECT count(*), max(job_id) FROM deleted",
         )
         .bind(lo)
         .bind(hi)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        if n < 5000 {
+        .bind(after.as_deref())
+        .bind(limit)
+        .fetch_one(pool)
+        .await?;
+        let took = started.elapsed();
+        tracing::debug!(
+            step = "job_idempotency",
+            limit,
+            rows = n,
+            ms = took.as_secs_f64() * 1e3,
+            "retention batch"
+        );
+        if n < limit {
             return Ok(());
         }
+        after = last;
+        limit = super::batch_size::next(limit, took);
     }
 }
 

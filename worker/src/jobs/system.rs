@@ -6,7 +6,7 @@ use apalis_core::error::BoxDynError;
 use hangar_queue::JobContext;
 use hangar_queue::JobStatus;
 use hangar_shared::{
-    db::{self, JobFilter, JobRun, partitions},
+    db::{self, JobFilter, JobRun, batch_size, partitions},
     job_admin,
     kinds::{BulkAction, BulkJobs, Noop, Retention, Sleep},
 };
@@ -166,29 +166,6 @@ async fn act(action: BulkAction, run: &JobRun, env: &Env, correlation: &str, tal
     }
 }
 
-/// How long one retention batch should take. Each batch holds its row locks
-/// and writes its WAL for that long, so it bounds how long a delete can get
-/// in the way of the API's writes; a fixed 5,000 rows took 175-260 ms on the
-/// job history of `bench/history.sh` (indexes, the idempotency trigger), a
-/// twentieth of that on CloudTrail events.
-const RETENTION_BATCH_TARGET: Duration = Duration::from_millis(20);
-/// Rows the first batch of each step deletes.
-const RETENTION_BATCH_FIRST: i64 = 500;
-/// Fewest and most rows per batch, whatever the timing says.
-const RETENTION_BATCH_MIN: i64 = 50;
-const RETENTION_BATCH_MAX: i64 = 10_000;
-
-/// The size of the next batch, from the last one's size and time: scaled
-/// toward [`RETENTION_BATCH_TARGET`], at most doubled or halved per step so
-/// that one batch slowed by something else (a checkpoint) does not swing it.
-fn next_batch_size(rows: i64, took: Duration) -> i64 {
-    let ratio = RETENTION_BATCH_TARGET.as_secs_f64() / took.as_secs_f64().max(1e-4);
-    // Rows are far below 2^52: the round trip through f64 is exact.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-    let scaled = (rows as f64 * ratio.clamp(0.5, 2.0)).round() as i64;
-    scaled.clamp(RETENTION_BATCH_MIN, RETENTION_BATCH_MAX)
-}
-
 /// `system.retention`: drops the weeks of job records past their age whole
 /// and deletes the rest of what is past it (CloudTrail events; records in the
 /// legacy partition or in a week that holds records that must stay) in
@@ -288,7 +265,7 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
 }
 
 /// Runs `delete(limit)` (one batch of at most `limit` rows, sized by
-/// [`next_batch_size`]) until a batch comes back short; returns the total. A cancel stops it between
+/// [`batch_size::next`]) until a batch comes back short; returns the total. A cancel stops it between
 /// batches as an error, so the job is recorded cancelled (with what it
 /// deleted so far in its progress), not succeeded, and the next step
 /// does not start.
@@ -300,7 +277,7 @@ where
 {
     let mut total = 0u64;
     let (mut batches, mut slowest) = (0u32, Duration::ZERO);
-    let mut limit = RETENTION_BATCH_FIRST;
+    let mut limit = batch_size::FIRST;
     loop {
         let started = std::time::Instant::now();
         let n = delete(limit).await.map_err(Into::into)?;
@@ -330,7 +307,7 @@ where
         if job.cancel_requested() {
             return Err(format!("cancelled while deleting from {step} ({total} rows deleted)").into());
         }
-        limit = next_batch_size(limit, took);
+        limit = batch_size::next(limit, took);
     }
 }
 
@@ -347,39 +324,4 @@ async fn sleep(p: &Sleep, job: &JobContext) -> Result<Value, BoxDynError> {
     }
     tracing::info!(ms = p.ms, "slept");
     Ok(json!({"slept_ms": p.ms}))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::{RETENTION_BATCH_MAX, RETENTION_BATCH_MIN, next_batch_size};
-
-    #[test]
-    fn batch_size_moves_toward_the_target_time_by_at_most_a_factor_of_two() {
-        // 1,000 rows in 40 ms: twice the 20 ms target, so half as many.
-        assert_eq!(next_batch_size(1_000, Duration::from_millis(40)), 500);
-        // 10 ms: twice as many.
-        assert_eq!(next_batch_size(1_000, Duration::from_millis(10)), 2_000);
-        // On target: unchanged.
-        assert_eq!(next_batch_size(1_000, Duration::from_millis(20)), 1_000);
-        // A batch stalled 2 s (a checkpoint) halves it, no more.
-        assert_eq!(next_batch_size(1_000, Duration::from_secs(2)), 500);
-        // An instant batch doubles it, no more.
-        assert_eq!(next_batch_size(1_000, Duration::ZERO), 2_000);
-        // 25 ms: scaled by 0.8.
-        assert_eq!(next_batch_size(1_000, Duration::from_millis(25)), 800);
-    }
-
-    #[test]
-    fn batch_size_stays_within_its_bounds() {
-        assert_eq!(
-            next_batch_size(RETENTION_BATCH_MIN, Duration::from_secs(1)),
-            RETENTION_BATCH_MIN
-        );
-        assert_eq!(
-            next_batch_size(RETENTION_BATCH_MAX, Duration::ZERO),
-            RETENTION_BATCH_MAX
-        );
-    }
 }
