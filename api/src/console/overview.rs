@@ -104,15 +104,16 @@ const ACTIVITY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// on every load, that was the slowest console page by four times. One
 /// caller counts while the others wait for its answer.
 #[derive(Debug, Default)]
-pub struct ActivityCache(
-    tokio::sync::Mutex<
-        Option<(
-            std::time::Instant,
-            chrono::DateTime<chrono::Utc>,
-            Vec<pages::Activity>,
-        )>,
-    >,
-);
+pub struct ActivityCache(tokio::sync::Mutex<Option<Counted>>);
+
+/// One count of the activity chart: when (monotonic, for its age, and as
+/// shown) and what.
+#[derive(Debug)]
+struct Counted {
+    at: std::time::Instant,
+    when: chrono::DateTime<chrono::Utc>,
+    rows: Vec<pages::Activity>,
+}
 
 impl ActivityCache {
     /// The chart and when it was counted: the last count if younger than
