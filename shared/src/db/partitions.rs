@@ -250,21 +250,23 @@ pub async fn drop_expired(pool: &PgPool, cutoff: DateTime<Utc>) -> sqlx::Result<
 /// index).
 async fn forget_keys(pool: &PgPool, lo: Option<&str>, hi: &str) -> sqlx::Result<()> {
     let mut limit = super::batch_size::FIRST;
-    let mut after: Option<String> = None;
+    // Always a value (the range's start, then the last job id done), never
+    // `$n IS NULL OR job_id >= $n`, which a cached plan cannot bound the
+    // index scan with.
+    let mut after = lo.unwrap_or_default().to_owned();
     loop {
         let started = std::time::Instant::now();
         let (n, last): (i64, Option<String>) = sqlx::query_as(
             "WITH deleted AS (
                DELETE FROM job_idempotency WHERE (scope, key) IN (
                  SELECT scope, key FROM job_idempotency
-                  WHERE job_id < $2 AND ($1::text IS NULL OR job_id >= $1) AND ($3::text IS NULL OR job_id > $3)
-                  ORDER BY job_id LIMIT $4)
+                  WHERE job_id < $2 AND job_id >= $1
+                  ORDER BY job_id LIMIT $3)
                RETURNING job_id)
              SELECT count(*), max(job_id) FROM deleted",
         )
-        .bind(lo)
+        .bind(&after)
         .bind(hi)
-        .bind(after.as_deref())
         .bind(limit)
         .fetch_one(pool)
         .await?;
@@ -279,7 +281,9 @@ async fn forget_keys(pool: &PgPool, lo: Option<&str>, hi: &str) -> sqlx::Result<
         if n < limit {
             return Ok(());
         }
-        after = last;
+        if let Some(last) = last {
+            after = last;
+        }
         limit = super::batch_size::next(limit, took);
     }
 }

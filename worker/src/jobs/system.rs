@@ -202,7 +202,11 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
         // quadratic. Ids begin with their creation time and a job finishes
         // after it is created, so nothing past the cutoff's id can qualify:
         // the last batch does not read the rest of the range.
-        let after = std::sync::Mutex::new(None::<String>);
+        // The scan's lower bound: the range's start, then the last id
+        // deleted. Always a value, never `$n IS NULL OR id >= $n`: a plan
+        // cached for every execution cannot use that as an index bound, and
+        // scanned from the range's start again.
+        let after = std::sync::Mutex::new(lo.clone().unwrap_or_default());
         let after = &after;
         jobs_deleted += in_batches(job, "job_runs", |limit| async move {
             let from = after.lock().map_err(|_| "retention cursor poisoned")?.clone();
@@ -210,8 +214,7 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
                 r#"WITH deleted AS (
                      DELETE FROM job_runs WHERE id IN (
                        SELECT id FROM job_runs
-                       WHERE id < LEAST($4, hangar_id_at($1))
-                         AND ($3::text IS NULL OR id >= $3) AND ($5::text IS NULL OR id > $5)
+                       WHERE id < LEAST($4, hangar_id_at($1)) AND id >= $3
                          AND state IN ('succeeded', 'cancelled', 'dead')
                          AND finished_at < $1
                          -- A report's job stays as long as its file is kept.
@@ -222,14 +225,13 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
                    SELECT count(*) AS "rows!", max(id) AS last FROM deleted"#,
                 cutoff,
                 limit,
-                lo.as_deref(),
+                from,
                 hi.as_str(),
-                from.as_deref(),
             )
             .fetch_one(pool)
             .await?;
-            if batch.last.is_some() {
-                *after.lock().map_err(|_| "retention cursor poisoned")? = batch.last;
+            if let Some(last) = batch.last {
+                *after.lock().map_err(|_| "retention cursor poisoned")? = last;
             }
             Ok::<u64, BoxDynError>(u64::try_from(batch.rows).unwrap_or(0))
         })
