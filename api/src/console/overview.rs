@@ -146,8 +146,7 @@ impl ActivityCache {
 async fn activity(state: &AppState) -> sqlx::Result<Vec<pages::Activity>> {
     let now = chrono::Utc::now();
     let since = now - chrono::Duration::days(2);
-    let lowest_id =
-        ulid::Ulid::from_parts(u64::try_from(since.timestamp_millis()).unwrap_or(0), 0).to_string();
+    let lowest_id = hangar_shared::db::id_at(since);
     let rows = sqlx::query!(
         r#"SELECT date_trunc('hour', finished_at) AS "hour!",
                   count(*) FILTER (WHERE state = 'succeeded') AS "succeeded!",

@@ -29,11 +29,76 @@ pub fn next(rows: i64, took: Duration) -> i64 {
     scaled.clamp(MIN, MAX)
 }
 
+/// One batched delete in progress: the size of its next batch, and what its
+/// batches have done. Every batched delete records its batches here, so each
+/// is logged, sized and ended the same way.
+#[derive(Debug)]
+pub struct Batches {
+    step: &'static str,
+    limit: i64,
+    batches: u32,
+    total: u64,
+    slowest: Duration,
+}
+
+impl Batches {
+    /// A delete called `step` in the logs (`job_runs`, `audit_events`).
+    pub fn new(step: &'static str) -> Self {
+        Self {
+            step,
+            limit: FIRST,
+            batches: 0,
+            total: 0,
+            slowest: Duration::ZERO,
+        }
+    }
+
+    /// Rows the next batch may delete.
+    pub fn limit(&self) -> i64 {
+        self.limit
+    }
+
+    /// Rows deleted so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Records a batch that deleted `rows` in `took` and sizes the next one;
+    /// true when the batch came back short, so nothing is left to delete.
+    pub fn record(&mut self, rows: u64, took: Duration) -> bool {
+        let step = self.step;
+        // Each batch holds its row locks and its share of WAL for `took`:
+        // the figure to watch if deletes start competing with the API.
+        tracing::debug!(
+            step,
+            limit = self.limit,
+            rows,
+            ms = took.as_secs_f64() * 1e3,
+            "retention batch"
+        );
+        self.batches += 1;
+        self.total += rows;
+        self.slowest = self.slowest.max(took);
+        if rows < u64::try_from(self.limit).unwrap_or(0) {
+            tracing::info!(
+                step,
+                rows = self.total,
+                batches = self.batches,
+                slowest_batch_ms = self.slowest.as_secs_f64() * 1e3,
+                "retention step done"
+            );
+            return true;
+        }
+        self.limit = next(self.limit, took);
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::{MAX, MIN, next};
+    use super::{Batches, FIRST, MAX, MIN, next};
 
     #[test]
     fn batch_size_moves_toward_the_target_time_by_at_most_a_factor_of_two() {
@@ -55,5 +120,17 @@ mod tests {
     fn batch_size_stays_within_its_bounds() {
         assert_eq!(next(MIN, Duration::from_secs(1)), MIN);
         assert_eq!(next(MAX, Duration::ZERO), MAX);
+    }
+
+    #[test]
+    fn a_full_batch_asks_for_more_and_a_short_one_ends_the_delete() {
+        let mut b = Batches::new("job_runs");
+        assert_eq!(b.limit(), FIRST);
+        // Full and quick: more to do, and the next batch is twice as big.
+        assert!(!b.record(FIRST as u64, Duration::from_millis(10)));
+        assert_eq!(b.limit(), 2 * FIRST);
+        // Short: done.
+        assert!(b.record(7, Duration::from_millis(10)));
+        assert_eq!(b.total(), FIRST as u64 + 7);
     }
 }

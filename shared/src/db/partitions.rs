@@ -13,7 +13,7 @@
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use sqlx::PgPool;
 
-use super::id_at;
+use super::{batch_size::Batches, id_at};
 
 /// Weeks of partitions kept ready ahead of now. The scheduler tops them up
 /// every repair pass; eight weeks leave room for a scheduler that is down
@@ -244,15 +244,13 @@ pub async fn drop_expired(pool: &PgPool, cutoff: DateTime<Utc>) -> sqlx::Result<
 
 /// Deletes the idempotency keys of jobs in `[lo, hi)` (dropping a partition
 /// fires no delete trigger; a job has one key at most), in batches sized by
-/// [`batch_size`], each going
-/// on from the last job id the one before deleted (so none re-reads the
-/// keys deleted before it, which a long transaction elsewhere keeps in the
-/// index).
+/// [`Batches`], each going on from the last job id the one before deleted:
+/// starting from `lo` each time re-reads every key deleted so far, which a
+/// long transaction elsewhere keeps in the index. The bound is always a
+/// value, never `$n IS NULL OR job_id >= $n`, which a cached plan cannot
+/// bound the index scan with.
 async fn forget_keys(pool: &PgPool, lo: Option<&str>, hi: &str) -> sqlx::Result<()> {
-    let mut limit = super::batch_size::FIRST;
-    // Always a value (the range's start, then the last job id done), never
-    // `$n IS NULL OR job_id >= $n`, which a cached plan cannot bound the
-    // index scan with.
+    let mut batches = Batches::new("job_idempotency");
     let mut after = lo.unwrap_or_default().to_owned();
     loop {
         let started = std::time::Instant::now();
@@ -267,24 +265,15 @@ async fn forget_keys(pool: &PgPool, lo: Option<&str>, hi: &str) -> sqlx::Result<
         )
         .bind(&after)
         .bind(hi)
-        .bind(limit)
+        .bind(batches.limit())
         .fetch_one(pool)
         .await?;
-        let took = started.elapsed();
-        tracing::debug!(
-            step = "job_idempotency",
-            limit,
-            rows = n,
-            ms = took.as_secs_f64() * 1e3,
-            "retention batch"
-        );
-        if n < limit {
+        if batches.record(u64::try_from(n).unwrap_or(0), started.elapsed()) {
             return Ok(());
         }
         if let Some(last) = last {
             after = last;
         }
-        limit = super::batch_size::next(limit, took);
     }
 }
 

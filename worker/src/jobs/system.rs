@@ -193,19 +193,18 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
         .map(|p| (p.lo, p.hi))
         .collect();
     let mut jobs_deleted = 0u64;
+    let cutoff_id = db::id_at(cutoff);
     for (lo, hi) in ranges {
-        let (lo, hi) = (&lo, &hi);
-        // Each batch goes on from the last id the one before deleted, so it
-        // reads only its own rows: starting from the range's beginning each
-        // time walks every row deleted so far, and a long transaction
-        // anywhere (which keeps those index entries alive) made that
-        // quadratic. Ids begin with their creation time and a job finishes
-        // after it is created, so nothing past the cutoff's id can qualify:
-        // the last batch does not read the rest of the range.
-        // The scan's lower bound: the range's start, then the last id
-        // deleted. Always a value, never `$n IS NULL OR id >= $n`: a plan
-        // cached for every execution cannot use that as an index bound, and
-        // scanned from the range's start again.
+        let lo = &lo;
+        // Each batch goes on from the last id the one before deleted (a plain
+        // value, never `$n IS NULL OR id >= $n`, which a cached plan cannot
+        // bound the index scan with): starting from the range's beginning
+        // each time re-read every row deleted so far, quadratic while a long
+        // transaction anywhere keeps those index entries alive. Ids begin
+        // with their creation time and a job finishes after it is created,
+        // so nothing past the cutoff's id qualifies, and the last batch does
+        // not read the rest of the range.
+        let end = hi.as_str().min(cutoff_id.as_str());
         let after = std::sync::Mutex::new(lo.clone().unwrap_or_default());
         let after = &after;
         jobs_deleted += in_batches(job, "job_runs", |limit| async move {
@@ -214,7 +213,7 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
                 r#"WITH deleted AS (
                      DELETE FROM job_runs WHERE id IN (
                        SELECT id FROM job_runs
-                       WHERE id < LEAST($4, hangar_id_at($1)) AND id >= $3
+                       WHERE id >= $3 AND id < $4
                          AND state IN ('succeeded', 'cancelled', 'dead')
                          AND finished_at < $1
                          -- A report's job stays as long as its file is kept.
@@ -226,7 +225,7 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
                 cutoff,
                 limit,
                 from,
-                hi.as_str(),
+                end,
             )
             .fetch_one(pool)
             .await?;
@@ -267,49 +266,34 @@ async fn retention(p: &Retention, job: &JobContext, pool: &sqlx::PgPool) -> Resu
 }
 
 /// Runs `delete(limit)` (one batch of at most `limit` rows, sized by
-/// [`batch_size::next`]) until a batch comes back short; returns the total. A cancel stops it between
+/// [`batch_size::Batches`]) until a batch comes back short; returns the
+/// total. Progress is reported after each batch. A cancel stops it between
 /// batches as an error, so the job is recorded cancelled (with what it
-/// deleted so far in its progress), not succeeded, and the next step
-/// does not start.
-async fn in_batches<F, Fut, E>(job: &JobContext, step: &str, mut delete: F) -> Result<u64, BoxDynError>
+/// deleted so far in its progress), not succeeded, and the next step does
+/// not start.
+async fn in_batches<F, Fut, E>(
+    job: &JobContext,
+    step: &'static str,
+    mut delete: F,
+) -> Result<u64, BoxDynError>
 where
     F: FnMut(i64) -> Fut,
     Fut: std::future::Future<Output = Result<u64, E>>,
     E: Into<BoxDynError>,
 {
-    let mut total = 0u64;
-    let (mut batches, mut slowest) = (0u32, Duration::ZERO);
-    let mut limit = batch_size::FIRST;
+    let mut batches = batch_size::Batches::new(step);
     loop {
         let started = std::time::Instant::now();
-        let n = delete(limit).await.map_err(Into::into)?;
-        let took = started.elapsed();
-        // Each batch holds its row locks and its share of WAL for `took`:
-        // the figure to watch if deletes start competing with the API.
-        tracing::debug!(
-            step,
-            limit,
-            rows = n,
-            ms = took.as_secs_f64() * 1e3,
-            "retention batch"
-        );
-        (batches, slowest) = (batches + 1, slowest.max(took));
-        total += n;
+        let n = delete(batches.limit()).await.map_err(Into::into)?;
+        let done = batches.record(n, started.elapsed());
+        let total = batches.total();
         job.report_progress(json!({"step": step, "deleted": total})).await;
-        if n < u64::try_from(limit).unwrap_or(0) {
-            tracing::info!(
-                step,
-                rows = total,
-                batches,
-                slowest_batch_ms = slowest.as_secs_f64() * 1e3,
-                "retention step done"
-            );
+        if done {
             return Ok(total);
         }
         if job.cancel_requested() {
             return Err(format!("cancelled while deleting from {step} ({total} rows deleted)").into());
         }
-        limit = batch_size::next(limit, took);
     }
 }
 
