@@ -56,7 +56,7 @@ pub struct Services {
     /// Model health, probed in the background.
     pub models: hangar_inference::ModelMonitor,
     /// A shared Redis connection (semaphore counts).
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: hangar_queue::RedisConn,
     /// Token streams: one reader for all, admission per caller.
     pub streams: crate::streams::StreamHub,
     /// Client addresses refused for failed credentials, until when.

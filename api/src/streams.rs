@@ -22,13 +22,18 @@ use std::{
 
 use hangar_inference::tokens::{self, Entry};
 use hangar_queue::RedisSettings;
-use redis::aio::ConnectionManager;
+use hangar_queue::RedisConn;
 use tokio::sync::{Notify, mpsc};
 
 use crate::metrics::Metrics;
 
 /// How long one XREAD waits (a new watcher interrupts it).
 const READ_BLOCK: Duration = Duration::from_secs(5);
+/// How long one XREAD waits on a Redis Cluster. There `CLIENT ID` and
+/// `CLIENT UNBLOCK` would reach whichever node the client picks, not the
+/// one the reader blocks on, so a new watcher cannot interrupt the wait:
+/// short waits bound the delay of its first entries instead.
+const CLUSTER_READ_BLOCK: Duration = Duration::from_millis(250);
 /// Batches of entries a watcher may have waiting; a watcher that falls
 /// further behind is dropped (its client resumes with `Last-Event-ID`).
 const WATCHER_BACKLOG: usize = 64;
@@ -63,7 +68,7 @@ struct Inner {
     /// The reader connection's `CLIENT ID` (0: none yet).
     reader_id: AtomicI64,
     next_id: AtomicU64,
-    control: ConnectionManager,
+    control: RedisConn,
     metrics: Arc<Metrics>,
 }
 
@@ -129,7 +134,7 @@ impl StreamHub {
     /// Starts the reader (its connection opens on first use).
     pub fn start(
         settings: RedisSettings,
-        control: ConnectionManager,
+        control: RedisConn,
         per_caller: usize,
         max: usize,
         metrics: Arc<Metrics>,
@@ -189,7 +194,7 @@ impl StreamHub {
         // The reader may be blocked on the streams it knew: wake it so the
         // new one is read at once, not after the current wait.
         let reader = self.inner.reader_id.load(Ordering::Relaxed);
-        if reader > 0 {
+        if reader > 0 && !self.inner.control.is_cluster() {
             let mut conn = self.inner.control.clone();
             let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
                 .arg("UNBLOCK")
@@ -209,7 +214,7 @@ impl StreamHub {
 /// The one reader: XREAD over every watched stream from the earliest
 /// cursor each, then each watcher gets the entries past its own cursor.
 async fn read_loop(hub: std::sync::Weak<Inner>, settings: RedisSettings) {
-    let mut conn: Option<ConnectionManager> = None;
+    let mut conn: Option<RedisConn> = None;
     loop {
         let Some(inner) = hub.upgrade() else { return };
         let wanted: Vec<(String, (u64, u64))> = {
@@ -245,7 +250,8 @@ async fn read_loop(hub: std::sync::Weak<Inner>, settings: RedisSettings) {
             .map(|(_, (ms, seq))| format!("{ms}-{seq}"))
             .collect();
         drop(inner);
-        match tokens::read_many(c, &keys, &cursors, READ_BLOCK).await {
+        let block = if c.is_cluster() { CLUSTER_READ_BLOCK } else { READ_BLOCK };
+        match tokens::read_many(c, &keys, &cursors, block).await {
             Ok(found) => {
                 let Some(inner) = hub.upgrade() else { return };
                 deliver(&inner, found);
@@ -259,10 +265,13 @@ async fn read_loop(hub: std::sync::Weak<Inner>, settings: RedisSettings) {
     }
 }
 
-async fn open_reader(settings: &RedisSettings) -> Result<(ConnectionManager, i64), hangar_queue::QueueError> {
+async fn open_reader(settings: &RedisSettings) -> Result<(RedisConn, i64), hangar_queue::QueueError> {
     let mut c = settings
         .connect_with_timeout(READ_BLOCK + settings.response_timeout)
         .await?;
+    if c.is_cluster() {
+        return Ok((c, 0));
+    }
     let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut c).await?;
     Ok((c, id))
 }

@@ -15,7 +15,7 @@ use hangar_shared::{
     kinds::Chat,
     models::{ModelConfig, ModelRegistry},
 };
-use redis::aio::ConnectionManager;
+use hangar_queue::RedisConn;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -63,7 +63,7 @@ pub struct ChatRunner {
     registry: ModelRegistry,
     monitor: ModelMonitor,
     pool: PgPool,
-    redis: ConnectionManager,
+    redis: RedisConn,
     prefix: String,
     metrics: Arc<InferenceMetrics>,
     slots: Arc<BTreeMap<String, DistributedSemaphore>>,
@@ -81,7 +81,7 @@ impl std::fmt::Debug for ChatRunner {
 }
 
 /// The semaphore that caps model `name`'s requests in flight.
-pub fn slot_semaphore(conn: ConnectionManager, prefix: &str, model: &ModelConfig) -> DistributedSemaphore {
+pub fn slot_semaphore(conn: RedisConn, prefix: &str, model: &ModelConfig) -> DistributedSemaphore {
     DistributedSemaphore::new(
         conn,
         prefix,
@@ -97,7 +97,7 @@ impl ChatRunner {
         registry: ModelRegistry,
         monitor: ModelMonitor,
         pool: PgPool,
-        redis: ConnectionManager,
+        redis: RedisConn,
         prefix: &str,
         metrics: Arc<InferenceMetrics>,
     ) -> Self {

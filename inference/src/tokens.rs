@@ -10,7 +10,8 @@
 
 use std::time::Duration;
 
-use redis::{Value as RedisValue, aio::ConnectionManager};
+use hangar_queue::RedisConn;
+use redis::Value as RedisValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -19,9 +20,11 @@ pub const STREAM_TTL: Duration = Duration::from_secs(3600);
 /// Entries kept per stream, at most (a generation is capped well below).
 const MAX_ENTRIES: u32 = 100_000;
 
-/// The stream key of job `id`.
+/// The stream key of job `id`. Every stream shares the hash tag `{tokens}`
+/// so that one XREAD can follow many of them on a Redis Cluster (a command
+/// may not span hash slots).
 pub fn stream_key(prefix: &str, job_id: &str) -> String {
-    format!("{prefix}:tokens:{job_id}")
+    format!("{prefix}:{{tokens}}:{job_id}")
 }
 
 /// One entry, as read back.
@@ -36,7 +39,7 @@ pub struct Entry {
 }
 
 /// Appends one entry.
-pub async fn append(conn: &ConnectionManager, key: &str, kind: &str, data: &Value) -> redis::RedisResult<()> {
+pub async fn append(conn: &RedisConn, key: &str, kind: &str, data: &Value) -> redis::RedisResult<()> {
     let mut conn = conn.clone();
     redis::pipe()
         .cmd("XADD")
@@ -63,7 +66,7 @@ pub async fn append(conn: &ConnectionManager, key: &str, kind: &str, data: &Valu
 /// A Redis failure loses stream entries only (the job's result is recorded
 /// regardless), so it is logged, not fatal.
 pub fn publisher(
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
 ) -> (mpsc::UnboundedSender<String>, tokio::task::JoinHandle<u64>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
@@ -129,7 +132,7 @@ fn entries(v: &RedisValue) -> Vec<Entry> {
 /// up to `block` for the first: `(key, entries)` for the streams that had
 /// any. One connection follows any number of streams this way.
 pub async fn read_many(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &[&str],
     after: &[String],
     block: Duration,
@@ -158,7 +161,7 @@ pub async fn read_many(
 }
 
 /// The entry with exactly `id`, if it is still there.
-pub async fn entry(conn: &mut ConnectionManager, key: &str, id: &str) -> redis::RedisResult<Option<Entry>> {
+pub async fn entry(conn: &mut RedisConn, key: &str, id: &str) -> redis::RedisResult<Option<Entry>> {
     let reply: RedisValue = redis::cmd("XRANGE")
         .arg(key)
         .arg(id)
@@ -169,6 +172,6 @@ pub async fn entry(conn: &mut ConnectionManager, key: &str, id: &str) -> redis::
 }
 
 /// Whether the stream exists (it expires an hour after its last entry).
-pub async fn exists(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<bool> {
+pub async fn exists(conn: &mut RedisConn, key: &str) -> redis::RedisResult<bool> {
     redis::cmd("EXISTS").arg(key).query_async(conn).await
 }

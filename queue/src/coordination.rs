@@ -9,7 +9,9 @@
 
 use std::{sync::LazyLock, time::Duration};
 
-use redis::{Script, aio::ConnectionManager};
+use redis::Script;
+
+use crate::connection::RedisConn;
 
 use crate::error::{QueueError, Result};
 
@@ -53,7 +55,7 @@ pub struct RateDecision {
 /// A rate limiter whose state lives in Redis under `{prefix}:rate:{key}`.
 #[derive(Clone)]
 pub struct RateLimiter {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
 }
 
@@ -67,7 +69,7 @@ impl std::fmt::Debug for RateLimiter {
 
 impl RateLimiter {
     /// A limiter over `conn` with keys under `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: RedisConn, prefix: &str) -> Self {
         Self {
             conn,
             prefix: format!("{prefix}:rate:"),
@@ -130,7 +132,7 @@ pub enum LockOutcome {
 /// loses the lock at its next renewal.
 #[derive(Clone)]
 pub struct LeaseLock {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
     owner: String,
     generation: u32,
@@ -150,7 +152,7 @@ impl std::fmt::Debug for LeaseLock {
 impl LeaseLock {
     /// The lock `{prefix}:lock:{name}` for `owner` at `generation`.
     pub fn new(
-        conn: ConnectionManager,
+        conn: RedisConn,
         prefix: &str,
         name: &str,
         owner: &str,
@@ -220,7 +222,7 @@ static SEMAPHORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("
 /// lapses, so a crash never leaks capacity for longer than one lease.
 #[derive(Clone)]
 pub struct DistributedSemaphore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
     capacity: u32,
     lease: Duration,
@@ -237,7 +239,7 @@ impl std::fmt::Debug for DistributedSemaphore {
 
 impl DistributedSemaphore {
     /// The semaphore `{prefix}:sem:{name}` with `capacity` slots.
-    pub fn new(conn: ConnectionManager, prefix: &str, name: &str, capacity: u32, lease: Duration) -> Self {
+    pub fn new(conn: RedisConn, prefix: &str, name: &str, capacity: u32, lease: Duration) -> Self {
         Self {
             conn,
             key: format!("{prefix}:sem:{name}"),

@@ -14,7 +14,7 @@ mod scripts;
 mod sql;
 mod worker;
 
-pub use connection::RedisSettings;
+pub use connection::{RedisConn, RedisSettings};
 pub use coordination::{DistributedSemaphore, LeaseLock, LockOutcome, Rate, RateDecision, RateLimiter};
 pub use error::{QueueError, Result};
 pub use identity::WorkerId;

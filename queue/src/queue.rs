@@ -7,11 +7,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use redis::{Value, aio::ConnectionManager};
+use redis::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    connection::RedisSettings,
+    connection::{RedisConn, RedisSettings},
     error::{QueueError, Result},
     job::{CancelOutcome, Enqueued, JobState, JobStatus, NewJob, QueueCounts, epoch_ms},
     keys::{QueueKeys, QueueName},
@@ -32,7 +32,7 @@ pub const DEFAULT_MAX_CRASHES: u32 = 3;
 /// Client for one queue.
 #[derive(Clone)]
 pub struct Queue {
-    conn: ConnectionManager,
+    conn: RedisConn,
     name: QueueName,
     keys: QueueKeys,
     prefix: Arc<str>,
@@ -94,7 +94,7 @@ pub(crate) enum Outcome {
     },
 }
 
-async fn conn_zcount(conn: &mut ConnectionManager, key: &str, since: u64) -> redis::RedisResult<u64> {
+async fn conn_zcount(conn: &mut RedisConn, key: &str, since: u64) -> redis::RedisResult<u64> {
     redis::cmd("ZCOUNT")
         .arg(key)
         .arg(since)
@@ -136,6 +136,18 @@ pub struct DeadCursor {
     pub id: String,
 }
 
+/// Tries of a pipeline refused because its slot was moving (see
+/// [`Queue::eval_pipeline`]): 100, 200, 300 ms apart, 0.6 s in all. Enough
+/// for a stale slot map (MOVED) to be refreshed; while no master serves the
+/// slot at all (the seconds of a failover) the caller still sees the error.
+const SLOT_MOVE_ATTEMPTS: u32 = 4;
+
+/// Whether a cluster refused `e`'s command because its slot is moving or has
+/// no master right now: nothing was executed, so sending it again is safe.
+fn slot_moving(e: &redis::RedisError) -> bool {
+    e.is_cluster_error() || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
+}
+
 /// Whether `e` means the connection was dead (dropped, reset, refused), as
 /// opposed to Redis answering with an error. A timeout is not: Redis may be
 /// slow or unreachable, and trying again would only double the caller's wait.
@@ -152,7 +164,7 @@ impl Queue {
 
     /// Opens queue `name` over an existing connection (shared by several queues).
     pub fn with_connection(
-        conn: ConnectionManager,
+        conn: RedisConn,
         settings: RedisSettings,
         prefix: &str,
         name: &str,
@@ -280,6 +292,10 @@ impl Queue {
 
     /// Runs `script` once per argument list, all in one pipeline (one round
     /// trip). If Redis lost its script cache (restart), loads it and retries.
+    /// On a cluster, a pipeline sent while the queue's slot moves (a failover,
+    /// a reshard) is refused whole with MOVED, CLUSTERDOWN or TRYAGAIN, and
+    /// redis-rs does not resend pipelines: it is resent here after a short
+    /// wait, a few times, before the caller sees the error.
     async fn eval_pipeline(&self, script: &redis::Script, calls: &[Vec<String>]) -> Result<Vec<Value>> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
@@ -290,12 +306,19 @@ impl Queue {
                 .arg(self.keys.base())
                 .arg(args);
         }
-        match pipe.query_async::<Vec<Value>>(&mut conn).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                script.prepare_invoke().load_async(&mut conn).await?;
-                Ok(pipe.query_async(&mut conn).await?)
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match pipe.query_async::<Vec<Value>>(&mut conn).await {
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    script.prepare_invoke().load_async(&mut conn).await?;
+                }
+                Err(e) if slot_moving(&e) && attempt < SLOT_MOVE_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, queue = %self.name, "queue slot moving; resending");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                other => return Ok(other?),
             }
-            other => Ok(other?),
         }
     }
 
@@ -793,7 +816,7 @@ impl Queue {
     /// blocking. True if one came.
     pub(crate) async fn wait_for_wake(
         &self,
-        blocking: &mut ConnectionManager,
+        blocking: &mut RedisConn,
         timeout: Duration,
     ) -> Result<bool> {
         let got: Option<(String, String)> = redis::cmd("BLPOP")

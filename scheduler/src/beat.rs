@@ -27,7 +27,7 @@ use hangar_shared::{
     db::{self, Inserted, NewJobRun},
     schedule::{self, Fire, Schedule},
 };
-use redis::aio::ConnectionManager;
+use hangar_queue::RedisConn;
 
 use crate::metrics::SchedulerMetrics;
 use sqlx::PgPool;
@@ -121,7 +121,7 @@ impl Beat {
     pub fn new(
         pool: PgPool,
         queues: Arc<BTreeMap<String, Queue>>,
-        redis: ConnectionManager,
+        redis: RedisConn,
         prefix: &str,
         replica: &str,
         schedules: Vec<Schedule>,

@@ -29,7 +29,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use backon::{ExponentialBuilder, Retryable};
 use hangar_queue::{LeaseLock, LockOutcome, RateLimiter};
 use hangar_shared::config::{AwsAccount, AwsConfig};
-use redis::aio::ConnectionManager;
+use hangar_queue::RedisConn;
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -107,7 +107,7 @@ pub struct Syncer {
     /// PostgreSQL.
     pub pool: PgPool,
     /// Redis (rate limiter and locks).
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     /// Redis key prefix.
     pub prefix: String,
     /// Accounts and tuning.
@@ -160,7 +160,7 @@ impl Syncer {
     /// A syncer for `config`'s accounts.
     pub fn new(
         pool: PgPool,
-        redis: ConnectionManager,
+        redis: RedisConn,
         prefix: &str,
         config: AwsConfig,
         metrics: Arc<SyncMetrics>,

@@ -488,11 +488,10 @@ impl TestApp {
     }
 }
 
-/// Deletes every key under `prefix`.
+/// Deletes every key under `prefix` (on a cluster, KEYS asks every master
+/// and DEL is split by slot).
 pub async fn redis_cleanup(url: &str, prefix: &str) -> anyhow::Result<()> {
-    let mut conn = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut conn = hangar_queue::RedisSettings::new(url).connect().await?;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))
         .query_async(&mut conn)

@@ -22,7 +22,7 @@ use std::{
 
 use backon::{ConstantBuilder, Retryable};
 use chrono::Utc;
-use redis::aio::ConnectionManager;
+use hangar_queue::RedisConn;
 use sqlx::PgPool;
 
 use super::{
@@ -59,7 +59,7 @@ impl std::fmt::Debug for KeyCache {
 }
 
 struct Inner {
-    redis: ConnectionManager,
+    redis: RedisConn,
     counter_key: String,
     metrics: Arc<Metrics>,
     state: Mutex<State>,
@@ -88,7 +88,7 @@ impl State {
 impl KeyCache {
     /// A cache fed by the revocation counter under `prefix` in Redis; starts
     /// the task that reads it (it ends when the last clone is dropped).
-    pub fn start(redis: ConnectionManager, prefix: &str, metrics: Arc<Metrics>) -> Self {
+    pub fn start(redis: RedisConn, prefix: &str, metrics: Arc<Metrics>) -> Self {
         let inner = Arc::new(Inner {
             redis,
             counter_key: format!("{prefix}:auth:key-revocations"),

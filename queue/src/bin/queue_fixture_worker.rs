@@ -17,9 +17,7 @@ fn env(name: &str) -> String {
 }
 
 async fn handle(args: serde_json::Value, job: JobContext) -> Result<serde_json::Value, BoxDynError> {
-    let url = env("FIXTURE_REDIS_URL");
-    let client = redis::Client::open(url)?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut conn = RedisSettings::new(env("FIXTURE_REDIS_URL")).connect().await?;
     let key = format!("{}:fixture:runs:{}", env("FIXTURE_PREFIX"), job.id());
     redis::cmd("RPUSH")
         .arg(&key)

@@ -177,7 +177,7 @@ impl Fetcher {
     /// Blocks on the wake list. Returns true if the worker is stopping.
     async fn wait_for_work(
         &self,
-        blocking: &mut Option<redis::aio::ConnectionManager>,
+        blocking: &mut Option<crate::connection::RedisConn>,
         outage: &mut Outage,
     ) -> bool {
         if blocking.is_none() {

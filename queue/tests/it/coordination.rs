@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::common::{TestQueue, redis_url};
 use hangar_queue::{DistributedSemaphore, LeaseLock, LockOutcome, Rate, RateLimiter, RedisSettings};
 
-async fn connection() -> redis::aio::ConnectionManager {
+async fn connection() -> hangar_queue::RedisConn {
     RedisSettings::new(redis_url()).connect().await.unwrap()
 }
 

@@ -4,7 +4,9 @@
 #[macro_use]
 mod common;
 mod client;
+mod cluster;
 mod coordination;
 mod faults;
 mod lifecycle;
+mod tls;
 mod worker;

@@ -20,8 +20,10 @@ fn scheduler(app: &TestApp) -> Child {
 }
 
 async fn leader_pid(app: &TestApp) -> Option<u32> {
-    let client = redis::Client::open(app.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = hangar_queue::RedisSettings::new(app.redis_url.as_str())
+        .connect()
+        .await
+        .unwrap();
     let holder: Option<String> = redis::cmd("GET")
         .arg(format!("{}:lock:scheduler-leader", app.prefix))
         .query_async(&mut conn)

@@ -144,6 +144,8 @@ impl Config {
     pub fn redis_settings(&self) -> hangar_queue::RedisSettings {
         let mut s = hangar_queue::RedisSettings::new(self.redis.url.expose());
         s.response_timeout = self.redis.response_timeout;
+        s.cluster = self.redis.cluster;
+        s.tls_ca_pem = self.redis.tls_ca_pem.clone();
         s
     }
 
@@ -156,10 +158,11 @@ impl Config {
             .map(|(q, n)| format!("{q}={n}"))
             .collect();
         format!(
-            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url>, prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  models: {}\n  log: {:?} {}",
+            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url> ({}), prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  models: {}\n  log: {:?} {}",
             self.database.min_connections,
             self.database.max_connections,
             self.database.acquire_timeout,
+            self.redis.mode(),
             self.redis.prefix,
             self.redis.response_timeout,
             self.api.bind,
@@ -272,7 +275,7 @@ mod tests {
     fn a_redis_url_that_cannot_be_opened_is_refused_by_the_same_parser_that_connects() {
         let env: std::collections::HashMap<&str, &str> = [
             ("HANGAR_DATABASE_URL", "postgres://localhost/hangar"),
-            ("HANGAR_REDIS_URL", "redis://a,redis://b"),
+            ("HANGAR_REDIS_URL", "redis://a:7000,http://b:7001"),
         ]
         .into_iter()
         .collect();
@@ -287,12 +290,24 @@ mod tests {
             }
         };
         assert!(Config::from_lookup(&lookup("redis://user:secret@127.0.0.1:6379/2")).is_ok());
-        // This build has no TLS for Redis: check-config says so, as
-        // connecting would, instead of "configuration OK".
-        let err = Config::from_lookup(&lookup("rediss://cache.example:6380"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("HANGAR_REDIS_URL: Redis cannot open it"), "{err}");
+        // TLS, ACL users and clusters are all things connecting can open.
+        assert!(Config::from_lookup(&lookup("rediss://hangar:secret@cache.example:6380")).is_ok());
+        let c = Config::from_lookup(&lookup("redis://127.0.0.1:7000,redis://127.0.0.1:7001")).unwrap();
+        assert!(c.redis_settings().is_cluster());
+    }
+
+    #[test]
+    fn an_unreadable_redis_ca_file_is_refused_naming_the_variable() {
+        let lookup = |k: &str| match k {
+            "HANGAR_DATABASE_URL" => Some("postgres://localhost/hangar".to_owned()),
+            "HANGAR_REDIS_URL" => Some("rediss://cache.example:6380".to_owned()),
+            "HANGAR_REDIS_TLS_CA_FILE" => Some("/nonexistent/ca.pem".to_owned()),
+            "HANGAR_REDIS_CLUSTER" => Some("yes".to_owned()),
+            _ => None,
+        };
+        let err = Config::from_lookup(&lookup).unwrap_err().to_string();
+        assert!(err.contains("HANGAR_REDIS_TLS_CA_FILE: cannot read /nonexistent/ca.pem"), "{err}");
+        assert!(!err.contains("HANGAR_REDIS_URL"), "{err}");
     }
 
     #[test]

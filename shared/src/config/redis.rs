@@ -9,8 +9,14 @@ use crate::secret::Secret;
 /// Redis settings.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://…`
+    /// `redis://…`, `rediss://…` (TLS), or several comma-separated (a cluster's nodes).
     pub url: Secret,
+    /// Talk the cluster protocol even with one URL (a configuration endpoint).
+    pub cluster: bool,
+    /// PEM file of the CA certificates to trust for `rediss://` (else the system's).
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// That file's contents, read once here so a bad path fails `check-config`.
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// Key prefix for every queue.
     pub prefix: String,
     /// How long a command waits for its reply.
@@ -24,7 +30,17 @@ pub(super) const VARS: &[Var] = &[
     Var {
         name: "HANGAR_REDIS_URL",
         default: Some("redis://127.0.0.1:6379"),
-        doc: "Redis URL, redis://[user:password@]host:port[/db] (no TLS in this build)",
+        doc: "Redis URL, redis://[user:password@]host:port[/db]; rediss:// for TLS; several, comma-separated, name the seed nodes of a Redis Cluster",
+    },
+    Var {
+        name: "HANGAR_REDIS_CLUSTER",
+        default: Some("false"),
+        doc: "speak the Redis Cluster protocol even when HANGAR_REDIS_URL names one node (a configuration endpoint)",
+    },
+    Var {
+        name: "HANGAR_REDIS_TLS_CA_FILE",
+        default: Some(""),
+        doc: "PEM file of the CA certificates trusted for rediss:// (empty: the system's trust store)",
     },
     Var {
         name: "HANGAR_REDIS_PREFIX",
@@ -43,6 +59,29 @@ pub(super) const VARS: &[Var] = &[
     },
 ];
 
+impl RedisConfig {
+    /// How the processes will talk to Redis, for `check-config`'s summary:
+    /// one server or a cluster (and its seed nodes), plain or TLS, which CA.
+    pub fn mode(&self) -> String {
+        let url = self.url.expose();
+        let nodes = url.split(',').filter(|u| !u.trim().is_empty()).count();
+        let mut parts = vec![if nodes > 1 {
+            format!("cluster, {nodes} seed nodes")
+        } else if self.cluster {
+            "cluster, 1 seed node".to_owned()
+        } else {
+            "one server".to_owned()
+        }];
+        if url.trim_start().starts_with("rediss://") {
+            parts.push(match &self.tls_ca_file {
+                Some(path) => format!("TLS trusting {}", path.display()),
+                None => "TLS trusting the system's roots".to_owned(),
+            });
+        }
+        parts.join(", ")
+    }
+}
+
 impl Reader<'_> {
     /// Reads the Redis section.
     pub(super) fn redis(&mut self) -> RedisConfig {
@@ -56,19 +95,41 @@ impl Reader<'_> {
             );
         }
         let url = self.url("HANGAR_REDIS_URL", &["redis", "rediss"]);
-        // The scheme alone is not enough: "redis://a,redis://b" has one and
-        // yet no process can open it. Judge it as connecting will.
-        let refused = self.problems.iter().any(|(v, _)| v == "HANGAR_REDIS_URL");
-        if !refused && let Some(why) = hangar_queue::RedisSettings::url_problem(url.expose()) {
+        let cluster = self.boolean("HANGAR_REDIS_CLUSTER");
+        let tls_ca_file = self.optional("HANGAR_REDIS_TLS_CA_FILE").map(std::path::PathBuf::from);
+        let tls_ca_pem = tls_ca_file.as_ref().and_then(|path| match std::fs::read(path) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                self.problem(
+                    "HANGAR_REDIS_TLS_CA_FILE",
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                None
+            }
+        });
+        // The scheme alone is not enough: "redis://a,http://b" has one and
+        // yet no process can open it. Judge it as connecting will, with the
+        // same settings.
+        let refused = self
+            .problems
+            .iter()
+            .any(|(v, _)| v == "HANGAR_REDIS_URL" || v == "HANGAR_REDIS_TLS_CA_FILE");
+        let mut settings = hangar_queue::RedisSettings::new(url.expose());
+        settings.cluster = cluster;
+        settings.tls_ca_pem = tls_ca_pem.clone();
+        if !refused && let Some(why) = settings.problem() {
             self.problem(
                 "HANGAR_REDIS_URL",
                 format!(
-                    "Redis cannot open it ({why}); give one server, redis://[user:password@]host:port[/db]"
+                    "Redis cannot open it ({why}); give redis://[user:password@]host:port[/db], rediss:// for TLS, or the comma-separated nodes of a cluster"
                 ),
             );
         }
         RedisConfig {
             url,
+            cluster,
+            tls_ca_file,
+            tls_ca_pem,
             prefix,
             response_timeout: self.millis("HANGAR_REDIS_RESPONSE_TIMEOUT_MS", 50, 120_000),
             outage_limit: self.secs("HANGAR_REDIS_OUTAGE_LIMIT_SECS", 1, 86_400),

@@ -13,7 +13,9 @@ use std::{
 use apalis_core::error::WorkerError;
 use hangar_queue::{BackendHandle, Queue, RedisSettings, WorkerOptions};
 
-/// The shared Redis the suite talks to (never flushed, never stopped).
+/// The shared Redis the suite talks to (never flushed, never stopped): one
+/// server, or a Redis Cluster when it names several comma-separated nodes
+/// (`scripts/redis-cluster` runs the whole suite that way).
 pub fn redis_url() -> String {
     std::env::var("HANGAR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
@@ -50,30 +52,39 @@ impl TestQueue {
             .unwrap()
     }
 
-    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+    /// A connection of its own, routed by slot when the suite runs on a cluster.
+    pub async fn conn(&self) -> hangar_queue::RedisConn {
+        RedisSettings::new(&self.url).connect().await.unwrap()
     }
+}
+
+/// Deletes every key under `prefix` (on a cluster, KEYS asks every master
+/// and DEL is split by slot).
+pub async fn delete_prefix(url: &str, prefix: &str) -> redis::RedisResult<()> {
+    let mut settings = RedisSettings::new(url);
+    settings.connect_retry_for = Duration::ZERO;
+    let Ok(mut conn) = settings.connect().await else {
+        return Ok(());
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await?;
+    for chunk in keys.chunks(1000) {
+        let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await?;
+    }
+    Ok(())
 }
 
 impl Drop for TestQueue {
     fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(self.url.as_str()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection() else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query(&mut conn)
-            .unwrap_or_default();
-        for chunk in keys.chunks(1000) {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
-        }
+        // Drop cannot await: clean up on a runtime of its own.
+        let (url, prefix) = (self.url.clone(), self.prefix.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(delete_prefix(&url, &prefix)).map_err(std::io::Error::other)
+        })
+        .join();
     }
 }
 
@@ -230,6 +241,100 @@ impl OwnRedis {
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private Redis Cluster (3 masters, 1 replica each) started by
+/// `scripts/redis-cluster` on free ports, for tests that kill its nodes.
+/// Stopped (by the PIDs the script recorded) on drop.
+pub struct OwnCluster {
+    pub url: String,
+    pub dir: PathBuf,
+}
+
+impl OwnCluster {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("hangar-cluster-{}", ulid::Ulid::new()));
+        let out = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-cluster"))
+            .arg("start")
+            .arg(&dir)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("bash runs scripts/redis-cluster");
+        assert!(out.status.success(), "scripts/redis-cluster start failed");
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Self { url, dir }
+    }
+
+    /// The ports of the nodes, as the script recorded them.
+    pub fn ports(&self) -> Vec<u16> {
+        std::fs::read_to_string(self.dir.join("ports"))
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    }
+
+    /// `redis-cli -p PORT ARGS...`, its output.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(port.to_string())
+            .args(args)
+            .output()
+            .expect("redis-cli is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The port of the master serving `key`'s slot, and of its replica.
+    pub fn master_and_replica_of(&self, key: &str) -> (u16, u16) {
+        let any = self.ports()[0];
+        let slot: u16 = self.cli(any, &["cluster", "keyslot", key]).trim().parse().unwrap();
+        let nodes = self.cli(any, &["cluster", "nodes"]);
+        let port_of = |addr: &str| -> u16 { addr.split(['@', ':']).nth(1).unwrap().parse().unwrap() };
+        let master = nodes
+            .lines()
+            .find(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f[2].contains("master")
+                    && f[8..].iter().any(|r| match r.split_once('-') {
+                        Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).contains(&slot),
+                        None => r.parse::<u16>().ok() == Some(slot),
+                    })
+            })
+            .expect("a master serves every slot");
+        let id = master.split_whitespace().next().unwrap();
+        let replica = nodes
+            .lines()
+            .find(|l| l.split_whitespace().nth(3) == Some(id))
+            .expect("every master has a replica");
+        (
+            port_of(master.split_whitespace().nth(1).unwrap()),
+            port_of(replica.split_whitespace().nth(1).unwrap()),
+        )
+    }
+
+    /// SIGKILLs the node on `port` (by the PID the script recorded).
+    pub fn kill_9(&self, port: u16) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("{port}.pid"))).unwrap();
+        let ok = Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -9 {pid}");
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-cluster"))
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
