@@ -21,8 +21,8 @@ use std::{
 };
 
 use hangar_inference::tokens::{self, Entry};
-use hangar_queue::RedisSettings;
 use hangar_queue::RedisConn;
+use hangar_queue::RedisSettings;
 use tokio::sync::{Notify, mpsc};
 
 use crate::metrics::Metrics;
@@ -250,7 +250,11 @@ async fn read_loop(hub: std::sync::Weak<Inner>, settings: RedisSettings) {
             .map(|(_, (ms, seq))| format!("{ms}-{seq}"))
             .collect();
         drop(inner);
-        let block = if c.is_cluster() { CLUSTER_READ_BLOCK } else { READ_BLOCK };
+        let block = if c.is_cluster() {
+            CLUSTER_READ_BLOCK
+        } else {
+            READ_BLOCK
+        };
         match tokens::read_many(c, &keys, &cursors, block).await {
             Ok(found) => {
                 let Some(inner) = hub.upgrade() else { return };

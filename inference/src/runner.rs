@@ -9,13 +9,13 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
+use hangar_queue::RedisConn;
 use hangar_queue::{DistributedSemaphore, JobContext};
 use hangar_shared::{
     chat::{ChatMessage, Role},
     kinds::Chat,
     models::{ModelConfig, ModelRegistry},
 };
-use hangar_queue::RedisConn;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 

@@ -161,6 +161,10 @@ impl RedisSettings {
 
     /// The redis-rs client for these settings; the one place URLs are parsed.
     fn client(&self) -> redis::RedisResult<Client> {
+        // rustls needs a process-wide crypto provider and cannot pick one
+        // when a build enables two; name ring (an error only means one is
+        // installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let nodes = self.nodes();
         if nodes.is_empty() {
             return Err((redis::ErrorKind::InvalidClientConfig, "no Redis URL given").into());
@@ -175,13 +179,13 @@ impl RedisSettings {
             if let Some(certs) = self.certificates() {
                 b = b.certs(certs);
             }
-            return Ok(Client::Cluster(b.build()?));
+            return Ok(Client::Cluster(Box::new(b.build()?)));
         }
         let client = match self.certificates() {
             Some(certs) => redis::Client::build_with_tls(nodes[0], certs)?,
             None => redis::Client::open(nodes[0])?,
         };
-        Ok(Client::Single(client))
+        Ok(Client::Single(Box::new(client)))
     }
 
     /// Opens a multiplexed connection that reconnects on its own, retrying the
@@ -209,7 +213,7 @@ impl RedisSettings {
             let config = config.clone();
             async move {
                 match client {
-                    Client::Single(c) => ConnectionManager::new_with_config(c, config)
+                    Client::Single(c) => ConnectionManager::new_with_config(*c, config)
                         .await
                         .map(RedisConn::Single),
                     Client::Cluster(c) => c.get_async_connection().await.map(RedisConn::Cluster),
@@ -236,8 +240,8 @@ impl RedisSettings {
 /// A parsed client, before any connection.
 #[derive(Clone)]
 enum Client {
-    Single(redis::Client),
-    Cluster(redis::cluster::ClusterClient),
+    Single(Box<redis::Client>),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 /// The comma-separated URLs of `url`, blanks dropped.
@@ -276,12 +280,18 @@ mod tests {
         assert!(!RedisSettings::new("redis://127.0.0.1:6379").is_cluster());
         let s = RedisSettings::new("redis://127.0.0.1:7000, redis://127.0.0.1:7001");
         assert!(s.is_cluster());
-        assert_eq!(s.nodes(), vec!["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]);
+        assert_eq!(
+            s.nodes(),
+            vec!["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
+        );
         let mut one = RedisSettings::new("rediss://cfg.cache.example:6379");
         one.cluster = true;
         assert!(one.is_cluster());
         assert_eq!(RedisSettings::url_problem("redis://a:1,redis://b:2"), None);
-        assert_eq!(RedisSettings::url_problem("rediss://user:pw@cache.example:6380"), None);
+        assert_eq!(
+            RedisSettings::url_problem("rediss://user:pw@cache.example:6380"),
+            None
+        );
         assert!(RedisSettings::url_problem("redis://a:1,http://b:2").is_some());
         assert!(RedisSettings::url_problem(" , ").is_some());
     }

@@ -814,11 +814,7 @@ impl Queue {
 
     /// Blocks up to `timeout` for a wake-up signal on a connection opened for
     /// blocking. True if one came.
-    pub(crate) async fn wait_for_wake(
-        &self,
-        blocking: &mut RedisConn,
-        timeout: Duration,
-    ) -> Result<bool> {
+    pub(crate) async fn wait_for_wake(&self, blocking: &mut RedisConn, timeout: Duration) -> Result<bool> {
         let got: Option<(String, String)> = redis::cmd("BLPOP")
             .arg(self.keys.part("wake"))
             .arg(timeout.as_secs_f64())

@@ -21,13 +21,13 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use hangar_queue::RedisConn;
 use hangar_queue::{LeaseLock, LockOutcome, Queue};
 use hangar_shared::{
     config::AwsConfig,
     db::{self, Inserted, NewJobRun},
     schedule::{self, Fire, Schedule},
 };
-use hangar_queue::RedisConn;
 
 use crate::metrics::SchedulerMetrics;
 use sqlx::PgPool;

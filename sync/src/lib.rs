@@ -27,9 +27,9 @@ use std::{
 use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use backon::{ExponentialBuilder, Retryable};
+use hangar_queue::RedisConn;
 use hangar_queue::{LeaseLock, LockOutcome, RateLimiter};
 use hangar_shared::config::{AwsAccount, AwsConfig};
-use hangar_queue::RedisConn;
 use serde_json::Value;
 use sqlx::PgPool;
 

@@ -120,21 +120,33 @@ async fn a_master_killed_with_sigkill_fails_over_and_the_queue_loses_only_unrepl
     }
     let expected: Vec<&String> = replicated
         .iter()
-        .chain(acked.iter().map(|(id, _)| id).filter(|id| !lost.iter().any(|(l, _)| l == *id)))
+        .chain(
+            acked
+                .iter()
+                .map(|(id, _)| id)
+                .filter(|id| !lost.iter().any(|(l, _)| l == *id)),
+        )
         .collect();
-    eventually(Duration::from_secs(60), "every surviving job succeeded", || async {
-        for id in &expected {
-            let s = t.queue.state(id).await.ok()??;
-            if s.status != JobStatus::Succeeded {
-                return None;
+    eventually(
+        Duration::from_secs(60),
+        "every surviving job succeeded",
+        || async {
+            for id in &expected {
+                let s = t.queue.state(id).await.ok()??;
+                if s.status != JobStatus::Succeeded {
+                    return None;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
     .await;
     {
         let seen = seen.0.lock().unwrap();
-        assert!(expected.iter().all(|id| seen.contains(*id)), "the handler ran every job");
+        assert!(
+            expected.iter().all(|id| seen.contains(*id)),
+            "the handler ran every job"
+        );
     }
     // A lost job can only be one the dead master acknowledged just before
     // it died, in its replication lag.
@@ -145,7 +157,7 @@ async fn a_master_killed_with_sigkill_fails_over_and_the_queue_loses_only_unrepl
             killed_at.saturating_duration_since(*at)
         );
     }
-    println!(
+    eprintln!(
         "failover in {failover:?}; {} enqueues acknowledged ({acked_after_failover} after the failover), {refused} refused while no master served the slot, {} lost (acknowledged in the replication lag)",
         acked.len(),
         lost.len()

@@ -27,7 +27,11 @@ fn openssl(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .expect("openssl is installed");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl TlsRedis {
@@ -36,26 +40,78 @@ impl TlsRedis {
     fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("hangar-tls-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).unwrap();
-        openssl(&dir, &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=hangar-test-ca", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        openssl(&dir, &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
-        ]);
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=hangar-test-ca",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
         std::fs::write(
             dir.join("ext.cnf"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
-        openssl(&dir, &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf",
-        ]);
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        );
         let port = free_port();
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", "0", "--tls-port", &port.to_string()])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+            ])
             .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key"])
             .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"])
             .args(["--save", "", "--dir", "."])
@@ -68,7 +124,10 @@ impl TlsRedis {
             .expect("redis-server is installed");
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "TLS redis-server did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "TLS redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Self { port, dir, child }
@@ -101,13 +160,22 @@ async fn over_tls_as_an_acl_user_jobs_are_enqueued_and_run() {
     let redis = TlsRedis::start();
     let settings = redis.settings("hangar:s3cret@", true);
     let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let queue = Queue::connect(&settings, &prefix, "sync").await.expect("TLS + ACL connect");
+    let queue = Queue::connect(&settings, &prefix, "sync")
+        .await
+        .expect("TLS + ACL connect");
     let job = NewJob::new("k", json!({"n": 7}));
     let id = job.id.to_string();
     queue.enqueue(job).await.unwrap();
-    let w = spawn_worker!(HangarBackend::<Value>::new(queue.clone(), fast_options()).unwrap(), echo);
+    let w = spawn_worker!(
+        HangarBackend::<Value>::new(queue.clone(), fast_options()).unwrap(),
+        echo
+    );
     let state = eventually(Duration::from_secs(20), "the job succeeds over TLS", || async {
-        queue.state(&id).await.unwrap().filter(|s| s.status == JobStatus::Succeeded)
+        queue
+            .state(&id)
+            .await
+            .unwrap()
+            .filter(|s| s.status == JobStatus::Succeeded)
     })
     .await;
     assert_eq!(state.result, Some(json!({"n": 7})));
@@ -115,7 +183,11 @@ async fn over_tls_as_an_acl_user_jobs_are_enqueued_and_run() {
 
     // The ACL is enforced: this user may not touch keys outside t-*.
     let elsewhere = Queue::connect(&settings, "other", "sync").await.unwrap();
-    let err = elsewhere.enqueue(NewJob::new("k", json!({}))).await.unwrap_err().to_string();
+    let err = elsewhere
+        .enqueue(NewJob::new("k", json!({})))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("NOPERM") || err.contains("no permissions"), "{err}");
 }
 
@@ -135,7 +207,7 @@ async fn failure(settings: RedisSettings) -> String {
 async fn a_wrong_password_or_an_untrusted_certificate_fails_naming_the_cause() {
     let redis = TlsRedis::start();
     let err = failure(redis.settings("hangar:wrong@", true)).await;
-    assert!(err.contains("WRONGPASS") || err.contains("invalid username-password"), "{err}");
+    assert!(err.to_lowercase().contains("authentication failed"), "{err}");
 
     // Without the CA, the system's roots do not trust the test CA.
     let err = failure(redis.settings("hangar:s3cret@", false)).await;
@@ -143,5 +215,8 @@ async fn a_wrong_password_or_an_untrusted_certificate_fails_naming_the_cause() {
 
     // No user: the default user is disabled on this server.
     let err = failure(redis.settings("", true)).await;
-    assert!(err.contains("NOAUTH") || err.contains("Authentication"), "{err}");
+    assert!(
+        err.contains("NOAUTH") || err.to_lowercase().contains("authentication"),
+        "{err}"
+    );
 }

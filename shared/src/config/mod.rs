@@ -306,7 +306,10 @@ mod tests {
             _ => None,
         };
         let err = Config::from_lookup(&lookup).unwrap_err().to_string();
-        assert!(err.contains("HANGAR_REDIS_TLS_CA_FILE: cannot read /nonexistent/ca.pem"), "{err}");
+        assert!(
+            err.contains("HANGAR_REDIS_TLS_CA_FILE: cannot read /nonexistent/ca.pem"),
+            "{err}"
+        );
         assert!(!err.contains("HANGAR_REDIS_URL"), "{err}");
     }
 

@@ -96,7 +96,9 @@ impl Reader<'_> {
         }
         let url = self.url("HANGAR_REDIS_URL", &["redis", "rediss"]);
         let cluster = self.boolean("HANGAR_REDIS_CLUSTER");
-        let tls_ca_file = self.optional("HANGAR_REDIS_TLS_CA_FILE").map(std::path::PathBuf::from);
+        let tls_ca_file = self
+            .optional("HANGAR_REDIS_TLS_CA_FILE")
+            .map(std::path::PathBuf::from);
         let tls_ca_pem = tls_ca_file.as_ref().and_then(|path| match std::fs::read(path) {
             Ok(pem) => Some(pem),
             Err(e) => {

@@ -81,8 +81,11 @@ impl Drop for TestQueue {
         // Drop cannot await: clean up on a runtime of its own.
         let (url, prefix) = (self.url.clone(), self.prefix.clone());
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(delete_prefix(&url, &prefix)).map_err(std::io::Error::other)
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(delete_prefix(&url, &prefix))
+                .map_err(std::io::Error::other)
         })
         .join();
     }
@@ -291,7 +294,11 @@ impl OwnCluster {
     /// The port of the master serving `key`'s slot, and of its replica.
     pub fn master_and_replica_of(&self, key: &str) -> (u16, u16) {
         let any = self.ports()[0];
-        let slot: u16 = self.cli(any, &["cluster", "keyslot", key]).trim().parse().unwrap();
+        let slot: u16 = self
+            .cli(any, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .unwrap();
         let nodes = self.cli(any, &["cluster", "nodes"]);
         let port_of = |addr: &str| -> u16 { addr.split(['@', ':']).nth(1).unwrap().parse().unwrap() };
         let master = nodes
