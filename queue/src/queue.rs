@@ -428,19 +428,33 @@ impl Queue {
 
     /// Settings of the Redis server that can lose jobs, as warnings for the
     /// operator: an eviction policy other than `noeviction` (Redis may delete
-    /// queued jobs under memory pressure) and no persistence (a restart loses
-    /// every queue; the repair loop can re-dispatch only what PostgreSQL recorded).
+    /// queued jobs under memory pressure), no persistence (a restart loses
+    /// every queue; the repair loop can re-dispatch only what PostgreSQL
+    /// recorded), and a cluster node addressed as one server.
     pub async fn server_warnings(&self) -> Result<Vec<String>> {
         let mut conn = self.conn.clone();
+        let mut warnings = Vec::new();
+        if !conn.is_cluster() {
+            let info: String = redis::cmd("INFO").arg("cluster").query_async(&mut conn).await?;
+            if info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+                warnings.push(
+                    "redis at HANGAR_REDIS_URL is a cluster node but Hangar talks to it as one server: keys in other nodes' slots fail with MOVED; set HANGAR_REDIS_CLUSTER=true or list the nodes comma-separated"
+                        .to_owned(),
+                );
+            }
+        }
         let get = |name: &str| redis::cmd("CONFIG").arg("GET").arg(name).clone();
-        let (policy, aof, save): (Vec<String>, Vec<String>, Vec<String>) = redis::pipe()
+        // Managed Redis often disables CONFIG: then only what INFO told.
+        let Ok((policy, aof, save)) = redis::pipe()
             .add_command(get("maxmemory-policy"))
             .add_command(get("appendonly"))
             .add_command(get("save"))
-            .query_async(&mut conn)
-            .await?;
+            .query_async::<(Vec<String>, Vec<String>, Vec<String>)>(&mut conn)
+            .await
+        else {
+            return Ok(warnings);
+        };
         let value = |v: &[String]| v.get(1).cloned().unwrap_or_default();
-        let mut warnings = Vec::new();
         let policy = value(&policy);
         if !policy.is_empty() && policy != "noeviction" {
             warnings.push(format!(

@@ -22,7 +22,7 @@ use std::{
 
 use crate::common::{OwnCluster, TestQueue, eventually, fast_options};
 use apalis_core::{error::BoxDynError, task::data::Data};
-use hangar_queue::{HangarBackend, JobContext, JobStatus, NewJob, WorkerOptions};
+use hangar_queue::{HangarBackend, JobContext, JobStatus, NewJob, Queue, RedisSettings, WorkerOptions};
 use serde_json::{Value, json};
 
 #[derive(Clone, Default)]
@@ -163,4 +163,33 @@ async fn a_master_killed_with_sigkill_fails_over_and_the_queue_loses_only_unrepl
         lost.len()
     );
     w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_seed_node_with_the_cluster_flag_reaches_every_master_and_without_it_the_operator_is_told() {
+    let cluster = OwnCluster::start();
+    let first = cluster.url.split(',').next().unwrap().to_owned();
+    let mut settings = RedisSettings::new(&first);
+    settings.cluster = true;
+    let prefix = format!("t-{}", ulid::Ulid::new().to_string().to_lowercase());
+    // Queue names whose hash tags land on different masters.
+    let names = ["sync", "reports", "inference", "a", "b", "c"];
+    let masters: HashSet<u16> = names
+        .iter()
+        .map(|n| cluster.master_and_replica_of(&format!("{prefix}:{{{n}}}")).0)
+        .collect();
+    assert_eq!(masters.len(), 3, "the names cover every master");
+    for name in names {
+        let q = Queue::connect(&settings, &prefix, name).await.unwrap();
+        q.enqueue(NewJob::new("k", json!({}))).await.unwrap();
+        assert_eq!(q.counts().await.unwrap().ready, 1, "{name}");
+        assert!(q.server_warnings().await.unwrap().is_empty());
+    }
+    // The same node as one server: the operator is warned at start.
+    let plain = Queue::connect(&RedisSettings::new(&first), &prefix, "sync").await.unwrap();
+    let warnings = plain.server_warnings().await.unwrap();
+    assert!(
+        warnings.iter().any(|w| w.contains("HANGAR_REDIS_CLUSTER=true")),
+        "{warnings:?}"
+    );
 }
