@@ -186,7 +186,9 @@ async fn one_seed_node_with_the_cluster_flag_reaches_every_master_and_without_it
         assert!(q.server_warnings().await.unwrap().is_empty());
     }
     // The same node as one server: the operator is warned at start.
-    let plain = Queue::connect(&RedisSettings::new(&first), &prefix, "sync").await.unwrap();
+    let plain = Queue::connect(&RedisSettings::new(&first), &prefix, "sync")
+        .await
+        .unwrap();
     let warnings = plain.server_warnings().await.unwrap();
     assert!(
         warnings.iter().any(|w| w.contains("HANGAR_REDIS_CLUSTER=true")),
