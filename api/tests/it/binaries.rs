@@ -47,7 +47,7 @@ fn check_config_refuses_a_redis_url_the_processes_could_not_open() {
         env!("CARGO_BIN_EXE_hangar-api"),
         &[
             ("HANGAR_DATABASE_URL", "postgres://hangar@db/hangar"),
-            ("HANGAR_REDIS_URL", "redis://a,redis://b"),
+            ("HANGAR_REDIS_URL", "redis://a:7000,http://b:7001"),
         ],
     );
     assert_eq!(code, 1, "{report}");
@@ -55,6 +55,17 @@ fn check_config_refuses_a_redis_url_the_processes_could_not_open() {
         report.contains("HANGAR_REDIS_URL: Redis cannot open it"),
         "{report}"
     );
+    // Several redis:// URLs are a cluster's seed nodes, and the summary says
+    // which mode was read.
+    let (code, report) = check_config(
+        env!("CARGO_BIN_EXE_hangar-api"),
+        &[
+            ("HANGAR_DATABASE_URL", "postgres://hangar@db/hangar"),
+            ("HANGAR_REDIS_URL", "redis://a,redis://b"),
+        ],
+    );
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("redis: <redacted url> (cluster, 2 seed nodes)"), "{report}");
 }
 
 #[test]
