@@ -76,6 +76,13 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     // their cached plans (planning each again cost about 10 % of the enqueue
     // rate, bench/api.sh). Each writes from one task: one connection each.
     let writes = db::pool(&config.database)?;
+    // The AWS Organization's accounts (HANGAR_AWS_ORGANIZATION_ROLE), as the
+    // scheduler last stored them; read again every minute.
+    db::org_accounts::keep_loaded(
+        pool.clone(),
+        config.aws.clone(),
+        std::time::Duration::from_secs(60),
+    );
     let queues = Arc::new(hangar_shared::open_queues(&config, kinds::QUEUES.iter().copied()).await?);
     let metrics: Arc<metrics::Metrics> = Arc::default();
     let enqueuer = enqueue::Enqueuer::start(writes.clone(), queues.clone(), metrics.clone());

@@ -77,11 +77,48 @@ async fn keep_partitions_ahead(pool: &sqlx::PgPool, metrics: &metrics::Scheduler
     }
 }
 
+/// Reads the AWS Organization's accounts again (with
+/// `HANGAR_AWS_ORGANIZATION_ROLE`); a failure keeps the last list, is
+/// counted, and is retried at the next refresh.
+async fn refresh_org_accounts(pool: &sqlx::PgPool, config: &Config, metrics: &metrics::SchedulerMetrics) {
+    let Some(role) = &config.aws.organization_role else {
+        return;
+    };
+    let clients = Arc::new(hangar_sync::clients::ClientCache::default());
+    let caller = hangar_sync::Caller {
+        config: Arc::new(config.aws.clone()),
+        metrics: Arc::new(hangar_sync::metrics::SyncMetrics::default()),
+    };
+    match hangar_sync::organizations::refresh(pool, &config.aws, role, &clients, &caller).await {
+        Ok(d) => {
+            metrics.org_refreshed(Some(d.active));
+            tracing::info!(
+                active = d.active,
+                skipped_inactive = d.skipped,
+                removed = d.removed,
+                requests = d.requests,
+                "organization accounts refreshed"
+            );
+        }
+        Err(e) => {
+            metrics.org_refreshed(None);
+            tracing::warn!(error = %e, "cannot read the organization's accounts; keeping the last list");
+        }
+    }
+}
+
 /// Runs the beat (every tick interval) and the repair loop (every repair
 /// interval) until `shutdown` resolves, then resigns the leader lease so
 /// another replica takes over at once.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let pool = db::pool(&config.database)?;
+    // The AWS Organization's accounts (HANGAR_AWS_ORGANIZATION_ROLE), as the
+    // scheduler last stored them; read again every minute.
+    db::org_accounts::keep_loaded(
+        pool.clone(),
+        config.aws.clone(),
+        std::time::Duration::from_secs(60),
+    );
     let queues = Arc::new(queues(&config).await?);
     let schedules = load_schedules(&config)?;
     let replica = format!("scheduler-{}-{}", std::process::id(), ulid::Ulid::new());
@@ -107,7 +144,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tracing::info!(every = ?config.scheduler.repair_interval, "repair loop started");
     tokio::pin!(shutdown);
     let mut next_repair = tokio::time::Instant::now();
+    let mut next_org_refresh = tokio::time::Instant::now();
     loop {
+        // Before the beat, so a fan-out schedule's first tick already
+        // covers the organization's accounts.
+        if config.aws.organization_role.is_some() && tokio::time::Instant::now() >= next_org_refresh {
+            next_org_refresh = tokio::time::Instant::now() + config.aws.organization_refresh;
+            // Boxed: the SDK's futures would otherwise make run's own ~17 KB.
+            Box::pin(refresh_org_accounts(&pool, &config, &metrics)).await;
+        }
         match beat.pass().await {
             Ok(r) if r.fired + r.caught_up + r.skipped_overlap + r.dropped > 0 => tracing::info!(
                 fired = r.fired,

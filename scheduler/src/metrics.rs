@@ -23,6 +23,9 @@ pub struct SchedulerMetrics {
     failures: Family<Labels, Counter>,
     partition_horizon: Gauge,
     repair_pass_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    org_accounts: Gauge,
+    org_refresh_failures: Counter,
+    org_refreshed_at: Gauge,
 }
 
 impl std::fmt::Debug for SchedulerMetrics {
@@ -42,6 +45,24 @@ impl Default for SchedulerMetrics {
         let failures = Family::<Labels, Counter>::default();
         let partition_horizon = Gauge::default();
         let repair_pass_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let org_accounts = Gauge::default();
+        let org_refresh_failures = Counter::default();
+        let org_refreshed_at = Gauge::default();
+        registry.register(
+            "org_accounts",
+            "Active accounts of the AWS Organization kept by the last refresh (HANGAR_AWS_ORGANIZATION_ROLE)",
+            org_accounts.clone(),
+        );
+        registry.register(
+            "org_refresh_failures",
+            "Refreshes of the organization's accounts that failed (AWS or PostgreSQL errors); the last list is kept",
+            org_refresh_failures.clone(),
+        );
+        registry.register(
+            "org_refreshed_at_seconds",
+            "Unix time of the last successful refresh of the organization's accounts",
+            org_refreshed_at.clone(),
+        );
         registry.register(
             "repair_pass_seconds",
             "How long the last repair pass took (reading every open job record and asking Redis about it); a pass slower than the repair interval delays the next",
@@ -92,6 +113,9 @@ impl Default for SchedulerMetrics {
             failures,
             partition_horizon,
             repair_pass_seconds,
+            org_accounts,
+            org_refresh_failures,
+            org_refreshed_at,
         }
     }
 }
@@ -136,6 +160,19 @@ impl SchedulerMetrics {
     /// How far ahead job records can be written.
     pub fn partition_horizon(&self, seconds: i64) {
         self.partition_horizon.set(seconds);
+    }
+
+    /// A refresh of the organization's accounts kept `active` (`None`: it failed).
+    pub fn org_refreshed(&self, active: Option<usize>) {
+        match active {
+            Some(n) => {
+                self.org_accounts.set(n as i64);
+                self.org_refreshed_at.set(chrono::Utc::now().timestamp());
+            }
+            None => {
+                self.org_refresh_failures.inc();
+            }
+        }
     }
 
     /// A repair pass finished in `took`.

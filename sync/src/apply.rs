@@ -19,9 +19,9 @@ impl Syncer {
         p: &ApplyBillingMode,
         progress: &impl Progress,
     ) -> Result<Value, SyncError> {
-        let account = self.account(&p.account)?;
+        let account = self.account(&p.account).await?;
         let (acct, region) = (p.account.as_str(), p.region.as_str());
-        let ws = self.clients.get(account, region).await.workspaces;
+        let ws = self.clients.get(&account, region).await.workspaces;
         let site = self.site(acct, region, "workspaces", "ModifyWorkspaceProperties");
         let requested_by: Option<String> =
             sqlx::query_scalar!("SELECT requested_by FROM job_runs WHERE id = $1", job_id)

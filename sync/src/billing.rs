@@ -108,13 +108,13 @@ impl Syncer {
         guard: LockGuard,
     ) -> Result<Value, SyncError> {
         let started = std::time::Instant::now();
-        let account = self.account(&p.account)?;
+        let account = self.account(&p.account).await?;
         let acct = p.account.as_str();
         let region = account
             .regions
             .first()
             .map_or(COST_EXPLORER_REGION, String::as_str);
-        let ce = self.clients.get(account, region).await.cost_explorer;
+        let ce = self.clients.get(&account, region).await.cost_explorer;
         let mut stats = RunStats::default();
 
         let cursor = self.cursor(acct, GLOBAL_REGION, SYNC_BILLING).await?;

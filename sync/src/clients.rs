@@ -88,8 +88,10 @@ impl ClientCache {
         clients
     }
 
-    async fn sdk_config(&self, account: &AwsAccount, region: &str) -> SdkConfig {
-        let base = aws_config::defaults(BehaviorVersion::latest())
+    /// The SDK configuration of Hangar's own (ambient) credentials in
+    /// `region`, on the shared HTTPS client, with the SDK's retries off.
+    pub async fn ambient(&self, region: &str) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
             .http_client(self.http())
             .retry_config(RetryConfig::disabled())
@@ -100,7 +102,11 @@ impl ClientCache {
                     .build(),
             )
             .load()
-            .await;
+            .await
+    }
+
+    async fn sdk_config(&self, account: &AwsAccount, region: &str) -> SdkConfig {
+        let base = self.ambient(region).await;
         let Some(role) = &account.role_arn else {
             return base;
         };

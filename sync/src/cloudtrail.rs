@@ -49,9 +49,9 @@ impl Syncer {
         _guard: LockGuard,
     ) -> Result<Value, SyncError> {
         let started = std::time::Instant::now();
-        let account = self.account(&p.account)?;
+        let account = self.account(&p.account).await?;
         let (acct, region) = (p.account.as_str(), p.region.as_str());
-        let ct = self.clients.get(account, region).await.cloudtrail;
+        let ct = self.clients.get(&account, region).await.cloudtrail;
         let mut stats = RunStats::default();
 
         let cursor = self.cursor(acct, region, SYNC_CLOUDTRAIL).await?;

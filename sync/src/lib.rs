@@ -15,6 +15,7 @@ pub mod clients;
 pub mod cloudtrail;
 pub mod error;
 pub mod metrics;
+pub mod organizations;
 pub mod usage;
 pub mod workspaces;
 
@@ -180,16 +181,25 @@ impl Syncer {
         }
     }
 
-    /// The configured account called `name`, or a permanent error naming the
-    /// configured ones.
-    pub fn account(&self, name: &str) -> Result<&AwsAccount, SyncError> {
-        self.config.account(name).ok_or_else(|| {
-            let known: Vec<&str> = self.config.accounts.iter().map(|a| a.name.as_str()).collect();
-            SyncError::Invalid(format!(
-                "account {name:?} is not configured (HANGAR_AWS_ACCOUNTS has: {})",
-                known.join(", ")
-            ))
-        })
+    /// The account called `name` (listed, or found in the organization), or
+    /// a permanent error naming the known ones. An account the organization
+    /// gained since this process last looked is found by reading the list
+    /// again first.
+    pub async fn account(&self, name: &str) -> Result<AwsAccount, SyncError> {
+        if let Some(a) = self.config.account(name) {
+            return Ok(a);
+        }
+        if self.config.organization_role.is_some() {
+            hangar_shared::db::org_accounts::reload(&self.pool, &self.config).await?;
+            if let Some(a) = self.config.account(name) {
+                return Ok(a);
+            }
+        }
+        let known: Vec<String> = self.config.accounts().into_iter().map(|a| a.name).collect();
+        Err(SyncError::Invalid(format!(
+            "account {name:?} is not configured (HANGAR_AWS_ACCOUNTS and the organization have: {})",
+            known.join(", ")
+        )))
     }
 
     /// The shared rate limiter.

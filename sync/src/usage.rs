@@ -73,9 +73,9 @@ impl Syncer {
         _guard: LockGuard,
     ) -> Result<Value, SyncError> {
         let started = std::time::Instant::now();
-        let account = self.account(&p.account)?;
+        let account = self.account(&p.account).await?;
         let (acct, region) = (p.account.as_str(), p.region.as_str());
-        let cw = self.clients.get(account, region).await.cloudwatch;
+        let cw = self.clients.get(&account, region).await.cloudwatch;
         let mut stats = RunStats::default();
 
         let cursor = self.cursor(acct, region, SYNC_USAGE).await?;

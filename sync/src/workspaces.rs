@@ -83,9 +83,9 @@ impl Syncer {
         guard: LockGuard,
     ) -> Result<Value, SyncError> {
         let started = std::time::Instant::now();
-        let account = self.account(&p.account)?;
+        let account = self.account(&p.account).await?;
         let (acct, region) = (p.account.as_str(), p.region.as_str());
-        let ws = self.clients.get(account, region).await.workspaces;
+        let ws = self.clients.get(&account, region).await.workspaces;
         let mut stats = RunStats::default();
 
         // Directories: every page, one upsert.

@@ -27,6 +27,9 @@ Control API (JSON in/out; bad input -> 400 {"error": "..."}):
   POST   /_hangar/seed/cloudtrail        {account, region, count, start, end,
                                           other_sources, seed?, replace?, events?}
   POST   /_hangar/seed/costs             {account, start, end, services?, seed?}
+  POST   /_hangar/seed/organization      {accounts: [{id, name, state?}]} -> {accounts}
+                                          (the caller's account becomes the management
+                                          account; members replace earlier ones)
   POST   /_hangar/costs/bump             {account, date, service, usage_type, amount, ...}
   GET    /_hangar/costs?account=...      stored daily cells (expected values for tests)
   POST   /_hangar/faults                 {operation, times, after, status, code, message,
@@ -69,6 +72,7 @@ from moto.ds.models import Directory, ds_backends
 from moto.ec2 import ec2_backends
 from moto.iam.models import get_account_id_from
 from moto.moto_api._internal.models import moto_api_backend
+from moto.organizations.models import organizations_backends
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.workspaces.models import Workspace, workspaces_backends
 
@@ -1939,6 +1943,34 @@ def control_stats_reset() -> dict:
     return {"ok": True}
 
 
+def control_seed_organization(spec: dict) -> dict:
+    """An AWS Organization run from the default account, with the given
+    member accounts (ids chosen by the test, so it can seed their data)."""
+    members = spec.get("accounts")
+    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+        raise ControlError("accounts must be a list of {id, name, state?}")
+    for m in members:
+        if not isinstance(m.get("id"), str) or not re.fullmatch(r"\d{12}", m["id"]):
+            raise ControlError("each account needs an id of 12 digits")
+        if not isinstance(m.get("name"), str) or not m["name"]:
+            raise ControlError("each account needs a name")
+        if m.get("state", "ACTIVE") not in ("ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED"):
+            raise ControlError("state must be ACTIVE, SUSPENDED, PENDING_CLOSURE or CLOSED")
+    backend = organizations_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    if backend.org is None:
+        backend.create_organization(region="us-east-1", FeatureSet="ALL")
+    master = backend.org.master_account_id
+    backend.accounts = [a for a in backend.accounts if a.id == master]
+    for m in members:
+        backend.create_account(AccountName=m["name"], Email=f"{m['id']}@example.com")
+        account = backend.accounts[-1]
+        account.id = m["id"]
+        state = m.get("state", "ACTIVE")
+        account.state = state
+        account.status = "ACTIVE" if state == "ACTIVE" else "SUSPENDED"
+    return {"accounts": len(backend.accounts)}
+
+
 def control_reset() -> dict:
     moto_api_backend.reset()  # every moto backend, as POST /moto-api/reset
     EMU.reset_own_state()
@@ -1957,6 +1989,7 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[Any], dict]] = {
     ("POST", "/_hangar/workspaces/standby"): control_set_standby,
     ("POST", "/_hangar/seed/cloudtrail"): control_seed_cloudtrail,
     ("POST", "/_hangar/seed/costs"): control_seed_costs,
+    ("POST", "/_hangar/seed/organization"): control_seed_organization,
     ("POST", "/_hangar/costs/bump"): control_bump_cost,
     ("POST", "/_hangar/seed/usage"): control_seed_usage,
     ("GET", "/_hangar/costs"): control_dump_costs,

@@ -82,6 +82,13 @@ fn served_queues(configured: &[(String, usize)]) -> Vec<(String, usize)> {
 /// e.g. because Redis stayed unreachable past the outage limit.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let pool = db::pool(&config.database)?;
+    // The AWS Organization's accounts (HANGAR_AWS_ORGANIZATION_ROLE), as the
+    // scheduler last stored them; read again every minute.
+    db::org_accounts::keep_loaded(
+        pool.clone(),
+        config.aws.clone(),
+        std::time::Duration::from_secs(60),
+    );
     let metrics = Arc::new(WorkerMetrics::default());
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(64);
     let persister = tokio::spawn(persist::run(pool.clone(), outcomes_rx, metrics.clone()));

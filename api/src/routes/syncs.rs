@@ -62,7 +62,7 @@ fn targets(
     if let Some(a) = account
         && aws.account(a).is_none()
     {
-        let known: Vec<&str> = aws.accounts.iter().map(|a| a.name.as_str()).collect();
+        let known: Vec<String> = aws.accounts().into_iter().map(|a| a.name).collect();
         return Err(ApiError::invalid(
             "account",
             format!(
@@ -189,7 +189,17 @@ pub async fn start(
 ) -> Result<SyncAccepted, ApiError> {
     let kind = kind_of(request.kind)?;
     super::may_submit(caller, kind)?;
-    let targets = targets(&state.config.aws, kind, request.account, request.region)?;
+    let aws = &state.config.aws;
+    // An account the organization gained since this replica last read the
+    // list (every minute) is looked up again before it is refused.
+    if let Some(name) = request.account
+        && aws.organization_role.is_some()
+        && aws.account(name).is_none()
+        && let Err(e) = hangar_shared::db::org_accounts::reload(&state.pool, aws).await
+    {
+        tracing::warn!(error = %e, "cannot read the organization's accounts; using the last list");
+    }
+    let targets = targets(aws, kind, request.account, request.region)?;
     let dates = window(kind, request.start, request.end)?;
     let request_id = current_request_id();
     let submits = targets.iter().map(|(account, region)| {

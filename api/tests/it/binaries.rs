@@ -65,7 +65,10 @@ fn check_config_refuses_a_redis_url_the_processes_could_not_open() {
         ],
     );
     assert_eq!(code, 0, "{report}");
-    assert!(report.contains("redis: <redacted url> (cluster, 2 seed nodes)"), "{report}");
+    assert!(
+        report.contains("redis: <redacted url> (cluster, 2 seed nodes)"),
+        "{report}"
+    );
 }
 
 #[test]

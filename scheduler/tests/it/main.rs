@@ -3,4 +3,5 @@
 
 mod beat;
 mod binary;
+mod organization;
 mod process;

@@ -25,11 +25,47 @@ pub struct AwsAccount {
     pub regions: Vec<String>,
 }
 
+/// The accounts found in the AWS Organization (`organizations:ListAccounts`),
+/// shared by every part of a process and replaced whole when the list is
+/// read again from PostgreSQL (the scheduler writes it there).
+#[derive(Debug, Clone, Default)]
+pub struct AccountDirectory(std::sync::Arc<std::sync::RwLock<Vec<AwsAccount>>>);
+
+impl AccountDirectory {
+    /// The accounts found, as last loaded.
+    pub fn snapshot(&self) -> Vec<AwsAccount> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the accounts found.
+    pub fn replace(&self, accounts: Vec<AwsAccount>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = accounts;
+    }
+}
+
+/// The 12-digit account id in an IAM role ARN (`arn:aws:iam::<id>:role/...`).
+pub fn role_account_id(arn: &str) -> Option<&str> {
+    arn.split(':')
+        .nth(4)
+        .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// AWS sync settings.
 #[derive(Debug, Clone)]
 pub struct AwsConfig {
-    /// Accounts, each with at least one region.
+    /// Accounts listed in `HANGAR_AWS_ACCOUNTS`, each with at least one
+    /// region. With an organization role, [`AwsConfig::accounts`] adds the
+    /// accounts found in the organization.
     pub accounts: Vec<AwsAccount>,
+    /// `HANGAR_AWS_ORGANIZATION_ROLE`: the role name assumed in each account
+    /// of the organization; `None`: no discovery.
+    pub organization_role: Option<String>,
+    /// How often the scheduler reads the organization's accounts again.
+    pub organization_refresh: Duration,
+    /// Regions synced for accounts that list none (every discovered one).
+    pub default_regions: Vec<String>,
+    /// The accounts found in the organization, as last loaded.
+    pub discovered: AccountDirectory,
     /// Attempts per AWS call when throttled or answered 5xx, inside one job attempt.
     pub call_attempts: u32,
     /// First backoff between those attempts (doubles, full jitter).
@@ -57,16 +93,37 @@ pub struct AwsConfig {
 }
 
 impl AwsConfig {
-    /// Every (account, region) pair, in configuration order.
-    pub fn targets(&self) -> impl Iterator<Item = (&AwsAccount, &str)> {
-        self.accounts
-            .iter()
-            .flat_map(|a| a.regions.iter().map(move |r| (a, r.as_str())))
+    /// Every account synced: those listed in `HANGAR_AWS_ACCOUNTS`, then
+    /// those found in the organization that no listed account names (by
+    /// name or by its role's account id), which the listed ones override.
+    pub fn accounts(&self) -> Vec<AwsAccount> {
+        let mut all = self.accounts.clone();
+        let overridden = |id: &str| {
+            self.accounts
+                .iter()
+                .any(|a| a.name == id || a.role_arn.as_deref().and_then(role_account_id) == Some(id))
+        };
+        all.extend(
+            self.discovered
+                .snapshot()
+                .into_iter()
+                .filter(|d| !overridden(&d.name)),
+        );
+        all
     }
 
-    /// The account called `name`.
-    pub fn account(&self, name: &str) -> Option<&AwsAccount> {
-        self.accounts.iter().find(|a| a.name == name)
+    /// Every (account, region) pair: listed accounts in configuration
+    /// order, then discovered ones.
+    pub fn targets(&self) -> Vec<(AwsAccount, String)> {
+        self.accounts()
+            .into_iter()
+            .flat_map(|a| a.regions.clone().into_iter().map(move |r| (a.clone(), r)))
+            .collect()
+    }
+
+    /// The account called `name` (a discovered one is named by its id).
+    pub fn account(&self, name: &str) -> Option<AwsAccount> {
+        self.accounts().into_iter().find(|a| a.name == name)
     }
 }
 
@@ -93,6 +150,16 @@ pub(super) const VARS: &[Var] = &[
         name: "HANGAR_AWS_ACCOUNTS",
         default: Some(""),
         doc: "JSON list of accounts [{name, role_arn?, external_id?, regions?}]; empty: one account 'default' with the ambient credentials",
+    },
+    Var {
+        name: "HANGAR_AWS_ORGANIZATION_ROLE",
+        default: Some(""),
+        doc: "role name assumed in every active account of the AWS Organization (read with organizations:ListAccounts by the scheduler); empty: no discovery",
+    },
+    Var {
+        name: "HANGAR_AWS_ORGANIZATION_REFRESH_SECS",
+        default: Some("3600"),
+        doc: "how often the scheduler reads the organization's accounts again (s, 60-86400)",
     },
     Var {
         name: "HANGAR_AWS_CALL_ATTEMPTS",
@@ -157,7 +224,23 @@ impl Reader<'_> {
     pub(super) fn aws(&mut self) -> AwsConfig {
         let default_regions = self.regions("HANGAR_AWS_REGIONS");
         let text = self.raw("HANGAR_AWS_ACCOUNTS").unwrap_or_default();
-        let mut accounts: Vec<AwsAccount> = if text.is_empty() {
+        let organization_role = self.optional("HANGAR_AWS_ORGANIZATION_ROLE");
+        if let Some(role) = &organization_role
+            && !(role.len() <= 64
+                && role
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)))
+        {
+            self.problem(
+                "HANGAR_AWS_ORGANIZATION_ROLE",
+                format!("{role:?} is not an IAM role name (1-64 of letters, digits and +=,.@_-; the name, not the ARN)"),
+            );
+        }
+        // With an organization, the caller's own account is found there
+        // (synced with the ambient credentials): no implicit "default".
+        let mut accounts: Vec<AwsAccount> = if text.is_empty() && organization_role.is_some() {
+            Vec::new()
+        } else if text.is_empty() {
             vec![AwsAccount {
                 name: "default".into(),
                 role_arn: None,
@@ -209,11 +292,15 @@ impl Reader<'_> {
                 );
             }
             if a.regions.is_empty() {
-                a.regions = default_regions.clone();
+                a.regions.clone_from(&default_regions);
             }
         }
         AwsConfig {
             accounts,
+            organization_role,
+            organization_refresh: self.secs("HANGAR_AWS_ORGANIZATION_REFRESH_SECS", 60, 86_400),
+            default_regions,
+            discovered: AccountDirectory::default(),
             call_attempts: self.number("HANGAR_AWS_CALL_ATTEMPTS", 1, 20),
             call_backoff: self.millis("HANGAR_AWS_BACKOFF_MS", 1, 60_000),
             call_backoff_cap: self.millis("HANGAR_AWS_BACKOFF_CAP_MS", 1, 600_000),
@@ -264,11 +351,7 @@ mod tests {
             ),
         ])
         .unwrap();
-        let targets: Vec<(String, String)> = ok
-            .aws
-            .targets()
-            .map(|(a, r)| (a.name.clone(), r.to_owned()))
-            .collect();
+        let targets: Vec<(String, String)> = ok.aws.targets().into_iter().map(|(a, r)| (a.name, r)).collect();
         assert_eq!(
             targets,
             vec![
@@ -305,6 +388,55 @@ mod tests {
         assert!(
             bad_json.contains("HANGAR_AWS_ACCOUNTS: not a JSON list"),
             "{bad_json}"
+        );
+    }
+
+    #[test]
+    fn discovered_accounts_join_the_listed_ones_which_override_them() {
+        let c = load(&[
+            ("HANGAR_DATABASE_URL", "postgres://localhost/h"),
+            ("HANGAR_AWS_REGIONS", "eu-west-1"),
+            ("HANGAR_AWS_ORGANIZATION_ROLE", "hangar-reader"),
+            (
+                "HANGAR_AWS_ACCOUNTS",
+                r#"[{"name":"prod","role_arn":"arn:aws:iam::333333333333:role/own"},{"name":"444444444444"}]"#,
+            ),
+        ])
+        .unwrap();
+        let found = |id: &str| super::AwsAccount {
+            name: id.to_owned(),
+            role_arn: Some(format!("arn:aws:iam::{id}:role/hangar-reader")),
+            external_id: None,
+            regions: vec!["eu-west-1".to_owned()],
+        };
+        c.aws.discovered.replace(vec![
+            found("111111111111"),
+            found("333333333333"),
+            found("444444444444"),
+        ]);
+        let names: Vec<String> = c.aws.accounts().into_iter().map(|a| a.name).collect();
+        // 333... is prod's role's account and 444... is listed by name: theirs win.
+        assert_eq!(names, vec!["prod", "444444444444", "111111111111"]);
+        assert_eq!(c.aws.account("444444444444").unwrap().role_arn, None);
+        assert_eq!(c.aws.targets().len(), 3, "one region each: {:?}", c.aws.targets());
+        assert!(c.summary().contains("through role hangar-reader"));
+
+        // With a role and no list, there is no implicit "default" account.
+        let only_org = load(&[
+            ("HANGAR_DATABASE_URL", "postgres://localhost/h"),
+            ("HANGAR_AWS_ORGANIZATION_ROLE", "hangar-reader"),
+        ])
+        .unwrap();
+        assert!(only_org.aws.accounts().is_empty());
+        let err = load(&[
+            ("HANGAR_DATABASE_URL", "postgres://localhost/h"),
+            ("HANGAR_AWS_ORGANIZATION_ROLE", "arn:aws:iam::1:role/x"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("HANGAR_AWS_ORGANIZATION_ROLE: \"arn:aws:iam::1:role/x\" is not an IAM role name"),
+            "{err}"
         );
     }
 }

@@ -174,6 +174,11 @@ impl Config {
                 .accounts
                 .iter()
                 .map(|a| format!("{} ({})", a.name, a.regions.join(",")))
+                .chain(self.aws.organization_role.iter().map(|role| format!(
+                    "every active account of the organization through role {role} ({}), read every {:?}",
+                    self.aws.default_regions.join(","),
+                    self.aws.organization_refresh
+                )))
                 .collect::<Vec<_>>()
                 .join("; "),
             if self.inference.models.is_empty() {

@@ -20,6 +20,7 @@ use crate::config::DatabaseConfig;
 pub mod batch_size;
 mod job_run;
 mod new_jobs;
+pub mod org_accounts;
 pub mod partitions;
 
 /// The migrations in `migrations/`, embedded at build time.

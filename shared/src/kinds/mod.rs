@@ -234,7 +234,7 @@ pub fn targets(
         let r = if kind.target == Target::Account {
             GLOBAL_REGION
         } else {
-            r
+            r.as_str()
         };
         if !out.iter().any(|(x, y)| *x == a.name && y == r) {
             out.push((a.name.clone(), r.to_owned()));

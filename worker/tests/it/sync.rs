@@ -353,6 +353,71 @@ async fn an_account_behind_a_role_is_synced_with_the_assumed_credentials() {
 }
 
 #[tokio::test]
+async fn accounts_found_in_the_organization_are_synced_through_its_role_and_the_own_account_with_its_credentials()
+ {
+    let moto = Moto::start().await;
+    seed_workspaces(&moto, 5).await;
+    moto.post(
+        "seed/workspaces",
+        json!({"account": "111111111111", "directories": 1, "workspaces": 12, "bundles": 1}),
+    )
+    .await;
+    // No listed accounts: only what the organization holds.
+    let app = app_with(&[
+        ("HANGAR_AWS_ACCOUNTS", ""),
+        ("HANGAR_AWS_ORGANIZATION_ROLE", "hangar-reader"),
+    ])
+    .await;
+    let mut worker = app.worker_process(WORKER, "sync=1", &moto.aws_env());
+    // What the scheduler stores after ListAccounts (its discovery is tested
+    // in scheduler/tests/it/organization.rs), written after the worker and
+    // the API started: both look the list up again for an account they do
+    // not know yet.
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO aws_org_accounts (account_id, name, role_arn) VALUES
+         ('111111111111', 'member-a', 'arn:aws:iam::111111111111:role/hangar-reader'),
+         ('123456789012', 'management', NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let member = start_sync(&app, "workspaces", json!({"account": "111111111111"})).await;
+    let own = start_sync(&app, "workspaces", json!({"account": "123456789012"})).await;
+    let member = finished(&app, &member, Duration::from_secs(60)).await;
+    let own = finished(&app, &own, Duration::from_secs(60)).await;
+    assert_eq!(member["state"], "succeeded", "{member}");
+    assert_eq!(
+        member["result"]["workspaces"], 12,
+        "the member's, through its role: {member}"
+    );
+    assert_eq!(own["state"], "succeeded", "{own}");
+    assert_eq!(
+        own["result"]["workspaces"], 5,
+        "the caller's own, without a role: {own}"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM workspaces WHERE account = '111111111111'"
+        )
+        .await,
+        12
+    );
+    assert_eq!(
+        moto.stats().await["calls"]["AssumeRole"],
+        1,
+        "one role assumed: the member's"
+    );
+    let (status, v) = sync_now(&app, "workspaces", json!({"account": "999999999999"})).await;
+    assert_eq!(status, 422, "an account in neither list is refused: {v}");
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
+
+#[tokio::test]
 async fn a_worker_killed_mid_sync_leaves_identical_tables_after_redelivery() {
     let moto = Moto::start().await;
     seed_workspaces(&moto, 1000).await;
