@@ -224,18 +224,7 @@ impl Reader<'_> {
     pub(super) fn aws(&mut self) -> AwsConfig {
         let default_regions = self.regions("HANGAR_AWS_REGIONS");
         let text = self.raw("HANGAR_AWS_ACCOUNTS").unwrap_or_default();
-        let organization_role = self.optional("HANGAR_AWS_ORGANIZATION_ROLE");
-        if let Some(role) = &organization_role
-            && !(role.len() <= 64
-                && role
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)))
-        {
-            self.problem(
-                "HANGAR_AWS_ORGANIZATION_ROLE",
-                format!("{role:?} is not an IAM role name (1-64 of letters, digits and +=,.@_-; the name, not the ARN)"),
-            );
-        }
+        let organization_role = self.organization_role();
         // With an organization, the caller's own account is found there
         // (synced with the ambient credentials): no implicit "default".
         let mut accounts: Vec<AwsAccount> = if text.is_empty() && organization_role.is_some() {
@@ -315,6 +304,22 @@ impl Reader<'_> {
             billing_resettle_days: self.number("HANGAR_BILLING_RESETTLE_DAYS", 1, 30),
             ce_monthly_budget: self.number("HANGAR_CE_MONTHLY_REQUEST_BUDGET", 0, 10_000_000),
         }
+    }
+
+    /// `HANGAR_AWS_ORGANIZATION_ROLE`: an IAM role name (not an ARN), or none.
+    fn organization_role(&mut self) -> Option<String> {
+        let role = self.optional("HANGAR_AWS_ORGANIZATION_ROLE")?;
+        let is_role_name = role.len() <= 64
+            && role
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+        if !is_role_name {
+            self.problem(
+                "HANGAR_AWS_ORGANIZATION_ROLE",
+                format!("{role:?} is not an IAM role name (1-64 of letters, digits and +=,.@_-; the name, not the ARN)"),
+            );
+        }
+        Some(role)
     }
 
     /// A comma-separated list of region names, at least one.
