@@ -87,6 +87,14 @@ pub struct RunStats {
     pub db_write_ms: f64,
     /// Time spent waiting for the shared rate limiter, ms.
     pub rate_limit_wait_ms: f64,
+    /// PostgreSQL reads a sync makes to decide what to ask AWS (which
+    /// workspaces' tags are fresh).
+    pub db_reads: u64,
+    /// Time spent in those reads, ms.
+    pub db_read_ms: f64,
+    /// Workspaces whose tags were kept without a DescribeTags call (fresh
+    /// and unchanged, see `HANGAR_TAGS_REFRESH_SECS`).
+    pub tags_kept: u64,
 }
 
 impl RunStats {
@@ -99,6 +107,9 @@ impl RunStats {
         self.db_round_trips += other.db_round_trips;
         self.db_write_ms += other.db_write_ms;
         self.rate_limit_wait_ms += other.rate_limit_wait_ms;
+        self.db_reads += other.db_reads;
+        self.db_read_ms += other.db_read_ms;
+        self.tags_kept += other.tags_kept;
     }
 }
 

@@ -148,15 +148,22 @@ impl Syncer {
                 .filter_map(|w| w.workspace_id().map(str::to_owned))
                 .collect();
             bundle_ids.extend(page.iter().filter_map(|w| w.bundle_id().map(str::to_owned)));
+            // Tags cost a call per workspace: read only those of new or
+            // changed workspaces and those older than HANGAR_TAGS_REFRESH_SECS.
+            let fresh = self.fresh_tags(acct, region, &page, &mut stats).await?;
+            let stale: Vec<String> = ids.iter().filter(|id| !fresh.contains(*id)).cloned().collect();
+            stats.tags_kept += (ids.len() - stale.len()) as u64;
             let (tags, connections) = tokio::try_join!(
-                self.tags_for(acct, region, &ws, &ids),
+                self.tags_for(acct, region, &ws, &stale),
                 self.connections_for(acct, region, &ws, &ids),
             )?;
             for s in [&tags.1, &connections.1] {
                 stats.absorb(s);
             }
+            let mut read: std::collections::HashMap<String, Value> = stale.into_iter().zip(tags.0).collect();
+            let page_tags: Vec<Option<Value>> = ids.iter().map(|id| read.remove(id)).collect();
             let (w, c) = self
-                .upsert_workspace_page(acct, region, &page, &tags.0, &connections.0, &mut stats)
+                .upsert_workspace_page(acct, region, &page, &page_tags, &connections.0, &mut stats)
                 .await?;
             self.metrics.rows(SYNC_WORKSPACES, "workspaces", w);
             self.metrics.rows(SYNC_WORKSPACES, "workspace_connections", c);
@@ -230,6 +237,49 @@ impl Syncer {
             "workspaces synced"
         );
         Ok(result)
+    }
+
+    /// The workspaces of `page` whose stored tags can stay: the row is
+    /// there, not deleted, unchanged in what a retag usually comes with
+    /// (state, bundle, user, directory, computer name), and its tags were read
+    /// within `tags_refresh`. One query per page; none when the refresh is 0.
+    async fn fresh_tags(
+        &self,
+        acct: &str,
+        region: &str,
+        page: &[Workspace],
+        stats: &mut RunStats,
+    ) -> Result<std::collections::HashSet<String>, SyncError> {
+        let refresh = self.config.tags_refresh;
+        if refresh.is_zero() || page.is_empty() {
+            return Ok(Default::default());
+        }
+        let col = |f: fn(&Workspace) -> Option<String>| page.iter().map(f).collect::<Vec<_>>();
+        let query = sqlx::query_scalar::<_, String>(
+            "SELECT t.workspace_id FROM workspaces t
+             JOIN UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+                  AS p(workspace_id, state, bundle_id, user_name, directory_id, computer_name)
+               ON t.account = $1 AND t.region = $2 AND t.workspace_id = p.workspace_id
+             WHERE t.deleted_at IS NULL
+               AND t.tags_refreshed_at > now() - make_interval(secs => $9)
+               AND (t.state, t.bundle_id, t.user_name, t.directory_id, t.computer_name)
+                   IS NOT DISTINCT FROM (p.state, p.bundle_id, p.user_name, p.directory_id, p.computer_name)",
+        )
+        .bind(acct)
+        .bind(region)
+        .bind(col(|w| w.workspace_id().map(str::to_owned)))
+        .bind(col(|w| w.state().map(|s| s.as_str().to_owned())))
+        .bind(col(|w| w.bundle_id().map(str::to_owned)))
+        .bind(col(|w| w.user_name().map(str::to_owned)))
+        .bind(col(|w| w.directory_id().map(str::to_owned)))
+        .bind(col(|w| w.computer_name().map(str::to_owned)))
+        .bind(refresh.as_secs_f64())
+        .fetch_all(&self.pool);
+        let started = std::time::Instant::now();
+        let fresh = query.await?;
+        stats.db_reads += 1;
+        stats.db_read_ms += started.elapsed().as_secs_f64() * 1000.0;
+        Ok(fresh.into_iter().collect())
     }
 
     /// Tags of each workspace, as a JSON object, `TAG_CONCURRENCY` calls at a time.
@@ -379,7 +429,7 @@ impl Syncer {
         acct: &str,
         region: &str,
         page: &[Workspace],
-        tags: &[Value],
+        tags: &[Option<Value>],
         connections: &[WorkspaceConnectionStatus],
         stats: &mut RunStats,
     ) -> Result<(u64, u64), SyncError> {
@@ -393,10 +443,17 @@ impl Syncer {
             r#"WITH w AS (
                 INSERT INTO workspaces AS t (account, region, workspace_id, directory_id, user_name, ip_address,
                     state, bundle_id, subnet_id, computer_name, running_mode, auto_stop_timeout_minutes,
-                    root_volume_gib, user_volume_gib, compute_type, tags, standby_of)
-                SELECT $1::text, $2::text, * FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    root_volume_gib, user_volume_gib, compute_type, tags, standby_of, tags_refreshed_at)
+                -- A NULL tags entry: not read this time (fresh); the stored tags stay.
+                SELECT $1::text, $2::text, u.workspace_id, u.directory_id, u.user_name, u.ip_address, u.state,
+                    u.bundle_id, u.subnet_id, u.computer_name, u.running_mode, u.auto_stop, u.root_gib, u.user_gib,
+                    u.compute_type, COALESCE(u.tags, '{}'::jsonb), u.standby_of,
+                    CASE WHEN u.tags IS NULL THEN NULL ELSE now() END
+                FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                     $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::int[],
                     $15::text[], $16::text[]::jsonb[], $21::text[])
+                    AS u(workspace_id, directory_id, user_name, ip_address, state, bundle_id, subnet_id,
+                         computer_name, running_mode, auto_stop, root_gib, user_gib, compute_type, tags, standby_of)
                 ON CONFLICT (account, region, workspace_id) DO UPDATE SET
                     directory_id = EXCLUDED.directory_id, user_name = EXCLUDED.user_name,
                     ip_address = EXCLUDED.ip_address, state = EXCLUDED.state, bundle_id = EXCLUDED.bundle_id,
@@ -404,8 +461,23 @@ impl Syncer {
                     running_mode = EXCLUDED.running_mode,
                     auto_stop_timeout_minutes = EXCLUDED.auto_stop_timeout_minutes,
                     root_volume_gib = EXCLUDED.root_volume_gib, user_volume_gib = EXCLUDED.user_volume_gib,
-                    compute_type = EXCLUDED.compute_type, tags = EXCLUDED.tags, standby_of = EXCLUDED.standby_of,
-                    deleted_at = NULL, updated_at = now()
+                    compute_type = EXCLUDED.compute_type,
+                    tags = CASE WHEN EXCLUDED.tags_refreshed_at IS NULL THEN t.tags ELSE EXCLUDED.tags END,
+                    standby_of = EXCLUDED.standby_of,
+                    tags_refreshed_at = COALESCE(EXCLUDED.tags_refreshed_at, t.tags_refreshed_at),
+                    deleted_at = NULL,
+                    -- Tags read again and found the same are not a change.
+                    updated_at = CASE WHEN (t.directory_id, t.user_name, t.ip_address, t.state, t.bundle_id,
+                            t.subnet_id, t.computer_name, t.running_mode, t.auto_stop_timeout_minutes,
+                            t.root_volume_gib, t.user_volume_gib, t.compute_type, t.tags, t.standby_of, t.deleted_at)
+                        IS DISTINCT FROM
+                        (EXCLUDED.directory_id, EXCLUDED.user_name, EXCLUDED.ip_address, EXCLUDED.state,
+                         EXCLUDED.bundle_id, EXCLUDED.subnet_id, EXCLUDED.computer_name, EXCLUDED.running_mode,
+                         EXCLUDED.auto_stop_timeout_minutes, EXCLUDED.root_volume_gib, EXCLUDED.user_volume_gib,
+                         EXCLUDED.compute_type,
+                         CASE WHEN EXCLUDED.tags_refreshed_at IS NULL THEN t.tags ELSE EXCLUDED.tags END,
+                         EXCLUDED.standby_of, NULL::timestamptz)
+                        THEN now() ELSE t.updated_at END
                 WHERE (t.directory_id, t.user_name, t.ip_address, t.state, t.bundle_id, t.subnet_id,
                        t.computer_name, t.running_mode, t.auto_stop_timeout_minutes, t.root_volume_gib,
                        t.user_volume_gib, t.compute_type, t.tags, t.standby_of, t.deleted_at)
@@ -413,8 +485,11 @@ impl Syncer {
                       (EXCLUDED.directory_id, EXCLUDED.user_name, EXCLUDED.ip_address, EXCLUDED.state,
                        EXCLUDED.bundle_id, EXCLUDED.subnet_id, EXCLUDED.computer_name, EXCLUDED.running_mode,
                        EXCLUDED.auto_stop_timeout_minutes, EXCLUDED.root_volume_gib, EXCLUDED.user_volume_gib,
-                       EXCLUDED.compute_type, EXCLUDED.tags, EXCLUDED.standby_of, NULL::timestamptz)
-                RETURNING 1
+                       EXCLUDED.compute_type,
+                       CASE WHEN EXCLUDED.tags_refreshed_at IS NULL THEN t.tags ELSE EXCLUDED.tags END,
+                       EXCLUDED.standby_of, NULL::timestamptz)
+                   OR EXCLUDED.tags_refreshed_at IS NOT NULL
+                RETURNING (updated_at = now()) AS changed
             ), c AS (
                 INSERT INTO workspace_connections AS t (account, region, workspace_id, connection_state,
                     state_checked_at, last_user_connection_at)
@@ -428,7 +503,7 @@ impl Syncer {
                       (EXCLUDED.connection_state, EXCLUDED.state_checked_at, EXCLUDED.last_user_connection_at)
                 RETURNING 1
             )
-            SELECT (SELECT count(*) FROM w) AS "workspaces!", (SELECT count(*) FROM c) AS "connections!""#,
+            SELECT (SELECT count(*) FROM w WHERE changed) AS "workspaces!", (SELECT count(*) FROM c) AS "connections!""#,
             acct,
             region,
             &col(|w| w.workspace_id().map(str::to_owned)) as &[Option<String>],
@@ -450,7 +525,10 @@ impl Syncer {
                 .workspace_properties()
                 .and_then(|p| p.compute_type_name())
                 .map(|c| c.as_str().to_owned())) as &[Option<String>],
-            &tags.iter().map(Value::to_string).collect::<Vec<_>>(),
+            &tags
+                .iter()
+                .map(|t| t.as_ref().map(Value::to_string))
+                .collect::<Vec<_>>() as &[Option<String>],
             &connections
                 .iter()
                 .map(|c| c.workspace_id().map(str::to_owned))

@@ -84,6 +84,9 @@ pub struct AwsConfig {
     pub metric_data_interval: Duration,
     /// The usage cursor goes back this far on each sync (late datapoints).
     pub usage_overlap: Duration,
+    /// How old a workspace's tags may get before a sync reads them again
+    /// (new and changed workspaces are read at once).
+    pub tags_refresh: Duration,
     /// Days the billing sync covers when it has no cursor.
     pub billing_days: u32,
     /// Days the billing sync always re-reads (costs settle late).
@@ -197,6 +200,11 @@ pub(super) const VARS: &[Var] = &[
         doc: "spacing of CloudWatch GetMetricData calls per account and region across all workers; AWS allows 50/s (ms)",
     },
     Var {
+        name: "HANGAR_TAGS_REFRESH_SECS",
+        default: Some("86400"),
+        doc: "a workspace's tags (one DescribeTags call each) are read again after this long; new or changed workspaces at once (s, 0-604800; 0: every sync)",
+    },
+    Var {
         name: "HANGAR_USAGE_OVERLAP_SECS",
         default: Some("900"),
         doc: "usage sync re-reads this much before its cursor, for datapoints CloudWatch publishes late (s)",
@@ -300,6 +308,7 @@ impl Reader<'_> {
             ),
             metric_data_interval: self.millis("HANGAR_METRIC_DATA_INTERVAL_MS", 1, 60_000),
             usage_overlap: self.secs("HANGAR_USAGE_OVERLAP_SECS", 0, 86_400),
+            tags_refresh: self.secs("HANGAR_TAGS_REFRESH_SECS", 0, 604_800),
             billing_days: self.number("HANGAR_BILLING_DAYS", 1, 365),
             billing_resettle_days: self.number("HANGAR_BILLING_RESETTLE_DAYS", 1, 30),
             ce_monthly_budget: self.number("HANGAR_CE_MONTHLY_REQUEST_BUDGET", 0, 10_000_000),

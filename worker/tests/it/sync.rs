@@ -135,12 +135,19 @@ async fn workspaces_sync_pages_through_everything_and_a_second_run_changes_nothi
         "every workspace has its tags"
     );
 
-    // A second run rewrites nothing: every row, every column, identical.
+    // A second run rewrites nothing: every row, every column, identical;
+    // and it reads no tags (all fresh, nothing changed).
     let before = snapshot(&app).await;
     let second = start_sync(&app, "workspaces", json!({})).await;
     let job = finished(&app, &second, Duration::from_secs(120)).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["result"]["stats"]["rows_written"], 0, "{job}");
+    assert_eq!(job["result"]["stats"]["tags_kept"], 1000, "{job}");
+    assert_eq!(
+        moto.stats().await["calls"]["DescribeTags"],
+        1000,
+        "no DescribeTags the second time"
+    );
     assert_eq!(snapshot(&app).await, before);
 
     // Reading it back: keyset pages cover every workspace exactly once.
@@ -413,6 +420,76 @@ async fn accounts_found_in_the_organization_are_synced_through_its_role_and_the_
     );
     let (status, v) = sync_now(&app, "workspaces", json!({"account": "999999999999"})).await;
     assert_eq!(status, 422, "an account in neither list is refused: {v}");
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
+
+#[tokio::test]
+async fn tags_are_read_again_only_for_changed_or_stale_workspaces_or_every_time_with_a_zero_refresh() {
+    let moto = Moto::start().await;
+    let seeded = seed_workspaces(&moto, 100).await;
+    let ids: Vec<String> = seeded["workspace_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let app = app_with(&[]).await;
+    let mut worker = app.worker_process(WORKER, "sync=1", &moto.aws_env());
+    let sync = || async {
+        let id = start_sync(&app, "workspaces", json!({})).await;
+        let job = finished(&app, &id, Duration::from_secs(60)).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+        job
+    };
+    let tag_calls = || async { moto.stats().await["calls"]["DescribeTags"].as_u64().unwrap_or(0) };
+    sync().await;
+    assert_eq!(tag_calls().await, 100);
+
+    // Three workspaces change state in AWS; four have tags past the refresh.
+    moto.post(
+        "workspaces/state",
+        json!({"workspace_ids": &ids[..3], "state": "STOPPED"}),
+    )
+    .await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    sqlx::query(
+        "UPDATE workspaces SET tags_refreshed_at = now() - interval '2 days' WHERE workspace_id = ANY($1)",
+    )
+    .bind(&ids[10..14])
+    .execute(&pool)
+    .await
+    .unwrap();
+    let job = sync().await;
+    assert_eq!(tag_calls().await, 107, "3 changed + 4 stale: {job}");
+    assert_eq!(job["result"]["stats"]["tags_kept"], 93, "{job}");
+    // The three stopped workspaces and their connection rows (the emulator
+    // derives the connection state from the workspace's); the four whose
+    // tags were read again and found the same are not writes.
+    assert_eq!(job["result"]["stats"]["rows_written"], 6, "{job}");
+    let refreshed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM workspaces WHERE workspace_id = ANY($1) AND tags_refreshed_at > now() - interval '1 minute'",
+    )
+    .bind(&ids[10..14])
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(refreshed, 4, "the stale ones are fresh again");
+    let tagged: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces WHERE tags <> '{}'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tagged, 100, "kept tags stay");
+    pool.close().await;
+
+    // HANGAR_TAGS_REFRESH_SECS=0: every workspace's tags, every sync.
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let mut env = moto.aws_env();
+    env.push(("HANGAR_TAGS_REFRESH_SECS".into(), "0".into()));
+    let mut worker = app.worker_process(WORKER, "sync=1", &env);
+    sync().await;
+    assert_eq!(tag_calls().await, 207);
     worker.kill().unwrap();
     worker.wait().unwrap();
 }
