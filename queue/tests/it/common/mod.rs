@@ -256,11 +256,20 @@ pub struct OwnCluster {
     pub dir: PathBuf,
 }
 
+/// `scripts/redis-cluster` of the checkout under test. Read at run time
+/// (cargo and nextest set CARGO_MANIFEST_DIR for test processes): a test
+/// binary reused from another checkout of the workspace must not run that
+/// checkout's script.
+fn cluster_script() -> PathBuf {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    PathBuf::from(dir).join("../scripts/redis-cluster")
+}
+
 impl OwnCluster {
     pub fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("hangar-cluster-{}", ulid::Ulid::new()));
         let out = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-cluster"))
+            .arg(cluster_script())
             .arg("start")
             .arg(&dir)
             .stderr(Stdio::inherit())
@@ -338,7 +347,7 @@ impl OwnCluster {
 impl Drop for OwnCluster {
     fn drop(&mut self) {
         let _ = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-cluster"))
+            .arg(cluster_script())
             .arg("stop")
             .arg(&self.dir)
             .status();
