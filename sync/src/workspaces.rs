@@ -148,22 +148,15 @@ impl Syncer {
                 .filter_map(|w| w.workspace_id().map(str::to_owned))
                 .collect();
             bundle_ids.extend(page.iter().filter_map(|w| w.bundle_id().map(str::to_owned)));
-            // Tags cost a call per workspace: read only those of new or
-            // changed workspaces and those older than HANGAR_TAGS_REFRESH_SECS.
-            let fresh = self.fresh_tags(acct, region, &page, &mut stats).await?;
-            let stale: Vec<String> = ids.iter().filter(|id| !fresh.contains(*id)).cloned().collect();
-            stats.tags_kept += (ids.len() - stale.len()) as u64;
             let (tags, connections) = tokio::try_join!(
-                self.tags_for(acct, region, &ws, &stale),
+                self.page_tags(acct, region, &ws, &page, &ids),
                 self.connections_for(acct, region, &ws, &ids),
             )?;
             for s in [&tags.1, &connections.1] {
                 stats.absorb(s);
             }
-            let mut read: std::collections::HashMap<String, Value> = stale.into_iter().zip(tags.0).collect();
-            let page_tags: Vec<Option<Value>> = ids.iter().map(|id| read.remove(id)).collect();
             let (w, c) = self
-                .upsert_workspace_page(acct, region, &page, &page_tags, &connections.0, &mut stats)
+                .upsert_workspace_page(acct, region, &page, &tags.0, &connections.0, &mut stats)
                 .await?;
             self.metrics.rows(SYNC_WORKSPACES, "workspaces", w);
             self.metrics.rows(SYNC_WORKSPACES, "workspace_connections", c);
@@ -237,6 +230,28 @@ impl Syncer {
             "workspaces synced"
         );
         Ok(result)
+    }
+
+    /// The tags of each workspace of a page (`ids`, in page order): read with
+    /// DescribeTags for new, changed and stale workspaces, `None` (keep the
+    /// stored tags) for the rest. Tags cost a call per workspace, the bulk
+    /// of a large fleet's sync.
+    async fn page_tags(
+        &self,
+        acct: &str,
+        region: &str,
+        ws: &aws_sdk_workspaces::Client,
+        page: &[Workspace],
+        ids: &[String],
+    ) -> Result<(Vec<Option<Value>>, RunStats), SyncError> {
+        let mut stats = RunStats::default();
+        let fresh = self.fresh_tags(acct, region, page, &mut stats).await?;
+        let stale: Vec<String> = ids.iter().filter(|id| !fresh.contains(*id)).cloned().collect();
+        stats.tags_kept += (ids.len() - stale.len()) as u64;
+        let (read, read_stats) = self.tags_for(acct, region, ws, &stale).await?;
+        stats.absorb(&read_stats);
+        let mut read: std::collections::HashMap<String, Value> = stale.into_iter().zip(read).collect();
+        Ok((ids.iter().map(|id| read.remove(id)).collect(), stats))
     }
 
     /// The workspaces of `page` whose stored tags can stay: the row is
