@@ -125,7 +125,7 @@ impl RedisSettings {
     }
 
     /// The URLs of the nodes named by `url` (one unless a cluster).
-    fn nodes(&self) -> Vec<&str> {
+    pub fn nodes(&self) -> Vec<&str> {
         split_nodes(&self.url)
     }
 
@@ -134,17 +134,10 @@ impl RedisSettings {
         self.cluster || self.nodes().len() > 1
     }
 
-    /// Why `url` cannot be used, judged by the same code [`connect`] uses to
-    /// build its client (without connecting): `check-config` asks this, so a
-    /// URL it accepts is one the processes can open.
-    ///
-    /// [`connect`]: Self::connect
-    pub fn url_problem(url: &str) -> Option<String> {
-        Self::new(url).problem()
-    }
-
-    /// Why these settings cannot be used, as [`url_problem`](Self::url_problem)
-    /// (also judging the cluster flag and the CA certificates).
+    /// Why these settings cannot be used, judged by the same code
+    /// [`connect`](Self::connect) builds its client with (without
+    /// connecting): `check-config` asks this, so settings it accepts are
+    /// settings the processes can open.
     pub fn problem(&self) -> Option<String> {
         match self.client() {
             Ok(_) => None,
@@ -287,13 +280,13 @@ mod tests {
         let mut one = RedisSettings::new("rediss://cfg.cache.example:6379");
         one.cluster = true;
         assert!(one.is_cluster());
-        assert_eq!(RedisSettings::url_problem("redis://a:1,redis://b:2"), None);
+        assert_eq!(RedisSettings::new("redis://a:1,redis://b:2").problem(), None);
         assert_eq!(
-            RedisSettings::url_problem("rediss://user:pw@cache.example:6380"),
+            RedisSettings::new("rediss://user:pw@cache.example:6380").problem(),
             None
         );
-        assert!(RedisSettings::url_problem("redis://a:1,http://b:2").is_some());
-        assert!(RedisSettings::url_problem(" , ").is_some());
+        assert!(RedisSettings::new("redis://a:1,http://b:2").problem().is_some());
+        assert!(RedisSettings::new(" , ").problem().is_some());
     }
 
     #[test]

@@ -77,19 +77,39 @@ async fn keep_partitions_ahead(pool: &sqlx::PgPool, metrics: &metrics::Scheduler
     }
 }
 
+/// What the organization refresh keeps between refreshes: one SDK client
+/// cache (its HTTPS connections and credentials) and one caller.
+struct OrgReader {
+    clients: Arc<hangar_sync::clients::ClientCache>,
+    caller: hangar_sync::Caller,
+}
+
+impl OrgReader {
+    fn new(config: &Config) -> Self {
+        Self {
+            clients: Arc::default(),
+            caller: hangar_sync::Caller {
+                config: Arc::new(config.aws.clone()),
+                metrics: Arc::new(hangar_sync::metrics::SyncMetrics::default()),
+            },
+        }
+    }
+}
+
 /// Reads the AWS Organization's accounts again (with
 /// `HANGAR_AWS_ORGANIZATION_ROLE`); a failure keeps the last list, is
 /// counted, and is retried at the next refresh.
-async fn refresh_org_accounts(pool: &sqlx::PgPool, config: &Config, metrics: &metrics::SchedulerMetrics) {
+async fn refresh_org_accounts(
+    pool: &sqlx::PgPool,
+    config: &Config,
+    reader: &OrgReader,
+    metrics: &metrics::SchedulerMetrics,
+) {
     let Some(role) = &config.aws.organization_role else {
         return;
     };
-    let clients = Arc::new(hangar_sync::clients::ClientCache::default());
-    let caller = hangar_sync::Caller {
-        config: Arc::new(config.aws.clone()),
-        metrics: Arc::new(hangar_sync::metrics::SyncMetrics::default()),
-    };
-    match hangar_sync::organizations::refresh(pool, &config.aws, role, &clients, &caller).await {
+    let (clients, caller) = (&reader.clients, &reader.caller);
+    match hangar_sync::organizations::refresh(pool, &config.aws, role, clients, caller).await {
         Ok(d) => {
             metrics.org_refreshed(Some(d.active));
             tracing::info!(
@@ -145,13 +165,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tokio::pin!(shutdown);
     let mut next_repair = tokio::time::Instant::now();
     let mut next_org_refresh = tokio::time::Instant::now();
+    let org_reader = OrgReader::new(&config);
     loop {
         // Before the beat, so a fan-out schedule's first tick already
         // covers the organization's accounts.
         if config.aws.organization_role.is_some() && tokio::time::Instant::now() >= next_org_refresh {
             next_org_refresh = tokio::time::Instant::now() + config.aws.organization_refresh;
             // Boxed: the SDK's futures would otherwise make run's own ~17 KB.
-            Box::pin(refresh_org_accounts(&pool, &config, &metrics)).await;
+            Box::pin(refresh_org_accounts(&pool, &config, &org_reader, &metrics)).await;
         }
         match beat.pass().await {
             Ok(r) if r.fired + r.caught_up + r.skipped_overlap + r.dropped > 0 => tracing::info!(

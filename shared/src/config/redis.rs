@@ -62,17 +62,17 @@ pub(super) const VARS: &[Var] = &[
 impl RedisConfig {
     /// How the processes will talk to Redis, for `check-config`'s summary:
     /// one server or a cluster (and its seed nodes), plain or TLS, which CA.
+    /// Read off the same settings the processes connect with.
     pub fn mode(&self) -> String {
-        let url = self.url.expose();
-        let nodes = url.split(',').filter(|u| !u.trim().is_empty()).count();
-        let mut parts = vec![if nodes > 1 {
-            format!("cluster, {nodes} seed nodes")
-        } else if self.cluster {
-            "cluster, 1 seed node".to_owned()
-        } else {
-            "one server".to_owned()
+        let mut settings = hangar_queue::RedisSettings::new(self.url.expose());
+        settings.cluster = self.cluster;
+        let nodes = settings.nodes().len();
+        let mut parts = vec![match (settings.is_cluster(), nodes) {
+            (false, _) => "one server".to_owned(),
+            (true, 1) => "cluster, 1 seed node".to_owned(),
+            (true, n) => format!("cluster, {n} seed nodes"),
         }];
-        if url.trim_start().starts_with("rediss://") {
+        if settings.nodes().iter().any(|u| u.starts_with("rediss://")) {
             parts.push(match &self.tls_ca_file {
                 Some(path) => format!("TLS trusting {}", path.display()),
                 None => "TLS trusting the system's roots".to_owned(),
