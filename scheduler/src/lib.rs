@@ -85,13 +85,14 @@ struct OrgReader {
 }
 
 impl OrgReader {
-    fn new(config: &Config) -> Self {
+    fn new(config: &Config, redis: hangar_queue::RedisConn) -> Self {
         Self {
             clients: Arc::default(),
-            caller: hangar_sync::Caller {
-                config: Arc::new(config.aws.clone()),
-                metrics: Arc::new(hangar_sync::metrics::SyncMetrics::default()),
-            },
+            caller: hangar_sync::Caller::new(
+                Arc::new(config.aws.clone()),
+                Arc::new(hangar_sync::metrics::SyncMetrics::default()),
+                Some(hangar_queue::RateLimiter::new(redis, &config.redis.prefix)),
+            ),
         }
     }
 }
@@ -144,10 +145,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let replica = format!("scheduler-{}-{}", std::process::id(), ulid::Ulid::new());
     let metrics = Arc::new(metrics::SchedulerMetrics::default());
     tracing::info!(schedules = schedules.len(), replica = %replica, "scheduler starting");
+    let redis = config.redis_settings().connect().await?;
     let beat = beat::Beat::new(
         pool.clone(),
         queues.clone(),
-        config.redis_settings().connect().await?,
+        redis.clone(),
         &config.redis.prefix,
         &replica,
         schedules,
@@ -165,7 +167,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tokio::pin!(shutdown);
     let mut next_repair = tokio::time::Instant::now();
     let mut next_org_refresh = tokio::time::Instant::now();
-    let org_reader = OrgReader::new(&config);
+    let org_reader = OrgReader::new(&config, redis);
     loop {
         // Before the beat, so a fan-out schedule's first tick already
         // covers the organization's accounts.

@@ -67,11 +67,6 @@ impl Syncer {
         }
 
         let site = self.site(acct, region, "cloudtrail", "LookupEvents");
-        let pacer = self.pacer(
-            "cloudtrail_lookup_events",
-            format!("cloudtrail-lookup:{acct}:{region}"),
-            self.config.lookup_interval,
-        );
         let attribute = LookupAttribute::builder()
             .attribute_key(LookupAttributeKey::EventSource)
             .attribute_value(WORKSPACES_EVENT_SOURCE)
@@ -98,11 +93,7 @@ impl Syncer {
                         .end_time(smithy(end))
                         .max_results(PAGE)
                         .set_next_token(token.clone());
-                    let pacer = pacer.clone();
-                    async move {
-                        pacer.wait().await;
-                        request.send().await
-                    }
+                    request.send()
                 })
                 .await?;
             token = out.next_token().map(str::to_owned);
@@ -120,7 +111,6 @@ impl Syncer {
             }
         }
         stats.rows_written += inserted;
-        stats.rate_limit_wait_ms = pacer.waited_ms();
         self.metrics.rows(SYNC_CLOUDTRAIL, "audit_events", inserted);
 
         // Every page is in: move the cursor to the newest event seen (never

@@ -77,6 +77,8 @@ pub struct RunStats {
     pub aws_requests: u64,
     /// AWS requests retried after throttling, 5xx or transport errors.
     pub aws_retries: u64,
+    /// AWS requests answered "throttled" (each retried, or the last failed).
+    pub aws_throttled: u64,
     /// Result pages processed.
     pub pages: u64,
     /// Rows inserted or changed.
@@ -85,7 +87,7 @@ pub struct RunStats {
     pub db_round_trips: u64,
     /// Time spent in those statements, ms.
     pub db_write_ms: f64,
-    /// Time spent waiting for the shared rate limiter, ms.
+    /// Time spent waiting for the shared rate limiter (`HANGAR_AWS_RATES`), ms.
     pub rate_limit_wait_ms: f64,
     /// PostgreSQL reads a sync makes to decide what to ask AWS (which
     /// workspaces' tags are fresh).
@@ -102,6 +104,7 @@ impl RunStats {
     pub fn absorb(&mut self, other: &RunStats) {
         self.aws_requests += other.aws_requests;
         self.aws_retries += other.aws_retries;
+        self.aws_throttled += other.aws_throttled;
         self.pages += other.pages;
         self.rows_written += other.rows_written;
         self.db_round_trips += other.db_round_trips;
@@ -178,14 +181,13 @@ impl Syncer {
         metrics: Arc<SyncMetrics>,
     ) -> Self {
         let config = Arc::new(config);
+        metrics.configured_rates(&config.rates);
+        let limiter = RateLimiter::new(redis.clone(), prefix);
         Self {
             pool,
             redis,
             prefix: prefix.to_owned(),
-            caller: Caller {
-                config: config.clone(),
-                metrics: metrics.clone(),
-            },
+            caller: Caller::new(config.clone(), metrics.clone(), Some(limiter)),
             config,
             clients: Arc::default(),
             metrics,
@@ -211,11 +213,6 @@ impl Syncer {
             "account {name:?} is not configured (HANGAR_AWS_ACCOUNTS and the organization have: {})",
             known.join(", ")
         )))
-    }
-
-    /// The shared rate limiter.
-    pub fn limiter(&self) -> RateLimiter {
-        RateLimiter::new(self.redis.clone(), &self.prefix)
     }
 
     /// Runs `work` while holding the lock for `singleton`, owned by this
@@ -346,65 +343,61 @@ impl Syncer {
     }
 }
 
-/// Spaces one API's calls for one account and region through the Redis rate
-/// limiter shared by every worker, and adds up the time waited.
-#[derive(Clone)]
-pub(crate) struct Pacer {
-    limiter: RateLimiter,
-    key: String,
-    rate: hangar_queue::Rate,
-    metrics: Arc<SyncMetrics>,
-    api: &'static str,
-    waited_us: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Pacer {
-    /// Waits for this call's turn (every attempt, retries included). An
-    /// unreachable limiter is logged and the call goes ahead: AWS's own
-    /// throttling answers are still retried with backoff.
-    pub(crate) async fn wait(&self) {
-        match self.limiter.acquire(&self.key, self.rate).await {
-            Ok(waited) => {
-                self.metrics.rate_wait(self.api, waited.as_secs_f64());
-                self.waited_us
-                    .fetch_add(waited.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!(error = %e, api = self.api, "rate limiter unreachable; calling anyway"),
-        }
-    }
-
-    /// Time waited so far, ms.
-    pub(crate) fn waited_ms(&self) -> f64 {
-        self.waited_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0
-    }
-}
-
-impl Syncer {
-    /// A pacer for `api` (a metric label), keyed by `key`, at one call per
-    /// `interval`.
-    pub(crate) fn pacer(&self, api: &'static str, key: String, interval: Duration) -> Pacer {
-        Pacer {
-            limiter: self.limiter(),
-            key,
-            rate: hangar_queue::Rate { interval, burst: 1 },
-            metrics: self.metrics.clone(),
-            api,
-            waited_us: Arc::default(),
-        }
-    }
-}
-
-/// Makes AWS calls: retries what passes on its own, counts every request.
+/// Makes AWS calls: waits for each call's turn in the rate limiter shared
+/// by every worker, retries what passes on its own, counts every request.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    /// Retry settings (`call_attempts`, `call_backoff`, `call_backoff_cap`).
+    /// Retry settings (`call_attempts`, `call_backoff`, `call_backoff_cap`)
+    /// and the rate of each operation (`rates`).
     pub config: Arc<AwsConfig>,
-    /// Where requests and retries are counted.
+    /// Where requests, retries, throttles and waits are counted.
     pub metrics: Arc<SyncMetrics>,
+    /// The Redis limiter every worker shares; `None`: calls are not paced
+    /// (unit tests against a mocked client).
+    pub limiter: Option<RateLimiter>,
 }
 
 impl Caller {
-    /// Calls AWS through `op`, retrying throttling, 5xx and transport failures
+    /// A caller with these settings, metrics and limiter.
+    pub fn new(config: Arc<AwsConfig>, metrics: Arc<SyncMetrics>, limiter: Option<RateLimiter>) -> Self {
+        Self {
+            config,
+            metrics,
+            limiter,
+        }
+    }
+
+    /// Waits until `site`'s operation may be called again for its account
+    /// and region (`HANGAR_AWS_RATES`), across every worker, and returns how
+    /// long it waited. An unreachable limiter is logged and the call goes
+    /// ahead: AWS's own throttling answers are still retried with backoff.
+    async fn wait_turn(&self, site: &CallSite) -> Duration {
+        let (Some(limiter), Some((bucket, rate))) = (
+            &self.limiter,
+            self.config.rates.bucket_of(site.service, site.operation),
+        ) else {
+            return Duration::ZERO;
+        };
+        let key = format!("aws:{bucket}:{}:{}", site.account, site.region);
+        let rate = hangar_queue::Rate {
+            interval: rate.interval(),
+            burst: rate.burst,
+        };
+        match limiter.acquire(&key, rate).await {
+            Ok(waited) => {
+                self.metrics
+                    .rate_wait(site.service, site.operation, waited.as_secs_f64());
+                waited
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, operation = site.operation, "rate limiter unreachable; calling anyway");
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// Calls AWS through `op`, each attempt first waiting its turn in the
+    /// shared rate limiter, retrying throttling, 5xx and transport failures
     /// with exponential backoff and jitter, counting every request.
     pub async fn call<T, E, F, Fut>(
         &self,
@@ -419,6 +412,8 @@ impl Caller {
     {
         let start = Instant::now();
         let attempts = std::sync::atomic::AtomicU32::new(0);
+        let throttled = std::sync::atomic::AtomicU32::new(0);
+        let waited_us = std::sync::atomic::AtomicU64::new(0);
         let cfg = &self.config;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(cfg.call_backoff)
@@ -429,9 +424,15 @@ impl Caller {
         let result = (|| {
             attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let fut = op();
+            let (throttled, waited_us) = (&throttled, &waited_us);
             async move {
+                let waited = self.wait_turn(site).await;
+                waited_us.fetch_add(waited.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
                 fut.await.map_err(|e| {
                     let failure = error::classify(&e);
+                    if failure.class == Class::Throttled {
+                        throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     self.metrics
                         .request(site.service, site.operation, &site.account, failure.class.label());
                     failure
@@ -453,6 +454,8 @@ impl Caller {
         let n = attempts.load(std::sync::atomic::Ordering::Relaxed);
         stats.aws_requests += u64::from(n);
         stats.aws_retries += u64::from(n.saturating_sub(1));
+        stats.aws_throttled += u64::from(throttled.load(std::sync::atomic::Ordering::Relaxed));
+        stats.rate_limit_wait_ms += waited_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
         match result {
             Ok(v) => {
                 self.metrics

@@ -1,9 +1,11 @@
 //! Sync metrics: every AWS request by service, operation and outcome (Cost
 //! Explorer requests are paid, so their count is a bill), retries, rows and
-//! pages written, time in PostgreSQL, rate-limiter waits, budget refusals.
+//! pages written, time in PostgreSQL, rate-limiter waits and the rates
+//! themselves, budget refusals. Throttles are the requests counted with
+//! `outcome="throttled"`.
 
 use prometheus_client::{
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -25,6 +27,7 @@ pub struct SyncMetrics {
     pages: Family<Labels, Counter>,
     db_write_seconds: Family<Labels, Histogram>,
     rate_wait_seconds: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    rate_limit: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     budget_refusals: Family<Labels, Counter>,
 }
 
@@ -39,6 +42,7 @@ impl Default for SyncMetrics {
                 Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
             }),
             rate_wait_seconds: Family::default(),
+            rate_limit: Family::default(),
             budget_refusals: Family::default(),
         }
     }
@@ -74,8 +78,13 @@ impl SyncMetrics {
         );
         registry.register(
             "aws_rate_limit_wait_seconds",
-            "Time sync jobs waited for the shared Redis rate limiter, by API",
+            "Time AWS calls waited for their turn in the Redis rate limiter shared by all workers (HANGAR_AWS_RATES), by service and operation",
             self.rate_wait_seconds.clone(),
+        );
+        registry.register(
+            "aws_rate_limit_per_second",
+            "Calls per second per account and region each AWS rate bucket is paced at (HANGAR_AWS_RATES; 0: not paced)",
+            self.rate_limit.clone(),
         );
         registry.register(
             "cost_explorer_budget_refusals",
@@ -117,10 +126,20 @@ impl SyncMetrics {
             .observe(secs);
     }
 
-    pub(crate) fn rate_wait(&self, api: &str, secs: f64) {
+    pub(crate) fn rate_wait(&self, service: &str, operation: &str, secs: f64) {
         self.rate_wait_seconds
-            .get_or_create(&labels(&[("api", api)]))
+            .get_or_create(&labels(&[("service", service), ("operation", operation)]))
             .inc_by(secs);
+    }
+
+    /// Publishes the rate each operation is paced at, so a dashboard can
+    /// draw requests against their limit.
+    pub fn configured_rates(&self, rates: &hangar_shared::config::AwsRates) {
+        for (bucket, rate) in rates.iter() {
+            self.rate_limit
+                .get_or_create(&labels(&[("bucket", bucket)]))
+                .set(rate.map_or(0.0, |r| r.per_second));
+        }
     }
 
     pub(crate) fn budget_refused(&self, account: &str) {

@@ -108,11 +108,6 @@ impl Syncer {
         .await?;
 
         let site = self.site(acct, region, "cloudwatch", "GetMetricData");
-        let pacer = self.pacer(
-            "cloudwatch_get_metric_data",
-            format!("cloudwatch-metric-data:{acct}:{region}"),
-            self.config.metric_data_interval,
-        );
         let mut datapoints = 0u64;
         let mut connected_periods = 0u64;
         let mut hours_written = 0u64;
@@ -139,11 +134,7 @@ impl Syncer {
                             .end_time(smithy(end))
                             .scan_by(ScanBy::TimestampAscending)
                             .set_next_token(token.clone());
-                        let pacer = pacer.clone();
-                        async move {
-                            pacer.wait().await;
-                            request.send().await
-                        }
+                        request.send()
                     })
                     .await?;
                 for result in out.metric_data_results() {
@@ -190,7 +181,6 @@ impl Syncer {
             }
         }
         stats.rows_written += hours_written;
-        stats.rate_limit_wait_ms = pacer.waited_ms();
         self.metrics.rows(SYNC_USAGE, "workspace_usage", hours_written);
 
         // Every batch is in: the next sync resumes from `end` (minus the

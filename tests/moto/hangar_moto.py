@@ -7,8 +7,9 @@ middleware that:
 * serves the few operations Hangar depends on that moto lacks or gets wrong
   for our purposes (pagination, connection status, bundles, CloudTrail
   LookupEvents, Cost Explorer GetCostAndUsage);
-* injects faults (errors, delays) and enforces the CloudTrail LookupEvents
-  rate limit, so retry and back-off paths can be exercised;
+* injects faults (errors, delays) and enforces per-operation request quotas
+  per account and region (CloudTrail's 2 LookupEvents per second by
+  default), so retry, back-off and pacing can be exercised;
 * exposes a JSON control API under /_hangar/ to seed data quickly
   in-process (directly into moto's backends) and to inspect call statistics.
 
@@ -36,8 +37,9 @@ Control API (JSON in/out; bad input -> 400 {"error": "..."}):
                                           delay_ms, match, access_key} -> {id}
   GET    /_hangar/faults  | DELETE /_hangar/faults | DELETE /_hangar/faults/<id>
   GET    /_hangar/stats   | POST /_hangar/stats/reset
-  GET|POST /_hangar/config               {lookup_events_per_second, cost_page_days,
-                                          cost_estimated_days, connection_base_time}
+  GET|POST /_hangar/config               {lookup_events_per_second, operation_rates,
+                                          cost_page_days, cost_estimated_days,
+                                          connection_base_time}
   POST   /_hangar/reset
 
 Only the Python standard library plus moto/boto3/werkzeug are used.
@@ -89,6 +91,11 @@ LOOKUP_EVENTS_MAX_RESULTS = 50
 DEFAULT_CONFIG = {
     # CloudTrail allows 2 LookupEvents per second per account and region.
     "lookup_events_per_second": 2,
+    # Other quotas per account and region, by operation or service signing
+    # name: {"DescribeTags": 10} (calls per sliding second) or
+    # {"workspaces": {"rate": 2, "burst": 5}} (a token bucket, AWS's
+    # documented WorkSpaces rate). None by default.
+    "operation_rates": {},
     # Number of days per GetCostAndUsage page (AWS pages by result size; a
     # small fixed number of days makes pagination easy to exercise).
     "cost_page_days": 5,
@@ -446,7 +453,8 @@ class Emulator:
         self.serials: dict[tuple[str, str, str], int] = defaultdict(int)
         # (account, region) -> {event_id: event}
         self.events: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
-        self.lookup_window: dict[tuple[str, str], deque] = defaultdict(deque)
+        self.rate_windows: dict[tuple[str, str, str], deque] = defaultdict(deque)
+        self.buckets: dict[tuple[str, str, str], tuple[float, float]] = {}
         # account -> {"days": {date: {(service, usage_type): cell}}, "end": date}
         self.costs: dict[str, dict[str, Any]] = {}
 
@@ -1301,25 +1309,40 @@ def event_matches(event: dict, key: str, value: str) -> bool:
 
 
 def rate_limited(req: AwsRequest) -> bool:
-    """Sliding-window limiter: at most N accepted calls in any 1-second
-    window per (account, region); rejected calls do not consume budget."""
-    limit = EMU.config["lookup_events_per_second"]
-    if not limit:
-        return False
-    window = EMU.lookup_window[(req.account, req.region)]
+    """Per account and region quotas, as AWS enforces them. `operation_rates`
+    names an operation (`DescribeTags`) or a whole service by its signing
+    name (`workspaces`: every WorkSpaces call draws on one rate), with either
+    N (at most N accepted calls in any 1-second window) or {"rate": r,
+    "burst": b} (a token bucket: b calls at once, refilled at r per second).
+    LookupEvents also obeys `lookup_events_per_second`. A call must fit every
+    quota that covers it; a refused call consumes none. Under EMU.lock."""
+    rates = EMU.config["operation_rates"]
+    quotas = [(name, rates[name]) for name in (req.signing_service, req.operation) if name and name in rates]
+    if req.operation == "LookupEvents" and req.operation not in rates and EMU.config["lookup_events_per_second"]:
+        quotas.append((req.operation, EMU.config["lookup_events_per_second"]))
     now = time.monotonic()
-    while window and now - window[0] >= 1.0:
-        window.popleft()
-    if len(window) >= limit:
-        return True
-    window.append(now)
+    admitted = []
+    for name, quota in quotas:
+        key = (req.account, req.region, name)
+        if isinstance(quota, dict):
+            tokens, last = EMU.buckets.get(key, (float(quota["burst"]), now))
+            tokens = min(float(quota["burst"]), tokens + (now - last) * quota["rate"])
+            if tokens < 1.0:
+                return True
+            admitted.append(lambda key=key, tokens=tokens: EMU.buckets.__setitem__(key, (tokens - 1.0, now)))
+        elif quota:
+            window = EMU.rate_windows[key]
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if len(window) >= quota:
+                return True
+            admitted.append(lambda window=window: window.append(now))
+    for consume in admitted:
+        consume()
     return False
 
 
 def op_lookup_events(req: AwsRequest) -> dict[str, Any]:
-    if rate_limited(req):
-        EMU.throttled["LookupEvents"] += 1
-        raise ApiError("ThrottlingException", "Rate exceeded")
     p = req.params
     attributes = p.get("LookupAttributes") or []
     if not isinstance(attributes, list) or len(attributes) > 1:
@@ -1919,6 +1942,21 @@ def control_config(spec: dict) -> dict:
     for key, value in spec.items():
         if key not in DEFAULT_CONFIG:
             raise ControlError(f"unknown config key {key!r}; known: {sorted(DEFAULT_CONFIG)}")
+        if key == "operation_rates":
+            def number(v: Any) -> bool:
+                return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str)
+                and (
+                    (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+                    or (isinstance(v, dict) and set(v) == {"rate", "burst"} and number(v["rate"]) and number(v["burst"]))
+                )
+                for k, v in value.items()
+            ):
+                raise ControlError(
+                    'operation_rates must map operation or service names to N >= 0 or {"rate": r, "burst": b}'
+                )
+            continue
         minimum = 1 if key in ("cost_page_days", "metric_page_points") else 0
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
             raise ControlError(f"{key} must be a number >= {minimum}")
@@ -2091,6 +2129,9 @@ class HangarMiddleware:
                 EMU.faults_fired[req.operation] += 1
                 fault = candidate
                 break
+            throttled = fault is None and rate_limited(req)
+            if throttled:
+                EMU.throttled[req.operation] += 1
         if fault is not None:
             if log_verbose:
                 log(f"fault #{fault.id} fires on {req.operation} ({req.account}/{req.region})")
@@ -2098,6 +2139,8 @@ class HangarMiddleware:
                 time.sleep(fault.delay_ms / 1000)  # outside the lock
             if fault.status is not None:
                 return error_response(req, ApiError(fault.code, fault.message, fault.status))
+        if throttled:
+            return error_response(req, ApiError("ThrottlingException", "Rate exceeded"))
 
         if req.is_cbor:
             return self.cbor(req)

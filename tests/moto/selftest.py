@@ -375,6 +375,45 @@ def test_cloudtrail(emu: Emulator) -> None:
        "counted in stats, recovers after 1s")
     emu.ctl("POST", "/_hangar/config", {"lookup_events_per_second": 0})
 
+    # Any operation can be given a quota: JSON (WorkSpaces) and query (STS)
+    # protocols both answer ThrottlingException past it.
+    emu.ctl("POST", "/_hangar/config", {"operation_rates": {"DescribeWorkspaceBundles": 3, "GetCallerIdentity": 2}})
+    emu.ctl("POST", "/_hangar/stats/reset")
+    ws1 = emu.client("workspaces", attempts=1)
+    sts1 = emu.client("sts", attempts=1)
+    for client, call, limit in ((ws1, ws1.describe_workspace_bundles, 3), (sts1, sts1.get_caller_identity, 2)):
+        codes = []
+        for _ in range(8):
+            try:
+                call()
+                codes.append("ok")
+            except ClientError as err:
+                codes.append(err.response["Error"]["Code"])
+        assert codes[:limit] == ["ok"] * limit and set(codes[limit:]) <= {"ok", "ThrottlingException"}, codes
+        assert "ThrottlingException" in codes, codes
+    stats = emu.ctl("GET", "/_hangar/stats")["throttled"]
+    assert stats["DescribeWorkspaceBundles"] >= 1 and stats["GetCallerIdentity"] >= 1, stats
+    # A service-wide token bucket (AWS's WorkSpaces rate: 2/s, bursts of 5):
+    # every WorkSpaces operation draws on it, other services do not.
+    emu.ctl("POST", "/_hangar/config", {"operation_rates": {"workspaces": {"rate": 2, "burst": 5}}})
+    codes = []
+    for i in range(10):
+        try:
+            (ws1.describe_workspace_bundles if i % 2 else ws1.describe_workspace_directories)()
+            codes.append("ok")
+        except ClientError as err:
+            codes.append(err.response["Error"]["Code"])
+    assert codes[:5] == ["ok"] * 5 and codes.count("ok") <= 6, codes
+    sts1.get_caller_identity()
+    time.sleep(1.05)
+    ws1.describe_workspace_bundles()
+    ws1.describe_workspace_directories()
+    refused = emu.ctl("POST", "/_hangar/config", {"operation_rates": {"DescribeTags": "fast"}}, expect=400)
+    assert "operation_rates" in refused["error"], refused
+    emu.ctl("POST", "/_hangar/config", {"operation_rates": {}})
+    ok(f"operation quotas: WorkSpaces and STS throttled past their rate ({stats}); "
+       "a service-wide token bucket covers every WorkSpaces operation")
+
 
 def test_costs(emu: Emulator) -> None:
     emu.ctl("POST", "/_hangar/seed/costs", {"account": ACCOUNT, "start": "2025-01-01",

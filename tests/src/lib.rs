@@ -140,6 +140,10 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
         .expect("client")
 }
 
+/// `HANGAR_AWS_RATES` of every TestApp: WorkSpaces calls at 1,000/s, the
+/// rest (CloudTrail, CloudWatch, Cost Explorer...) at their defaults.
+pub const TEST_AWS_RATES: &str = "workspaces=1000/s";
+
 /// Settings every TestApp starts with; tests override single variables.
 pub fn test_env(db_url: &str, redis_url: &str, prefix: &str) -> HashMap<String, String> {
     // Report files of this app only, under the system's temporary directory.
@@ -171,6 +175,12 @@ pub fn test_env(db_url: &str, redis_url: &str, prefix: &str) -> HashMap<String, 
         ("HANGAR_RATE_LIMIT_READ", "off"),
         ("HANGAR_RATE_LIMIT_WRITE", "off"),
         ("HANGAR_RATE_LIMIT_AUTH_FAILURES", "off"),
+        // WorkSpaces calls are paced at 1.8/s per account and region by
+        // default (AWS documents 2/s): a 1,000-workspace sync would spend
+        // ten minutes in DescribeTags alone. Tests still go through the
+        // shared limiter, at a rate the emulator answers; pacing at the
+        // defaults is tested on its own (and measured in bench/fleet.sh).
+        ("HANGAR_AWS_RATES", TEST_AWS_RATES),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

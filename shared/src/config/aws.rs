@@ -6,6 +6,7 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
+use super::aws_rates::{AwsRates, BucketRate};
 use super::reader::{Reader, Var};
 
 /// One AWS account Hangar syncs.
@@ -72,16 +73,13 @@ pub struct AwsConfig {
     pub call_backoff: Duration,
     /// Longest backoff between those attempts.
     pub call_backoff_cap: Duration,
-    /// Spacing between CloudTrail LookupEvents calls per account and region,
-    /// across every worker (AWS allows 2 per second).
-    pub lookup_interval: Duration,
+    /// Calls per second per account and region of every AWS operation,
+    /// across every worker (`HANGAR_AWS_RATES` over the defaults).
+    pub rates: AwsRates,
     /// The CloudTrail cursor goes back this far on each sync (late events).
     pub cloudtrail_overlap: Duration,
     /// How far back the first CloudTrail sync of an account and region looks.
     pub cloudtrail_first_window: Duration,
-    /// Spacing between CloudWatch GetMetricData calls per account and
-    /// region, across every worker (AWS allows 50 per second).
-    pub metric_data_interval: Duration,
     /// The usage cursor goes back this far on each sync (late datapoints).
     pub usage_overlap: Duration,
     /// How old a workspace's tags may get before a sync reads them again
@@ -180,9 +178,14 @@ pub(super) const VARS: &[Var] = &[
         doc: "longest backoff between those attempts, before jitter (ms)",
     },
     Var {
+        name: "HANGAR_AWS_RATES",
+        default: Some(""),
+        doc: "AWS calls per second per account and region, shared by all workers, for the rate buckets named (bucket=N/s, N/min, 'N/s burst B' or off, comma-separated; buckets: workspaces, cloudtrail:LookupEvents, cloudwatch:GetMetricData, ce:GetCostAndUsage, organizations:ListAccounts, sts:GetCallerIdentity); the rest keep their defaults, printed by check-config",
+    },
+    Var {
         name: "HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS",
-        default: Some("550"),
-        doc: "spacing of LookupEvents calls per account and region across all workers; AWS allows 2/s (ms)",
+        default: Some(""),
+        doc: "older spelling of HANGAR_AWS_RATES=cloudtrail:LookupEvents=...: ms between LookupEvents calls; still honoured, HANGAR_AWS_RATES wins",
     },
     Var {
         name: "HANGAR_CLOUDTRAIL_OVERLAP_SECS",
@@ -196,8 +199,8 @@ pub(super) const VARS: &[Var] = &[
     },
     Var {
         name: "HANGAR_METRIC_DATA_INTERVAL_MS",
-        default: Some("25"),
-        doc: "spacing of CloudWatch GetMetricData calls per account and region across all workers; AWS allows 50/s (ms)",
+        default: Some(""),
+        doc: "older spelling of HANGAR_AWS_RATES=cloudwatch:GetMetricData=...: ms between GetMetricData calls; still honoured, HANGAR_AWS_RATES wins",
     },
     Var {
         name: "HANGAR_TAGS_REFRESH_SECS",
@@ -301,17 +304,43 @@ impl Reader<'_> {
             call_attempts: self.number("HANGAR_AWS_CALL_ATTEMPTS", 1, 20),
             call_backoff: self.millis("HANGAR_AWS_BACKOFF_MS", 1, 60_000),
             call_backoff_cap: self.millis("HANGAR_AWS_BACKOFF_CAP_MS", 1, 600_000),
-            lookup_interval: self.millis("HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS", 1, 60_000),
+            rates: self.aws_rates(),
             cloudtrail_overlap: self.secs("HANGAR_CLOUDTRAIL_OVERLAP_SECS", 0, 86_400),
             cloudtrail_first_window: Duration::from_secs(
                 86_400 * self.number::<u64>("HANGAR_CLOUDTRAIL_FIRST_DAYS", 1, 90),
             ),
-            metric_data_interval: self.millis("HANGAR_METRIC_DATA_INTERVAL_MS", 1, 60_000),
             usage_overlap: self.secs("HANGAR_USAGE_OVERLAP_SECS", 0, 86_400),
             tags_refresh: self.secs("HANGAR_TAGS_REFRESH_SECS", 0, 604_800),
             billing_days: self.number("HANGAR_BILLING_DAYS", 1, 365),
             billing_resettle_days: self.number("HANGAR_BILLING_RESETTLE_DAYS", 1, 30),
             ce_monthly_budget: self.number("HANGAR_CE_MONTHLY_REQUEST_BUDGET", 0, 10_000_000),
+        }
+    }
+
+    /// The defaults, then the older single-operation interval variables when
+    /// set, then `HANGAR_AWS_RATES`.
+    fn aws_rates(&mut self) -> AwsRates {
+        let mut rates = AwsRates::default();
+        for (name, bucket) in [
+            ("HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS", "cloudtrail:LookupEvents"),
+            ("HANGAR_METRIC_DATA_INTERVAL_MS", "cloudwatch:GetMetricData"),
+        ] {
+            if self.optional(name).is_some() {
+                let ms: u64 = self.number(name, 1, 86_400_000);
+                let rate = BucketRate {
+                    per_second: 1000.0 / ms as f64,
+                    burst: 1,
+                };
+                rates.set(bucket, Some(rate));
+            }
+        }
+        let text = self.raw("HANGAR_AWS_RATES").unwrap_or_default();
+        match rates.clone().with(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                self.problem("HANGAR_AWS_RATES", e);
+                rates
+            }
         }
     }
 

@@ -14,6 +14,7 @@
 
 mod api;
 mod aws;
+mod aws_rates;
 mod database;
 mod inference;
 mod jwt;
@@ -30,6 +31,7 @@ use std::{collections::BTreeMap, fmt};
 pub use self::{
     api::{ApiConfig, ConsoleConfig},
     aws::{AwsAccount, AwsConfig, is_region_name},
+    aws_rates::{AwsRates, BucketRate, DEFAULTS as AWS_RATE_DEFAULTS, RateDefault},
     database::DatabaseConfig,
     inference::InferenceConfig,
     jwt::{JwtConfig, check_jwks_url},
@@ -158,7 +160,7 @@ impl Config {
             .map(|(q, n)| format!("{q}={n}"))
             .collect();
         format!(
-            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url> ({}), prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  models: {}\n  log: {:?} {}",
+            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url> ({}), prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  aws rates (calls/s per account and region, all workers): {}\n  models: {}\n  log: {:?} {}",
             self.database.min_connections,
             self.database.max_connections,
             self.database.acquire_timeout,
@@ -181,6 +183,7 @@ impl Config {
                 )))
                 .collect::<Vec<_>>()
                 .join("; "),
+            self.aws.rates,
             if self.inference.models.is_empty() {
                 "none".to_owned()
             } else {
@@ -237,6 +240,47 @@ mod tests {
         assert_eq!(c.aws.accounts.len(), 1);
         assert_eq!(c.aws.accounts[0].name, "default");
         assert_eq!(c.aws.accounts[0].regions, vec!["us-east-1".to_owned()]);
+    }
+
+    #[test]
+    fn aws_rates_are_the_defaults_then_the_older_interval_variables_then_hangar_aws_rates() {
+        let db = ("HANGAR_DATABASE_URL", "postgres://localhost/hangar");
+        let rate = |c: &Config, service, operation| {
+            c.aws
+                .rates
+                .bucket_of(service, operation)
+                .map(|(_, r)| (r.per_second, r.burst))
+        };
+        let c = load(&[db]).unwrap();
+        assert_eq!(rate(&c, "workspaces", "DescribeTags"), Some((1.8, 4)));
+        assert_eq!(rate(&c, "cloudtrail", "LookupEvents"), Some((1.8, 1)));
+        assert!(
+            c.summary().contains("workspaces=1.8/s burst 4"),
+            "check-config prints the rates in force: {}",
+            c.summary()
+        );
+        let c = load(&[db, ("HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS", "1000")]).unwrap();
+        assert_eq!(rate(&c, "cloudtrail", "LookupEvents"), Some((1.0, 1)));
+        let c = load(&[
+            db,
+            ("HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS", "1000"),
+            ("HANGAR_METRIC_DATA_INTERVAL_MS", "100"),
+            (
+                "HANGAR_AWS_RATES",
+                "cloudtrail:LookupEvents=30/min, workspaces=off",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(rate(&c, "cloudtrail", "LookupEvents"), Some((0.5, 1)));
+        assert_eq!(rate(&c, "cloudwatch", "GetMetricData"), Some((10.0, 1)));
+        assert_eq!(rate(&c, "workspaces", "DescribeWorkspaces"), None);
+        let err = load(&[db, ("HANGAR_AWS_RATES", "workspace=2/s")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("HANGAR_AWS_RATES: \"workspace\" is not a rate bucket"),
+            "{err}"
+        );
     }
 
     #[test]

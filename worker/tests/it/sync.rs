@@ -273,6 +273,7 @@ async fn throttled_calls_are_retried_inside_the_job_and_counted() {
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["attempts"], 1, "retried inside the one attempt: {job}");
     assert_eq!(job["result"]["stats"]["aws_retries"], 3, "{job}");
+    assert_eq!(job["result"]["stats"]["aws_throttled"], 2, "{job}");
     assert_eq!(count(&app, "SELECT count(*) FROM workspaces").await, 60);
 
     let body = reqwest::get(format!("http://{bind}/metrics"))
@@ -296,6 +297,9 @@ async fn throttled_calls_are_retried_inside_the_job_and_counted() {
             .ends_with(" 2")
     );
     assert!(line(r#"outcome="server_error""#).ends_with(" 1"));
+    // The rates in force are published beside the requests they limit.
+    assert!(line(r#"hangar_aws_rate_limit_per_second{bucket="workspaces"}"#).ends_with(" 1000.0"));
+    assert!(line(r#"hangar_aws_rate_limit_per_second{bucket="cloudtrail:LookupEvents"}"#).ends_with(" 1.8"));
     worker.kill().unwrap();
     worker.wait().unwrap();
 }
@@ -640,9 +644,9 @@ async fn without_the_limiter_lookup_events_are_throttled_and_retried_inside_the_
                "end": (now - chrono::Duration::minutes(1)).to_rfc3339()}),
     )
     .await;
-    // 1 ms spacing: far faster than the 2/s CloudTrail allows.
+    // Not paced: far faster than the 2/s CloudTrail allows.
     let app = app_with(&[
-        ("HANGAR_CLOUDTRAIL_LOOKUP_INTERVAL_MS", "1"),
+        ("HANGAR_AWS_RATES", "cloudtrail:LookupEvents=off"),
         ("HANGAR_AWS_CALL_ATTEMPTS", "20"),
     ])
     .await;
@@ -1010,4 +1014,186 @@ async fn apply_billing_mode_is_admin_only_dry_by_default_changes_aws_and_is_audi
     worker.kill().unwrap();
     worker.wait().unwrap();
     app.shutdown().await;
+}
+
+/// Starts a `workspaces.apply_billing_mode` job (for real) switching these
+/// workspaces to the other running mode; returns its id.
+async fn apply_other_mode(app: &TestApp, pool: &sqlx::PgPool, n: i64) -> String {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT workspace_id, running_mode FROM workspaces WHERE state IN ('AVAILABLE', 'STOPPED')
+         ORDER BY workspace_id LIMIT $1",
+    )
+    .bind(n)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let changes: Vec<Value> = rows
+        .iter()
+        .map(|(id, mode)| {
+            let to = if mode == "AUTO_STOP" {
+                "ALWAYS_ON"
+            } else {
+                "AUTO_STOP"
+            };
+            json!({"workspace_id": id, "running_mode": to})
+        })
+        .collect();
+    let (status, v) = app
+        .post(
+            "/api/v1/jobs",
+            json!({"kind": "workspaces.apply_billing_mode",
+                   "payload": {"account": "main", "region": "us-east-1", "dry_run": false, "changes": changes}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    v["job"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Throttled answers the workers whose metrics listen on `binds` counted
+/// (`hangar_aws_requests_total{outcome="throttled"}`, every operation).
+async fn throttles_counted(binds: &[String]) -> u64 {
+    let mut n = 0;
+    for bind in binds {
+        let body = reqwest::get(format!("http://{bind}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        n += body
+            .lines()
+            .filter(|l| l.starts_with("hangar_aws_requests_total{") && l.contains(r#"outcome="throttled""#))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>();
+    }
+    n
+}
+
+/// Waits until the job is running.
+async fn running(app: &TestApp, id: &str) {
+    let start = Instant::now();
+    while app.get(&format!("/api/v1/jobs/{id}")).await.1["state"] != "running" {
+        assert!(start.elapsed() < Duration::from_secs(30), "job {id} never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_workers_share_the_accounts_workspaces_rate_so_aws_throttles_none_and_throttles_are_counted_without_it()
+ {
+    let moto = Moto::start().await;
+    seed_workspaces(&moto, 10).await;
+    // AWS's documented WorkSpaces rate: 2 calls per second with bursts of 5,
+    // every operation of an account and region together.
+    moto.post(
+        "config",
+        json!({"operation_rates": {"workspaces": {"rate": 2, "burst": 5}}}),
+    )
+    .await;
+    let calls = |stats: &Value| -> u64 {
+        stats["calls"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(op, _)| op.contains("Workspace") || *op == "DescribeTags")
+            .map(|(_, n)| n.as_u64().unwrap())
+            .sum()
+    };
+    let throttled = |stats: &Value| -> u64 {
+        stats["throttled"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum()
+    };
+    for (rates, paced) in [("", true), ("workspaces=off", false)] {
+        // "": the defaults (workspaces=1.8/s burst 4). Tags are read every
+        // sync so each sync makes a call per workspace. Unpaced, calls back
+        // off long enough to get through within their attempts.
+        let app = app_with(&[
+            ("HANGAR_AWS_RATES", rates),
+            ("HANGAR_TAGS_REFRESH_SECS", "0"),
+            ("HANGAR_AWS_CALL_ATTEMPTS", "20"),
+            ("HANGAR_AWS_BACKOFF_MS", "250"),
+            ("HANGAR_AWS_BACKOFF_CAP_MS", "2000"),
+        ])
+        .await;
+        let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+        let worker = |metrics: &str| {
+            let mut env = moto.aws_env();
+            env.push(("HANGAR_WORKER_METRICS_BIND".into(), metrics.to_owned()));
+            app.worker_process(WORKER, "sync=1", &env)
+        };
+        let binds = [1, 2].map(|_| format!("127.0.0.1:{}", hangar_tests::free_port()));
+        let mut first = worker(&binds[0]);
+        let id = start_sync(&app, "workspaces", json!({})).await;
+        assert_eq!(
+            finished(&app, &id, Duration::from_secs(60)).await["state"],
+            "succeeded"
+        );
+
+        // A sync on the first worker and a running-mode change on a second
+        // one (the first is busy), of the same account and region, at once.
+        moto.post("stats/reset", json!({})).await;
+        let thrown_before = throttles_counted(&binds[..1]).await;
+        let started = Instant::now();
+        let sync = start_sync(&app, "workspaces", json!({})).await;
+        running(&app, &sync).await;
+        let mut second = worker(&binds[1]);
+        let apply = apply_other_mode(&app, &pool, 8).await;
+        let sync = finished(&app, &sync, Duration::from_secs(120)).await;
+        let apply = finished(&app, &apply, Duration::from_secs(120)).await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            (sync["state"].as_str(), apply["state"].as_str()),
+            (Some("succeeded"), Some("succeeded")),
+            "{sync} {apply}"
+        );
+        assert_eq!(apply["result"]["counts"], json!({"changed": 8}), "{apply}");
+        let stats = moto.stats().await;
+        let made = calls(&stats);
+        assert_eq!(
+            throttles_counted(&binds).await - thrown_before,
+            throttled(&stats),
+            "the workers' hangar_aws_requests_total{{outcome=\"throttled\"}} counts every throttle: {stats}"
+        );
+        if paced {
+            assert_eq!(
+                throttled(&stats),
+                0,
+                "the shared limiter kept both workers under AWS's rate: {stats}"
+            );
+            // 4 at once, then one per 1/1.8 s: the pace, not the emulator, set the time.
+            let least = Duration::from_secs_f64((made - 4) as f64 / 1.8 * 0.95);
+            assert!(
+                elapsed >= least,
+                "{made} calls in {elapsed:?}, expected at least {least:?}"
+            );
+            let waited: f64 = [&sync, &apply]
+                .iter()
+                .map(|j| j["result"]["stats"]["rate_limit_wait_ms"].as_f64().unwrap())
+                .sum();
+            assert!(
+                waited > 1000.0,
+                "the jobs report their wait for a turn: {waited} ms"
+            );
+        } else {
+            assert!(
+                throttled(&stats) > 0,
+                "unpaced, AWS throttled some calls: {stats}"
+            );
+            let counted = |j: &Value| j["result"]["stats"]["aws_throttled"].as_u64().unwrap();
+            assert!(
+                counted(&sync) + counted(&apply) > 0,
+                "the jobs' results show their throttles: {sync} {apply}"
+            );
+        }
+        for w in [&mut first, &mut second] {
+            w.kill().unwrap();
+            w.wait().unwrap();
+        }
+        pool.close().await;
+        moto.post("stats/reset", json!({})).await;
+    }
 }
