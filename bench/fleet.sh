@@ -121,7 +121,7 @@ rss_mb=$(awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/${WPIDS[$i]}/status")"
            sum((result->'stats'->>'db_round_trips')::bigint), sum((result->'stats'->>'db_reads')::bigint),
            sum((result->'stats'->>'rows_written')::bigint), sum((result->'stats'->>'tags_kept')::bigint),
            round(max((result->>'elapsed_ms')::numeric) / 1000, 1),
-           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY (result->>'elapsed_ms')::numeric) / 1000, 1)
+           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY (result->>'elapsed_ms')::numeric))::numeric / 1000, 1)
     FROM job_runs WHERE kind = 'sync.workspaces' AND created_at >= '$t0'" >"$WORK/$label.sum"
   curl -fsS "$MOTO/stats" >"$WORK/$label.stats.json"
   echo "$label: $(cat "$WORK/$label.sum")" >&2
@@ -133,7 +133,21 @@ sync_all run2
 "${PSQL[@]}" -c "UPDATE workspaces SET tags_refreshed_at = now() - interval '25 hours'"
 sync_all run3
 
-python3 bench/inventory_queries.py "$URL" "$(printf '%s' "$AUTH" | sed 's/^Authorization: Bearer //')" "${REPEAT:-200}" >"$WORK/inventory.txt"
+# The listing as the syncs left the tables (autovacuum may be at work: run 3
+# left a dead version of every workspace row), with the table statistics and
+# the plan of one list query; then again after VACUUM ANALYZE.
+KEY="$(printf '%s' "$AUTH" | sed 's/^Authorization: Bearer //')"
+"${PSQL[@]}" -F ' ' -c "SELECT relname, n_live_tup, n_dead_tup, coalesce(last_autovacuum::text, 'never'),
+    coalesce(last_autoanalyze::text, 'never') FROM pg_stat_user_tables
+    WHERE relname IN ('workspaces', 'workspace_connections') ORDER BY relname" >"$WORK/tables.txt"
+"${PSQL[@]}" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+    SELECT w.workspace_id, c.connection_state FROM workspaces w
+    LEFT JOIN workspace_connections c USING (account, region, workspace_id)
+    WHERE w.region = 'us-west-2' AND w.deleted_at IS NULL
+    ORDER BY w.workspace_id, w.account, w.region LIMIT 100" >"$WORK/explain.txt"
+python3 bench/inventory_queries.py "$URL" "$KEY" "${REPEAT:-200}" >"$WORK/inventory.txt"
+"${PSQL[@]}" -c "VACUUM ANALYZE workspaces, workspace_connections, directories"
+python3 bench/inventory_queries.py "$URL" "$KEY" "${REPEAT:-200}" >"$WORK/inventory-vacuumed.txt"
 
 python3 - "$WORK" "$ACCOUNTS" "$PER" "$REGIONS" "$WORKERS" "$CONC" "$PROFILE" <<'PY'
 import json, sys
@@ -155,6 +169,11 @@ for run in labels:
     stats = json.load(open(f"{work}/{run}.stats.json"))
     print(f"\nEmulator, run {run[-1]}: calls " + ", ".join(f"{k} {v}" for k, v in sorted(stats.get('calls', {}).items()))
           + "; throttled " + (", ".join(f"{k} {v}" for k, v in sorted(stats.get('throttled', {}).items())) or "none"))
-print("\nInventory listing over the synced fleet (GET /api/v1/workspaces):\n")
+print("\nInventory listing over the synced fleet, right after run 3 (tables: name, live, dead rows, last autovacuum, last autoanalyze):\n")
+print(open(f"{work}/tables.txt").read())
 print(open(f"{work}/inventory.txt").read())
+print("Plan of the region filter then:\n")
+print(open(f"{work}/explain.txt").read())
+print("After VACUUM ANALYZE:\n")
+print(open(f"{work}/inventory-vacuumed.txt").read())
 PY

@@ -41,7 +41,7 @@ user = middle["user_name"]
 ENDPOINTS = [
     ("workspaces", "/api/v1/workspaces"),
     ("workspaces limit=1000", "/api/v1/workspaces?limit=1000"),
-    ("workspaces page 2", f"/api/v1/workspaces?cursor={q(first['next_cursor'])}"),
+] + ([("workspaces page 2", f"/api/v1/workspaces?cursor={q(first['next_cursor'])}")] if first["next_cursor"] else []) + [
     ("workspaces account", f"/api/v1/workspaces?account={acct}"),
     ("workspaces account+region", f"/api/v1/workspaces?account={acct}&region={region}"),
     ("workspaces region", f"/api/v1/workspaces?region={region}"),
