@@ -41,15 +41,16 @@ python3 - "$WORK" "$N" "$PROFILE" <<'PY'
 import json, sys
 work, n, profile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 print(f"WorkSpaces sync of {n:,} workspaces (3 directories, 2 tags each), {profile} binaries, emulator over HTTP\n")
-print("| run | state | total s | PostgreSQL writes ms | DB round trips | pages | rows written | AWS requests | marked deleted |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| run | state | total s | PostgreSQL writes ms | DB round trips | pages | rows written | AWS requests | marked deleted | limiter wait ms |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 labels = {"run1": "1: empty tables", "run2": "2: unchanged", "run3": "3: 1% terminated"}
 for run in ("run1", "run2", "run3"):
     job = json.load(open(f"{work}/{run}.json"))
     r = job.get("result") or {}
     s = r.get("stats", {})
     print(f"| {labels[run]} | {job['state']} | {r.get('elapsed_ms', 0)/1000:.2f} | {s.get('db_write_ms', 0):.0f} | "
-          f"{s.get('db_round_trips')} | {s.get('pages')} | {s.get('rows_written')} | {s.get('aws_requests')} | {r.get('marked_deleted')} |")
+          f"{s.get('db_round_trips')} | {s.get('pages')} | {s.get('rows_written')} | {s.get('aws_requests')} | {r.get('marked_deleted')} | "
+          f"{s.get('rate_limit_wait_ms', 0):.0f} |")
 stats = json.load(open(f"{work}/run1.stats.json"))
 calls = stats.get("calls", {})
 print("\nEmulator calls in run 1: " + ", ".join(f"{k} {v}" for k, v in sorted(calls.items())))

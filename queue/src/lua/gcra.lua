@@ -6,8 +6,10 @@
 -- ARGV[1] emission interval in ms (1000 / rate per second)
 -- ARGV[2] burst: how many requests may go at once after an idle period (>= 1)
 -- Returns {allowed 1|0, wait_ms until allowed, remaining burst, ms until full}
+-- Milliseconds with the microseconds kept: on a whole-millisecond clock a
+-- rate above 1,000/s refused every second call within the same millisecond.
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
