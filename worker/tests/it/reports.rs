@@ -21,7 +21,7 @@ async fn a_worker_killed_mid_csv_report_publishes_nothing_and_its_redelivery_one
 #[tokio::test]
 async fn a_worker_killed_mid_xlsx_report_publishes_nothing_and_its_redelivery_one_file() {
     // 250,000 rows: a 50,000-row XLSX is written in under a second even by
-    // a debug build, before the first progress report can be seen.
+    // a debug build, too quickly to be caught mid-write.
     killed_mid_report("xlsx", 250_000).await;
 }
 
@@ -46,17 +46,24 @@ async fn killed_mid_report(format: &str, workspaces: i64) {
         .await;
     assert_eq!(status, 202, "{v}");
     let id = v["job"]["id"].as_str().unwrap().to_owned();
+    // Killed while its bytes are being written: once the staging directory
+    // holds the attempt's file (it is renamed into place only when
+    // complete). Waiting for a progress count instead raced with the end:
+    // an XLSX is serialized in one go after its last row, and a fast
+    // machine saw the first progress after the file was published.
+    let staging = dir.parent().unwrap().join(".staging");
     let start = Instant::now();
     loop {
-        let j = job(&app, &id).await;
-        if j["progress"]["rows"].as_u64().unwrap_or(0) >= 5_000 {
+        let writing = std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some());
+        if writing {
             break;
         }
+        let j = job(&app, &id).await;
         assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the report never got going: {j}"
+            start.elapsed() < Duration::from_secs(60) && j["state"] != "succeeded",
+            "the report was never seen mid-write: {j}"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     victim.kill().unwrap();
     victim.wait().unwrap();
@@ -105,7 +112,7 @@ async fn killed_mid_report(format: &str, workspaces: i64) {
         [format!("{id}.{format}")],
         "exactly one file, the complete one"
     );
-    let staged: Vec<String> = std::fs::read_dir(dir.parent().unwrap().join(".staging"))
+    let staged: Vec<String> = std::fs::read_dir(&staging)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
