@@ -140,6 +140,32 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
         .expect("client")
 }
 
+/// A `hangar-worker` process a test started: used as the [`Child`] it is,
+/// and killed (SIGKILL) and reaped when dropped, so a failed assertion does
+/// not leave the worker running against the shared Redis.
+pub struct WorkerProcess(Child);
+
+impl std::ops::Deref for WorkerProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WorkerProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        // Already killed and reaped by the test: both fail harmlessly.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `HANGAR_AWS_RATES` of every TestApp: WorkSpaces calls at 1,000/s, the
 /// rest (CloudTrail, CloudWatch, Cost Explorer...) at their defaults.
 pub const TEST_AWS_RATES: &str = "workspaces=1000/s";
@@ -364,8 +390,8 @@ impl TestApp {
 
     /// A `hangar-worker` process (`bin`: the test's `CARGO_BIN_EXE_hangar-worker`)
     /// with this app's environment plus `extra`, output discarded unless
-    /// `HANGAR_TEST_WORKER_LOGS` is set.
-    pub fn worker_process(&self, bin: &str, queues: &str, extra: &[(String, String)]) -> Child {
+    /// `HANGAR_TEST_WORKER_LOGS` is set; killed when dropped.
+    pub fn worker_process(&self, bin: &str, queues: &str, extra: &[(String, String)]) -> WorkerProcess {
         let output = || {
             if std::env::var_os("HANGAR_TEST_WORKER_LOGS").is_some() {
                 Stdio::inherit()
@@ -381,6 +407,7 @@ impl TestApp {
             .stdout(output())
             .stderr(output())
             .spawn()
+            .map(WorkerProcess)
             .expect("hangar-worker starts")
     }
 

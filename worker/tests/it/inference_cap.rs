@@ -14,9 +14,9 @@ use hangar_tests::{
 };
 use serde_json::json;
 
-/// Worker processes, killed with -9 when the test ends, passed or failed
-/// (a failed assertion must not leave workers running).
-struct Killed(Vec<std::process::Child>);
+/// Worker processes, killed with -9 together mid-test (each is also killed
+/// when dropped, so a failed assertion leaves none running).
+struct Killed(Vec<hangar_tests::WorkerProcess>);
 
 impl Killed {
     fn kill_all(&mut self) {
@@ -24,12 +24,6 @@ impl Killed {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        self.kill_all();
     }
 }
 
