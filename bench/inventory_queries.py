@@ -11,27 +11,15 @@ in the middle of the fleet).
     python3 bench/inventory_queries.py <base-url> <api-key> [REPEAT=200]
 """
 
-import http.client
-import json
-import statistics
 import sys
-import time
 import urllib.parse
+
+from endpoint_timer import Api, time_endpoints
 
 BASE, KEY = sys.argv[1], sys.argv[2]
 REPEAT = int(sys.argv[3]) if len(sys.argv) > 3 else 200
-WARMUP = 5
-conn = http.client.HTTPConnection(urllib.parse.urlsplit(BASE).netloc, timeout=60)
-AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def get(path):
-    conn.request("GET", path, headers=AUTH)
-    r = conn.getresponse()
-    data = r.read()
-    assert r.status == 200, (path, r.status, data[:300])
-    return json.loads(data)
-
+api = Api(BASE, KEY)
+get = api.get
 
 q = urllib.parse.quote
 first = get("/api/v1/workspaces?limit=1000")
@@ -59,20 +47,4 @@ ENDPOINTS = [
     ("directories", "/api/v1/directories"),
 ]
 
-worst = None
-for name, path in ENDPOINTS:
-    times = []
-    for i in range(WARMUP + REPEAT):
-        started = time.perf_counter()
-        body = get(path)
-        elapsed = (time.perf_counter() - started) * 1000
-        if i >= WARMUP:
-            times.append(elapsed)
-    times.sort()
-    p99 = times[max(0, int(len(times) * 0.99) - 1)]
-    rows = len(body.get("workspaces", body.get("directories", [body])))
-    print(f"RESULT endpoint={name!r} median_ms={statistics.median(times):.1f} p99_ms={p99:.1f} "
-          f"max_ms={times[-1]:.1f} rows={rows}", flush=True)
-    if worst is None or p99 > worst[1]:
-        worst = (name, p99)
-print(f"RESULT worst_p99 endpoint={worst[0]!r} p99_ms={worst[1]:.1f}")
+time_endpoints(api, ENDPOINTS, lambda body: len(body.get("workspaces", body.get("directories", [body]))), REPEAT)

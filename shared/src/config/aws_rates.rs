@@ -16,6 +16,8 @@
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
+use super::reader::count_per_period;
+
 /// One bucket's default and where it comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct RateDefault {
@@ -213,21 +215,10 @@ fn parse_rate(text: &str) -> Option<Option<BucketRate>> {
         ),
         None => (text, 1),
     };
-    let (n, unit) = rate.split_once('/')?;
-    let n: f64 = n
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n > 0.0)?;
-    let period = match unit.trim() {
-        "s" | "sec" | "second" => 1.0,
-        "m" | "min" | "minute" => 60.0,
-        "h" | "hour" => 3600.0,
-        _ => return None,
-    };
+    let (n, period) = count_per_period(rate)?;
     // Slower than one call a day or faster than a million a second is a
     // mistake, not a rate.
-    let per_second = n / period;
+    let per_second = n / period.as_secs_f64();
     (1.0 / 86_400.0..=1_000_000.0)
         .contains(&per_second)
         .then_some(Some(BucketRate { per_second, burst }))

@@ -57,6 +57,25 @@ pub(super) const fn concat<const N: usize>(sections: &[&[Var]]) -> [Var; N] {
     out
 }
 
+/// `N/s`, `N/min` or `N/hour` (also `sec`, `second`, `m`, `minute`, `h`):
+/// N (a positive number, decimals allowed) and the period. Every rate
+/// variable reads its count and period with this; each judges N itself.
+pub(super) fn count_per_period(text: &str) -> Option<(f64, Duration)> {
+    let (n, unit) = text.split_once('/')?;
+    let n: f64 = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n > 0.0)?;
+    let secs = match unit.trim() {
+        "s" | "sec" | "second" => 1,
+        "m" | "min" | "minute" => 60,
+        "h" | "hour" => 3600,
+        _ => return None,
+    };
+    Some((n, Duration::from_secs(secs)))
+}
+
 /// Reads variables through a lookup function, collecting problems.
 pub(super) struct Reader<'a> {
     /// Where values come from (the environment, or a map in tests); the
@@ -183,19 +202,9 @@ impl Reader<'_> {
         if text.eq_ignore_ascii_case("off") {
             return None;
         }
-        let parsed = text.split_once('/').and_then(|(n, unit)| {
-            let n = n
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))?;
-            let period = match unit.trim() {
-                "s" | "sec" | "second" => 1,
-                "m" | "min" | "minute" => 60,
-                "h" | "hour" => 3600,
-                _ => return None,
-            };
-            Some(hangar_queue::Rate::per(n, Duration::from_secs(period)))
+        let parsed = count_per_period(&text).and_then(|(n, period)| {
+            let whole = n.fract() == 0.0 && (1.0..=1_000_000.0).contains(&n);
+            whole.then(|| hangar_queue::Rate::per(n as u32, period))
         });
         if parsed.is_none() {
             self.problem(

@@ -1069,15 +1069,6 @@ async fn throttles_counted(binds: &[String]) -> u64 {
     n
 }
 
-/// Waits until the job is running.
-async fn running(app: &TestApp, id: &str) {
-    let start = Instant::now();
-    while app.get(&format!("/api/v1/jobs/{id}")).await.1["state"] != "running" {
-        assert!(start.elapsed() < Duration::from_secs(30), "job {id} never ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn two_workers_share_the_accounts_workspaces_rate_so_aws_throttles_none_and_throttles_are_counted_without_it()
  {
@@ -1139,7 +1130,8 @@ async fn two_workers_share_the_accounts_workspaces_rate_so_aws_throttles_none_an
         let thrown_before = throttles_counted(&binds[..1]).await;
         let started = Instant::now();
         let sync = start_sync(&app, "workspaces", json!({})).await;
-        running(&app, &sync).await;
+        app.wait_state(&sync, hangar_queue::JobStatus::Running, Duration::from_secs(30))
+            .await;
         let mut second = worker(&binds[1]);
         let apply = apply_other_mode(&app, &pool, 8).await;
         let sync = finished(&app, &sync, Duration::from_secs(120)).await;
