@@ -10,5 +10,7 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 hangar
 COPY --from=build /usr/local/bin/hangar-* /usr/local/bin/
-COPY deploy /etc/hangar
+# Only the shipped schedules: deploy/ also holds Kubernetes, Prometheus and
+# Grafana files (with an example Secret) that have no place in the image.
+COPY deploy/schedules.toml /etc/hangar/schedules.toml
 USER hangar

@@ -13,9 +13,11 @@ pub mod openapi;
 pub mod request_id;
 pub mod routes;
 pub mod schema;
+pub mod scrape;
 pub mod serve;
 pub mod state;
 pub mod streams;
+pub mod sync_status;
 pub mod views;
 
 use std::{future::Future, sync::Arc};

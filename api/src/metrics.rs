@@ -29,6 +29,12 @@ pub struct Metrics {
     open_streams: Gauge,
     refused_streams: Family<Labels, Counter>,
     models: hangar_inference::HealthCollector,
+    oldest_waiting: Family<Labels, Gauge>,
+    sync_last_success: Family<Labels, Gauge>,
+    leader_present: Gauge,
+    dependency_up: Family<Labels, Gauge>,
+    ce_budget_remaining: Family<Labels, Gauge>,
+    ce_budget: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -62,6 +68,42 @@ impl Default for Metrics {
         let open_connections = Gauge::default();
         let open_streams = Gauge::default();
         let refused_streams = Family::<Labels, Counter>::default();
+        let oldest_waiting = Family::<Labels, Gauge>::default();
+        let sync_last_success = Family::<Labels, Gauge>::default();
+        let leader_present = Gauge::default();
+        let dependency_up = Family::<Labels, Gauge>::default();
+        let ce_budget_remaining = Family::<Labels, Gauge>::default();
+        let ce_budget = Gauge::default();
+        registry.register(
+            "queue_oldest_waiting_age_seconds",
+            "Seconds the oldest job ready to run has waited, per queue (0 when none waits): the queue's latency and the autoscaling signal",
+            oldest_waiting.clone(),
+        );
+        registry.register(
+            "sync_last_success_timestamp_seconds",
+            "Unix time each sync target (kind, account, region) last succeeded; absent until its first success",
+            sync_last_success.clone(),
+        );
+        registry.register(
+            "scheduler_leader_present",
+            "1 while some scheduler replica holds the leader lease in Redis (no leader: no schedule fires)",
+            leader_present.clone(),
+        );
+        registry.register(
+            "dependency_up",
+            "1 if the dependency (postgres, redis) answered this scrape's check",
+            dependency_up.clone(),
+        );
+        registry.register(
+            "cost_explorer_budget_remaining",
+            "Paid Cost Explorer requests left this calendar month, per account (HANGAR_CE_MONTHLY_REQUEST_BUDGET minus those used)",
+            ce_budget_remaining.clone(),
+        );
+        registry.register(
+            "cost_explorer_budget_requests",
+            "Paid Cost Explorer requests allowed per account and calendar month (HANGAR_CE_MONTHLY_REQUEST_BUDGET)",
+            ce_budget.clone(),
+        );
         registry.register(
             "api_key_cache_lookups",
             "API key checks by where the answer came from (hit: the verified-key cache; miss: PostgreSQL, then cached; bypass: PostgreSQL because the revocation feed is not current)",
@@ -157,6 +199,12 @@ impl Default for Metrics {
             open_connections,
             open_streams,
             refused_streams,
+            oldest_waiting,
+            sync_last_success,
+            leader_present,
+            dependency_up,
+            ce_budget_remaining,
+            ce_budget,
         }
     }
 }
@@ -216,6 +264,53 @@ impl Metrics {
         self.workers
             .get_or_create(&labels(&[("queue", queue)]))
             .set(workers as i64);
+    }
+
+    /// Sets how long a queue's oldest ready job has waited.
+    pub fn set_oldest_waiting(&self, queue: &str, age: Duration) {
+        self.oldest_waiting
+            .get_or_create(&labels(&[("queue", queue)]))
+            .set(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// Replaces the sync targets' last successes (a target removed from the
+    /// configuration stops being exported).
+    pub fn set_sync_successes(&self, targets: &[crate::sync_status::SyncTarget]) {
+        self.sync_last_success.clear();
+        for t in targets {
+            if let Some(at) = t.last_ok {
+                self.sync_last_success
+                    .get_or_create(&labels(&[
+                        ("kind", t.kind),
+                        ("account", &t.account),
+                        ("region", &t.region),
+                    ]))
+                    .set(at.timestamp());
+            }
+        }
+    }
+
+    /// Sets whether a scheduler leads.
+    pub fn set_leader_present(&self, present: bool) {
+        self.leader_present.set(i64::from(present));
+    }
+
+    /// Sets whether `dependency` answered.
+    pub fn set_dependency_up(&self, dependency: &str, up: bool) {
+        self.dependency_up
+            .get_or_create(&labels(&[("dependency", dependency)]))
+            .set(i64::from(up));
+    }
+
+    /// Sets the Cost Explorer budget and what each account has left of it.
+    pub fn set_ce_budget(&self, budget: u32, remaining: &[(String, i64)]) {
+        self.ce_budget.set(i64::from(budget));
+        self.ce_budget_remaining.clear();
+        for (account, left) in remaining {
+            self.ce_budget_remaining
+                .get_or_create(&labels(&[("account", account)]))
+                .set(*left);
+        }
     }
 
     /// Sets the pool gauges.

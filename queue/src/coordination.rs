@@ -173,6 +173,16 @@ impl LeaseLock {
         self.lease.as_millis().max(1) as u64
     }
 
+    /// Who holds the lock `{prefix}:lock:{name}` now (`owner#generation`),
+    /// or `None` when it is free or its lease lapsed. For observers, such as
+    /// the API exporting whether any scheduler leads.
+    pub async fn holder(conn: &RedisConn, prefix: &str, name: &str) -> Result<Option<String>> {
+        Ok(redis::cmd("GET")
+            .arg(format!("{prefix}:lock:{name}"))
+            .query_async(&mut conn.clone())
+            .await?)
+    }
+
     /// Takes the lock if it is free, already ours, or held by an earlier
     /// generation of our owner.
     pub async fn try_acquire(&self) -> Result<LockOutcome> {

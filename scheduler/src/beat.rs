@@ -102,6 +102,8 @@ pub struct Beat {
     leading: AtomicBool,
     metrics: Arc<SchedulerMetrics>,
     aws: Option<Arc<AwsConfig>>,
+    /// When the schedule intervals were last exported while leading.
+    intervals_exported: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Beat {
@@ -111,9 +113,6 @@ impl std::fmt::Debug for Beat {
             .finish()
     }
 }
-
-/// The leader lock's name under the Redis prefix.
-const LEADER_LOCK: &str = "scheduler-leader";
 
 impl Beat {
     /// A beat for `replica` (a name unique to this process) over `schedules`.
@@ -132,13 +131,14 @@ impl Beat {
         Self {
             pool,
             queues,
-            leader: LeaseLock::new(redis, prefix, LEADER_LOCK, replica, 0, lease),
+            leader: LeaseLock::new(redis, prefix, schedule::LEADER_LOCK, replica, 0, lease),
             schedules,
             grace,
             clock,
             leading: AtomicBool::new(false),
             metrics: Arc::default(),
             aws: None,
+            intervals_exported: Mutex::new(None),
         }
     }
 
@@ -189,10 +189,20 @@ impl Beat {
             ..PassReport::default()
         };
         if !leader {
+            if self
+                .intervals_exported
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .is_some()
+            {
+                self.metrics.schedule_intervals(None);
+            }
             return Ok(report);
         }
         let now = self.clock.now();
         let managed = self.managed_schedules().await?;
+        self.export_intervals(self.schedules.iter().chain(&managed), now);
         // Every cursor in one query, not one per schedule per tick.
         let cursors: std::collections::HashMap<String, DateTime<Utc>> =
             sqlx::query!("SELECT name, cursor FROM schedule_state")
@@ -251,6 +261,32 @@ impl Beat {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Exports each enabled schedule's longest gap between ticks over the
+    /// next 8 days (what a staleness alert compares a sync's last success
+    /// with), at most once a minute: finding the ticks is the costly part.
+    fn export_intervals<'a>(&self, schedules: impl Iterator<Item = &'a Schedule>, now: DateTime<Utc>) {
+        const EVERY: Duration = Duration::from_secs(60);
+        const WITHIN: Duration = Duration::from_secs(8 * 86_400);
+        {
+            let mut last = self.intervals_exported.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let intervals: Vec<(&str, &str, Duration)> = schedules
+            .filter(|s| s.spec.enabled)
+            .filter_map(|s| {
+                Some((
+                    s.spec.name.as_str(),
+                    s.spec.kind.as_str(),
+                    s.longest_interval(now, WITHIN)?,
+                ))
+            })
+            .collect();
+        self.metrics.schedule_intervals(Some(&intervals));
     }
 
     /// The schedules managed through the API (the `schedules` table), read

@@ -192,9 +192,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             let started = std::time::Instant::now();
             let outcome = repair::repair_once(&pool, &queues, config.scheduler.repair_min_age).await;
             let ms = started.elapsed().as_secs_f64() * 1e3;
-            if outcome.is_ok() {
-                metrics.repair_pass(started.elapsed());
-            }
+            metrics.repair_pass(started.elapsed(), outcome.as_ref().ok());
             match outcome {
                 Ok(r) if r.redispatched > 0 || r.reconciled > 0 => {
                     tracing::info!(

@@ -26,6 +26,10 @@ pub struct SchedulerMetrics {
     org_accounts: Gauge,
     org_refresh_failures: Counter,
     org_refreshed_at: Gauge,
+    schedule_interval: Family<Labels, Gauge>,
+    repair_redispatched: Counter,
+    repair_reconciled: Counter,
+    repair_failures: Counter,
 }
 
 impl std::fmt::Debug for SchedulerMetrics {
@@ -48,6 +52,30 @@ impl Default for SchedulerMetrics {
         let org_accounts = Gauge::default();
         let org_refresh_failures = Counter::default();
         let org_refreshed_at = Gauge::default();
+        let schedule_interval = Family::<Labels, Gauge>::default();
+        let repair_redispatched = Counter::default();
+        let repair_reconciled = Counter::default();
+        let repair_failures = Counter::default();
+        registry.register(
+            "schedule_interval_seconds",
+            "Longest gap between an enabled schedule's next ticks, by schedule and kind (exported by the leader; a sync is stale when its last success is older than twice this)",
+            schedule_interval.clone(),
+        );
+        registry.register(
+            "repair_redispatched",
+            "Jobs PostgreSQL recorded as open that Redis did not know, dispatched again by the repair loop (Redis lost data, or the API recorded jobs while Redis was down)",
+            repair_redispatched.clone(),
+        );
+        registry.register(
+            "repair_reconciled",
+            "Job records the repair loop brought in line with Redis (e.g. a job that died with its worker)",
+            repair_reconciled.clone(),
+        );
+        registry.register(
+            "repair_failures",
+            "Repair passes that failed (PostgreSQL or Redis errors); retried next repair interval",
+            repair_failures.clone(),
+        );
         registry.register(
             "org_accounts",
             "Active accounts of the AWS Organization kept by the last refresh (HANGAR_AWS_ORGANIZATION_ROLE)",
@@ -116,6 +144,10 @@ impl Default for SchedulerMetrics {
             org_accounts,
             org_refresh_failures,
             org_refreshed_at,
+            schedule_interval,
+            repair_redispatched,
+            repair_reconciled,
+            repair_failures,
         }
     }
 }
@@ -175,9 +207,34 @@ impl SchedulerMetrics {
         }
     }
 
-    /// A repair pass finished in `took`.
-    pub fn repair_pass(&self, took: std::time::Duration) {
-        self.repair_pass_seconds.set(took.as_secs_f64());
+    /// A repair pass finished in `took` having done `report`, or failed.
+    pub fn repair_pass(&self, took: std::time::Duration, report: Option<&crate::repair::RepairReport>) {
+        match report {
+            Some(r) => {
+                self.repair_pass_seconds.set(took.as_secs_f64());
+                self.repair_redispatched.inc_by(r.redispatched);
+                self.repair_reconciled.inc_by(r.reconciled);
+            }
+            None => {
+                self.repair_failures.inc();
+            }
+        }
+    }
+
+    /// The enabled schedules' longest tick intervals, replacing the last
+    /// set (`None`: this replica stopped leading, so it exports none and a
+    /// deleted schedule's series ends).
+    pub fn schedule_intervals(&self, intervals: Option<&[(&str, &str, std::time::Duration)]>) {
+        self.schedule_interval.clear();
+        for (schedule, kind, every) in intervals.unwrap_or_default() {
+            let labels = vec![
+                ("schedule".to_owned(), (*schedule).to_owned()),
+                ("kind".to_owned(), (*kind).to_owned()),
+            ];
+            self.schedule_interval
+                .get_or_create(&labels)
+                .set(i64::try_from(every.as_secs()).unwrap_or(i64::MAX));
+        }
     }
 
     /// The Prometheus text exposition.

@@ -270,6 +270,26 @@ impl Schedule {
         out
     }
 
+    /// The longest gap between consecutive ticks in the `within` after `t`
+    /// (at most [`MAX_GAP_TICKS`] ticks; `None` with fewer than two). A
+    /// freshness alert's "twice the schedule" must use the longest gap, or
+    /// a weekday-only schedule would page every weekend and a business-hours
+    /// one every night; `within` of 8 days shows both patterns.
+    pub fn longest_interval(&self, t: DateTime<Utc>, within: Duration) -> Option<Duration> {
+        let until = t + chrono::Duration::from_std(within).ok()?;
+        let mut longest: Option<Duration> = None;
+        let mut prev = self.next_after(t)?;
+        for _ in 0..MAX_GAP_TICKS {
+            let Some(next) = self.next_after(prev).filter(|n| *n <= until) else {
+                break;
+            };
+            let gap = (next - prev).to_std().unwrap_or_default();
+            longest = Some(longest.map_or(gap, |l| l.max(gap)));
+            prev = next;
+        }
+        longest
+    }
+
     /// Ticks in `(after, until]`, the most recent `keep` of them, and how many
     /// there were in all (counting stops at `MAX_SCAN`).
     pub fn ticks_between(
@@ -375,6 +395,15 @@ fn s_fans_out(spec: &ScheduleSpec) -> bool {
     kinds::kind(&spec.kind).is_some_and(kinds::KindSpec::targets_accounts)
         && spec.payload.get("account").is_none()
 }
+
+/// The scheduler's leader lease ([`hangar_queue::LeaseLock`]) under the
+/// Redis prefix: the replica holding it fires ticks; the API reads it to
+/// export whether any replica leads.
+pub const LEADER_LOCK: &str = "scheduler-leader";
+
+/// Ticks [`Schedule::longest_interval`] looks at, at most (a schedule firing
+/// every second has 691,200 in 8 days; their gaps are all the same).
+pub const MAX_GAP_TICKS: usize = 2_000;
 
 /// The schedules Hangar ships with (`deploy/schedules.toml`), used when
 /// `HANGAR_SCHEDULES_FILE` is empty.
@@ -544,6 +573,34 @@ mod tests {
 
     fn hhmm(ts: &[DateTime<Utc>]) -> Vec<String> {
         ts.iter().map(|t| t.format("%m-%d %H:%M").to_string()).collect()
+    }
+
+    #[test]
+    fn the_longest_interval_spans_weekends_and_nights() {
+        const WEEK_AND_A_DAY: Duration = Duration::from_secs(8 * 86_400);
+        let at = |cron: &str| Schedule::new(spec(cron, "UTC")).unwrap();
+        // Thursday 2026-12-03, noon.
+        let thursday = utc("2026-12-03T12:00:00Z");
+        assert_eq!(
+            at("0 * * * *").longest_interval(thursday, WEEK_AND_A_DAY),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            at("0 6 * * 1-5").longest_interval(thursday, WEEK_AND_A_DAY),
+            Some(Duration::from_secs(3 * 86_400)),
+            "Friday 06:00 to Monday 06:00"
+        );
+        assert_eq!(
+            at("0 9-17 * * *").longest_interval(thursday, WEEK_AND_A_DAY),
+            Some(Duration::from_secs(16 * 3600)),
+            "17:00 to 09:00"
+        );
+        assert_eq!(
+            at("* * * * * *").longest_interval(thursday, WEEK_AND_A_DAY),
+            Some(Duration::from_secs(1)),
+            "stops after MAX_GAP_TICKS"
+        );
+        assert_eq!(at("0 0 1 1 *").longest_interval(thursday, WEEK_AND_A_DAY), None);
     }
 
     #[test]

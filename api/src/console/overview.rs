@@ -44,7 +44,7 @@ pub(super) async fn overview(
             }
         }
     }
-    let syncs = match sync_rows(&state).await {
+    let syncs = match crate::sync_status::sync_targets(&state).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "console: last syncs unavailable");
@@ -175,46 +175,6 @@ async fn activity(state: &AppState) -> sqlx::Result<Vec<pages::Activity>> {
             }
         })
         .collect())
-}
-
-/// Every configured target of every sync kind: when it last succeeded and
-/// the job open for it now, if any. Found by the jobs' singleton key (one
-/// per kind, account and region): two index lookups per target, however
-/// long the job history.
-async fn sync_rows(state: &AppState) -> sqlx::Result<Vec<pages::SyncRow>> {
-    let mut rows = Vec::new();
-    let mut keys = Vec::new();
-    for (short, kind) in hangar_shared::kinds::syncs() {
-        for (account, region) in hangar_shared::kinds::targets(&state.config.aws, kind, None, None) {
-            keys.push(hangar_shared::kinds::sync_singleton_key(
-                kind.name, &account, &region,
-            ));
-            rows.push(pages::SyncRow {
-                short: short.to_owned(),
-                account,
-                region,
-                last_ok: None,
-                open_job: None,
-            });
-        }
-    }
-    let found = sqlx::query!(
-        r#"SELECT t.key AS "key!",
-                  (SELECT max(j.finished_at) FROM job_runs j
-                   WHERE j.singleton_key = t.key AND j.state = 'succeeded') AS last_ok,
-                  (SELECT s.job_id FROM job_singletons s WHERE s.singleton_key = t.key) AS open_job
-           FROM unnest($1::text[]) AS t(key)"#,
-        &keys[..],
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    for (row, key) in rows.iter_mut().zip(&keys) {
-        if let Some(f) = found.iter().find(|f| &f.key == key) {
-            row.last_ok = f.last_ok;
-            row.open_job = f.open_job.clone();
-        }
-    }
-    Ok(rows)
 }
 
 /// `POST /ui/syncs/{kind}`: "Sync now" for every configured target of a

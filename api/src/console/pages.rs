@@ -58,19 +58,7 @@ pub struct Overview<'a> {
 }
 
 /// One sync target's line on the overview.
-#[derive(Debug, Clone)]
-pub struct SyncRow {
-    /// `workspaces`, `cloudtrail`, `billing` or `usage`.
-    pub short: String,
-    /// The account.
-    pub account: String,
-    /// The region (`global` for account-wide kinds).
-    pub region: String,
-    /// When it last succeeded.
-    pub last_ok: Option<DateTime<Utc>>,
-    /// The job open for it now.
-    pub open_job: Option<String>,
-}
+pub use crate::sync_status::SyncTarget as SyncRow;
 
 /// What a "Sync now" just did.
 #[derive(Debug, Clone)]

@@ -90,24 +90,16 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus metrics
 ///
-/// Prometheus text: requests, latency, enqueues, queue depths, pool,
+/// Prometheus text: requests, latency, enqueues, queue depths and latency,
+/// workers, pool, each sync target's last success, the scheduler leader,
+/// the Cost Explorer budget left, whether PostgreSQL and Redis answered,
 /// authentication failures, rate limiting, audit failures. Public unless
 /// `HANGAR_METRICS_PUBLIC=false` (then the viewer role is needed).
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "health",
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")),
     security((), ("bearer" = ["viewer"])))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    for (name, q) in state.queues.iter() {
-        if let (Ok(counts), Ok(workers)) = (
-            q.counts().await,
-            q.workers_alive(super::queues::ALIVE_WITHIN).await,
-        ) {
-            state.metrics.set_queue(name, &counts, workers);
-        }
-    }
-    let size = state.pool.size();
-    let idle = state.pool.num_idle() as u32;
-    state.metrics.set_pool(size.saturating_sub(idle), idle);
+    crate::scrape::refresh(&state).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

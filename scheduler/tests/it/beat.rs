@@ -126,6 +126,7 @@ async fn three_replicas_over_many_ticks_fire_each_tick_exactly_once() {
         r#"hangar_scheduler_fires_total{schedule="every-minute",catch_up="false"} 180"#,
         "hangar_scheduler_leader_changes_total 1",
         "hangar_scheduler_is_leader 1",
+        r#"hangar_scheduler_schedule_interval_seconds{schedule="every-minute",kind="system.noop"} 60"#,
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }

@@ -108,7 +108,13 @@ async fn the_scheduler_loop_repairs_on_its_own() {
     let redis = OwnRedis::start();
     let mut app = TestApp::builder().redis(&redis.url()).spawn().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let scheduler = tokio::spawn(hangar_scheduler::run(app.config(), async move {
+    let metrics_port = hangar_tests::free_port();
+    let mut env = app.env.clone();
+    env.insert(
+        "HANGAR_SCHEDULER_METRICS_BIND".into(),
+        format!("127.0.0.1:{metrics_port}"),
+    );
+    let scheduler = tokio::spawn(hangar_scheduler::run(config(&env), async move {
         let _ = rx.await;
     }));
     // Stop the worker so the job sits in Redis, then lose Redis's data.
@@ -126,6 +132,23 @@ async fn the_scheduler_loop_repairs_on_its_own() {
     // HANGAR_REPAIR_INTERVAL_SECS=1 in tests: the loop finds and re-dispatches it.
     let row = app.wait_record(&id, JobStatus::Succeeded).await;
     assert_eq!(row.deliveries, 1);
+    // The scheduler counted the re-dispatch (what the repair alert watches).
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "hangar_scheduler_repair_redispatched_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "hangar_scheduler_repair_failures_total 0"),
+        "{text}"
+    );
     let _ = tx.send(());
     scheduler.await.unwrap().unwrap();
     app.shutdown().await;

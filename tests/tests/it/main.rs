@@ -7,6 +7,7 @@ mod console;
 mod console_pages;
 mod faults;
 mod inference;
+mod operations_metrics;
 mod partitions;
 mod records;
 mod reports;

@@ -4,6 +4,7 @@
 
 mod console;
 mod inference_cap;
+mod monitoring;
 mod process;
 mod reports;
 mod sync;
