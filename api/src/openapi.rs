@@ -158,6 +158,7 @@ pub fn routes() -> (axum::Router<AppState>, openapi::OpenApi) {
         .routes(routes!(health::metrics))
         .routes(routes!(jobs::create, jobs::list))
         .routes(routes!(jobs::get))
+        .routes(routes!(explain::explain))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(syncs::create))

@@ -542,6 +542,46 @@ impl Queue {
         Ok(run_at)
     }
 
+    /// How many jobs wait ahead of `id` in the ready list (0: it is next),
+    /// or `None` when it is not there (claimed, scheduled, or unknown).
+    /// `LPOS` walks the list: O(n) in the jobs ahead.
+    pub async fn ready_position(&self, id: &str) -> Result<Option<u64>> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("LPOS")
+            .arg(self.keys.part("ready"))
+            .arg(id)
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Jobs that finished (succeeded, cancelled or dead) since `since_ms`
+    /// (epoch ms): the queue's drain over a recent window. Exact for windows
+    /// shorter than [`Retention::min_age`](crate::Retention), which count
+    /// limits never trim.
+    pub async fn finished_since(&self, since_ms: u64) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let (done, dead): (u64, u64) = redis::pipe()
+            .zcount(self.keys.part("done"), since_ms, "+inf")
+            .zcount(self.keys.part("dead"), since_ms, "+inf")
+            .query_async(&mut conn)
+            .await?;
+        Ok(done + dead)
+    }
+
+    /// When a worker serving this queue last reported in (epoch ms), however
+    /// long ago; `None` if none ever did (or its report was trimmed).
+    pub async fn last_worker_report(&self) -> Result<Option<u64>> {
+        let mut conn = self.conn.clone();
+        let last: Vec<(String, u64)> = redis::cmd("ZRANGE")
+            .arg(self.keys.part("workers"))
+            .arg(-1)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        Ok(last.first().map(|(_, at)| *at))
+    }
+
     /// A page of dead jobs, newest first.
     pub async fn dead(&self, after: Option<&DeadCursor>, limit: u64) -> Result<DeadPage> {
         let mut conn = self.conn.clone();

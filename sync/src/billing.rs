@@ -198,7 +198,8 @@ impl Syncer {
                 stats.pages += 1;
                 progress
                     .report(
-                        json!({"step": format!("costs:{view}"), "pages": stats.pages, "rows": seen.len()}),
+                        json!({"step": format!("costs:{view}"), "pages": stats.pages, "rows": seen.len(),
+                            "rate_limit_wait_ms": stats.rate_limit_wait_ms}),
                     )
                     .await;
                 if token.is_none() {

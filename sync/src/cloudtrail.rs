@@ -104,7 +104,8 @@ impl Syncer {
             self.metrics.page(SYNC_CLOUDTRAIL);
             stats.pages += 1;
             progress
-                .report(json!({"step": "events", "pages": stats.pages, "events": events_seen, "inserted": inserted}))
+                .report(json!({"step": "events", "pages": stats.pages, "events": events_seen, "inserted": inserted,
+                    "rate_limit_wait_ms": stats.rate_limit_wait_ms}))
                 .await;
             if token.is_none() {
                 break;

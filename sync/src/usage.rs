@@ -166,6 +166,7 @@ impl Syncer {
                         "workspaces": ids.len(),
                         "pages": stats.pages,
                         "datapoints": datapoints,
+                        "rate_limit_wait_ms": stats.rate_limit_wait_ms,
                     }))
                     .await;
                 if token.is_none() {

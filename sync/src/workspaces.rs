@@ -169,6 +169,7 @@ impl Syncer {
                     "pages": stats.pages,
                     "workspaces": seen.len(),
                     "rows_written": stats.rows_written,
+                    "rate_limit_wait_ms": stats.rate_limit_wait_ms,
                 }))
                 .await;
             if token.is_none() {
@@ -178,7 +179,10 @@ impl Syncer {
 
         // Bundles the workspaces use, 25 ids per call, one upsert.
         progress
-            .report(json!({"step": "bundles", "pages": stats.pages, "workspaces": seen.len()}))
+            .report(
+                json!({"step": "bundles", "pages": stats.pages, "workspaces": seen.len(),
+                "rate_limit_wait_ms": stats.rate_limit_wait_ms}),
+            )
             .await;
         let site = self.site(acct, region, "workspaces", "DescribeWorkspaceBundles");
         let ids: Vec<String> = bundle_ids.into_iter().collect();

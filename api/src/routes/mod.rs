@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod audit_log;
+pub mod explain;
 pub mod health;
 pub mod inference;
 pub mod inventory;

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 pub mod admin;
+pub mod explain;
 pub mod health;
 pub mod inference;
 pub mod inventory;

@@ -3,6 +3,7 @@
 //! mid-write.
 
 mod console;
+mod explain;
 mod inference_cap;
 mod monitoring;
 mod process;
