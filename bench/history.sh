@@ -172,23 +172,7 @@ psql "$ADMIN" -qc "DROP DATABASE $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 "$BIN/hangar-api" migrate 2>/dev/null
 # A database partitioned for the last 90 days: the empty legacy partition
 # gives way to a partition per week, back to the oldest record.
-sql <<'SQL'
-ALTER TABLE job_runs DETACH PARTITION job_runs_legacy;
-DROP TABLE job_runs_legacy;
-DO $$
-DECLARE
-  -- Where migration 17's weeks begin.
-  first_week timestamptz := date_trunc('week', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '14 days';
-  week timestamptz := date_trunc('week', (now() - interval '91 days') AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-BEGIN
-  WHILE week < first_week LOOP
-    EXECUTE format('CREATE TABLE %I PARTITION OF job_runs FOR VALUES FROM (%L) TO (%L)',
-                   'job_runs_w' || to_char(week AT TIME ZONE 'UTC', 'YYYYMMDD'),
-                   hangar_id_at(week), hangar_id_at(week + interval '7 days'));
-    week := week + interval '7 days';
-  END LOOP;
-END $$;
-SQL
+sql -f bench/partitions_90_days.sql
 seed
 START=$(now)
 sql -v jobs=0 -v workspaces=50000 -f bench/console_seed.sql

@@ -4,6 +4,8 @@
 //!   runs), drain rate (a pre-filled backlog), and Redis commands per job
 //!   (from `INFO commandstats`, which counts commands run inside scripts).
 //! - `pickup`: how long an idle worker takes to start a newly enqueued job.
+//! - `memory`: Redis memory per job waiting, and per finished job kept for
+//!   inspection (what sizing Redis for a backlog or a day of history needs).
 //!
 //! Each prints one `RESULT ...` line. Run against a Redis nobody else uses,
 //! or the command count includes their traffic (`bench/run.sh` starts one).
@@ -49,6 +51,15 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
+    /// Redis memory per waiting job and per finished job kept.
+    Memory {
+        /// A dedicated Redis (memory is read server-wide, `INFO memory`).
+        #[arg(long, env = "HANGAR_REDIS_URL")]
+        redis_url: String,
+        /// Jobs to enqueue, then run.
+        #[arg(long, default_value_t = 200_000)]
+        jobs: usize,
+    },
     /// Latency from enqueue to handler start for an idle worker.
     Pickup {
         #[arg(long, env = "HANGAR_REDIS_URL")]
@@ -69,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
             batch,
         } => throughput(&redis_url, jobs, concurrency, batch).await,
         Command::Pickup { redis_url, samples } => pickup(&redis_url, samples).await,
+        Command::Memory { redis_url, jobs } => memory(&redis_url, jobs).await,
     }
 }
 
@@ -154,6 +166,56 @@ async fn throughput(redis_url: &str, n: usize, concurrency: usize, batch: usize)
         commands as f64 / n as f64,
     );
     stats.breakdown_since_start(n).await?;
+    Ok(())
+}
+
+/// `used_memory` of the server at `url`, bytes.
+async fn used_memory(url: &str) -> anyhow::Result<u64> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut conn).await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse().ok())
+        .context("INFO memory has no used_memory")
+}
+
+/// Jobs as the API enqueues a sync: the payload it validated, the request
+/// id as correlation id, and an idempotency key (as automation sends).
+fn api_like_jobs(n: usize) -> Vec<NewJob> {
+    (0..n)
+        .map(|i| {
+            NewJob::new(
+                "sync.workspaces",
+                json!({"account": format!("acct-{:02}", i % 20), "region": "us-east-1"}),
+            )
+            .correlation_id(ulid::Ulid::new().to_string())
+            .idempotency_key(format!("key:ci-deploy:{}", ulid::Ulid::new()))
+        })
+        .collect()
+}
+
+async fn memory(redis_url: &str, n: usize) -> anyhow::Result<()> {
+    let queue = open(redis_url).await?;
+    let empty = used_memory(redis_url).await?;
+    for chunk in api_like_jobs(n).chunks(1000) {
+        queue.enqueue_batch(chunk.to_vec()).await?;
+    }
+    let waiting = used_memory(redis_url).await?;
+    let (handle, stop) = start_pool(&queue, 50)?;
+    wait_succeeded(&handle, n as u64).await;
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let finished = used_memory(redis_url).await?;
+    let per = |bytes: u64| bytes as f64 / n as f64;
+    println!(
+        "RESULT system=hangar memory_jobs={n} waiting_bytes_per_job={:.0} finished_kept_bytes_per_job={:.0} \
+         waiting_mb_per_million={:.0} finished_kept_mb_per_million={:.0}",
+        per(waiting.saturating_sub(empty)),
+        per(finished.saturating_sub(empty)),
+        per(waiting.saturating_sub(empty)) * 1e6 / 1048576.0,
+        per(finished.saturating_sub(empty)) * 1e6 / 1048576.0,
+    );
     Ok(())
 }
 

@@ -48,7 +48,7 @@ METRIC_SOURCES = [
 # What the exposition appends to counter and histogram names.
 SUFFIXES = ("_total", "_bucket", "_sum", "_count")
 REGISTERED = re.compile(r'(?:\bregister|encode_descriptor)\(\s*"([a-z0-9_]+)"')
-METRIC_IN_EXPR = re.compile(r"(?<![\w:])(hangar_[a-z0-9_]+)(?![\w:])")
+METRIC_IN_EXPR = re.compile(r"(?<![\w:])(hangar_[a-z0-9_]+)(?![\w:*])")
 
 
 def all_panels(panels):

@@ -2,6 +2,7 @@
 //! emulator, the inference cap, worker processes, and a report job killed
 //! mid-write.
 
+mod backup;
 mod console;
 mod explain;
 mod inference_cap;
