@@ -139,6 +139,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let _reports = hangar_shared::error_reports::init(&config.errors, "api");
     let state = state(config).await?;
     tracing::info!(addr = %listener.local_addr()?, "hangar-api listening");
     let security = &state.config.api.security;

@@ -132,6 +132,7 @@ async fn refresh_org_accounts(
 /// interval) until `shutdown` resolves, then resigns the leader lease so
 /// another replica takes over at once.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let _reports = hangar_shared::error_reports::init(&config.errors, "scheduler");
     let pool = db::pool(&config.database)?;
     // The AWS Organization's accounts (HANGAR_AWS_ORGANIZATION_ROLE), as the
     // scheduler last stored them; read again every minute.

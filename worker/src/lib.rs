@@ -81,6 +81,7 @@ fn served_queues(configured: &[(String, usize)]) -> Vec<(String, usize)> {
 /// (so the process exits non-zero) if a queue's worker stopped on its own,
 /// e.g. because Redis stayed unreachable past the outage limit.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let _reports = hangar_shared::error_reports::init(&config.errors, "worker");
     let pool = db::pool(&config.database)?;
     // The AWS Organization's accounts (HANGAR_AWS_ORGANIZATION_ROLE), as the
     // scheduler last stored them; read again every minute.

@@ -73,6 +73,20 @@ async fn write_with_retry(pool: &PgPool, rows: &[OutcomeRow], metrics: &WorkerMe
     }
 }
 
+/// Reports a job that died to Sentry (when `SENTRY_DSN` is set).
+fn report_dead(o: &RecordedOutcome) {
+    let queue = hangar_shared::kinds::kind(&o.kind).map_or("?", |k| k.queue);
+    hangar_shared::error_reports::job_died(&hangar_shared::error_reports::DeadJob {
+        id: &o.id,
+        kind: &o.kind,
+        queue,
+        attempt: o.attempt,
+        request_id: o.correlation_id.as_deref(),
+        error: o.error.as_deref().unwrap_or("no error recorded"),
+        payload: o.payload.as_ref(),
+    });
+}
+
 /// Runs until every sender is gone and the last batch is written.
 pub async fn run(pool: PgPool, mut rx: mpsc::Receiver<Vec<RecordedOutcome>>, metrics: Arc<WorkerMetrics>) {
     let mut pending: Vec<RecordedOutcome> = Vec::new();
@@ -86,6 +100,9 @@ pub async fn run(pool: PgPool, mut rx: mpsc::Receiver<Vec<RecordedOutcome>>, met
         }
         for o in &pending {
             metrics.outcome(&o.kind, o.status.as_str());
+            if o.status == hangar_queue::JobStatus::Dead {
+                report_dead(o);
+            }
         }
         let rows: Vec<OutcomeRow> = pending.iter().map(row).collect();
         write_with_retry(&pool, &rows, &metrics).await;

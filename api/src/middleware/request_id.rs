@@ -104,6 +104,9 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     state
         .metrics
         .observe_request(&route, &method, status, start.elapsed());
+    if status >= 500 {
+        hangar_shared::error_reports::server_error(&route, &method, status, &id);
+    }
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(

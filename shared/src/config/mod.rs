@@ -16,6 +16,7 @@ mod api;
 mod aws;
 mod aws_rates;
 mod database;
+mod errors;
 mod inference;
 mod jwt;
 mod log;
@@ -33,6 +34,7 @@ pub use self::{
     aws::{AwsAccount, AwsConfig, is_region_name},
     aws_rates::{AwsRates, BucketRate, DEFAULTS as AWS_RATE_DEFAULTS, RateDefault},
     database::DatabaseConfig,
+    errors::ErrorReportConfig,
     inference::InferenceConfig,
     jwt::{JwtConfig, check_jwks_url},
     log::{LogConfig, LogFormat},
@@ -67,6 +69,8 @@ pub struct Config {
     pub reports: ReportsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Error reports (Sentry).
+    pub errors: ErrorReportConfig,
 }
 
 /// Each section's variables, in the order `.env.example`, the docs and
@@ -84,6 +88,7 @@ const SECTIONS: &[&[Var]] = &[
     inference::VARS,
     reports::VARS,
     log::VARS,
+    errors::VARS,
 ];
 
 /// [`SECTIONS`] joined at compile time, so [`VARS`] stays a `const` slice.
@@ -132,6 +137,7 @@ impl Config {
             inference: r.inference(),
             reports: r.reports(),
             log: r.log(),
+            errors: r.errors(),
         };
         if !r.problems.is_empty() {
             let order: BTreeMap<&str, usize> = VARS.iter().enumerate().map(|(i, v)| (v.name, i)).collect();
@@ -160,7 +166,7 @@ impl Config {
             .map(|(q, n)| format!("{q}={n}"))
             .collect();
         format!(
-            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url> ({}), prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  aws rates (calls/s per account and region, all workers): {}\n  models: {}\n  log: {:?} {}",
+            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url> ({}), prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  aws rates (calls/s per account and region, all workers): {}\n  models: {}\n  log: {:?} {}\n  error reports: {}",
             self.database.min_connections,
             self.database.max_connections,
             self.database.acquire_timeout,
@@ -196,6 +202,13 @@ impl Config {
             },
             self.log.format,
             self.log.level,
+            match &self.errors.dsn {
+                Some(_) => format!(
+                    "Sentry <redacted dsn>, environment {}, release {}",
+                    self.errors.environment, self.errors.release
+                ),
+                None => "off (SENTRY_DSN unset)".to_owned(),
+            },
         )
     }
 }

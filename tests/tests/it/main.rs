@@ -5,6 +5,7 @@
 mod api;
 mod console;
 mod console_pages;
+mod errors;
 mod faults;
 mod inference;
 mod operations_metrics;

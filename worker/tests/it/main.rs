@@ -4,6 +4,7 @@
 
 mod backup;
 mod console;
+mod errors;
 mod explain;
 mod inference_cap;
 mod monitoring;
