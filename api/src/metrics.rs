@@ -273,20 +273,21 @@ impl Metrics {
             .set(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
     }
 
-    /// Replaces the sync targets' last successes (a target removed from the
-    /// configuration stops being exported).
-    pub fn set_sync_successes(&self, targets: &[crate::sync_status::SyncTarget]) {
+    /// Replaces the sync targets' last successes: (kind, account, region,
+    /// unix seconds). A target no longer given stops being exported.
+    pub fn set_sync_successes<'a>(
+        &self,
+        successes: impl IntoIterator<Item = (&'a str, &'a str, &'a str, i64)>,
+    ) {
         self.sync_last_success.clear();
-        for t in targets {
-            if let Some(at) = t.last_ok {
-                self.sync_last_success
-                    .get_or_create(&labels(&[
-                        ("kind", t.kind),
-                        ("account", &t.account),
-                        ("region", &t.region),
-                    ]))
-                    .set(at.timestamp());
-            }
+        for (kind, account, region, at) in successes {
+            self.sync_last_success
+                .get_or_create(&labels(&[
+                    ("kind", kind),
+                    ("account", account),
+                    ("region", region),
+                ]))
+                .set(at);
         }
     }
 

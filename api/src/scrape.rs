@@ -82,7 +82,14 @@ async fn refresh_postgres(state: &AppState) -> bool {
     else {
         return false;
     };
-    state.metrics.set_sync_successes(&targets);
+    state.metrics.set_sync_successes(targets.iter().filter_map(|t| {
+        Some((
+            t.kind,
+            t.account.as_str(),
+            t.region.as_str(),
+            t.last_ok?.timestamp(),
+        ))
+    }));
     match bounded("cost explorer budget", timeout, ce_budget_left(state)).await {
         Some(left) => {
             state
