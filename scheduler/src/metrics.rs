@@ -77,6 +77,11 @@ impl Default for SchedulerMetrics {
             repair_failures.clone(),
         );
         registry.register(
+            "error_reports_dropped",
+            "Error reports (SENTRY_DSN) dropped: the queue to Sentry was full, or Sentry refused or could not be reached (each also logged)",
+            hangar_shared::error_reports::dropped_counter(),
+        );
+        registry.register(
             "org_accounts",
             "Active accounts of the AWS Organization kept by the last refresh (HANGAR_AWS_ORGANIZATION_ROLE)",
             org_accounts.clone(),

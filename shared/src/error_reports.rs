@@ -12,13 +12,11 @@
 //! it cannot take are dropped and counted ([`dropped`]).
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-        mpsc,
-    },
+    sync::{Arc, LazyLock, mpsc},
     time::Duration,
 };
+
+use prometheus_client::metrics::counter::Counter;
 
 use sentry::{
     Envelope, Level, TransportOptions,
@@ -34,12 +32,13 @@ const QUEUE: usize = 100;
 /// How long one send may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
-static DROPPED: AtomicU64 = AtomicU64::new(0);
+static DROPPED: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 /// Events dropped because the queue to Sentry was full or Sentry refused
-/// them (each refusal or failed send is also logged).
-pub fn dropped() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
+/// them or could not be reached (each failed send is also logged). Each
+/// process registers it as `hangar_error_reports_dropped_total`.
+pub fn dropped_counter() -> Counter {
+    DROPPED.clone()
 }
 
 /// Keeps reporting on while held; dropping it sends what is queued (up to
@@ -311,7 +310,7 @@ impl sentry::Transport for Queue {
     fn send_envelope(&self, envelope: Envelope) {
         let tx = self.tx.lock().ok().and_then(|t| t.clone());
         if tx.is_none_or(|tx| tx.try_send(envelope).is_err()) {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            DROPPED.inc();
         }
     }
 
@@ -356,7 +355,7 @@ fn send_loop(rx: &mpsc::Receiver<Envelope>, url: &str, auth: &str, flushed: &mps
         }
         let mut body = Vec::new();
         if envelope.to_writer(&mut body).is_err() {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            DROPPED.inc();
             continue;
         }
         let sent = runtime.block_on(
@@ -370,11 +369,11 @@ fn send_loop(rx: &mpsc::Receiver<Envelope>, url: &str, auth: &str, flushed: &mps
         match sent {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
+                DROPPED.inc();
                 tracing::warn!(status = r.status().as_u16(), "Sentry refused an error report");
             }
             Err(e) => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
+                DROPPED.inc();
                 tracing::warn!(error = %e, "could not send an error report to Sentry");
             }
         }

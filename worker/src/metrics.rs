@@ -96,6 +96,11 @@ impl Default for WorkerMetrics {
         let persist_errors = Counter::default();
         registry.register("jobs_started", "Attempts started, by kind", started.clone());
         registry.register(
+            "error_reports_dropped",
+            "Error reports (SENTRY_DSN) dropped: the queue to Sentry was full, or Sentry refused or could not be reached (each also logged)",
+            hangar_shared::error_reports::dropped_counter(),
+        );
+        registry.register(
             "job_handler_results",
             "Attempts that returned, by kind and result (ok, error, deferred)",
             handler_results.clone(),

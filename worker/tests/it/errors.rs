@@ -86,3 +86,56 @@ async fn a_job_that_dies_is_reported_with_its_tags_and_payload_and_no_secret() {
     worker.wait().unwrap();
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_sentry_unreachable_the_job_still_ends_and_the_lost_report_is_counted() {
+    let moto = Moto::start().await;
+    let accounts = r#"[{"name":"locked","role_arn":"arn:aws:iam::222222222222:role/hangar-refused","regions":["eu-west-1"]}]"#;
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[("HANGAR_AWS_ACCOUNTS", accounts)])
+        .spawn()
+        .await;
+    // A DSN whose port nobody listens on.
+    let closed = hangar_tests::free_port();
+    let metrics = format!("127.0.0.1:{}", hangar_tests::free_port());
+    let mut env = moto.aws_env();
+    env.extend([
+        (
+            "SENTRY_DSN".to_owned(),
+            format!("http://hangarpublickey@127.0.0.1:{closed}/42"),
+        ),
+        ("HANGAR_WORKER_METRICS_BIND".to_owned(), metrics.clone()),
+    ]);
+    let mut worker = app.worker_process(WORKER, "sync=1", &env);
+    moto.fault(json!({"operation": "AssumeRole", "match": "hangar-refused", "status": 403,
+                      "code": "AccessDenied", "message": "User is not authorized to perform: sts:AssumeRole"}))
+        .await;
+    let (status, body) = app
+        .post("/api/v1/syncs/workspaces", json!({"account": "locked"}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["jobs"][0]["job"]["id"].as_str().unwrap().to_owned();
+    app.wait_state(&id, JobStatus::Dead, Duration::from_secs(60))
+        .await;
+    let started = std::time::Instant::now();
+    loop {
+        let text = reqwest::get(format!("http://{metrics}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.lines().any(|l| l == "hangar_error_reports_dropped_total 1") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the lost report was not counted:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    app.shutdown().await;
+}
