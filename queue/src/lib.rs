@@ -24,6 +24,6 @@ pub use options::{Retention, WorkerOptions};
 pub use queue::{DEFAULT_MAX_CRASHES, DeadCursor, DeadPage, Queue, ReapReport, STEP, WorkerReport};
 pub use retry::{RetryPolicies, RetryPolicy};
 pub use worker::{
-    AckLayer, AckService, BackendHandle, Deferred, HangarBackend, JobContext, RecordedOutcome, WorkerStats,
-    defer, permanent,
+    AckLayer, AckService, BackendHandle, Deferred, DiedWith, HangarBackend, JobContext, RecordedOutcome,
+    WorkerStats, defer, permanent,
 };

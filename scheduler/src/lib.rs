@@ -160,10 +160,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     )
     .with_metrics(metrics.clone())
     .with_aws(config.aws.clone());
-    if let Some(bind) = config.scheduler.metrics_bind {
-        let served = metrics.clone();
-        hangar_shared::telemetry::serve_metrics(bind, "scheduler", move || served.render()).await?;
-    }
+    let _metrics_server = match config.scheduler.metrics_bind {
+        Some(bind) => {
+            let served = metrics.clone();
+            Some(hangar_shared::telemetry::serve_metrics(bind, "scheduler", move || served.render()).await?)
+        }
+        None => None,
+    };
     tracing::info!(every = ?config.scheduler.repair_interval, "repair loop started");
     tokio::pin!(shutdown);
     let mut next_repair = tokio::time::Instant::now();

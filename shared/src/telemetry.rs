@@ -35,14 +35,28 @@ pub async fn warn_about_redis(queue: &hangar_queue::Queue) {
     }
 }
 
+/// The `/metrics` listener of a worker or scheduler; it stops (and frees
+/// its port) when this is dropped, so a `run` that returns takes its
+/// listener with it, in a test process as in a real one.
+#[must_use = "the listener stops when this is dropped"]
+#[derive(Debug)]
+pub struct MetricsServer(tokio::task::JoinHandle<()>);
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serves `render()` (the Prometheus text exposition) at `GET /metrics` on
 /// `bind`, in the background, for the binaries without an HTTP API of their
-/// own (worker, scheduler). Fails only if `bind` cannot be bound.
+/// own (worker, scheduler), until the returned guard is dropped. Fails only
+/// if `bind` cannot be bound.
 pub async fn serve_metrics(
     bind: std::net::SocketAddr,
     component: &'static str,
     render: impl Fn() -> String + Clone + Send + Sync + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<MetricsServer> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let app = axum::Router::new().route(
         "/metrics",
@@ -52,10 +66,9 @@ pub async fn serve_metrics(
         }),
     );
     tracing::info!(addr = %listener.local_addr()?, component, "metrics listening");
-    tokio::spawn(async move {
+    Ok(MetricsServer(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, component, "metrics server stopped");
         }
-    });
-    Ok(())
+    })))
 }

@@ -668,6 +668,42 @@ pub fn assert_help_lists(bin: &str, commands: &[&str]) {
     }
 }
 
+/// The Prometheus text served at `http://{addr}/metrics` (a worker's or
+/// scheduler's `*_METRICS_BIND`), or why it could not be read.
+async fn try_scrape(addr: &str) -> Result<String, reqwest::Error> {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await?
+        .error_for_status()?
+        .text()
+        .await
+}
+
+/// The Prometheus text served at `http://{addr}/metrics` (a worker's or
+/// scheduler's `*_METRICS_BIND`).
+pub async fn scrape(addr: &str) -> String {
+    try_scrape(addr)
+        .await
+        .unwrap_or_else(|e| panic!("metrics at {addr}: {e}"))
+}
+
+/// Waits until a line of the metrics at `addr` starts with `prefix` (a
+/// whole `name{labels} value` line to wait for a value); returns the line.
+/// A process still starting (not listening yet) is waited for too.
+pub async fn wait_metric(addr: &str, prefix: &str, within: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let text = try_scrape(addr).await.unwrap_or_else(|e| e.to_string());
+        if let Some(line) = text.lines().find(|l| l.starts_with(prefix)) {
+            return line.to_owned();
+        }
+        assert!(
+            start.elapsed() < within,
+            "no {prefix} at {addr} within {within:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A private redis-server on a free port, for tests that flush or stop it.
 pub struct OwnRedis {
     pub port: u16,
@@ -710,6 +746,16 @@ impl OwnRedis {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Loses every key, as a Redis restarted without persistence does.
+    pub async fn flush_all(&self) {
+        let mut conn = redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
     }
 }
 

@@ -93,10 +93,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let metrics = Arc::new(WorkerMetrics::default());
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(64);
     let persister = tokio::spawn(persist::run(pool.clone(), outcomes_rx, metrics.clone()));
-    if let Some(bind) = config.worker.metrics_bind {
-        let m = metrics.clone();
-        hangar_shared::telemetry::serve_metrics(bind, "worker", move || m.render()).await?;
-    }
+    let _metrics_server = match config.worker.metrics_bind {
+        Some(bind) => {
+            let m = metrics.clone();
+            Some(hangar_shared::telemetry::serve_metrics(bind, "worker", move || m.render()).await?)
+        }
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = JoinSet::new();

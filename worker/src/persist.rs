@@ -81,9 +81,9 @@ fn report_dead(o: &RecordedOutcome) {
         kind: &o.kind,
         queue,
         attempt: o.attempt,
-        request_id: o.correlation_id.as_deref(),
+        request_id: o.died.as_ref().and_then(|d| d.correlation_id.as_deref()),
         error: o.error.as_deref().unwrap_or("no error recorded"),
-        payload: o.payload.as_ref(),
+        payload: o.died.as_ref().and_then(|d| d.payload.as_ref()),
     });
 }
 

@@ -243,9 +243,10 @@ async fn queued(
     run: &JobRun,
     live: &JobState,
 ) -> Result<Explained, ApiError> {
-    if let Some(no_worker) = no_worker(queue).await? {
-        return Ok(no_worker);
-    }
+    let workers = match serving_workers(queue).await? {
+        Ok(n) => n,
+        Err(no_worker) => return Ok(no_worker),
+    };
     if let Some(waiting) = model_not_ready(state, run, live) {
         return Ok(waiting);
     }
@@ -253,7 +254,6 @@ async fn queued(
     let since_ms = epoch_ms(Utc::now()).saturating_sub(DRAIN_WINDOW.as_millis() as u64);
     let drained = queue.finished_since(since_ms).await?;
     let per_second = drained as f64 / DRAIN_WINDOW.as_secs_f64();
-    let workers = queue.workers_alive(super::queues::ALIVE_WITHIN).await?;
     let ahead = position.unwrap_or(0);
     let estimate = (per_second > 0.0).then(|| Duration::from_secs_f64((ahead + 1) as f64 / per_second));
     let pace = match estimate {
@@ -293,7 +293,7 @@ async fn waiting(
     let run_at = live.run_at.and_then(from_millis);
     let at = run_at.map_or_else(|| "soon".to_owned(), |t| t.to_rfc3339());
     let due = run_at.is_none_or(|t| t <= Utc::now());
-    if due && let Some(no_worker) = no_worker(queue).await? {
+    if due && let Err(no_worker) = serving_workers(queue).await? {
         return Ok(no_worker);
     }
     if live.status == JobStatus::Retrying {
@@ -334,10 +334,12 @@ async fn waiting(
     ))
 }
 
-/// `Some` when no worker serving `queue` reported in recently.
-async fn no_worker(queue: &Queue) -> Result<Option<Explained>, ApiError> {
-    if queue.workers_alive(super::queues::ALIVE_WITHIN).await? > 0 {
-        return Ok(None);
+/// The workers serving `queue` that reported in recently, or, when there
+/// are none, the explanation that says so.
+async fn serving_workers(queue: &Queue) -> Result<Result<u64, Explained>, ApiError> {
+    let alive = queue.workers_alive(super::queues::ALIVE_WITHIN).await?;
+    if alive > 0 {
+        return Ok(Ok(alive));
     }
     let last = queue.last_worker_report().await?.and_then(from_millis);
     let since = last.map_or_else(
@@ -349,7 +351,7 @@ async fn no_worker(queue: &Queue) -> Result<Option<Explained>, ApiError> {
         last_worker_seen_at: last,
         ..Facts::default()
     };
-    Ok(Some((
+    Ok(Err((
         Reason::NoWorker,
         format!(
             "No worker serves queue {}: {since}. Start a hangar-worker whose HANGAR_QUEUES includes {}, \

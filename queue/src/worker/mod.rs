@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use ack::{AckLayer, AckService, Deferred, defer, permanent};
 pub use context::JobContext;
-pub use run::{RecordedOutcome, WorkerStats};
+pub use run::{DiedWith, RecordedOutcome, WorkerStats};
 
 use self::{
     ack::AckShared,

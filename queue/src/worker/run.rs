@@ -119,10 +119,18 @@ pub struct RecordedOutcome {
     pub started_at_ms: u64,
     /// When the outcome was decided, ms since the Unix epoch.
     pub finished_at_ms: u64,
+    /// For a job that died (reported to Sentry): its correlation id (the
+    /// API's request id) and arguments. Not copied for any other outcome,
+    /// so the common path allocates nothing more.
+    pub died: Option<DiedWith>,
+}
+
+/// What a dead job's report needs beyond the outcome.
+#[derive(Debug, Clone)]
+pub struct DiedWith {
     /// The correlation id given at enqueue (the API's request id), if any.
     pub correlation_id: Option<String>,
-    /// The job's arguments, for a job that died (reported to Sentry); not
-    /// copied for any other outcome.
+    /// The job's arguments.
     pub payload: Option<serde_json::Value>,
 }
 
@@ -147,10 +155,10 @@ impl RecordedOutcome {
             progress: p.run.progress.lock().ok().and_then(|g| g.clone()),
             started_at_ms: started,
             finished_at_ms: p.finished_at_ms,
-            correlation_id: Some(p.run.claimed.correlation_id.clone()).filter(|c| !c.is_empty()),
-            payload: (status == crate::job::JobStatus::Dead)
-                .then(|| serde_json::from_str(&p.run.claimed.payload).ok())
-                .flatten(),
+            died: (status == crate::job::JobStatus::Dead).then(|| DiedWith {
+                correlation_id: Some(p.run.claimed.correlation_id.clone()).filter(|c| !c.is_empty()),
+                payload: serde_json::from_str(&p.run.claimed.payload).ok(),
+            }),
         }
     }
 }

@@ -16,12 +16,7 @@ async fn after_redis_loses_its_data_the_repair_loop_dispatches_the_job_and_it_ru
         .await;
     let id = app.enqueue(json!({"kind": "system.noop"})).await;
 
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    redis.flush_all().await;
     let (_, job) = app.get(&format!("/api/v1/jobs/{id}")).await;
     assert_eq!(job["state"], "queued", "the record survives: {job}");
 
@@ -122,23 +117,13 @@ async fn the_scheduler_loop_repairs_on_its_own() {
         w.stop().await.unwrap();
     }
     let id = app.enqueue(json!({"kind": "system.noop"})).await;
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    redis.flush_all().await;
     app.worker = Some(spawn_worker(app.config()));
     // HANGAR_REPAIR_INTERVAL_SECS=1 in tests: the loop finds and re-dispatches it.
     let row = app.wait_record(&id, JobStatus::Succeeded).await;
     assert_eq!(row.deliveries, 1);
     // The scheduler counted the re-dispatch (what the repair alert watches).
-    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = hangar_tests::scrape(&format!("127.0.0.1:{metrics_port}")).await;
     assert!(
         text.lines()
             .any(|l| l == "hangar_scheduler_repair_redispatched_total 1"),

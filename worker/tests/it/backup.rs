@@ -46,16 +46,6 @@ fn run_script(app: &TestApp, name: &str, arg: &Path) -> Duration {
     took
 }
 
-async fn metrics_line(port: u16, prefix: &str) -> Option<String> {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines().find(|l| l.starts_with(prefix)).map(str::to_owned)
-}
-
 #[tokio::test]
 async fn a_restored_backup_loses_no_job_key_schedule_inventory_or_report() {
     let moto = Moto::start().await;
@@ -145,20 +135,12 @@ async fn a_restored_backup_loses_no_job_key_schedule_inventory_or_report() {
     let scheduler = tokio::spawn(hangar_scheduler::run(app.config(), async move {
         let _ = stopped.await;
     }));
-    let started = Instant::now();
-    while metrics_line(
-        scheduler_port,
+    hangar_tests::wait_metric(
+        &scheduler_bind,
         "hangar_scheduler_fires_total{schedule=\"tick\",catch_up=\"false\"} 2",
+        Duration::from_secs(30),
     )
-    .await
-    .is_none()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the schedule did not fire twice"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    .await;
     let _ = stop_scheduler.send(());
     scheduler.await.unwrap().unwrap();
 
@@ -210,12 +192,7 @@ async fn a_restored_backup_loses_no_job_key_schedule_inventory_or_report() {
         .await
         .unwrap();
     admin.close().await;
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    redis.flush_all().await;
     let reports_dir = app.env["HANGAR_REPORTS_URL"]
         .trim_start_matches("file://")
         .to_owned();
@@ -230,16 +207,8 @@ async fn a_restored_backup_loses_no_job_key_schedule_inventory_or_report() {
     app.base = base;
     app.api = Some(api);
     let _worker = app.worker_process(WORKER, "sync=2,reports=1", &moto.aws_env());
-    // A second metrics port: the first scheduler's metrics listener lives
-    // on in this test process (in a real one it ends with the process).
-    let scheduler_port = hangar_tests::free_port();
-    let mut env = app.env.clone();
-    env.insert(
-        "HANGAR_SCHEDULER_METRICS_BIND".into(),
-        format!("127.0.0.1:{scheduler_port}"),
-    );
     let (stop_scheduler, stopped) = tokio::sync::oneshot::channel::<()>();
-    let scheduler = tokio::spawn(hangar_scheduler::run(hangar_tests::config(&env), async move {
+    let scheduler = tokio::spawn(hangar_scheduler::run(app.config(), async move {
         let _ = stopped.await;
     }));
 
@@ -292,20 +261,12 @@ async fn a_restored_backup_loses_no_job_key_schedule_inventory_or_report() {
     // The schedule resumes from its cursor: of the ticks missed while down
     // (more than a second late), fire_once fires at most one, the newest,
     // and counts the others as dropped.
-    let started = Instant::now();
-    while metrics_line(
-        scheduler_port,
+    hangar_tests::wait_metric(
+        &scheduler_bind,
         "hangar_scheduler_dropped_ticks_total{schedule=\"tick\"}",
+        Duration::from_secs(30),
     )
-    .await
-    .is_none()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "missed ticks were not dropped"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    .await;
     let restarted_ms = u64::try_from(
         (chrono::Utc::now() - chrono::Duration::from_std(recovering.elapsed()).unwrap()).timestamp_millis(),
     )
@@ -334,20 +295,12 @@ async fn a_restored_backup_loses_no_job_key_schedule_inventory_or_report() {
         "fire_once: at most one of the missed ticks fired: {new:?}"
     );
     // And it goes on firing on time.
-    let started = Instant::now();
-    while metrics_line(
-        scheduler_port,
+    hangar_tests::wait_metric(
+        &scheduler_bind,
         "hangar_scheduler_fires_total{schedule=\"tick\",catch_up=\"false\"}",
+        Duration::from_secs(30),
     )
-    .await
-    .is_none()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the schedule did not fire after the restore"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    .await;
     pool.close().await;
 
     eprintln!(

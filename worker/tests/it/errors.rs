@@ -9,23 +9,23 @@ use serde_json::json;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_hangar-worker");
 
-#[tokio::test]
-async fn a_job_that_dies_is_reported_with_its_tags_and_payload_and_no_secret() {
-    let sentry = FakeSentry::start().await;
-    let moto = Moto::start().await;
-    let accounts = r#"[{"name":"locked","role_arn":"arn:aws:iam::222222222222:role/hangar-refused","regions":["eu-west-1"]}]"#;
+/// An account whose role AWS refuses: its sync dies at its first attempt.
+const LOCKED: &str = r#"[{"name":"locked","role_arn":"arn:aws:iam::222222222222:role/hangar-refused","regions":["eu-west-1"]}]"#;
+
+/// An app and a `hangar-worker` process with `worker_env`, and a sync of
+/// the locked account run until it is dead: its id and record.
+async fn a_dead_sync(
+    moto: &Moto,
+    worker_env: &[(String, String)],
+) -> (TestApp, hangar_tests::WorkerProcess, String, serde_json::Value) {
     let app = TestApp::builder()
         .without_worker()
-        .envs(&[("HANGAR_AWS_ACCOUNTS", accounts)])
+        .envs(&[("HANGAR_AWS_ACCOUNTS", LOCKED)])
         .spawn()
         .await;
     let mut env = moto.aws_env();
-    env.extend([
-        ("SENTRY_DSN".to_owned(), sentry.dsn.clone()),
-        ("SENTRY_ENVIRONMENT".to_owned(), "ci".to_owned()),
-        ("SENTRY_RELEASE".to_owned(), "hangar@test".to_owned()),
-    ]);
-    let mut worker = app.worker_process(WORKER, "sync=1", &env);
+    env.extend_from_slice(worker_env);
+    let worker = app.worker_process(WORKER, "sync=1", &env);
     moto.fault(json!({"operation": "AssumeRole", "match": "hangar-refused", "status": 403,
                       "code": "AccessDenied", "message": "User is not authorized to perform: sts:AssumeRole"}))
         .await;
@@ -37,6 +37,22 @@ async fn a_job_that_dies_is_reported_with_its_tags_and_payload_and_no_secret() {
     let job = app
         .wait_state(&id, JobStatus::Dead, Duration::from_secs(60))
         .await;
+    (app, worker, id, job)
+}
+
+#[tokio::test]
+async fn a_job_that_dies_is_reported_with_its_tags_and_payload_and_no_secret() {
+    let sentry = FakeSentry::start().await;
+    let moto = Moto::start().await;
+    let (app, mut worker, id, job) = a_dead_sync(
+        &moto,
+        &[
+            ("SENTRY_DSN".to_owned(), sentry.dsn.clone()),
+            ("SENTRY_ENVIRONMENT".to_owned(), "ci".to_owned()),
+            ("SENTRY_RELEASE".to_owned(), "hangar@test".to_owned()),
+        ],
+    )
+    .await;
 
     let got = sentry
         .wait_for("dead job", Duration::from_secs(20), |e| {
@@ -90,51 +106,27 @@ async fn a_job_that_dies_is_reported_with_its_tags_and_payload_and_no_secret() {
 #[tokio::test]
 async fn with_sentry_unreachable_the_job_still_ends_and_the_lost_report_is_counted() {
     let moto = Moto::start().await;
-    let accounts = r#"[{"name":"locked","role_arn":"arn:aws:iam::222222222222:role/hangar-refused","regions":["eu-west-1"]}]"#;
-    let app = TestApp::builder()
-        .without_worker()
-        .envs(&[("HANGAR_AWS_ACCOUNTS", accounts)])
-        .spawn()
-        .await;
     // A DSN whose port nobody listens on.
     let closed = hangar_tests::free_port();
     let metrics = format!("127.0.0.1:{}", hangar_tests::free_port());
-    let mut env = moto.aws_env();
-    env.extend([
-        (
-            "SENTRY_DSN".to_owned(),
-            format!("http://hangarpublickey@127.0.0.1:{closed}/42"),
-        ),
-        ("HANGAR_WORKER_METRICS_BIND".to_owned(), metrics.clone()),
-    ]);
-    let mut worker = app.worker_process(WORKER, "sync=1", &env);
-    moto.fault(json!({"operation": "AssumeRole", "match": "hangar-refused", "status": 403,
-                      "code": "AccessDenied", "message": "User is not authorized to perform: sts:AssumeRole"}))
-        .await;
-    let (status, body) = app
-        .post("/api/v1/syncs/workspaces", json!({"account": "locked"}))
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["jobs"][0]["job"]["id"].as_str().unwrap().to_owned();
-    app.wait_state(&id, JobStatus::Dead, Duration::from_secs(60))
-        .await;
-    let started = std::time::Instant::now();
-    loop {
-        let text = reqwest::get(format!("http://{metrics}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.lines().any(|l| l == "hangar_error_reports_dropped_total 1") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the lost report was not counted:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (app, mut worker, _, _) = a_dead_sync(
+        &moto,
+        &[
+            (
+                "SENTRY_DSN".to_owned(),
+                format!("http://hangarpublickey@127.0.0.1:{closed}/42"),
+            ),
+            ("HANGAR_WORKER_METRICS_BIND".to_owned(), metrics.clone()),
+        ],
+    )
+    .await;
+    // The report could not be sent: counted, and the job's end is unchanged.
+    hangar_tests::wait_metric(
+        &metrics,
+        "hangar_error_reports_dropped_total 1",
+        Duration::from_secs(20),
+    )
+    .await;
     worker.kill().unwrap();
     worker.wait().unwrap();
     app.shutdown().await;

@@ -15,7 +15,6 @@ use hangar_tests::{
 use serde_json::{Value, json};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_hangar-worker");
-const ACCOUNTS: &str = r#"[{"name":"main","regions":["us-east-1"]}]"#;
 
 async fn explain(app: &TestApp, id: &str) -> Value {
     let (status, body) = app.get(&format!("/api/v1/jobs/{id}/explain")).await;
@@ -40,50 +39,23 @@ async fn explain_until(app: &TestApp, id: &str, reason: &str, within: Duration) 
     }
 }
 
-async fn enqueue(app: &TestApp, body: Value) -> String {
-    app.enqueue(body).await
-}
-
-async fn sync_app(extra: &[(&str, &str)]) -> TestApp {
-    let mut env = vec![
-        ("HANGAR_AWS_ACCOUNTS", ACCOUNTS),
-        ("HANGAR_AWS_BACKOFF_MS", "20"),
-        ("HANGAR_AWS_BACKOFF_CAP_MS", "200"),
-    ];
-    env.extend_from_slice(extra);
-    TestApp::builder().without_worker().envs(&env).spawn().await
-}
-
-async fn start_sync(app: &TestApp) -> String {
-    let (status, body) = app
-        .post(
-            "/api/v1/syncs/workspaces",
-            json!({"account": "main", "region": "us-east-1"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    body["jobs"][0]["job"]["id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_job_is_explained_behind_others_then_running_then_succeeded() {
     let app = TestApp::builder().without_worker().spawn().await;
     let _worker = app.worker_process(WORKER, "sync=1", &[]);
     // Some jobs finish first, so the queue has a pace to estimate from.
     for _ in 0..4 {
-        let id = enqueue(&app, json!({"kind": "system.noop"})).await;
+        let id = app.enqueue(json!({"kind": "system.noop"})).await;
         app.wait_state(&id, JobStatus::Succeeded, Duration::from_secs(30))
             .await;
     }
-    let sleeper = enqueue(
-        &app,
-        json!({"kind": "system.sleep", "payload": {"ms": 6000, "steps": 6}}),
-    )
-    .await;
+    let sleeper = app
+        .enqueue(json!({"kind": "system.sleep", "payload": {"ms": 6000, "steps": 6}}))
+        .await;
     app.wait_state(&sleeper, JobStatus::Running, Duration::from_secs(30))
         .await;
-    let first = enqueue(&app, json!({"kind": "system.noop"})).await;
-    let second = enqueue(&app, json!({"kind": "system.noop"})).await;
+    let first = app.enqueue(json!({"kind": "system.noop"})).await;
+    let second = app.enqueue(json!({"kind": "system.noop"})).await;
 
     let e = explain(&app, &second).await;
     assert_eq!(e["reason"], "queued_behind", "{e:#}");
@@ -128,7 +100,7 @@ async fn a_job_is_explained_behind_others_then_running_then_succeeded() {
 #[tokio::test]
 async fn with_no_worker_for_its_queue_the_explanation_says_so_and_what_to_start() {
     let app = TestApp::builder().without_worker().spawn().await;
-    let id = enqueue(&app, json!({"kind": "system.noop"})).await;
+    let id = app.enqueue(json!({"kind": "system.noop"})).await;
     let e = explain(&app, &id).await;
     assert_eq!(e["reason"], "no_worker", "{e:#}");
     assert_eq!(e["facts"]["workers_alive"], 0);
@@ -178,7 +150,9 @@ async fn a_scheduled_job_says_when_and_a_cancelled_one_says_so() {
     let at = (chrono::Utc::now() + chrono::Duration::hours(1))
         .with_nanosecond(0)
         .unwrap();
-    let id = enqueue(&app, json!({"kind": "system.noop", "run_at": at.to_rfc3339()})).await;
+    let id = app
+        .enqueue(json!({"kind": "system.noop", "run_at": at.to_rfc3339()}))
+        .await;
     let e = explain(&app, &id).await;
     assert_eq!(e["reason"], "scheduled", "{e:#}");
     let run_at: chrono::DateTime<chrono::Utc> = e["facts"]["run_at"].as_str().unwrap().parse().unwrap();
@@ -199,7 +173,7 @@ async fn a_scheduled_job_says_when_and_a_cancelled_one_says_so() {
 #[tokio::test]
 async fn a_dead_job_says_why_and_how_to_retry() {
     let app = TestApp::builder().without_worker().spawn().await;
-    let id = enqueue(&app, json!({"kind": "system.noop"})).await;
+    let id = app.enqueue(json!({"kind": "system.noop"})).await;
     hangar_tests::kill_jobs(&app, std::slice::from_ref(&id)).await;
     let e = explain(&app, &id).await;
     assert_eq!(e["reason"], "dead", "{e:#}");
@@ -230,13 +204,8 @@ async fn a_job_redis_lost_is_explained_with_when_the_repair_loop_dispatches_it()
         .env("HANGAR_REPAIR_MIN_AGE_SECS", "30")
         .spawn()
         .await;
-    let id = enqueue(&app, json!({"kind": "system.noop"})).await;
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    let id = app.enqueue(json!({"kind": "system.noop"})).await;
+    redis.flush_all().await;
     let e = explain(&app, &id).await;
     assert_eq!(e["reason"], "not_in_redis", "{e:#}");
     assert_eq!(e["facts"]["recorded_state"], "queued");
@@ -250,14 +219,19 @@ async fn a_job_redis_lost_is_explained_with_when_the_repair_loop_dispatches_it()
 #[tokio::test]
 async fn a_sync_backing_off_names_its_error_and_one_behind_its_targets_lock_names_the_holder() {
     let moto = Moto::start().await;
-    let app = sync_app(&[]).await;
+    let app = super::sync::app_with(&[]).await;
     let _worker = app.worker_process(WORKER, "sync=1", &moto.aws_env());
     moto.fault(
         json!({"operation": "DescribeWorkspaceDirectories", "times": 1000, "status": 503,
                       "code": "ServiceUnavailable", "message": "try later"}),
     )
     .await;
-    let id = start_sync(&app).await;
+    let id = super::sync::start_sync(
+        &app,
+        "workspaces",
+        json!({"account": "main", "region": "us-east-1"}),
+    )
+    .await;
     let e = explain_until(&app, &id, "retry_backoff", Duration::from_secs(60)).await;
     assert_eq!(e["state"], "retrying");
     assert_eq!(
@@ -317,11 +291,16 @@ async fn a_sync_paced_by_the_aws_rate_limiter_is_explained_as_rate_limited() {
         json!({"directories": 1, "workspaces": 200, "bundles": 1, "tags_per_workspace": 1}),
     )
     .await;
-    let app = sync_app(&[]).await;
+    let app = super::sync::app_with(&[]).await;
     let mut env = moto.aws_env();
     env.push(("HANGAR_AWS_RATES".into(), "workspaces=2/s burst 1".into()));
     let _worker = app.worker_process(WORKER, "sync=1", &env);
-    let id = start_sync(&app).await;
+    let id = super::sync::start_sync(
+        &app,
+        "workspaces",
+        json!({"account": "main", "region": "us-east-1"}),
+    )
+    .await;
     let e = explain_until(&app, &id, "rate_limited", Duration::from_secs(60)).await;
     assert_eq!(e["state"], "running");
     assert!(

@@ -76,12 +76,7 @@ async fn two_workers_never_exceed_the_models_slots_and_a_killed_one_leaks_none()
     }
     assert_eq!(fake.requests(), 12);
     // The first worker's metrics: its share of the jobs, per model.
-    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hangar_tests::scrape(&metrics_addr).await;
     let count = |name: &str| -> u64 {
         metrics
             .lines()

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 const WORKER: &str = env!("CARGO_BIN_EXE_hangar-worker");
 const ACCOUNTS: &str = r#"[{"name":"main","regions":["us-east-1"]}]"#;
 
-async fn app_with(extra: &[(&str, &str)]) -> TestApp {
+/// An app (no worker in it) for syncs of account `main` in us-east-1,
+/// with fast in-job retries; `extra` adds or overrides variables.
+pub(super) async fn app_with(extra: &[(&str, &str)]) -> TestApp {
     let mut env = vec![
         ("HANGAR_AWS_ACCOUNTS", ACCOUNTS),
         // Fast in-job retries so throttling tests take milliseconds.
@@ -26,7 +28,7 @@ async fn sync_now(app: &TestApp, kind: &str, body: Value) -> (u16, Value) {
 }
 
 /// Starts a sync of `kind` for account `main` and returns its job id.
-async fn start_sync(app: &TestApp, kind: &str, body: Value) -> String {
+pub(super) async fn start_sync(app: &TestApp, kind: &str, body: Value) -> String {
     let (status, v) = sync_now(app, kind, body).await;
     assert_eq!(status, 202, "{v}");
     v["jobs"][0]["job"]["id"].as_str().expect("job id").to_owned()
@@ -276,12 +278,7 @@ async fn throttled_calls_are_retried_inside_the_job_and_counted() {
     assert_eq!(job["result"]["stats"]["aws_throttled"], 2, "{job}");
     assert_eq!(count(&app, "SELECT count(*) FROM workspaces").await, 60);
 
-    let body = reqwest::get(format!("http://{bind}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = hangar_tests::scrape(&bind).await;
     let line = |needle: &str| {
         body.lines()
             .find(|l| l.contains(needle))
@@ -1054,12 +1051,7 @@ async fn apply_other_mode(app: &TestApp, pool: &sqlx::PgPool, n: i64) -> String 
 async fn throttles_counted(binds: &[String]) -> u64 {
     let mut n = 0;
     for bind in binds {
-        let body = reqwest::get(format!("http://{bind}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = hangar_tests::scrape(bind).await;
         n += body
             .lines()
             .filter(|l| l.starts_with("hangar_aws_requests_total{") && l.contains(r#"outcome="throttled""#))
