@@ -24,7 +24,8 @@ BIN="$CARGO_TARGET_DIR/release"
 APORT=$(free_port)
 
 export HANGAR_BIND="127.0.0.1:$APORT"
-export HANGAR_LOG_LEVEL=warn HANGAR_DB_MAX_CONNECTIONS=16 HANGAR_QUEUES="sync=50,reports=1,inference=1"
+# BENCH_LOG_LEVEL=info makes the request spans exist (bench/traces.sh).
+export HANGAR_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}" HANGAR_DB_MAX_CONNECTIONS=16 HANGAR_QUEUES="sync=50,reports=1,inference=1"
 URL="http://127.0.0.1:$APORT"
 "$BIN/hangar-api" migrate 2>/dev/null
 TOKEN=$(api_key)

@@ -61,23 +61,37 @@ impl Enqueuer {
     /// access layer audits as usual).
     pub async fn submit_audited(
         &self,
-        job: NewJobRun,
+        mut job: NewJobRun,
         audit: Option<Entry>,
     ) -> Result<(Accepted, bool), ApiError> {
+        // The messaging producer span: the job records its context, so the
+        // worker's `process` span continues this request's trace. Untraced,
+        // the job keeps the caller's traceparent, if it sent one.
+        let span = hangar_shared::traces::send_span(&job.queue, &job.id);
+        if job.traceparent.is_none() {
+            job.traceparent =
+                hangar_queue::trace_context::of(&span).or_else(crate::request_id::caller_traceparent);
+        }
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((job, audit, reply))
-            .await
-            .map_err(|_| anyhow::anyhow!("enqueue task is gone"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("enqueue task dropped the request"))?
+        tracing::Instrument::instrument(
+            async move {
+                self.tx
+                    .send((job, audit, reply))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("enqueue task is gone"))?;
+                answer
+                    .await
+                    .map_err(|_| anyhow::anyhow!("enqueue task dropped the request"))?
+            },
+            span,
+        )
+        .await
     }
 }
 
 /// A recorded batch on its way to Redis: the jobs, what PostgreSQL said of
 /// each, and the requests waiting for their answers.
-type Recorded = (Vec<NewJobRun>, Vec<Inserted>, Vec<Request>);
+type Recorded = (Vec<NewJobRun>, Vec<Inserted>, Vec<Request>, tracing::Span);
 
 /// Records batches in PostgreSQL and hands each to [`dispatch`], which
 /// queues it in Redis and answers its requests: the next batch's commit
@@ -94,7 +108,10 @@ async fn run(
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs: Vec<NewJobRun> = batch.iter().map(|(j, _, _)| j.clone()).collect();
-        match record(&pool, &jobs, &mut batch).await {
+        let span =
+            hangar_shared::traces::batch_span("enqueue batch", jobs.iter().map(|j| j.traceparent.as_deref()));
+        let recorded = tracing::Instrument::instrument(record(&pool, &jobs, &mut batch), span.clone()).await;
+        match recorded {
             Err(e) => {
                 for (_, _, reply) in batch.drain(..) {
                     let _ = reply.send(Err(ApiError::from_sqlx(&e)));
@@ -102,7 +119,7 @@ async fn run(
             }
             Ok(results) => {
                 let requests = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-                if to_redis.send((jobs, results, requests)).await.is_err() {
+                if to_redis.send((jobs, results, requests, span)).await.is_err() {
                     break;
                 }
             }
@@ -118,8 +135,8 @@ async fn dispatch(
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Recorded>,
 ) {
-    while let Some((jobs, results, requests)) = rx.recv().await {
-        enqueue_new(&queues, &metrics, &jobs, &results).await;
+    while let Some((jobs, results, requests, span)) = rx.recv().await {
+        tracing::Instrument::instrument(enqueue_new(&queues, &metrics, &jobs, &results), span).await;
         for ((_, audit, reply), result) in requests.into_iter().zip(results) {
             let audited = audit.is_some();
             let answer = match answered_with(&result) {
@@ -189,6 +206,9 @@ async fn enqueue_new(
             .max_attempts(run.max_attempts.max(1) as u32);
         if let Some(r) = &new.request_id {
             job = job.correlation_id(r.clone());
+        }
+        if let Some(t) = &new.traceparent {
+            job = job.traceparent(t.clone());
         }
         if let Some(at) = new.run_at {
             job = job.run_at(at.into());

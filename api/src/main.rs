@@ -59,8 +59,15 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
     let config = Config::from_env()?;
-    telemetry::init(&config.log);
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Only the server's spans are exported; a one-off command's are not
+    // worth a collector round trip at exit.
+    let mut traces = config.traces.clone();
+    if !matches!(command, Command::Serve) {
+        traces.endpoint = None;
+    }
+    let _traces = telemetry::init(&config.log, &traces, "api");
+    match command {
         Command::Migrate { to } => {
             let pool = db::pool(&config.database)?;
             db::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;

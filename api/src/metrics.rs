@@ -179,11 +179,7 @@ impl Default for Metrics {
             "PostgreSQL pool connections by state (in_use, idle)",
             db_pool.clone(),
         );
-        registry.register(
-            "error_reports_dropped",
-            "Error reports (SENTRY_DSN) dropped: the queue to Sentry was full, or Sentry refused or could not be reached (each also logged)",
-            hangar_shared::error_reports::dropped_counter(),
-        );
+        hangar_shared::telemetry::register_export_metrics(&mut registry);
         let models = hangar_inference::HealthCollector::default();
         registry.register_collector(Box::new(models.clone()));
         Self {

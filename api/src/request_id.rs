@@ -12,12 +12,31 @@ pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
     static REQUEST_ID: String;
+    static CALLER_TRACEPARENT: Option<String>;
 }
+
+/// The W3C trace context header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Runs `fut` with `id` as the current request id (for work a request
 /// hands to a spawned task, and for the middleware that assigns it).
 pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
     REQUEST_ID.scope(id, fut).await
+}
+
+/// Runs `fut` with the caller's (valid) `traceparent`, which jobs record
+/// when this process does not trace (with tracing on, they record their
+/// own `send` span, a child of it).
+pub async fn with_caller_traceparent<F: std::future::Future>(
+    traceparent: Option<String>,
+    fut: F,
+) -> F::Output {
+    CALLER_TRACEPARENT.scope(traceparent, fut).await
+}
+
+/// The current request's caller `traceparent`, if it sent a valid one.
+pub fn caller_traceparent() -> Option<String> {
+    CALLER_TRACEPARENT.try_with(Clone::clone).ok().flatten()
 }
 
 /// The current request's id ("" outside a request).

@@ -44,6 +44,9 @@ METRIC_SOURCES = [
     ("sync/src", "hangar_"),
     ("inference/src", "hangar_"),
     ("scheduler/src", "hangar_scheduler_"),
+    # telemetry::register_export_metrics, called by every process's registry.
+    ("shared/src/telemetry.rs", "hangar_"),
+    ("shared/src/telemetry.rs", "hangar_scheduler_"),
 ]
 # What the exposition appends to counter and histogram names.
 SUFFIXES = ("_total", "_bucket", "_sum", "_count")
@@ -63,7 +66,8 @@ def registered_metrics(repo):
     names = set()
     found_any = False
     for folder, prefix in METRIC_SOURCES:
-        for path in sorted((repo / folder).rglob("*.rs")):
+        root = repo / folder
+        for path in [root] if root.is_file() else sorted(root.rglob("*.rs")):
             found_any = True
             for name in REGISTERED.findall(path.read_text(encoding="utf-8")):
                 names.add(prefix + name)

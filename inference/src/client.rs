@@ -171,6 +171,48 @@ impl ModelClient {
         req: &ChatRequest,
         tokens: &mpsc::UnboundedSender<String>,
     ) -> Result<Completion, InferenceError> {
+        // A client span with OpenTelemetry's gen_ai attributes; the time to
+        // the first token has no standard attribute yet, so it is ours.
+        let span = hangar_queue::trace_context::child_span(|| {
+            tracing::info_span!("model request", otel.name = %format!("chat {}", self.model.name),
+                otel.kind = "client", otel.status_code = tracing::field::Empty,
+                otel.status_description = tracing::field::Empty,
+                gen_ai.operation.name = "chat", gen_ai.request.model = %self.model.name,
+                gen_ai.request.max_tokens = req.max_tokens, gen_ai.request.temperature = req.temperature,
+                server.address = %self.model.base_url,
+                gen_ai.usage.input_tokens = tracing::field::Empty,
+                gen_ai.usage.output_tokens = tracing::field::Empty,
+                gen_ai.response.finish_reasons = tracing::field::Empty,
+                hangar.gen_ai.time_to_first_token_ms = tracing::field::Empty)
+        });
+        let result =
+            tracing::Instrument::instrument(self.chat_stream_untraced(req, tokens), span.clone()).await;
+        if !span.is_disabled() {
+            match &result {
+                Ok(done) => {
+                    span.record("gen_ai.usage.input_tokens", done.prompt_tokens);
+                    span.record("gen_ai.usage.output_tokens", done.completion_tokens);
+                    span.record("gen_ai.response.finish_reasons", done.finish_reason.as_str());
+                    span.record(
+                        "hangar.gen_ai.time_to_first_token_ms",
+                        done.first_token.map(|t| t.as_secs_f64() * 1000.0),
+                    );
+                }
+                Err(e) => {
+                    span.record("otel.status_code", "error");
+                    span.record("otel.status_description", e.to_string().as_str());
+                }
+            }
+        }
+        result
+    }
+
+    /// [`Self::chat_stream`], untraced.
+    async fn chat_stream_untraced(
+        &self,
+        req: &ChatRequest,
+        tokens: &mpsc::UnboundedSender<String>,
+    ) -> Result<Completion, InferenceError> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.model.request_timeout;
         let send = self

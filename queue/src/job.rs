@@ -31,6 +31,9 @@ pub struct NewJob {
     /// An id that ties the job to what caused it (an HTTP request id); handed
     /// to the handler through `JobContext::correlation_id` for its logs.
     pub correlation_id: Option<String>,
+    /// The W3C `traceparent` of the span that enqueued it: the worker's
+    /// span continues that trace (see [`crate::trace_context`]).
+    pub traceparent: Option<String>,
 }
 
 impl NewJob {
@@ -45,7 +48,15 @@ impl NewJob {
             max_attempts: None,
             max_crashes: None,
             correlation_id: None,
+            traceparent: None,
         }
+    }
+
+    /// Continues the trace of `traceparent` (W3C) when the job runs.
+    #[must_use]
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self
     }
 
     /// Ties the job to `id` (e.g. the request that created it).
@@ -108,6 +119,14 @@ impl NewJob {
         }
         if self.max_attempts == Some(0) {
             return bad("max_attempts must be at least 1".into());
+        }
+        if let Some(t) = &self.traceparent
+            && t.len() > 128
+        {
+            return bad(format!(
+                "traceparent must be at most 128 characters, got {}",
+                t.len()
+            ));
         }
         if self.max_crashes == Some(0) {
             return bad("max_crashes must be at least 1".into());
@@ -234,6 +253,8 @@ pub struct JobState {
     pub idempotency_key: Option<String>,
     /// Correlation id given at enqueue.
     pub correlation_id: Option<String>,
+    /// W3C traceparent given at enqueue.
+    pub traceparent: Option<String>,
     /// Timestamps, ms since the Unix epoch (Redis server time).
     pub created_at: u64,
     /// When it may run (or runs next, when retrying).
@@ -274,6 +295,7 @@ impl JobState {
             cancel_requested: take("cancel").as_deref() == Some("1"),
             idempotency_key: take("idem"),
             correlation_id: take("correlation"),
+            traceparent: take("traceparent"),
             created_at: num(take("created_at")).unwrap_or(0),
             run_at: num(take("run_at")),
             started_at: num(take("started_at")),

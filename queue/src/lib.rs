@@ -12,6 +12,7 @@ mod retry;
 mod scripts;
 #[cfg(feature = "sqlx")]
 mod sql;
+pub mod trace_context;
 mod worker;
 
 pub use connection::{RedisConn, RedisSettings};

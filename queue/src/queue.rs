@@ -60,6 +60,8 @@ pub(crate) struct Claimed {
     pub max_attempts: u32,
     /// Caller's correlation id (e.g. the HTTP request id), '' if none.
     pub correlation_id: String,
+    /// The enqueuing span's W3C traceparent, '' if none.
+    pub traceparent: String,
 }
 
 /// One attempt's outcome, as the worker sends it to Redis.
@@ -247,7 +249,7 @@ impl Queue {
         let ttl = self.idempotency_ttl.as_millis().max(1) as u64;
         let mut calls = Vec::with_capacity(jobs.len().div_ceil(ENQUEUE_CHUNK));
         for chunk in jobs.chunks(ENQUEUE_CHUNK) {
-            let mut args: Vec<String> = Vec::with_capacity(1 + chunk.len() * 8);
+            let mut args: Vec<String> = Vec::with_capacity(1 + chunk.len() * 9);
             args.push(ttl.to_string());
             for job in chunk {
                 let max_attempts = job
@@ -261,6 +263,7 @@ impl Queue {
                 args.push(max_attempts.to_string());
                 args.push(job.max_crashes.unwrap_or(DEFAULT_MAX_CRASHES).to_string());
                 args.push(job.correlation_id.clone().unwrap_or_default());
+                args.push(job.traceparent.clone().unwrap_or_default());
             }
             calls.push(args);
         }
@@ -297,6 +300,25 @@ impl Queue {
     /// redis-rs does not resend pipelines: it is resent here after a short
     /// wait, a few times, before the caller sees the error.
     async fn eval_pipeline(&self, script: &redis::Script, calls: &[Vec<String>]) -> Result<Vec<Value>> {
+        let span = self.script_span(script, calls.len());
+        tracing::Instrument::instrument(self.eval_pipeline_untraced(script, calls), span).await
+    }
+
+    /// A client span for script calls (`EVALSHA <script>`), inside traces only.
+    fn script_span(&self, script: &redis::Script, calls: usize) -> tracing::Span {
+        crate::trace_context::child_span(|| {
+            let name = scripts::name(script);
+            tracing::info_span!("redis script", otel.name = %format!("EVALSHA {name}"),
+                otel.kind = "client", db.system.name = "redis", db.operation.name = "EVALSHA",
+                db.operation.batch.size = calls, hangar.script = name, hangar.queue = %self.name)
+        })
+    }
+
+    async fn eval_pipeline_untraced(
+        &self,
+        script: &redis::Script,
+        calls: &[Vec<String>],
+    ) -> Result<Vec<Value>> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for args in calls {
@@ -328,7 +350,8 @@ impl Queue {
         for a in args {
             inv.arg(a);
         }
-        Ok(inv.invoke_async(&mut conn).await?)
+        let span = self.script_span(script, 1);
+        Ok(tracing::Instrument::instrument(inv.invoke_async(&mut conn), span).await?)
     }
 
     /// Live states of many jobs in one round trip (`None` for unknown ids).
@@ -777,9 +800,9 @@ impl Queue {
             s.parse::<u32>()
                 .map_err(|_| QueueError::Protocol(format!("fetch: not a number: {s:?}")))
         };
-        flat.chunks(8)
+        flat.chunks(9)
             .map(|c| {
-                if c.len() != 8 {
+                if c.len() != 9 {
                     return Err(QueueError::Protocol("fetch: short record".into()));
                 }
                 Ok(Claimed {
@@ -791,6 +814,7 @@ impl Queue {
                     token: c[5].clone(),
                     max_attempts: num(&c[6])?,
                     correlation_id: c[7].clone(),
+                    traceparent: c[8].clone(),
                 })
             })
             .collect()

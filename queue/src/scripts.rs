@@ -31,3 +31,25 @@ pub(crate) static TRIM: LazyLock<Script> = script!("trim.lua");
 pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
 pub(crate) static PROGRESS: LazyLock<Script> = script!("progress.lua");
 pub(crate) static RELEASE_CLAIM: LazyLock<Script> = script!("release_claim.lua");
+
+/// The script's name (its file's, without `.lua`), for trace spans.
+pub(crate) fn name(script: &Script) -> &'static str {
+    let all: [(&'static str, &LazyLock<Script>); 13] = [
+        ("enqueue", &ENQUEUE),
+        ("fetch", &FETCH),
+        ("finish", &FINISH),
+        ("renew", &RENEW),
+        ("reap", &REAP),
+        ("promote", &PROMOTE),
+        ("cancel", &CANCEL),
+        ("requeue_dead", &REQUEUE_DEAD),
+        ("delete_dead", &DELETE_DEAD),
+        ("trim", &TRIM),
+        ("release", &RELEASE),
+        ("progress", &PROGRESS),
+        ("release_claim", &RELEASE_CLAIM),
+    ];
+    all.iter()
+        .find(|(_, s)| s.get_hash() == script.get_hash())
+        .map_or("script", |(n, _)| n)
+}

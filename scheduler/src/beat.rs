@@ -350,7 +350,25 @@ impl Beat {
         }
         // One schedule, one queue (the schedule's, else its kind's).
         let queue = runs[0].queue.clone();
-        let results = db::insert_jobs(&self.pool, &runs).await?;
+        // Each fire starts a trace (`tick <schedule>`); its jobs continue it
+        // from the `send` span, and a tick skipped for an open job links
+        // that job's trace.
+        let tick = hangar_shared::traces::linked_root_span(
+            &format!("tick {}", spec.name),
+            runs.len(),
+            std::iter::empty(),
+        );
+        let send = tick.in_scope(|| {
+            let only = if runs.len() == 1 { runs[0].id.as_str() } else { "" };
+            hangar_shared::traces::send_span(&queue, only)
+        });
+        if let Some(traceparent) = hangar_queue::trace_context::of(&send) {
+            for run in &mut runs {
+                run.traceparent = Some(traceparent.clone());
+            }
+        }
+        let results =
+            tracing::Instrument::instrument(db::insert_jobs(&self.pool, &runs), send.clone()).await?;
         let mut created = Vec::new();
         let mut newest = None;
         for ((run, fire), result) in runs.iter().zip(run_fires).zip(results) {
@@ -368,6 +386,9 @@ impl Beat {
                 }
                 Inserted::Existing(row) if row.id == run.id => report.duplicates += 1,
                 Inserted::Existing(row) | Inserted::KeyReused(row) => {
+                    if let Some(t) = &row.traceparent {
+                        hangar_queue::trace_context::link(&tick, t);
+                    }
                     report.skipped_overlap += 1;
                     self.metrics.skipped_overlap(&spec.name);
                     tracing::info!(schedule = %spec.name, tick = %fire.at, open_job = %row.id,
@@ -379,7 +400,9 @@ impl Beat {
             // Recorded first: if Redis fails here, the repair loop dispatches them.
             match self.queues.get(&queue) {
                 Some(q) => {
-                    if let Err(e) = q.enqueue_batch(created).await {
+                    if let Err(e) =
+                        tracing::Instrument::instrument(q.enqueue_batch(created), send.clone()).await
+                    {
                         tracing::warn!(schedule = %spec.name, error = %e, "redis enqueue failed; the repair loop will dispatch");
                     }
                 }

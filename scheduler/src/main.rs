@@ -34,8 +34,13 @@ async fn main() -> anyhow::Result<()> {
         config::check_config_exit(&Config::from_env());
     }
     let config = Config::from_env()?;
-    telemetry::init(&config.log);
-    match cli.command.unwrap_or(Command::Run) {
+    let command = cli.command.unwrap_or(Command::Run);
+    let mut traces = config.traces.clone();
+    if !matches!(command, Command::Run) {
+        traces.endpoint = None;
+    }
+    let _traces = telemetry::init(&config.log, &traces, "scheduler");
+    match command {
         Command::RepairOnce => {
             let pool = db::pool(&config.database)?;
             let queues = hangar_scheduler::queues(&config).await?;

@@ -76,11 +76,7 @@ impl Default for SchedulerMetrics {
             "Repair passes that failed (PostgreSQL or Redis errors); retried next repair interval",
             repair_failures.clone(),
         );
-        registry.register(
-            "error_reports_dropped",
-            "Error reports (SENTRY_DSN) dropped: the queue to Sentry was full, or Sentry refused or could not be reached (each also logged)",
-            hangar_shared::error_reports::dropped_counter(),
-        );
+        hangar_shared::telemetry::register_export_metrics(&mut registry);
         registry.register(
             "org_accounts",
             "Active accounts of the AWS Organization kept by the last refresh (HANGAR_AWS_ORGANIZATION_ROLE)",

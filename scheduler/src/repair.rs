@@ -86,7 +86,14 @@ async fn repair_queue(
         // A few ids to look up, not all of them: after a Redis flush there
         // can be thousands, and one log line of them helps nobody.
         let examples: Vec<String> = missing.iter().take(5).map(|j| j.id.to_string()).collect();
-        let out = queue.enqueue_batch(missing).await?;
+        // Its own trace, linked to each job's: the job keeps its traceparent,
+        // so its run still joins the trace that created it.
+        let span = hangar_shared::traces::linked_root_span(
+            "repair redispatch",
+            missing.len(),
+            missing.iter().filter_map(|j| j.traceparent.as_deref()),
+        );
+        let out = tracing::Instrument::instrument(queue.enqueue_batch(missing), span).await?;
         let added = out.iter().filter(|e| !e.duplicate).count() as u64;
         report.redispatched += added;
         tracing::warn!(queue = %queue.name(), jobs = added, first_ids = ?examples,
@@ -109,6 +116,9 @@ pub(crate) fn redispatch_job(run: &JobRun) -> anyhow::Result<NewJob> {
     }
     if let Some(request_id) = &run.request_id {
         job = job.correlation_id(request_id.clone());
+    }
+    if let Some(traceparent) = &run.traceparent {
+        job = job.traceparent(traceparent.clone());
     }
     Ok(job)
 }

@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+pub mod traces;
 
 pub use config::{Config, ConfigError};
 pub use role::Role;

@@ -1,29 +1,139 @@
 //! Logging for every binary: JSON lines in production, readable text locally.
 //! Spans carry `request_id`, `job.id` and `job.kind`, so one id follows a
-//! request from the API into the worker's log lines.
+//! request from the API into the worker's log lines. With tracing on
+//! (`crate::traces`), the same spans are exported and each JSON line in a
+//! traced span carries `trace_id` and `span_id`, so logs and traces join.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::{EnvFilter, fmt};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::{
+    EnvFilter, Layer,
+    filter::LevelFilter,
+    fmt::{self, FmtContext, FormatEvent, FormatFields, format::Writer},
+    layer::SubscriberExt,
+    registry::LookupSpan,
+    util::SubscriberInitExt,
+};
 
-use crate::config::{LogConfig, LogFormat};
+use crate::{
+    config::{LogConfig, LogFormat, TraceConfig},
+    traces::Traces,
+};
 
 /// Installs the global subscriber (once; later calls are ignored, which
-/// lets tests start several components in one process).
-pub fn init(log: &LogConfig) {
+/// lets tests start several components in one process) and, when
+/// `traces` names a collector, the OpenTelemetry layer that exports spans
+/// as `component` (api, worker, scheduler). Keep the returned guard until
+/// exit: dropping it sends the spans still queued.
+pub fn init(log: &LogConfig, traces: &TraceConfig, component: &str) -> Traces {
     let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = match log.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+    let provider = match crate::traces::provider(traces, component) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("tracing is off: the OTLP exporter could not be built: {e:#}");
+            None
+        }
     };
+    // Traces keep every span at info and above whatever the log level: an
+    // operator who quiets the logs to `warn` must not lose the traces too.
+    let otel = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("hangar"))
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_filter(LevelFilter::INFO)
+    });
+    let ansi = std::io::stderr().is_terminal();
+    let registry = tracing_subscriber::registry().with(otel);
+    let installed = match log.format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr)
+                    .with_ansi(false)
+                    .map_event_format(WithTraceIds)
+                    .with_filter(filter),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(
+                fmt::layer()
+                    .compact()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi)
+                    .with_filter(filter),
+            )
+            .try_init(),
+    };
+    if installed.is_ok() {
+        let _ = crate::traces::DISPATCH.set(tracing::dispatcher::get_default(Clone::clone));
+        if let Some(endpoint) = &traces.endpoint {
+            tracing::info!(collector = %endpoint.split('?').next().unwrap_or_default(), component,
+                sampler = ?traces.sampler, "exporting traces (OTLP)");
+        }
+    }
+    crate::traces::guard(provider)
+}
+
+/// The JSON event format with `trace_id` and `span_id` first when the
+/// event's span is traced.
+struct WithTraceIds<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let ids = ctx
+            .lookup_current()
+            .and_then(|span| crate::traces::ids_of(&span.id()));
+        let Some((trace_id, span_id)) = ids else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(
+                writer,
+                "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"
+            ),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+/// Registers what every process counts of its error reports and traces
+/// leaving it: reports dropped (`hangar_error_reports_dropped_total`),
+/// spans dropped by reason (`hangar_trace_spans_dropped_total`) and spans
+/// exported (`hangar_trace_spans_exported_total`).
+pub fn register_export_metrics(registry: &mut prometheus_client::registry::Registry) {
+    registry.register(
+        "error_reports_dropped",
+        "Error reports (SENTRY_DSN) dropped: the queue to Sentry was full, or Sentry refused or could not be reached (each also logged)",
+        crate::error_reports::dropped_counter(),
+    );
+    registry.register(
+        "trace_spans_dropped",
+        "Spans (OTEL_EXPORTER_OTLP_ENDPOINT) dropped, by reason: queue_full (the exporter fell behind), export_failed (the collector refused or could not be reached), stopped",
+        crate::traces::dropped_family(),
+    );
+    registry.register(
+        "trace_spans_exported",
+        "Spans the OTLP collector accepted",
+        crate::traces::exported_counter(),
+    );
 }
 
 /// Logs Redis settings that can lose jobs (eviction, no persistence), once

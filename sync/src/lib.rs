@@ -334,7 +334,8 @@ impl Syncer {
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         let start = Instant::now();
-        let result = fut.await;
+        let span = hangar_shared::traces::sql_span("write", kind, None);
+        let result = tracing::Instrument::instrument(fut, span).await;
         let secs = start.elapsed().as_secs_f64();
         stats.db_round_trips += 1;
         stats.db_write_ms += secs * 1000.0;
@@ -421,6 +422,48 @@ impl Caller {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        // One client span per call, its retries included (each retry is an
+        // event on it), named as OpenTelemetry's AWS SDK conventions do.
+        let span = hangar_queue::trace_context::child_span(|| {
+            tracing::info_span!("aws call", otel.name = %format!("{}.{}", site.service, site.operation),
+                otel.kind = "client", otel.status_code = tracing::field::Empty,
+                rpc.system = "aws-api", rpc.service = site.service, rpc.method = site.operation,
+                cloud.region = %site.region, hangar.aws.account = %site.account,
+                hangar.aws.attempts = tracing::field::Empty, hangar.aws.retries = tracing::field::Empty,
+                hangar.aws.throttled = tracing::field::Empty,
+                hangar.aws.rate_limit_wait_ms = tracing::field::Empty)
+        });
+        let before = (stats.aws_requests, stats.aws_throttled, stats.rate_limit_wait_ms);
+        let result =
+            tracing::Instrument::instrument(self.call_with_retries(site, stats, op), span.clone()).await;
+        if !span.is_disabled() {
+            let attempts = stats.aws_requests - before.0;
+            span.record("hangar.aws.attempts", attempts);
+            span.record("hangar.aws.retries", attempts.saturating_sub(1));
+            span.record("hangar.aws.throttled", stats.aws_throttled - before.1);
+            span.record(
+                "hangar.aws.rate_limit_wait_ms",
+                stats.rate_limit_wait_ms - before.2,
+            );
+            if result.is_err() {
+                span.record("otel.status_code", "error");
+            }
+        }
+        result
+    }
+
+    /// [`Self::call`], untraced.
+    async fn call_with_retries<T, E, F, Fut>(
+        &self,
+        site: &CallSite,
+        stats: &mut RunStats,
+        op: F,
+    ) -> Result<T, SyncError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         let start = Instant::now();
         let attempts = std::sync::atomic::AtomicU32::new(0);
         let throttled = std::sync::atomic::AtomicU32::new(0);
@@ -458,10 +501,13 @@ impl Caller {
         })
         .await;
         let n = attempts.load(std::sync::atomic::Ordering::Relaxed);
+        let throttled = throttled.load(std::sync::atomic::Ordering::Relaxed);
+        let waited_ms = waited_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
         stats.aws_requests += u64::from(n);
         stats.aws_retries += u64::from(n.saturating_sub(1));
-        stats.aws_throttled += u64::from(throttled.load(std::sync::atomic::Ordering::Relaxed));
-        stats.rate_limit_wait_ms += waited_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
+        stats.aws_throttled += u64::from(throttled);
+        stats.rate_limit_wait_ms += waited_ms;
+
         match result {
             Ok(v) => {
                 self.metrics

@@ -295,7 +295,8 @@ impl Syncer {
         .bind(refresh.as_secs_f64())
         .fetch_all(&self.pool);
         let started = std::time::Instant::now();
-        let fresh = query.await?;
+        let span = hangar_shared::traces::sql_span("SELECT", "workspaces", None);
+        let fresh = tracing::Instrument::instrument(query, span).await?;
         stats.db_reads += 1;
         stats.db_read_ms += started.elapsed().as_secs_f64() * 1000.0;
         Ok(fresh.into_iter().collect())

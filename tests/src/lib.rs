@@ -8,6 +8,7 @@
 #![allow(missing_docs, clippy::missing_panics_doc)]
 
 pub mod fake_model;
+pub mod fake_otlp;
 pub mod fake_sentry;
 pub mod llama;
 /// Job states, for typed assertions (`wait_state(&id, JobStatus::Succeeded, ..)`).

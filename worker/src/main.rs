@@ -39,6 +39,6 @@ async fn main() -> anyhow::Result<()> {
         hangar_shared::config::check_config_exit(&config);
     }
     let config = config?;
-    telemetry::init(&config.log);
+    let _traces = telemetry::init(&config.log, &config.traces, "worker");
     hangar_worker::run(config, shutdown::signal()).await
 }

@@ -95,11 +95,7 @@ impl Default for WorkerMetrics {
             Family::<Labels, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
         let persist_errors = Counter::default();
         registry.register("jobs_started", "Attempts started, by kind", started.clone());
-        registry.register(
-            "error_reports_dropped",
-            "Error reports (SENTRY_DSN) dropped: the queue to Sentry was full, or Sentry refused or could not be reached (each also logged)",
-            hangar_shared::error_reports::dropped_counter(),
-        );
+        hangar_shared::telemetry::register_export_metrics(&mut registry);
         registry.register(
             "job_handler_results",
             "Attempts that returned, by kind and result (ok, error, deferred)",

@@ -13,7 +13,7 @@ use axum::{
 use tracing::Instrument;
 
 use crate::{
-    request_id::{ClientRequestId, HEADER, acceptable, scope},
+    request_id::{ClientRequestId, HEADER, TRACEPARENT, acceptable, scope, with_caller_traceparent},
     state::AppState,
 };
 
@@ -90,17 +90,45 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = method_label(req.method()).to_owned();
     let span = tracing::info_span!("request", request_id = %id, %method, route = %route,
-        client_request_id = tracing::field::Empty);
+        client_request_id = tracing::field::Empty, otel.name = tracing::field::Empty,
+        otel.kind = "server", otel.status_code = tracing::field::Empty);
     if !client_id.is_empty() {
         span.record("client_request_id", client_id.as_str());
     }
+    // A malformed traceparent is ignored, as W3C Trace Context asks: the
+    // request starts a trace of its own rather than failing.
+    let caller_trace = req
+        .headers()
+        .get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| hangar_queue::trace_context::parse(v).is_some())
+        .map(str::to_owned);
+    let traced = hangar_queue::trace_context::exporting();
+    if traced {
+        span.record("otel.name", format!("{method} {route}"));
+        if let Some(t) = &caller_trace {
+            hangar_queue::trace_context::set_parent(&span, t);
+        }
+    }
     let start = Instant::now();
-    let mut response = scope(id.clone(), async {
-        let response = next.run(req).instrument(span.clone()).await;
-        into_envelope(response).await
-    })
+    let mut response = scope(
+        id.clone(),
+        with_caller_traceparent(caller_trace, async {
+            let response = next.run(req).instrument(span.clone()).await;
+            into_envelope(response).await
+        }),
+    )
     .await;
     let status = response.status().as_u16();
+    if traced {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        span.set_attribute("http.request.method", method.clone());
+        span.set_attribute("http.route", route.clone());
+        span.set_attribute("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            span.record("otel.status_code", "error");
+        }
+    }
     state
         .metrics
         .observe_request(&route, &method, status, start.elapsed());

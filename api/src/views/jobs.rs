@@ -46,6 +46,9 @@ pub struct Job {
     pub requested_by: Option<String>,
     /// The request that created it.
     pub request_id: Option<String>,
+    /// The W3C traceparent its runs continue: its trace id is the second
+    /// field (look the trace up in the tracing backend).
+    pub traceparent: Option<String>,
     /// The `Idempotency-Key` it was created with.
     pub idempotency_key: Option<String>,
     /// When it is due, if delayed.
@@ -88,6 +91,7 @@ impl Job {
             error: run.error.clone(),
             requested_by: run.requested_by.clone(),
             request_id: run.request_id.clone(),
+            traceparent: run.traceparent.clone(),
             idempotency_key: run.idempotency_key.clone(),
             run_at: run.run_at,
             created_at: run.created_at,

@@ -1,11 +1,12 @@
--- Enqueue a batch. ARGV[1] = idempotency key TTL (ms); then groups of 8:
+-- Enqueue a batch. ARGV[1] = idempotency key TTL (ms); then groups of 9:
 -- id, kind, payload, run_at_ms ('0' = now), idempotency key ('' = none),
--- max_attempts, max_crashes, correlation id ('' = none).
+-- max_attempts, max_crashes, correlation id ('' = none), W3C traceparent
+-- ('' = none).
 -- Returns a flat array: id, duplicate (0/1) per job, in order.
 local now = now_ms()
 local ttl = ARGV[1]
 local ready, scheduled, out = {}, {}, {}
-for o = 2, #ARGV, 8 do
+for o = 2, #ARGV, 9 do
   local id, idem = ARGV[o], ARGV[o + 4]
   local run_at = tonumber(ARGV[o + 3])
   local existing = false
@@ -31,7 +32,8 @@ for o = 2, #ARGV, 8 do
     redis.call('HSET', job_key(id), 'id', id, 'kind', ARGV[o + 1], 'payload', ARGV[o + 2],
       'state', state, 'attempts', 0, 'max_attempts', ARGV[o + 5], 'deliveries', 0,
       'crashes', 0, 'max_crashes', ARGV[o + 6], 'created_at', now, 'run_at', run_at,
-      'updated_at', now, 'idem', idem, 'correlation', ARGV[o + 7])
+      'updated_at', now, 'idem', idem, 'correlation', ARGV[o + 7],
+      'traceparent', ARGV[o + 8])
     table.insert(out, id)
     table.insert(out, 0)
   end

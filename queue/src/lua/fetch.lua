@@ -6,8 +6,8 @@
 -- leases lapse and count as crashes.
 -- Entries whose job is no longer 'queued' (cancelled while waiting, trimmed,
 -- or a duplicate entry) are dropped here: cancelling a queued job is O(1).
--- Returns groups of 8: id, kind, payload, attempts, deliveries, lease token,
--- max_attempts, correlation id.
+-- Returns groups of 9: id, kind, payload, attempts, deliveries, lease token,
+-- max_attempts, correlation id, traceparent.
 local max = tonumber(ARGV[2])
 local ids = redis.call('LPOP', base .. ':ready', max)
 if not ids then
@@ -19,7 +19,7 @@ local worker, nonce = ARGV[1], ARGV[4]
 local out, leases, claimed = {}, {}, {}
 for _, id in ipairs(ids) do
   local jk = job_key(id)
-  local f = redis.call('HMGET', jk, 'state', 'kind', 'payload', 'attempts', 'deliveries', 'max_attempts', 'cancel', 'correlation')
+  local f = redis.call('HMGET', jk, 'state', 'kind', 'payload', 'attempts', 'deliveries', 'max_attempts', 'cancel', 'correlation', 'traceparent')
   if f[1] == 'queued' and f[7] == '1' then
     -- Released after a cancel request reached it: it ends here.
     redis.call('HSET', jk, 'state', 'cancelled', 'finished_at', now, 'updated_at', now)
@@ -32,7 +32,7 @@ for _, id in ipairs(ids) do
     table.insert(leases, expiry)
     table.insert(leases, id)
     table.insert(claimed, id)
-    for _, v in ipairs({ id, f[2], f[3], f[4], tostring(deliveries), token, f[6], f[8] or '' }) do
+    for _, v in ipairs({ id, f[2], f[3], f[4], tostring(deliveries), token, f[6], f[8] or '', f[9] or '' }) do
       table.insert(out, v)
     end
   end

@@ -68,6 +68,8 @@ pub(crate) struct AckShared {
     pub policies: RetryPolicies,
     pub stats: Arc<WorkerStats>,
     pub rng: Arc<Mutex<fastrand::Rng>>,
+    /// The queue's name, for the `process <queue>` span.
+    pub queue: Arc<str>,
 }
 
 /// Layer returned by the backend's `middleware`.
@@ -139,9 +141,9 @@ where
                 run: Some(run.clone()),
                 held: shared.held.clone(),
             };
-            let span = tracing::info_span!("job", job.id = %run.claimed.id, job.kind = %run.claimed.kind,
-                job.attempt = run.attempt(), request_id = %run.claimed.correlation_id);
-            let result = tracing::Instrument::instrument(AssertUnwindSafe(fut).catch_unwind(), span).await;
+            let span = process_span(&shared.queue, &run);
+            let result =
+                tracing::Instrument::instrument(AssertUnwindSafe(fut).catch_unwind(), span.clone()).await;
             let result: Result<S::Response, BoxDynError> = match result {
                 Ok(r) => r.map_err(Into::into),
                 Err(panic) => {
@@ -149,11 +151,43 @@ where
                     Err(format!("handler panicked: {}", panic_message(&panic)).into())
                 }
             };
+            if let Err(e) = &result {
+                span.record("otel.status_code", "error");
+                span.record("otel.status_description", error_chain(e.as_ref()).as_str());
+            }
             let outcome = decide(&shared, &run, &result);
             guard.finish(&shared, outcome);
             result
         })
     }
+}
+
+/// The span of one attempt: `job.*` and `request_id` fields for the logs;
+/// for traces, OpenTelemetry's messaging consumer span `process <queue>`,
+/// continuing the trace its job was enqueued in (parent and link).
+fn process_span(queue: &str, run: &Run) -> tracing::Span {
+    let claimed = &run.claimed;
+    let span = tracing::info_span!("job", job.id = %claimed.id, job.kind = %claimed.kind,
+        job.attempt = run.attempt(), request_id = %claimed.correlation_id,
+        otel.name = tracing::field::Empty, otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty, otel.status_description = tracing::field::Empty);
+    if span.is_disabled() || !crate::trace_context::exporting() {
+        return span;
+    }
+    span.record("otel.name", format!("process {queue}"));
+    if !claimed.traceparent.is_empty() {
+        crate::trace_context::continue_from(&span, &claimed.traceparent);
+    }
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    span.set_attribute("messaging.system", "redis");
+    span.set_attribute("messaging.operation.type", "process");
+    span.set_attribute("messaging.operation.name", "process");
+    span.set_attribute("messaging.destination.name", queue.to_owned());
+    span.set_attribute("messaging.message.id", claimed.id.clone());
+    span.set_attribute("hangar.job.kind", claimed.kind.clone());
+    span.set_attribute("hangar.job.attempt", i64::from(run.attempt()));
+    span.set_attribute("hangar.job.delivery", i64::from(claimed.deliveries));
+    span
 }
 
 struct DropGuard {

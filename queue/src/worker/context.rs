@@ -69,6 +69,12 @@ impl JobContext {
         Some(self.run.claimed.correlation_id.as_str()).filter(|s| !s.is_empty())
     }
 
+    /// The W3C traceparent given at enqueue, if any (the run's span
+    /// already continues it; this is for work handed elsewhere).
+    pub fn traceparent(&self) -> Option<&str> {
+        Some(self.run.claimed.traceparent.as_str()).filter(|s| !s.is_empty())
+    }
+
     /// This worker process's identity.
     pub fn worker(&self) -> &WorkerId {
         &self.worker

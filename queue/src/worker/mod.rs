@@ -414,6 +414,7 @@ impl<Args> BackendConfig for HangarBackend<Args> {
                 policies: self.queue.policies().clone(),
                 stats: self.stats.clone(),
                 rng: self.rng.clone(),
+                queue: self.queue.name().to_string().into(),
             },
         }
     }

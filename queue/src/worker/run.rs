@@ -287,6 +287,7 @@ mod tests {
             token: token.into(),
             max_attempts: 3,
             correlation_id: String::new(),
+            traceparent: String::new(),
         };
         Arc::new(Run::new(claimed, permit))
     }

@@ -25,6 +25,7 @@ mod redis;
 mod reports;
 mod scheduler;
 mod security;
+mod traces;
 mod worker;
 
 use std::{collections::BTreeMap, fmt};
@@ -43,6 +44,7 @@ pub use self::{
     reports::{ReportsConfig, S3Settings},
     scheduler::SchedulerConfig,
     security::SecurityConfig,
+    traces::{OtlpProtocol, ParentlessChoice, SamplerChoice, TraceConfig},
     worker::WorkerConfig,
 };
 pub use crate::secret::Secret;
@@ -71,6 +73,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Error reports (Sentry).
     pub errors: ErrorReportConfig,
+    /// Traces (OpenTelemetry).
+    pub traces: TraceConfig,
 }
 
 /// Each section's variables, in the order `.env.example`, the docs and
@@ -89,6 +93,7 @@ const SECTIONS: &[&[Var]] = &[
     reports::VARS,
     log::VARS,
     errors::VARS,
+    traces::VARS,
 ];
 
 /// [`SECTIONS`] joined at compile time, so [`VARS`] stays a `const` slice.
@@ -138,6 +143,7 @@ impl Config {
             reports: r.reports(),
             log: r.log(),
             errors: r.errors(),
+            traces: r.traces(),
         };
         if !r.problems.is_empty() {
             let order: BTreeMap<&str, usize> = VARS.iter().enumerate().map(|(i, v)| (v.name, i)).collect();
@@ -166,7 +172,7 @@ impl Config {
             .map(|(q, n)| format!("{q}={n}"))
             .collect();
         format!(
-            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url> ({}), prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  aws rates (calls/s per account and region, all workers): {}\n  models: {}\n  log: {:?} {}\n  error reports: {}",
+            "configuration OK\n  database: <redacted url>, pool {}..{}, acquire timeout {:?}\n  redis: <redacted url> ({}), prefix {:?}, reply timeout {:?}\n  api: {}\n  worker: queues {}, lease {:?}, drain {:?}\n  scheduler: repair every {:?}\n  aws: {}\n  aws rates (calls/s per account and region, all workers): {}\n  models: {}\n  log: {:?} {}\n  error reports: {}\n  traces: {}",
             self.database.min_connections,
             self.database.max_connections,
             self.database.acquire_timeout,
@@ -208,6 +214,16 @@ impl Config {
                     self.errors.environment, self.errors.release
                 ),
                 None => "off (SENTRY_DSN unset)".to_owned(),
+            },
+            match &self.traces.endpoint {
+                Some(url) => format!(
+                    "OTLP {:?} to {}, sampler {:?}, queue {} spans",
+                    self.traces.protocol,
+                    url.split('?').next().unwrap_or_default(),
+                    self.traces.sampler,
+                    self.traces.max_queue
+                ),
+                None => "off (OTEL_EXPORTER_OTLP_ENDPOINT unset)".to_owned(),
             },
         )
     }

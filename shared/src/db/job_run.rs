@@ -56,4 +56,6 @@ pub struct JobRun {
     /// SHA-256 of the request (kind, payload, run_at) that created it: a
     /// repeated idempotency key with a different request is refused.
     pub request_fingerprint: Option<String>,
+    /// The W3C traceparent its runs continue (see `hangar_queue::trace_context`).
+    pub traceparent: Option<String>,
 }

@@ -140,7 +140,7 @@ pub async fn get_job<'e, E: Executor<'e, Database = Postgres>>(
         JobRun,
         r#"SELECT id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
                 progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
-                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint, traceparent
            FROM job_runs WHERE id = $1"#,
         id
     )
@@ -188,7 +188,7 @@ pub async fn list_jobs<'e, E: Executor<'e, Database = Postgres>>(
         JobRun,
         r#"SELECT id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
                 progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
-                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint, traceparent
            FROM job_runs
            WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR state = $2)
              AND ($3::text IS NULL OR id < $3) AND ($4::text IS NULL OR id >= $4)
@@ -387,7 +387,7 @@ pub async fn open_jobs<'e, E: Executor<'e, Database = Postgres>>(
         JobRun,
         r#"SELECT id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
                 progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
-                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint, traceparent
            FROM job_runs
            WHERE state IN ('scheduled', 'queued', 'running', 'retrying') AND created_at < $1
              AND ($2::text IS NULL OR id > $2)

@@ -37,6 +37,9 @@ pub struct NewJobRun {
     pub idempotency_scope: Option<String>,
     /// See [`request_fingerprint`].
     pub request_fingerprint: Option<String>,
+    /// The W3C traceparent of the span that enqueued it (the worker's span
+    /// continues that trace), or the caller's when tracing is off.
+    pub traceparent: Option<String>,
 }
 
 impl NewJobRun {
@@ -58,7 +61,15 @@ impl NewJobRun {
             run_at: None,
             idempotency_scope: None,
             request_fingerprint: None,
+            traceparent: None,
         }
+    }
+
+    /// The W3C traceparent the job's run continues.
+    #[must_use]
+    pub fn traceparent(mut self, traceparent: Option<String>) -> Self {
+        self.traceparent = traceparent;
+        self
     }
 
     /// Its id (a scheduler tick's, derived from the schedule and the tick).
@@ -191,6 +202,15 @@ pub async fn insert_jobs_on(
     conn: &mut sqlx::PgConnection,
     jobs: &[NewJobRun],
 ) -> sqlx::Result<Vec<Inserted>> {
+    let span = crate::traces::sql_span("INSERT", "job_runs", Some(jobs.len()));
+    tracing::Instrument::instrument(insert_jobs_in_rounds(conn, jobs), span).await
+}
+
+/// [`insert_jobs_on`], untraced.
+async fn insert_jobs_in_rounds(
+    conn: &mut sqlx::PgConnection,
+    jobs: &[NewJobRun],
+) -> sqlx::Result<Vec<Inserted>> {
     const ROUNDS: usize = 3;
     let mut results: Vec<Option<Inserted>> = vec![None; jobs.len()];
     for _ in 0..ROUNDS {
@@ -250,18 +270,18 @@ async fn insert_round(
     let inserted: Vec<JobRun> = sqlx::query_as!(
         JobRun,
         r#"INSERT INTO job_runs (id, kind, queue, payload, state, max_attempts, requested_by, request_id,
-                                idempotency_key, run_at, singleton_key, idempotency_scope, request_fingerprint)
+                                idempotency_key, run_at, singleton_key, idempotency_scope, request_fingerprint, traceparent)
            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::text[], $6::int[],
                                 $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[],
-                                $12::text[], $13::text[])
+                                $12::text[], $13::text[], $14::text[])
                 AS t(id, kind, queue, payload, state, max_attempts, requested_by, request_id,
-                     idempotency_key, run_at, singleton_key, idempotency_scope, request_fingerprint)
+                     idempotency_key, run_at, singleton_key, idempotency_scope, request_fingerprint, traceparent)
            -- Sooner jobs first: within one batch, the one wanted sooner takes a singleton slot.
            ORDER BY t.run_at NULLS FIRST
            ON CONFLICT DO NOTHING
            RETURNING id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
                 progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
-                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint"#,
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint, traceparent"#,
         &col(|j| Some(j.id.clone())) as &[Option<String>],
         &col(|j| Some(j.kind.clone())) as &[Option<String>],
         &col(|j| Some(j.queue.clone())) as &[Option<String>],
@@ -275,6 +295,7 @@ async fn insert_round(
         &col(|j| j.singleton_key.clone()) as &[Option<String>],
         &col(|j| j.idempotency_scope.clone()) as &[Option<String>],
         &col(|j| j.request_fingerprint.clone()) as &[Option<String>],
+        &col(|j| j.traceparent.clone()) as &[Option<String>],
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -295,7 +316,7 @@ async fn insert_round(
             JobRun,
             r#"SELECT id, kind, queue, payload, state AS "state: hangar_queue::JobStatus", attempts, max_attempts, deliveries,
                 progress, result, error, requested_by, request_id, idempotency_key, run_at, created_at,
-                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint
+                started_at, finished_at, updated_at, singleton_key, idempotency_scope, request_fingerprint, traceparent
                FROM job_runs
                -- The side tables that hold the two rules (migration 17).
                WHERE id IN (SELECT k.job_id FROM job_idempotency k

@@ -131,6 +131,7 @@ async fn records_keep_the_latest_outcome_and_never_reopen_on_a_stale_view() {
         cancel_requested: false,
         idempotency_key: None,
         correlation_id: None,
+        traceparent: None,
         created_at: 0,
         run_at: None,
         started_at: None,

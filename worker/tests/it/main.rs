@@ -11,3 +11,4 @@ mod monitoring;
 mod process;
 mod reports;
 mod sync;
+mod traces;

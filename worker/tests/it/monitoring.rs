@@ -72,7 +72,7 @@ fn test_rules(name: &str) -> String {
 impl Prometheus {
     /// Starts Prometheus scraping `targets` (job name, host:port) every
     /// second, with the shipped rules evaluated every second.
-    fn start(targets: &[(&str, String)]) -> Self {
+    async fn start(targets: &[(&str, String)]) -> Self {
         let bin = which("prometheus").unwrap_or_else(|| {
             panic!("prometheus is not installed: run `bash scripts/check-monitoring` (installs Debian's prometheus package)")
         });
@@ -121,18 +121,29 @@ impl Prometheus {
             })
             .spawn()
             .expect("prometheus starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "prometheus did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
+        let prometheus = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
             dir,
+        };
+        // Prometheus accepts connections before its storage is open and
+        // answers 503 in plain text until then: wait for `/-/ready`.
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let ready = client
+                .get(format!("{}/-/ready", prometheus.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return prometheus;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "prometheus did not become ready within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -143,7 +154,10 @@ impl Prometheus {
             .send()
             .await
             .unwrap();
-        r.json().await.unwrap()
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{path} answered {status} with no JSON ({e}): {body}"))
     }
 
     /// Evaluates `expr` now: Prometheus's answer (`status` success or error).
@@ -268,7 +282,8 @@ async fn prometheus_fires_workers_gone_and_queue_latency_and_evaluates_every_das
         ("hangar-api", api),
         ("hangar-worker", format!("127.0.0.1:{worker_port}")),
         ("hangar-scheduler", format!("127.0.0.1:{scheduler_port}")),
-    ]);
+    ])
+    .await;
     prometheus.wait_targets_up(3).await;
 
     // Work flows: jobs succeed, so the throughput panels have data.

@@ -1,0 +1,411 @@
+//! Traces (OpenTelemetry) end to end, against a real OTLP/HTTP receiver
+//! (`hangar_tests::fake_otlp`, which decodes what the exporter sends with
+//! the `opentelemetry-proto` types): one "sync now" request followed from
+//! the caller's `traceparent` through the API, Redis and a real
+//! `hangar-worker` process out to the AWS emulator and PostgreSQL; and a
+//! collector that is down or stuck, which must change no job outcome.
+//!
+//! Each test installs this process's tracing subscriber (the in-process
+//! API's), so each needs a process of its own: nextest runs them so.
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use hangar_tests::{
+    JobStatus, OwnRedis, TestApp,
+    fake_otlp::{FakeOtlp, ReceivedSpan, kind},
+    moto::Moto,
+};
+use serde_json::{Value, json};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_hangar-worker");
+const ACCOUNTS: &str = r#"[{"name":"main","regions":["us-east-1"]}]"#;
+/// The caller's own trace, as a service in front of Hangar would send it.
+const CALLER_TRACE: &str = "5b8aa5a2d2c872e8321cf37308d69df2";
+const CALLER_SPAN: &str = "051581bf3cb55c13";
+
+fn find<'a>(spans: &'a [ReceivedSpan], what: &str, pred: impl Fn(&ReceivedSpan) -> bool) -> &'a ReceivedSpan {
+    spans.iter().find(|s| pred(s)).unwrap_or_else(|| {
+        panic!(
+            "no {what} among: {:#?}",
+            spans
+                .iter()
+                .map(|s| format!(
+                    "{} {:?} kind {} parent {}",
+                    s.service, s.name, s.kind, s.parent_span_id
+                ))
+                .collect::<Vec<_>>()
+        )
+    })
+}
+
+/// Whether `span` descends from the span `ancestor` (by parent ids).
+fn descends(spans: &[ReceivedSpan], span: &ReceivedSpan, ancestor: &str) -> bool {
+    let mut parent = span.parent_span_id.clone();
+    for _ in 0..32 {
+        if parent == ancestor {
+            return true;
+        }
+        match spans.iter().find(|s| s.span_id == parent) {
+            Some(p) => parent = p.parent_span_id.clone(),
+            None => return false,
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_sync_request_is_one_trace_from_the_callers_span_through_redis_to_the_workers_aws_and_sql_spans() {
+    let collector = FakeOtlp::start().await;
+    let moto = Moto::start().await;
+    moto.post(
+        "seed/workspaces",
+        json!({"directories": 1, "workspaces": 30, "bundles": 1, "tags_per_workspace": 1}),
+    )
+    .await;
+    let otel = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let mut env = vec![("HANGAR_AWS_ACCOUNTS", ACCOUNTS)];
+    env.extend_from_slice(&otel);
+    let app = TestApp::builder().without_worker().envs(&env).spawn().await;
+    // This process is the API: its spans go out as hangar-api's would.
+    let config = app.config();
+    let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "api");
+    assert!(traces.enabled());
+
+    // The worker is a real process: the JSON protocol, to show both encodings decode.
+    let log_path = std::env::temp_dir().join(format!("hangar-worker-traces-{}.log", ulid::Ulid::new()));
+    let mut worker = Command::new(WORKER)
+        .env_clear()
+        .envs(app.env.iter())
+        .envs(moto.aws_env())
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .env("HANGAR_LOG_FORMAT", "json")
+        .env("HANGAR_LOG_LEVEL", "info")
+        .args(["--queues", "sync=1"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+
+    let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let r = app
+        .http
+        .post(format!("{}/api/v1/syncs/workspaces", app.base))
+        .header("traceparent", &caller)
+        .json(&json!({"account": "main", "region": "us-east-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    let id = body["jobs"][0]["job"]["id"].as_str().unwrap().to_owned();
+    let job = app
+        .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(60))
+        .await;
+    assert_eq!(job["result"]["workspaces"], 30, "{job}");
+    traces.flush();
+
+    let spans = collector
+        .wait_until("the worker's spans", Duration::from_secs(20), |spans| {
+            spans
+                .iter()
+                .any(|s| s.service == "hangar-worker" && s.name == "process sync")
+                && spans.iter().any(|s| s.name == "workspaces.DescribeWorkspaces")
+                && spans
+                    .iter()
+                    .any(|s| s.service == "hangar-api" && s.name == "INSERT job_runs")
+        })
+        .await;
+    let ours: Vec<ReceivedSpan> = spans.into_iter().filter(|s| s.trace_id == CALLER_TRACE).collect();
+
+    // The API's server span continues the caller's trace.
+    let request = find(&ours, "the API's request span", |s| {
+        s.service == "hangar-api" && s.kind == kind::SERVER && s.name == "POST /api/v1/syncs/{kind}"
+    });
+    assert_eq!(request.parent_span_id, CALLER_SPAN);
+    assert_eq!(request.attr("http.response.status_code"), "202");
+    // Its messaging producer span, whose context the job recorded.
+    let send = find(&ours, "send sync", |s| {
+        s.name == "send sync" && s.kind == kind::PRODUCER
+    });
+    assert_eq!(send.parent_span_id, request.span_id);
+    assert_eq!(send.attr("messaging.destination.name"), "sync");
+    assert_eq!(send.attr("messaging.message.id"), id);
+    let (_, recorded) = app.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(
+        recorded["traceparent"],
+        format!("00-{CALLER_TRACE}-{}-01", send.span_id).as_str(),
+        "the job records its send span's context"
+    );
+    // The group commit's SQL, in the same trace (a batch of one continues it).
+    let insert = find(&ours, "INSERT job_runs", |s| s.name == "INSERT job_runs");
+    assert_eq!(insert.kind, kind::CLIENT);
+    assert_eq!(insert.attr("db.system.name"), "postgresql");
+    assert!(descends(&ours, insert, &send.span_id), "{insert:?}");
+    let enqueue = find(&ours, "the enqueue script", |s| s.name == "EVALSHA enqueue");
+    assert_eq!(enqueue.attr("db.system.name"), "redis");
+
+    // The worker's consumer span: a child of the send span and linked to it.
+    let process = find(&ours, "process sync", |s| {
+        s.service == "hangar-worker" && s.name == "process sync"
+    });
+    assert_eq!(process.kind, kind::CONSUMER);
+    assert_eq!(process.parent_span_id, send.span_id);
+    assert!(
+        process
+            .links
+            .contains(&(CALLER_TRACE.to_owned(), send.span_id.clone())),
+        "{:?}",
+        process.links
+    );
+    assert_eq!(process.attr("messaging.system"), "redis");
+    assert_eq!(process.attr("messaging.destination.name"), "sync");
+    assert_eq!(process.attr("messaging.message.id"), id);
+    assert_eq!(process.attr("hangar.job.attempt"), "1");
+    assert_eq!(process.attr("hangar.job.delivery"), "1");
+    assert_eq!(process.content_type, "application/json");
+
+    // Each AWS call, under the process span, named Service.Operation.
+    for op in [
+        "workspaces.DescribeWorkspaceDirectories",
+        "workspaces.DescribeWorkspaceBundles",
+        "workspaces.DescribeWorkspaces",
+    ] {
+        let call = find(&ours, op, |s| s.name == op);
+        assert_eq!(call.kind, kind::CLIENT, "{op}");
+        assert!(
+            descends(&ours, call, &process.span_id),
+            "{op} is under the process span"
+        );
+        assert_eq!(call.attr("rpc.system"), "aws-api");
+        assert_eq!(call.attr("cloud.region"), "us-east-1");
+        assert_eq!(call.attr("hangar.aws.account"), "main");
+        assert_eq!(call.attr("hangar.aws.attempts"), "1", "{op}");
+    }
+    // The sync's writes to PostgreSQL, under the process span too.
+    let writes: Vec<&ReceivedSpan> = ours
+        .iter()
+        .filter(|s| s.service == "hangar-worker" && s.attr("db.system.name") == "postgresql")
+        .collect();
+    assert!(!writes.is_empty(), "the worker's SQL spans");
+    assert!(writes.iter().all(|w| descends(&ours, w, &process.span_id)));
+
+    // The worker's JSON log lines inside the job carry the same trace.
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    let _ = tokio::task::spawn_blocking(move || worker.wait()).await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let traced: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["span"]["job.id"] == id.as_str())
+        .collect();
+    assert!(!traced.is_empty(), "the job's log lines:\n{log}");
+    for line in &traced {
+        assert_eq!(line["trace_id"], CALLER_TRACE, "{line}");
+        assert_eq!(line["span_id"].as_str().map(str::len), Some(16), "{line}");
+    }
+    // And the API counts what it exported.
+    let metrics = app.metrics().await;
+    let exported = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hangar_trace_spans_exported_total "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(exported > 0.0, "{metrics}");
+    drop(traces);
+    app.shutdown().await;
+}
+
+/// Sums `hangar_trace_spans_dropped_total{reason="<reason>"}`.
+fn dropped(metrics: &str, reason: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("hangar_trace_spans_dropped_total") && l.contains(&format!("reason=\"{reason}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_stuck_collector_changes_no_job_outcome_and_its_lost_spans_are_counted() {
+    // A collector that accepts connections and never answers: each export
+    // waits out its timeout, the queue of 8 spans fills, and the rest is
+    // dropped at once instead of waiting.
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", stuck.local_addr().unwrap());
+    let app = TestApp::builder()
+        .envs(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "8"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ])
+        .spawn()
+        .await;
+    let config = app.config();
+    let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "api");
+    assert!(traces.enabled());
+
+    let mut ids = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        ids.push(app.enqueue(json!({"kind": "system.noop"})).await);
+        slowest = slowest.max(started.elapsed());
+    }
+    for id in &ids {
+        app.wait_state(id, JobStatus::Succeeded, Duration::from_secs(30))
+            .await;
+    }
+    let metrics = app.metrics().await;
+    assert!(dropped(&metrics, "queue_full") > 0.0, "{metrics}");
+    // Not a latency test (bench/api.sh measures that): this only shows
+    // that no request waited out an export timeout (1 s here).
+    assert!(
+        slowest < Duration::from_millis(1000),
+        "a request waited for the collector: {slowest:?}"
+    );
+    drop(stuck);
+    drop(traces);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_collector_that_is_down_is_logged_once_counted_and_jobs_still_succeed() {
+    let port = hangar_tests::free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let app = TestApp::builder()
+        .envs(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ])
+        .spawn()
+        .await;
+    let config = app.config();
+    let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "api");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.enqueue(json!({"kind": "system.noop"})).await);
+    }
+    for id in &ids {
+        let job = app
+            .wait_state(id, JobStatus::Succeeded, Duration::from_secs(30))
+            .await;
+        assert_eq!(job["state"], "succeeded");
+    }
+    traces.flush();
+    let started = Instant::now();
+    loop {
+        let metrics = app.metrics().await;
+        if dropped(&metrics, "export_failed") > 0.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no failed export counted: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(traces);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repair_redispatch_starts_its_own_trace_linked_to_the_job_whose_run_still_joins_its_first_trace() {
+    let collector = FakeOtlp::start().await;
+    let redis = OwnRedis::start();
+    let app = TestApp::builder()
+        .redis(&redis.url())
+        .without_worker()
+        .envs(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ])
+        .spawn()
+        .await;
+    let config = app.config();
+    let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "scheduler");
+    let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let r = app
+        .http
+        .post(format!("{}/api/v1/jobs", app.base))
+        .header("traceparent", &caller)
+        .json(&json!({"kind": "system.noop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let record = app.record(&id).await;
+    let recorded = record
+        .traceparent
+        .clone()
+        .expect("the job records its traceparent");
+    assert!(recorded.starts_with(&format!("00-{CALLER_TRACE}-")), "{recorded}");
+
+    // Redis loses everything; the repair pass dispatches the job again.
+    redis.flush_all().await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let queues = hangar_scheduler::queues(&config).await.unwrap();
+    let report = hangar_scheduler::repair::repair_once(&pool, &queues, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.redispatched, 1);
+    let state = queues[&record.queue].state(&id).await.unwrap().unwrap();
+    assert_eq!(
+        state.traceparent.as_deref(),
+        Some(recorded.as_str()),
+        "Redis has it again"
+    );
+    traces.flush();
+    let spans = collector
+        .wait_until("the repair span", Duration::from_secs(10), |spans| {
+            spans.iter().any(|s| s.name == "repair redispatch")
+        })
+        .await;
+    let repair = find(&spans, "repair redispatch", |s| s.name == "repair redispatch");
+    assert!(repair.parent_span_id.is_empty(), "a trace of its own: {repair:?}");
+    assert_ne!(repair.trace_id, CALLER_TRACE);
+    let send_span = recorded.split('-').nth(2).unwrap().to_owned();
+    assert_eq!(repair.links, vec![(CALLER_TRACE.to_owned(), send_span.clone())]);
+    let script = find(&spans, "its enqueue script", |s| {
+        s.name == "EVALSHA enqueue" && s.trace_id == repair.trace_id
+    });
+    assert_eq!(script.parent_span_id, repair.span_id);
+
+    // The run joins the job's first trace, under its send span.
+    let _worker = app.worker_process(
+        WORKER,
+        &format!("{}=1", record.queue),
+        &[("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into())],
+    );
+    app.wait_state(&id, JobStatus::Succeeded, Duration::from_secs(30))
+        .await;
+    let spans = collector
+        .wait_until("the worker's process span", Duration::from_secs(15), |spans| {
+            spans
+                .iter()
+                .any(|s| s.service == "hangar-worker" && s.kind == kind::CONSUMER)
+        })
+        .await;
+    let process = find(&spans, "the process span", |s| {
+        s.service == "hangar-worker" && s.kind == kind::CONSUMER
+    });
+    assert_eq!(process.trace_id, CALLER_TRACE);
+    assert_eq!(process.parent_span_id, send_span);
+    drop(traces);
+    app.shutdown().await;
+}
