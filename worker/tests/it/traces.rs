@@ -15,7 +15,9 @@ use std::{
 
 use hangar_tests::{
     JobStatus, OwnRedis, TestApp,
+    fake_model::{FakeModel, Script},
     fake_otlp::{FakeOtlp, ReceivedSpan, kind},
+    llama::models_file,
     moto::Moto,
 };
 use serde_json::{Value, json};
@@ -281,7 +283,7 @@ async fn a_stuck_collector_changes_no_job_outcome_and_its_lost_spans_are_counted
 }
 
 #[tokio::test]
-async fn a_collector_that_is_down_is_logged_once_counted_and_jobs_still_succeed() {
+async fn a_collector_that_is_down_costs_no_job_and_its_failed_exports_are_counted() {
     let port = hangar_tests::free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let app = TestApp::builder()
@@ -406,6 +408,159 @@ async fn a_repair_redispatch_starts_its_own_trace_linked_to_the_job_whose_run_st
     });
     assert_eq!(process.trace_id, CALLER_TRACE);
     assert_eq!(process.parent_span_id, send_span);
+    drop(traces);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_model_request_is_a_client_span_with_gen_ai_attributes_under_its_job() {
+    let collector = FakeOtlp::start().await;
+    let model = FakeModel::start(Script::Stream {
+        tokens: 5,
+        delay: Duration::from_millis(20),
+    })
+    .await;
+    let file = models_file(&[("phi", &model.url, "context_size = 512")]);
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[
+            ("HANGAR_MODELS_FILE", file.to_str().unwrap()),
+            ("HANGAR_MODEL_PROBE_SECS", "1"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ])
+        .spawn()
+        .await;
+    let config = app.config();
+    let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "api");
+    let _worker = app.worker_process(WORKER, "inference=1", &[]);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/inference/chat", app.base))
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({"model": "phi", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 40}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_state(&id, JobStatus::Succeeded, Duration::from_secs(60))
+        .await;
+    traces.flush();
+    let spans = collector
+        .wait_until("the model request span", Duration::from_secs(15), |spans| {
+            spans.iter().any(|s| s.name == "chat phi") && spans.iter().any(|s| s.name == "process inference")
+        })
+        .await;
+    let process = find(&spans, "process inference", |s| s.name == "process inference");
+    assert_eq!(process.trace_id, CALLER_TRACE);
+    let chat = find(&spans, "chat phi", |s| s.name == "chat phi");
+    assert_eq!(chat.trace_id, CALLER_TRACE);
+    assert!(descends(&spans, chat, &process.span_id), "{chat:?}");
+    assert_eq!(chat.kind, kind::CLIENT);
+    assert_eq!(chat.attr("gen_ai.operation.name"), "chat");
+    assert_eq!(chat.attr("gen_ai.request.model"), "phi");
+    assert_eq!(chat.attr("gen_ai.request.max_tokens"), "40");
+    // The fake server reports 7 prompt tokens and one per delta.
+    assert_eq!(chat.attr("gen_ai.usage.input_tokens"), "7");
+    assert_eq!(chat.attr("gen_ai.usage.output_tokens"), "5");
+    assert_eq!(chat.attr("gen_ai.response.finish_reasons"), "length");
+    let first_token_ms: f64 = chat.attr("hangar.gen_ai.time_to_first_token_ms").parse().unwrap();
+    assert!(first_token_ms > 0.0, "{chat:?}");
+    drop(traces);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_scheduler_tick_starts_a_trace_its_job_continues_and_a_skipped_tick_links_the_open_job() {
+    let collector = FakeOtlp::start().await;
+    let app = TestApp::builder()
+        .envs(&[
+            ("HANGAR_SCHEDULER_TICK_MS", "100"),
+            ("HANGAR_SCHEDULER_LEASE_SECS", "5"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ])
+        .spawn()
+        .await;
+    let config = app.config();
+    let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "scheduler");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(hangar_scheduler::run(app.config(), async move {
+        let _ = stopped.await;
+    }));
+    // Every second, a job that runs 3 s: the ticks meanwhile are skipped.
+    let (status, v) = app
+        .post(
+            "/api/v1/schedules",
+            json!({"name": "slow-every-second", "cron": "* * * * * *", "kind": "system.sleep",
+                   "payload": {"ms": 3000, "steps": 3}, "overlap": "skip_if_running"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let spans = collector
+        .wait_until(
+            "a fired tick, its job's run and a skipped tick",
+            Duration::from_secs(30),
+            |spans| {
+                let ticks: Vec<&ReceivedSpan> = spans
+                    .iter()
+                    .filter(|s| s.name == "tick slow-every-second")
+                    .collect();
+                ticks.iter().any(|t| {
+                    spans
+                        .iter()
+                        .any(|p| p.kind == kind::CONSUMER && p.trace_id == t.trace_id)
+                }) && ticks.iter().any(|t| !t.links.is_empty())
+            },
+        )
+        .await;
+    let fired = spans
+        .iter()
+        .find(|t| {
+            t.name == "tick slow-every-second"
+                && spans
+                    .iter()
+                    .any(|p| p.kind == kind::CONSUMER && p.trace_id == t.trace_id)
+        })
+        .unwrap();
+    assert!(fired.parent_span_id.is_empty(), "a trace of its own: {fired:?}");
+    let send = find(&spans, "the tick's send span", |s| {
+        s.kind == kind::PRODUCER && s.parent_span_id == fired.span_id
+    });
+    let process = find(&spans, "the job's run", |s| {
+        s.kind == kind::CONSUMER && s.trace_id == fired.trace_id
+    });
+    assert_eq!(process.parent_span_id, send.span_id);
+    let job_id = process.attr("messaging.message.id").to_owned();
+    let record = app.record(&job_id).await;
+    assert_eq!(
+        record.traceparent.as_deref(),
+        Some(format!("00-{}-{}-01", send.trace_id, send.span_id).as_str())
+    );
+    // A tick skipped while a job is open links that job's trace.
+    let skipped = spans
+        .iter()
+        .find(|t| t.name == "tick slow-every-second" && !t.links.is_empty())
+        .unwrap();
+    assert_ne!(skipped.trace_id, fired.trace_id);
+    let open_traces: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.kind == kind::PRODUCER && s.name.starts_with("send "))
+        .map(|s| s.trace_id.as_str())
+        .collect();
+    assert!(
+        skipped
+            .links
+            .iter()
+            .all(|(trace, _)| open_traces.contains(&trace.as_str())),
+        "links go to jobs' send spans: {skipped:?}"
+    );
+    let _ = stop.send(());
+    scheduler.await.unwrap().unwrap();
     drop(traces);
     app.shutdown().await;
 }
