@@ -168,6 +168,32 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// A `hangar-worker` process logging JSON lines at `info` into a file, for
+/// tests that read what it logged ([`LoggedWorker::stop_and_read_log`]).
+pub struct LoggedWorker {
+    process: WorkerProcess,
+    log: std::path::PathBuf,
+}
+
+impl LoggedWorker {
+    /// Stops the worker (SIGTERM, so it drains and flushes) and returns its log.
+    pub async fn stop_and_read_log(self) -> String {
+        let Self { mut process, log } = self;
+        let _ = Command::new("kill")
+            .args(["-TERM", &process.id().to_string()])
+            .status();
+        let process = tokio::task::spawn_blocking(move || {
+            let _ = process.wait();
+            process
+        })
+        .await;
+        drop(process);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        text
+    }
+}
+
 /// `HANGAR_AWS_RATES` of every TestApp: WorkSpaces calls at 1,000/s, the
 /// rest (CloudTrail, CloudWatch, Cost Explorer...) at their defaults.
 pub const TEST_AWS_RATES: &str = "workspaces=1000/s";
@@ -411,6 +437,27 @@ impl TestApp {
             .spawn()
             .map(WorkerProcess)
             .expect("hangar-worker starts")
+    }
+
+    /// Starts `bin` (hangar-worker) with this app's variables and `extra`,
+    /// `args`, and its JSON log at `info` going to a file.
+    pub fn logged_worker(&self, bin: &str, args: &[&str], extra: &[(String, String)]) -> LoggedWorker {
+        let log = std::env::temp_dir().join(format!("hangar-worker-{}.log", ulid::Ulid::new()));
+        let child = Command::new(bin)
+            .env_clear()
+            .envs(self.env.iter())
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .env("HANGAR_LOG_FORMAT", "json")
+            .env("HANGAR_LOG_LEVEL", "info")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file created"))
+            .spawn()
+            .expect("hangar-worker starts");
+        LoggedWorker {
+            process: WorkerProcess(child),
+            log,
+        }
     }
 
     pub async fn post_job(&self, body: Value) -> reqwest::Response {

@@ -91,7 +91,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     let method = method_label(req.method()).to_owned();
     let span = tracing::info_span!("request", request_id = %id, %method, route = %route,
         client_request_id = tracing::field::Empty, otel.name = tracing::field::Empty,
-        otel.kind = "server", otel.status_code = tracing::field::Empty);
+        otel.kind = tracing::field::Empty, otel.status_code = tracing::field::Empty);
     if !client_id.is_empty() {
         span.record("client_request_id", client_id.as_str());
     }
@@ -105,7 +105,9 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         .map(str::to_owned);
     let traced = hangar_queue::trace_context::exporting();
     if traced {
+        // Only when traced: these would otherwise be noise in every JSON log line.
         span.record("otel.name", format!("{method} {route}"));
+        span.record("otel.kind", "server");
         if let Some(t) = &caller_trace {
             hangar_queue::trace_context::set_parent(&span, t);
         }

@@ -151,7 +151,9 @@ where
                     Err(format!("handler panicked: {}", panic_message(&panic)).into())
                 }
             };
-            if let Err(e) = &result {
+            if let Err(e) = &result
+                && crate::trace_context::exporting()
+            {
                 span.record("otel.status_code", "error");
                 span.record("otel.status_description", error_chain(e.as_ref()).as_str());
             }
@@ -169,12 +171,14 @@ fn process_span(queue: &str, run: &Run) -> tracing::Span {
     let claimed = &run.claimed;
     let span = tracing::info_span!("job", job.id = %claimed.id, job.kind = %claimed.kind,
         job.attempt = run.attempt(), request_id = %claimed.correlation_id,
-        otel.name = tracing::field::Empty, otel.kind = "consumer",
+        otel.name = tracing::field::Empty, otel.kind = tracing::field::Empty,
         otel.status_code = tracing::field::Empty, otel.status_description = tracing::field::Empty);
     if span.is_disabled() || !crate::trace_context::exporting() {
         return span;
     }
+    // Only when traced: these would otherwise be noise in every JSON log line.
     span.record("otel.name", format!("process {queue}"));
+    span.record("otel.kind", "consumer");
     if !claimed.traceparent.is_empty() {
         crate::trace_context::continue_from(&span, &claimed.traceparent);
     }

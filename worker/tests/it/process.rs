@@ -114,16 +114,7 @@ fn worker_check_config_reports_problems_and_exits_1() {
 #[tokio::test]
 async fn the_request_id_follows_the_job_into_the_worker_json_logs() {
     let mut app = TestApp::builder().without_worker().spawn().await;
-    app.env.insert("HANGAR_LOG_FORMAT".into(), "json".into());
-    app.env.insert("HANGAR_LOG_LEVEL".into(), "info".into());
-    let log_path = std::env::temp_dir().join(format!("hangar-worker-{}.log", ulid::Ulid::new()));
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_hangar-worker"))
-        .env_clear()
-        .envs(app.env.iter())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let worker = app.logged_worker(env!("CARGO_BIN_EXE_hangar-worker"), &[], &[]);
     let r = app
         .http
         .post(format!("{}/api/v1/jobs", app.base))
@@ -139,12 +130,7 @@ async fn the_request_id_follows_the_job_into_the_worker_json_logs() {
         .to_owned();
     app.wait_state(&id, JobStatus::Succeeded, Duration::from_secs(15))
         .await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status();
-    let _ = tokio::task::spawn_blocking(move || worker.wait()).await;
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
+    let log = worker.stop_and_read_log().await;
     let line = log
         .lines()
         .find(|l| l.contains("\"slept\""))

@@ -8,10 +8,7 @@
 //! Each test installs this process's tracing subscriber (the in-process
 //! API's), so each needs a process of its own: nextest runs them so.
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use hangar_tests::{
     JobStatus, OwnRedis, TestApp,
@@ -58,6 +55,21 @@ fn descends(spans: &[ReceivedSpan], span: &ReceivedSpan, ancestor: &str) -> bool
     false
 }
 
+/// POSTs `body` to `path` as a caller in trace [`CALLER_TRACE`] would
+/// (its `traceparent` header); asserts a 202 and returns the answer.
+async fn post_in_callers_trace(app: &TestApp, path: &str, body: Value) -> Value {
+    let r = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    r.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_sync_request_is_one_trace_from_the_callers_span_through_redis_to_the_workers_aws_and_sql_spans() {
     let collector = FakeOtlp::start().await;
@@ -80,31 +92,16 @@ async fn a_sync_request_is_one_trace_from_the_callers_span_through_redis_to_the_
     assert!(traces.enabled());
 
     // The worker is a real process: the JSON protocol, to show both encodings decode.
-    let log_path = std::env::temp_dir().join(format!("hangar-worker-traces-{}.log", ulid::Ulid::new()));
-    let mut worker = Command::new(WORKER)
-        .env_clear()
-        .envs(app.env.iter())
-        .envs(moto.aws_env())
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
-        .env("HANGAR_LOG_FORMAT", "json")
-        .env("HANGAR_LOG_LEVEL", "info")
-        .args(["--queues", "sync=1"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut worker_env = moto.aws_env();
+    worker_env.push(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/json".into()));
+    let worker = app.logged_worker(WORKER, &["--queues", "sync=1"], &worker_env);
 
-    let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
-    let r = app
-        .http
-        .post(format!("{}/api/v1/syncs/workspaces", app.base))
-        .header("traceparent", &caller)
-        .json(&json!({"account": "main", "region": "us-east-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let body: Value = r.json().await.unwrap();
+    let body = post_in_callers_trace(
+        &app,
+        "/api/v1/syncs/workspaces",
+        json!({"account": "main", "region": "us-east-1"}),
+    )
+    .await;
     let id = body["jobs"][0]["job"]["id"].as_str().unwrap().to_owned();
     let job = app
         .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(60))
@@ -198,12 +195,7 @@ async fn a_sync_request_is_one_trace_from_the_callers_span_through_redis_to_the_
     assert!(writes.iter().all(|w| descends(&ours, w, &process.span_id)));
 
     // The worker's JSON log lines inside the job carry the same trace.
-    let _ = Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status();
-    let _ = tokio::task::spawn_blocking(move || worker.wait()).await;
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
+    let log = worker.stop_and_read_log().await;
     let traced: Vec<Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -337,20 +329,8 @@ async fn a_repair_redispatch_starts_its_own_trace_linked_to_the_job_whose_run_st
         .await;
     let config = app.config();
     let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "scheduler");
-    let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
-    let r = app
-        .http
-        .post(format!("{}/api/v1/jobs", app.base))
-        .header("traceparent", &caller)
-        .json(&json!({"kind": "system.noop"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["job"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let body = post_in_callers_trace(&app, "/api/v1/jobs", json!({"kind": "system.noop"})).await;
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
     let record = app.record(&id).await;
     let recorded = record
         .traceparent
@@ -434,19 +414,13 @@ async fn a_model_request_is_a_client_span_with_gen_ai_attributes_under_its_job()
     let config = app.config();
     let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "api");
     let _worker = app.worker_process(WORKER, "inference=1", &[]);
-    let r = app
-        .http
-        .post(format!("{}/api/v1/inference/chat", app.base))
-        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
-        .json(&json!({"model": "phi", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 40}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["job"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let body = post_in_callers_trace(
+        &app,
+        "/api/v1/inference/chat",
+        json!({"model": "phi", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 40}),
+    )
+    .await;
+    let id = body["job"]["id"].as_str().unwrap().to_owned();
     app.wait_state(&id, JobStatus::Succeeded, Duration::from_secs(60))
         .await;
     traces.flush();
