@@ -73,7 +73,8 @@ impl Enqueuer {
                 hangar_queue::trace_context::of(&span).or_else(crate::request_id::caller_traceparent);
         }
         let (reply, answer) = oneshot::channel();
-        tracing::Instrument::instrument(
+        let sent_id = job.id.clone();
+        let answered = tracing::Instrument::instrument(
             async move {
                 self.tx
                     .send((job, audit, reply))
@@ -83,9 +84,20 @@ impl Enqueuer {
                     .await
                     .map_err(|_| anyhow::anyhow!("enqueue task dropped the request"))?
             },
-            span,
+            span.clone(),
         )
-        .await
+        .await;
+        // An idempotent repeat is answered with the job already recorded:
+        // the span names that message, not the id this request would have used.
+        if let Ok(((_, _, run), _)) = &answered
+            && run.id != sent_id
+            && !span.is_disabled()
+        {
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            span.set_attribute("messaging.message.id", run.id.clone());
+            span.set_attribute("hangar.job.existing", true);
+        }
+        answered
     }
 }
 

@@ -34,6 +34,15 @@ pub async fn with_caller_traceparent<F: std::future::Future>(
     CALLER_TRACEPARENT.scope(traceparent, fut).await
 }
 
+/// `fut` with this request's id and caller `traceparent`, for a task it
+/// spawns: task-locals do not cross `tokio::spawn`, and a job enqueued
+/// there must still record both.
+pub fn in_current_request<F: std::future::Future>(fut: F) -> impl std::future::Future<Output = F::Output> {
+    let id = current_request_id();
+    let traceparent = caller_traceparent();
+    scope(id, with_caller_traceparent(traceparent, fut))
+}
+
 /// The current request's caller `traceparent`, if it sent a valid one.
 pub fn caller_traceparent() -> Option<String> {
     CALLER_TRACEPARENT.try_with(Clone::clone).ok().flatten()

@@ -179,12 +179,17 @@ impl ModelClient {
                 otel.status_description = tracing::field::Empty,
                 gen_ai.operation.name = "chat", gen_ai.request.model = %self.model.name,
                 gen_ai.request.max_tokens = req.max_tokens, gen_ai.request.temperature = req.temperature,
-                server.address = %self.model.base_url,
+                server.address = tracing::field::Empty, server.port = tracing::field::Empty,
                 gen_ai.usage.input_tokens = tracing::field::Empty,
                 gen_ai.usage.output_tokens = tracing::field::Empty,
-                gen_ai.response.finish_reasons = tracing::field::Empty,
                 hangar.gen_ai.time_to_first_token_ms = tracing::field::Empty)
         });
+        if !span.is_disabled()
+            && let Ok(url) = reqwest::Url::parse(&self.model.base_url)
+        {
+            span.record("server.address", url.host_str().unwrap_or_default());
+            span.record("server.port", url.port_or_known_default());
+        }
         let result =
             tracing::Instrument::instrument(self.chat_stream_untraced(req, tokens), span.clone()).await;
         if !span.is_disabled() {
@@ -192,7 +197,11 @@ impl ModelClient {
                 Ok(done) => {
                     span.record("gen_ai.usage.input_tokens", done.prompt_tokens);
                     span.record("gen_ai.usage.output_tokens", done.completion_tokens);
-                    span.record("gen_ai.response.finish_reasons", done.finish_reason.as_str());
+                    hangar_queue::trace_context::set_strings(
+                        &span,
+                        "gen_ai.response.finish_reasons",
+                        [done.finish_reason.clone()],
+                    );
                     span.record(
                         "hangar.gen_ai.time_to_first_token_ms",
                         done.first_token.map(|t| t.as_secs_f64() * 1000.0),

@@ -118,6 +118,16 @@ pub fn link(span: &tracing::Span, traceparent: &str) {
     }
 }
 
+/// Sets attribute `key` of `span` to a list of strings (OpenTelemetry's
+/// array attribute; a `tracing` field can only hold one value).
+pub fn set_strings(span: &tracing::Span, key: &'static str, values: impl IntoIterator<Item = String>) {
+    let values = values.into_iter().map(Into::into).collect();
+    span.set_attribute(
+        key,
+        opentelemetry::Value::Array(opentelemetry::Array::String(values)),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

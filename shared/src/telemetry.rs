@@ -96,10 +96,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        let ids = ctx
-            .lookup_current()
-            .and_then(|span| crate::traces::ids_of(&span.id()));
-        let Some((trace_id, span_id)) = ids else {
+        let Some((trace_id, span_id)) = crate::traces::current_ids() else {
             return self.0.format_event(ctx, writer, event);
         };
         let mut line = String::new();

@@ -36,7 +36,7 @@ use opentelemetry_sdk::{
 };
 use prometheus_client::metrics::{counter::Counter, family::Family};
 
-use crate::config::{OtlpProtocol, ParentlessChoice, SamplerChoice, TraceConfig};
+use crate::config::{OtlpCompression, OtlpProtocol, ParentlessChoice, SamplerChoice, TraceConfig};
 
 /// Labels of the dropped-spans counter: `reason` is `queue_full` (the
 /// exporter fell behind) or `export_failed` (the collector refused the
@@ -63,7 +63,8 @@ fn drop_spans(reason: &str, n: usize) {
         .inc_by(n as u64);
 }
 
-/// Keeps exporting while held; dropping it sends what is queued (up to 5 s).
+/// Keeps exporting while held; dropping it sends what is queued, waiting
+/// at most 5 s in all (a span that ends after that is counted as `stopped`).
 #[must_use = "traces stop when this is dropped"]
 #[derive(Debug, Default)]
 pub struct Traces(Option<SdkTracerProvider>);
@@ -113,8 +114,11 @@ pub(crate) fn provider(config: &TraceConfig, component: &str) -> anyhow::Result<
                 .map(|(k, v)| (k.clone(), v.expose().to_owned()))
                 .collect(),
         )
-        .with_http_client(ReqwestClient(client))
-        .build()?;
+        .with_http_client(ReqwestClient(client));
+    if config.compression == OtlpCompression::Gzip {
+        exporter = exporter.with_compression(opentelemetry_otlp::Compression::Gzip);
+    }
+    let mut exporter = exporter.build()?;
     let resource = resource(config, component);
     exporter.set_resource(&resource);
     let processor = BoundedBatch::start(exporter, config, endpoint.clone())?;
@@ -204,12 +208,18 @@ impl opentelemetry_http::HttpClient for ReqwestClient {
             .await?;
         let status = answer.status();
         let headers = answer.headers().clone();
-        let body = answer.bytes().await?;
-        let body = if body.len() > MAX_ANSWER {
-            body.slice(..MAX_ANSWER)
-        } else {
-            body
-        };
+        // Read chunk by chunk so a misbehaving collector's endless answer
+        // costs at most MAX_ANSWER bytes of memory.
+        let mut answer = answer;
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = answer.chunk().await? {
+            let room = MAX_ANSWER - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() == MAX_ANSWER {
+                break;
+            }
+        }
+        let body = body.freeze();
         let mut response = http::Response::builder().status(status).body(body)?;
         *response.headers_mut() = headers;
         Ok(response)
@@ -261,14 +271,26 @@ impl BoundedBatch {
         })
     }
 
-    /// Sends `message` and waits up to `timeout` for the exporter's answer.
+    /// Sends `message` and waits for the exporter's answer, both within
+    /// `timeout`: a full queue (the exporter busy with a slow collector) is
+    /// waited for only until then, so a process's exit is never held longer.
     fn ask(&self, message: impl FnOnce(SyncSender<()>) -> Message, timeout: Duration) -> OTelSdkResult {
+        let deadline = std::time::Instant::now() + timeout;
         let (done, answered) = mpsc::sync_channel(1);
-        self.tx
-            .send(message(done))
-            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        let mut message = message(done);
+        loop {
+            match self.tx.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
+                Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    message = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(TrySendError::Full(_)) => return Err(OTelSdkError::Timeout(timeout)),
+            }
+        }
         answered
-            .recv_timeout(timeout)
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
             .map_err(|_| OTelSdkError::Timeout(timeout))
     }
 }
@@ -400,8 +422,24 @@ fn export_loop(
 /// their span (`telemetry`'s JSON format); set once by `telemetry::init`.
 pub(crate) static DISPATCH: OnceLock<tracing::Dispatch> = OnceLock::new();
 
+/// The (trace id, span id) of the innermost traced span this thread is
+/// in. Read from the registry itself, not through a log layer's filtered
+/// view: with `HANGAR_LOG_LEVEL=warn` the info-level request and job spans
+/// are hidden from the log layer but still traced, and the warn lines are
+/// the ones an operator most needs to join to their trace.
+pub(crate) fn current_ids() -> Option<(String, String)> {
+    use tracing_subscriber::registry::LookupSpan;
+    let dispatch = DISPATCH.get()?;
+    let current = dispatch.current_span();
+    let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+    registry
+        .span(current.id()?)?
+        .scope()
+        .find_map(|span| ids_of(&span.id()))
+}
+
 /// The (trace id, span id) of the span with `id`, when it is traced.
-pub(crate) fn ids_of(id: &tracing::span::Id) -> Option<(String, String)> {
+fn ids_of(id: &tracing::span::Id) -> Option<(String, String)> {
     use opentelemetry::trace::TraceContextExt;
     let dispatch = DISPATCH.get()?;
     let cx = tracing_opentelemetry::get_otel_context(id, dispatch)?;

@@ -40,6 +40,8 @@ pub struct ReceivedSpan {
     pub status: i32,
     /// Content type of the request it came in.
     pub content_type: String,
+    /// Content encoding of that request ("" or "gzip").
+    pub content_encoding: String,
 }
 
 impl ReceivedSpan {
@@ -63,7 +65,9 @@ pub mod kind {
     pub const CONSUMER: i32 = 5;
 }
 
-/// The receiver; stops with the test process.
+/// The receiver; stops with the test process. It answers from a thread
+/// and runtime of its own, so a test that blocks its runtime's only thread
+/// (`Traces::flush` waits synchronously for the export) is still answered.
 pub struct FakeOtlp {
     /// Its base URL, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub endpoint: String,
@@ -71,14 +75,24 @@ pub struct FakeOtlp {
 }
 
 impl FakeOtlp {
-    pub async fn start() -> Self {
+    pub fn start() -> Self {
         let spans: Arc<Mutex<Vec<ReceivedSpan>>> = Arc::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let app = Router::new()
             .route("/v1/traces", post(receive))
             .with_state(spans.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await
+            })
+        });
         Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             spans,
@@ -127,6 +141,26 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let content_encoding = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = match content_encoding.as_str() {
+        "" => body,
+        "gzip" => {
+            let mut inflated = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut inflated)
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad gzip: {e}")))?;
+            Bytes::from(inflated)
+        }
+        other => {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content encoding {other:?}"),
+            ));
+        }
+    };
     let request: ExportTraceServiceRequest = if content_type.starts_with("application/json") {
         serde_json::from_slice(&body).map_err(|e| (StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))?
     } else if content_type.starts_with("application/x-protobuf") {
@@ -163,6 +197,7 @@ async fn receive(
                     attributes: attributes(&span.attributes),
                     status: span.status.map_or(0, |s| s.code),
                     content_type: content_type.clone(),
+                    content_encoding: content_encoding.clone(),
                 });
             }
         }
@@ -188,6 +223,14 @@ fn text(value: Option<&AnyValue>) -> String {
         Some(any_value::Value::BoolValue(b)) => b.to_string(),
         Some(any_value::Value::IntValue(i)) => i.to_string(),
         Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(any_value::Value::ArrayValue(list)) => format!(
+            "[{}]",
+            list.values
+                .iter()
+                .map(|v| text(Some(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         Some(other) => format!("{other:?}"),
         None => String::new(),
     }

@@ -176,20 +176,34 @@ pub struct LoggedWorker {
 }
 
 impl LoggedWorker {
-    /// Stops the worker (SIGTERM, so it drains and flushes) and returns its log.
+    /// Stops the worker (SIGTERM, so it drains and flushes) and returns its
+    /// log. A worker still running 60 s later is killed and the test fails
+    /// with its log: a drain that hangs is a bug, not a slow test.
     pub async fn stop_and_read_log(self) -> String {
         let Self { mut process, log } = self;
         let _ = Command::new("kill")
             .args(["-TERM", &process.id().to_string()])
             .status();
-        let process = tokio::task::spawn_blocking(move || {
+        let exited = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if matches!(process.try_wait(), Ok(Some(_))) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = process.kill();
             let _ = process.wait();
-            process
+            false
         })
-        .await;
-        drop(process);
+        .await
+        .unwrap();
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let _ = std::fs::remove_file(&log);
+        assert!(
+            exited,
+            "the worker did not stop within 60 s of SIGTERM; its log:\n{text}"
+        );
         text
     }
 }
@@ -440,15 +454,16 @@ impl TestApp {
     }
 
     /// Starts `bin` (hangar-worker) with this app's variables and `extra`,
-    /// `args`, and its JSON log at `info` going to a file.
+    /// `args`, and its JSON log (at `info` unless `extra` sets
+    /// `HANGAR_LOG_LEVEL`) going to a file.
     pub fn logged_worker(&self, bin: &str, args: &[&str], extra: &[(String, String)]) -> LoggedWorker {
         let log = std::env::temp_dir().join(format!("hangar-worker-{}.log", ulid::Ulid::new()));
         let child = Command::new(bin)
             .env_clear()
             .envs(self.env.iter())
-            .envs(extra.iter().map(|(k, v)| (k, v)))
             .env("HANGAR_LOG_FORMAT", "json")
             .env("HANGAR_LOG_LEVEL", "info")
+            .envs(extra.iter().map(|(k, v)| (k, v)))
             .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file created"))

@@ -353,8 +353,7 @@ pub async fn middleware(State(state): State<AppState>, req: axum::extract::Reque
             .entry(Actor::of(&principal), None, StatusCode::ACCEPTED);
         req.extensions_mut().insert(PendingAudit(pending));
     }
-    let request_id = current_request_id();
-    let served = crate::request_id::scope(request_id, async move {
+    let served = crate::request_id::in_current_request(async move {
         let response = match forbidden {
             Some(message) => ApiError::Forbidden(message).into_response(),
             None => next.run(req).await,

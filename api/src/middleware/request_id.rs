@@ -96,13 +96,15 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         span.record("client_request_id", client_id.as_str());
     }
     // A malformed traceparent is ignored, as W3C Trace Context asks: the
-    // request starts a trace of its own rather than failing.
+    // request starts a trace of its own rather than failing. A valid one is
+    // kept in its canonical 55-character form, never as sent: a later
+    // version's extra fields would otherwise reach the job's record.
     let caller_trace = req
         .headers()
         .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| hangar_queue::trace_context::parse(v).is_some())
-        .map(str::to_owned);
+        .and_then(hangar_queue::trace_context::parse)
+        .map(|cx| hangar_queue::trace_context::format(&cx));
     let traced = hangar_queue::trace_context::exporting();
     if traced {
         // Only when traced: these would otherwise be noise in every JSON log line.

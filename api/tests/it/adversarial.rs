@@ -778,3 +778,60 @@ async fn an_enqueue_that_meets_a_dead_redis_connection_is_retried_at_once() {
     );
     app.shutdown().await;
 }
+
+/// Issue 18: with tracing off (the default) a caller's `traceparent` is
+/// still kept on its job, in PostgreSQL and in Redis, so a worker that
+/// exports spans continues the caller's trace. It is stored in its
+/// canonical form: a later version's extra fields could otherwise pass the
+/// API's parser and then fail the batch's insert (the column holds at most
+/// 128 characters) for every request committed with it. A malformed value
+/// is ignored, as W3C Trace Context asks, and is never a 4xx.
+#[tokio::test]
+async fn a_callers_traceparent_is_kept_on_its_job_in_canonical_form_and_a_malformed_one_is_ignored() {
+    let app = TestApp::builder().without_worker().spawn().await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let span = "00f067aa0ba902b7";
+    let canonical = format!("00-{trace}-{span}-01");
+    let later_version = format!("cc-{trace}-{span}-01-{}", "x".repeat(300));
+    let cases: [(&str, Option<&str>); 5] = [
+        (&canonical, Some(&canonical)),
+        (&later_version, Some(&canonical)),
+        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", None),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", None),
+        ("not a traceparent", None),
+    ];
+    // All five at once, so they share group-commit batches: a value that
+    // failed the insert would fail the others' requests too.
+    let sent = futures_util::future::join_all(cases.iter().map(|(header, _)| {
+        app.http
+            .post(format!("{}/api/v1/jobs", app.base))
+            .header("traceparent", *header)
+            .json(&json!({"kind": "system.noop"}))
+            .send()
+    }))
+    .await;
+    let cfg = app.config();
+    let queue = hangar_queue::Queue::connect(&cfg.redis_settings(), &cfg.redis.prefix, "sync")
+        .await
+        .unwrap();
+    for ((header, expected), answer) in cases.iter().zip(sent) {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 202, "traceparent {header:?}");
+        let body: Value = answer.json().await.unwrap();
+        let id = body["job"]["id"].as_str().unwrap();
+        let (status, job) = get(&app.http, format!("{}/api/v1/jobs/{id}", app.base)).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            job["traceparent"].as_str(),
+            *expected,
+            "traceparent {header:?}: {job}"
+        );
+        let in_redis = queue.state(id).await.unwrap().expect("the job is in Redis");
+        assert_eq!(
+            in_redis.traceparent.as_deref().filter(|t| !t.is_empty()),
+            *expected,
+            "traceparent {header:?} in Redis"
+        );
+    }
+    app.shutdown().await;
+}

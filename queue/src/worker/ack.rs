@@ -151,13 +151,12 @@ where
                     Err(format!("handler panicked: {}", panic_message(&panic)).into())
                 }
             };
-            if let Err(e) = &result
-                && crate::trace_context::exporting()
-            {
-                span.record("otel.status_code", "error");
-                span.record("otel.status_description", error_chain(e.as_ref()).as_str());
+            // In the span, so the outcome's log line ("will retry", "moving
+            // to dead") carries the job's request id and trace.
+            let outcome = span.in_scope(|| decide(&shared, &run, &result));
+            if crate::trace_context::exporting() {
+                record_outcome(&span, &outcome);
             }
-            let outcome = decide(&shared, &run, &result);
             guard.finish(&shared, outcome);
             result
         })
@@ -192,6 +191,28 @@ fn process_span(queue: &str, run: &Run) -> tracing::Span {
     span.set_attribute("hangar.job.attempt", i64::from(run.attempt()));
     span.set_attribute("hangar.job.delivery", i64::from(claimed.deliveries));
     span
+}
+
+/// The attempt's outcome on its `process` span: `hangar.job.outcome`, and
+/// an error status for a failed attempt only; a deferred attempt (its model
+/// server down, say) or a cancelled job is not an error of the job's.
+fn record_outcome(span: &tracing::Span, outcome: &Outcome) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let (name, error) = match outcome {
+        Outcome::Succeeded { .. } => ("succeeded", None),
+        Outcome::Cancelled => ("cancelled", None),
+        Outcome::Retry { error, .. } => ("retry", Some(error)),
+        Outcome::Deferred { reason, .. } => {
+            span.set_attribute("hangar.job.deferred_reason", reason.clone());
+            ("deferred", None)
+        }
+        Outcome::Dead { error } => ("dead", Some(error)),
+    };
+    span.set_attribute("hangar.job.outcome", name);
+    if let Some(error) = error {
+        span.record("otel.status_code", "error");
+        span.record("otel.status_description", error.as_str());
+    }
 }
 
 struct DropGuard {

@@ -44,7 +44,7 @@ pub use self::{
     reports::{ReportsConfig, S3Settings},
     scheduler::SchedulerConfig,
     security::SecurityConfig,
-    traces::{OtlpProtocol, ParentlessChoice, SamplerChoice, TraceConfig},
+    traces::{OtlpCompression, OtlpProtocol, ParentlessChoice, SamplerChoice, TraceConfig},
     worker::WorkerConfig,
 };
 pub use crate::secret::Secret;
@@ -217,8 +217,9 @@ impl Config {
             },
             match &self.traces.endpoint {
                 Some(url) => format!(
-                    "OTLP {:?} to {}, sampler {:?}, queue {} spans",
+                    "OTLP {:?} ({:?} compression) to {}, sampler {:?}, queue {} spans",
                     self.traces.protocol,
+                    self.traces.compression,
                     url.split('?').next().unwrap_or_default(),
                     self.traces.sampler,
                     self.traces.max_queue

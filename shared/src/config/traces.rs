@@ -21,6 +21,15 @@ pub enum OtlpProtocol {
     HttpJson,
 }
 
+/// How export bodies are compressed (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpCompression {
+    /// Sent as is.
+    None,
+    /// gzip (`Content-Encoding: gzip`); a tenth of the bytes for typical spans.
+    Gzip,
+}
+
 /// Which spans are kept (`OTEL_TRACES_SAMPLER`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SamplerChoice {
@@ -53,6 +62,8 @@ pub struct TraceConfig {
     pub endpoint: Option<String>,
     /// Wire format.
     pub protocol: OtlpProtocol,
+    /// Body compression.
+    pub compression: OtlpCompression,
     /// Extra request headers (`OTEL_EXPORTER_OTLP_HEADERS`): often a token.
     pub headers: Vec<(String, Secret)>,
     /// How long one export may take.
@@ -98,6 +109,31 @@ pub(super) const VARS: &[Var] = &[
         name: "OTEL_EXPORTER_OTLP_TIMEOUT",
         default: Some("10000"),
         doc: "milliseconds one export may take",
+    },
+    Var {
+        name: "OTEL_EXPORTER_OTLP_COMPRESSION",
+        default: Some("none"),
+        doc: "gzip or none: compression of each export's body",
+    },
+    Var {
+        name: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        default: Some(""),
+        doc: "the traces-only forms of the four variables above, read as OpenTelemetry SDKs do: when set, each overrides its general form",
+    },
+    Var {
+        name: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        default: Some(""),
+        doc: "(see OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)",
+    },
+    Var {
+        name: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        default: Some(""),
+        doc: "(see OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)",
+    },
+    Var {
+        name: "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        default: Some(""),
+        doc: "(see OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)",
     },
     Var {
         name: "OTEL_SERVICE_NAME",
@@ -167,6 +203,23 @@ fn key_values(text: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// Header pairs that HTTP accepts; the SDK would drop the others silently
+/// (and a collector would then refuse every export for want of its token).
+fn http_headers(pairs: Vec<(String, String)>) -> Result<Vec<(String, Secret)>, String> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| {
+            if http::HeaderName::from_bytes(key.as_bytes()).is_err() {
+                return Err(format!("{key:?} is not an HTTP header name"));
+            }
+            if http::HeaderValue::from_str(&value).is_err() {
+                return Err(format!("the value of {key:?} cannot be sent in an HTTP header"));
+            }
+            Ok((key, Secret::new(value)))
+        })
+        .collect()
+}
+
 impl Reader<'_> {
     /// Reads the tracing section.
     pub(super) fn traces(&mut self) -> TraceConfig {
@@ -185,12 +238,16 @@ impl Reader<'_> {
                 false
             }
         });
-        let protocol = match self.raw("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
+        let protocol_var = self.signal_var(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        );
+        let protocol = match self.raw(protocol_var).as_deref() {
             Some("http/json") => OtlpProtocol::HttpJson,
             Some("http/protobuf") | None => OtlpProtocol::HttpProtobuf,
             Some("grpc") => {
                 self.problem(
-                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    protocol_var,
                     "grpc is not built into Hangar: use http/protobuf and the collector's HTTP port (4318)"
                         .into(),
                 );
@@ -198,19 +255,33 @@ impl Reader<'_> {
             }
             Some(other) => {
                 self.problem(
-                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    protocol_var,
                     format!("{other:?} is not http/protobuf or http/json"),
                 );
                 OtlpProtocol::HttpProtobuf
             }
         };
-        let headers = match key_values(&self.raw("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()) {
-            Ok(h) => h.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+        let compression_var = self.signal_var(
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        );
+        let compression = match self.raw(compression_var).unwrap_or_default().as_str() {
+            "none" | "" => OtlpCompression::None,
+            "gzip" => OtlpCompression::Gzip,
+            other => {
+                self.problem(compression_var, format!("{other:?} is not gzip or none"));
+                OtlpCompression::None
+            }
+        };
+        let headers_var = self.signal_var("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS");
+        let headers = match key_values(&self.raw(headers_var).unwrap_or_default()).and_then(http_headers) {
+            Ok(h) => h,
             Err(e) => {
-                self.problem("OTEL_EXPORTER_OTLP_HEADERS", e);
+                self.problem(headers_var, e);
                 Vec::new()
             }
         };
+        let timeout_var = self.signal_var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT");
         let resource = match key_values(&self.raw("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default()) {
             Ok(r) => r,
             Err(e) => {
@@ -239,14 +310,26 @@ impl Reader<'_> {
         TraceConfig {
             endpoint,
             protocol,
+            compression,
             headers,
-            timeout: self.millis("OTEL_EXPORTER_OTLP_TIMEOUT", 1, 600_000),
+            timeout: self.millis(timeout_var, 1, 600_000),
             service_name: self.optional("OTEL_SERVICE_NAME"),
             resource,
             sampler,
             max_queue,
             max_batch,
             delay: self.millis("OTEL_BSP_SCHEDULE_DELAY", 1, 600_000),
+        }
+    }
+
+    /// `specific` when it is set, else `general`: the OpenTelemetry rule
+    /// for the traces-only forms of the exporter's variables (the SDK reads
+    /// them too, so they are checked here like the general ones).
+    fn signal_var(&mut self, specific: &'static str, general: &'static str) -> &'static str {
+        if self.raw(specific).unwrap_or_default().is_empty() {
+            general
+        } else {
+            specific
         }
     }
 
@@ -344,6 +427,7 @@ mod tests {
             ("OTEL_TRACES_SAMPLER", "traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "2"),
             ("OTEL_TRACES_EXPORTER", "jaeger"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
         ])
         .unwrap_err();
         let text = err.to_string();
@@ -353,9 +437,52 @@ mod tests {
             "OTEL_EXPORTER_OTLP_HEADERS: \"token\" is not key=value",
             "OTEL_TRACES_SAMPLER_ARG: \"2\" is not a ratio between 0.0 and 1.0",
             "OTEL_TRACES_EXPORTER: \"jaeger\" is not otlp or none",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: \"zstd\" is not gzip or none",
         ] {
             assert!(text.contains(expected), "{expected}\nin:\n{text}");
         }
+    }
+
+    #[test]
+    fn the_traces_only_forms_override_the_general_ones_and_are_checked_alike() {
+        let c = load(&[
+            DB,
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "b=2"),
+        ])
+        .unwrap()
+        .traces;
+        assert_eq!(c.protocol, OtlpProtocol::HttpJson);
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert_eq!(c.compression, OtlpCompression::Gzip);
+        assert_eq!(c.headers.len(), 1);
+        assert_eq!((c.headers[0].0.as_str(), c.headers[0].1.expose()), ("b", "2"));
+        let err = load(&[
+            DB,
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "bad header=1"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-token=line%0Abreak"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("OTEL_EXPORTER_OTLP_TRACES_HEADERS: \"bad header\" is not an HTTP header name"),
+            "{err}"
+        );
+        let err = load(&[DB, ("OTEL_EXPORTER_OTLP_HEADERS", "x-token=line%0Abreak")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "OTEL_EXPORTER_OTLP_HEADERS: the value of \"x-token\" cannot be sent in an HTTP header"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

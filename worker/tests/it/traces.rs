@@ -72,7 +72,7 @@ async fn post_in_callers_trace(app: &TestApp, path: &str, body: Value) -> Value 
 
 #[tokio::test]
 async fn a_sync_request_is_one_trace_from_the_callers_span_through_redis_to_the_workers_aws_and_sql_spans() {
-    let collector = FakeOtlp::start().await;
+    let collector = FakeOtlp::start();
     let moto = Moto::start().await;
     moto.post(
         "seed/workspaces",
@@ -218,6 +218,78 @@ async fn a_sync_request_is_one_trace_from_the_callers_span_through_redis_to_the_
     app.shutdown().await;
 }
 
+/// An operator who quiets the logs to `warn` keeps the traces, and the
+/// warn lines (the ones that matter) still carry the trace of their job,
+/// although the log layer no longer sees the info-level job span.
+#[tokio::test]
+async fn at_log_level_warn_a_jobs_warnings_still_carry_its_trace() {
+    let collector = FakeOtlp::start();
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[
+            ("HANGAR_AWS_ACCOUNTS", ACCOUNTS),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ])
+        .spawn()
+        .await;
+    // AWS on a port nothing listens on: the attempt fails with a warning.
+    let aws_env: Vec<(String, String)> = [
+        (
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", hangar_tests::free_port()),
+        ),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("HANGAR_LOG_LEVEL", "warn".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let worker = app.logged_worker(WORKER, &["--queues", "sync=1"], &aws_env);
+    let body = post_in_callers_trace(
+        &app,
+        "/api/v1/syncs/workspaces",
+        json!({"account": "main", "region": "us-east-1"}),
+    )
+    .await;
+    let id = body["jobs"][0]["job"]["id"].as_str().unwrap().to_owned();
+    app.wait_state(&id, JobStatus::Retrying, Duration::from_secs(60))
+        .await;
+    collector
+        .wait_until("the worker's process span", Duration::from_secs(20), |spans| {
+            spans.iter().any(|s| {
+                s.service == "hangar-worker" && s.name == "process sync" && s.trace_id == CALLER_TRACE
+            })
+        })
+        .await;
+    let log = worker.stop_and_read_log().await;
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    assert!(
+        lines.iter().all(|l| l["level"] != "INFO"),
+        "HANGAR_LOG_LEVEL=warn:\n{log}"
+    );
+    let warning = lines
+        .iter()
+        .find(|l| l["message"] == "sync attempt failed")
+        .unwrap_or_else(|| panic!("the attempt's warning:\n{log}"));
+    assert_eq!(warning["trace_id"], CALLER_TRACE, "{warning}");
+    let spans = collector.spans();
+    let process = find(&spans, "process sync", |s| {
+        s.service == "hangar-worker" && s.name == "process sync"
+    });
+    assert_eq!(warning["span_id"], process.span_id.as_str(), "{warning}");
+    assert_eq!(process.status, 2, "a failed attempt is an error: {process:?}");
+    assert_eq!(process.attr("hangar.job.outcome"), "retry");
+    app.shutdown().await;
+}
+
 /// Sums `hangar_trace_spans_dropped_total{reason="<reason>"}`.
 fn dropped(metrics: &str, reason: &str) -> f64 {
     metrics
@@ -239,7 +311,7 @@ async fn a_stuck_collector_changes_no_job_outcome_and_its_lost_spans_are_counted
     let app = TestApp::builder()
         .envs(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000"),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "8"),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4"),
             ("OTEL_BSP_SCHEDULE_DELAY", "50"),
@@ -263,10 +335,10 @@ async fn a_stuck_collector_changes_no_job_outcome_and_its_lost_spans_are_counted
     }
     let metrics = app.metrics().await;
     assert!(dropped(&metrics, "queue_full") > 0.0, "{metrics}");
-    // Not a latency test (bench/api.sh measures that): this only shows
-    // that no request waited out an export timeout (1 s here).
+    // Not a latency test (bench/traces.sh measures that): this only shows
+    // that no request waited for the stuck export (5 s here).
     assert!(
-        slowest < Duration::from_millis(1000),
+        slowest < Duration::from_millis(2500),
         "a request waited for the collector: {slowest:?}"
     );
     drop(stuck);
@@ -316,7 +388,7 @@ async fn a_collector_that_is_down_costs_no_job_and_its_failed_exports_are_counte
 
 #[tokio::test]
 async fn a_repair_redispatch_starts_its_own_trace_linked_to_the_job_whose_run_still_joins_its_first_trace() {
-    let collector = FakeOtlp::start().await;
+    let collector = FakeOtlp::start();
     let redis = OwnRedis::start();
     let app = TestApp::builder()
         .redis(&redis.url())
@@ -394,7 +466,7 @@ async fn a_repair_redispatch_starts_its_own_trace_linked_to_the_job_whose_run_st
 
 #[tokio::test]
 async fn a_model_request_is_a_client_span_with_gen_ai_attributes_under_its_job() {
-    let collector = FakeOtlp::start().await;
+    let collector = FakeOtlp::start();
     let model = FakeModel::start(Script::Stream {
         tokens: 5,
         delay: Duration::from_millis(20),
@@ -407,6 +479,7 @@ async fn a_model_request_is_a_client_span_with_gen_ai_attributes_under_its_job()
             ("HANGAR_MODELS_FILE", file.to_str().unwrap()),
             ("HANGAR_MODEL_PROBE_SECS", "1"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ])
         .spawn()
@@ -441,7 +514,16 @@ async fn a_model_request_is_a_client_span_with_gen_ai_attributes_under_its_job()
     // The fake server reports 7 prompt tokens and one per delta.
     assert_eq!(chat.attr("gen_ai.usage.input_tokens"), "7");
     assert_eq!(chat.attr("gen_ai.usage.output_tokens"), "5");
-    assert_eq!(chat.attr("gen_ai.response.finish_reasons"), "length");
+    assert_eq!(
+        chat.content_encoding, "gzip",
+        "OTEL_EXPORTER_OTLP_COMPRESSION=gzip"
+    );
+    assert_eq!(chat.attr("gen_ai.response.finish_reasons"), "[length]");
+    assert_eq!(chat.attr("server.address"), "127.0.0.1");
+    assert!(
+        chat.attr("server.port").parse::<u16>().is_ok_and(|p| p > 0),
+        "{chat:?}"
+    );
     let first_token_ms: f64 = chat.attr("hangar.gen_ai.time_to_first_token_ms").parse().unwrap();
     assert!(first_token_ms > 0.0, "{chat:?}");
     drop(traces);
@@ -450,7 +532,7 @@ async fn a_model_request_is_a_client_span_with_gen_ai_attributes_under_its_job()
 
 #[tokio::test]
 async fn each_scheduler_tick_starts_a_trace_its_job_continues_and_a_skipped_tick_links_the_open_job() {
-    let collector = FakeOtlp::start().await;
+    let collector = FakeOtlp::start();
     let app = TestApp::builder()
         .envs(&[
             ("HANGAR_SCHEDULER_TICK_MS", "100"),
