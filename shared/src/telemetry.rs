@@ -37,37 +37,26 @@ pub fn init(log: &LogConfig, traces: &TraceConfig, component: &str) -> Traces {
     };
     // Traces keep every span at info and above whatever the log level: an
     // operator who quiets the logs to `warn` must not lose the traces too.
-    let otel = provider.as_ref().map(|p| {
-        use opentelemetry::trace::TracerProvider as _;
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("hangar"))
-            .with_tracked_inactivity(false)
-            .with_threads(false)
-            .with_filter(LevelFilter::INFO)
-    });
-    let ansi = std::io::stderr().is_terminal();
-    let registry = tracing_subscriber::registry().with(otel);
-    let installed = match log.format {
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_writer(std::io::stderr)
-                    .with_ansi(false)
-                    .map_event_format(WithTraceIds)
-                    .with_filter(filter),
-            )
-            .try_init(),
-        LogFormat::Pretty => registry
-            .with(
-                fmt::layer()
-                    .compact()
-                    .with_writer(std::io::stderr)
-                    .with_ansi(ansi)
-                    .with_filter(filter),
-            )
+    // So with tracing on, the log level filters the log layer alone; with
+    // it off, it filters globally, as before traces existed: a span or
+    // event below the level is then disabled at its callsite and costs
+    // nothing on the request path.
+    let installed = match &provider {
+        Some(p) => {
+            use opentelemetry::trace::TracerProvider as _;
+            let otel = tracing_opentelemetry::layer()
+                .with_tracer(p.tracer("hangar"))
+                .with_tracked_inactivity(false)
+                .with_threads(false)
+                .with_filter(LevelFilter::INFO);
+            tracing_subscriber::registry()
+                .with(otel)
+                .with(log_layer(log.format).with_filter(filter))
+                .try_init()
+        }
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_layer(log.format))
             .try_init(),
     };
     if installed.is_ok() {
@@ -78,6 +67,29 @@ pub fn init(log: &LogConfig, traces: &TraceConfig, component: &str) -> Traces {
         }
     }
     crate::traces::guard(provider)
+}
+
+/// The log layer: JSON lines (with trace ids when traced) or compact
+/// text, to stderr.
+fn log_layer<S>(format: LogFormat) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    match format {
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .map_event_format(WithTraceIds)
+            .boxed(),
+        LogFormat::Pretty => fmt::layer()
+            .compact()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .boxed(),
+    }
 }
 
 /// The JSON event format with `trace_id` and `span_id` first when the

@@ -429,6 +429,9 @@ pub(crate) static DISPATCH: OnceLock<tracing::Dispatch> = OnceLock::new();
 /// the ones an operator most needs to join to their trace.
 pub(crate) fn current_ids() -> Option<(String, String)> {
     use tracing_subscriber::registry::LookupSpan;
+    if !hangar_queue::trace_context::exporting() {
+        return None;
+    }
     let dispatch = DISPATCH.get()?;
     let current = dispatch.current_span();
     let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;

@@ -13,7 +13,7 @@ use axum::{
 use tracing::Instrument;
 
 use crate::{
-    request_id::{ClientRequestId, HEADER, TRACEPARENT, acceptable, scope, with_caller_traceparent},
+    request_id::{ClientRequestId, HEADER, RequestContext, TRACEPARENT, acceptable, scope},
     state::AppState,
 };
 
@@ -115,13 +115,14 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         }
     }
     let start = Instant::now();
-    let mut response = scope(
-        id.clone(),
-        with_caller_traceparent(caller_trace, async {
-            let response = next.run(req).instrument(span.clone()).await;
-            into_envelope(response).await
-        }),
-    )
+    let context = RequestContext {
+        id: id.clone(),
+        caller_traceparent: caller_trace,
+    };
+    let mut response = scope(context, async {
+        let response = next.run(req).instrument(span.clone()).await;
+        into_envelope(response).await
+    })
     .await;
     let status = response.status().as_u16();
     if traced {
