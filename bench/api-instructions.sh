@@ -16,15 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${1:-2000}"
 WARMUP="${2:-300}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hangar/target}"
 command -v valgrind >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
-bash scripts/services.sh ensure >&2
-if [ -n "${BENCH_BIN_DIR:-}" ]; then
-  BIN="$BENCH_BIN_DIR"
-else
-  cargo build --release --locked --bins -q
-  BIN="$CARGO_TARGET_DIR/release"
-fi
+. bench/bins.sh
 . bench/common.sh
 APORT=$(free_port)
 export HANGAR_BIND="127.0.0.1:$APORT" HANGAR_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}" HANGAR_DB_MAX_CONNECTIONS=16

@@ -17,17 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 CONNS="${2:-32}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hangar/target}"
 command -v wrk >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-bash scripts/services.sh ensure >&2
-# BENCH_BIN_DIR: binaries built elsewhere (another commit's, copied aside)
-# instead of building this checkout's, so two builds can be interleaved.
-if [ -n "${BENCH_BIN_DIR:-}" ]; then
-  BIN="$BENCH_BIN_DIR"
-else
-  cargo build --release --locked --bins -q
-  BIN="$CARGO_TARGET_DIR/release"
-fi
+. bench/bins.sh
 . bench/common.sh
 APORT=$(free_port)
 

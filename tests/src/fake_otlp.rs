@@ -99,6 +99,15 @@ impl FakeOtlp {
         }
     }
 
+    /// The variables that send a process's spans here, in batches at
+    /// most 100 ms old (not the default 5 s), for a test's builder.
+    pub fn env(&self) -> [(&'static str, &str); 2] {
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ]
+    }
+
     /// Every span so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.spans.lock().unwrap().clone()

@@ -79,13 +79,12 @@ async fn a_sync_request_is_one_trace_from_the_callers_span_through_redis_to_the_
         json!({"directories": 1, "workspaces": 30, "bundles": 1, "tags_per_workspace": 1}),
     )
     .await;
-    let otel = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-    ];
-    let mut env = vec![("HANGAR_AWS_ACCOUNTS", ACCOUNTS)];
-    env.extend_from_slice(&otel);
-    let app = TestApp::builder().without_worker().envs(&env).spawn().await;
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&[("HANGAR_AWS_ACCOUNTS", ACCOUNTS)])
+        .envs(&collector.env())
+        .spawn()
+        .await;
     // This process is the API: its spans go out as hangar-api's would.
     let config = app.config();
     let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "api");
@@ -226,11 +225,8 @@ async fn at_log_level_warn_a_jobs_warnings_still_carry_its_trace() {
     let collector = FakeOtlp::start();
     let app = TestApp::builder()
         .without_worker()
-        .envs(&[
-            ("HANGAR_AWS_ACCOUNTS", ACCOUNTS),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ])
+        .envs(&[("HANGAR_AWS_ACCOUNTS", ACCOUNTS)])
+        .envs(&collector.env())
         .spawn()
         .await;
     // AWS on a port nothing listens on: the attempt fails with a warning.
@@ -393,10 +389,7 @@ async fn a_repair_redispatch_starts_its_own_trace_linked_to_the_job_whose_run_st
     let app = TestApp::builder()
         .redis(&redis.url())
         .without_worker()
-        .envs(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ])
+        .envs(&collector.env())
         .spawn()
         .await;
     let config = app.config();
@@ -478,10 +471,9 @@ async fn a_model_request_is_a_client_span_with_gen_ai_attributes_under_its_job()
         .envs(&[
             ("HANGAR_MODELS_FILE", file.to_str().unwrap()),
             ("HANGAR_MODEL_PROBE_SECS", "1"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ])
+        .envs(&collector.env())
         .spawn()
         .await;
     let config = app.config();
@@ -537,9 +529,8 @@ async fn each_scheduler_tick_starts_a_trace_its_job_continues_and_a_skipped_tick
         .envs(&[
             ("HANGAR_SCHEDULER_TICK_MS", "100"),
             ("HANGAR_SCHEDULER_LEASE_SECS", "5"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ])
+        .envs(&collector.env())
         .spawn()
         .await;
     let config = app.config();
