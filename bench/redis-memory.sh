@@ -5,7 +5,8 @@
 # keeps them: a day, at most 100,000 per queue, by default), read again. Against a private
 # redis-server on a free loopback port, stopped by PID at the end.
 #
-#   bash bench/redis-memory.sh [JOBS=200000]
+#   bash bench/redis-memory.sh [JOBS=200000] [--traceparent]
+# (--traceparent: each job carries a W3C traceparent, as with tracing on)
 #
 # Memory does not depend on how the client was compiled, so this builds
 # hangar-bench in the debug profile (already built by the test suite)
@@ -23,4 +24,4 @@ cleanup() { kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 for _ in $(seq 1 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 echo "# $(date -u +%FT%TZ) $(redis-server --version | cut -d' ' -f3) $(redis-cli -p "$PORT" info memory | grep -E '^mem_allocator' | tr -d '\r')"
-"$CARGO_TARGET_DIR/debug/hangar-bench" memory --redis-url "redis://127.0.0.1:$PORT" --jobs "$JOBS"
+"$CARGO_TARGET_DIR/debug/hangar-bench" memory --redis-url "redis://127.0.0.1:$PORT" --jobs "$JOBS" ${2:+"$2"}

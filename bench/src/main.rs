@@ -59,6 +59,10 @@ enum Command {
         /// Jobs to enqueue, then run.
         #[arg(long, default_value_t = 200_000)]
         jobs: usize,
+        /// Each job carries a W3C traceparent, as when the API traces or
+        /// its caller sends one.
+        #[arg(long)]
+        traceparent: bool,
     },
     /// Latency from enqueue to handler start for an idle worker.
     Pickup {
@@ -80,7 +84,11 @@ async fn main() -> anyhow::Result<()> {
             batch,
         } => throughput(&redis_url, jobs, concurrency, batch).await,
         Command::Pickup { redis_url, samples } => pickup(&redis_url, samples).await,
-        Command::Memory { redis_url, jobs } => memory(&redis_url, jobs).await,
+        Command::Memory {
+            redis_url,
+            jobs,
+            traceparent,
+        } => memory(&redis_url, jobs, traceparent).await,
     }
 }
 
@@ -195,10 +203,20 @@ fn api_like_jobs(n: usize) -> Vec<NewJob> {
         .collect()
 }
 
-async fn memory(redis_url: &str, n: usize) -> anyhow::Result<()> {
+async fn memory(redis_url: &str, n: usize, traceparent: bool) -> anyhow::Result<()> {
     let queue = open(redis_url).await?;
     let empty = used_memory(redis_url).await?;
-    for chunk in api_like_jobs(n).chunks(1000) {
+    let jobs: Vec<NewJob> = api_like_jobs(n)
+        .into_iter()
+        .map(|job| match traceparent {
+            true => {
+                let (trace, span) = (ulid::Ulid::new().0, ulid::Ulid::new().0 as u64);
+                job.traceparent(format!("00-{trace:032x}-{span:016x}-01"))
+            }
+            false => job,
+        })
+        .collect();
+    for chunk in jobs.chunks(1000) {
         queue.enqueue_batch(chunk.to_vec()).await?;
     }
     let waiting = used_memory(redis_url).await?;
@@ -209,7 +227,7 @@ async fn memory(redis_url: &str, n: usize) -> anyhow::Result<()> {
     let finished = used_memory(redis_url).await?;
     let per = |bytes: u64| bytes as f64 / n as f64;
     println!(
-        "RESULT system=hangar memory_jobs={n} waiting_bytes_per_job={:.0} finished_kept_bytes_per_job={:.0} \
+        "RESULT system=hangar memory_jobs={n} traceparent={traceparent} waiting_bytes_per_job={:.0} finished_kept_bytes_per_job={:.0} \
          waiting_mb_per_million={:.0} finished_kept_mb_per_million={:.0}",
         per(waiting.saturating_sub(empty)),
         per(finished.saturating_sub(empty)),
