@@ -73,7 +73,9 @@ impl Enqueuer {
                 hangar_queue::trace_context::of(&span).or_else(crate::request_id::caller_traceparent);
         }
         let (reply, answer) = oneshot::channel();
-        let sent_id = job.id.clone();
+        // Only traced requests keep the id for the check below: no clone
+        // on the untraced request path.
+        let sent_id = (!span.is_disabled()).then(|| job.id.clone());
         let answered = tracing::Instrument::instrument(
             async move {
                 self.tx
@@ -89,9 +91,8 @@ impl Enqueuer {
         .await;
         // An idempotent repeat is answered with the job already recorded:
         // the span names that message, not the id this request would have used.
-        if let Ok(((_, _, run), _)) = &answered
-            && run.id != sent_id
-            && !span.is_disabled()
+        if let (Ok(((_, _, run), _)), Some(sent_id)) = (&answered, &sent_id)
+            && &run.id != sent_id
         {
             use tracing_opentelemetry::OpenTelemetrySpanExt;
             span.set_attribute("messaging.message.id", run.id.clone());

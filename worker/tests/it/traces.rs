@@ -15,7 +15,7 @@ use hangar_tests::{
     fake_model::{FakeModel, Script},
     fake_otlp::{FakeOtlp, ReceivedSpan, kind},
     llama::models_file,
-    moto::Moto,
+    moto::{Moto, aws_env_at},
 };
 use serde_json::{Value, json};
 
@@ -70,6 +70,18 @@ async fn post_in_callers_trace(app: &TestApp, path: &str, body: Value) -> Value 
     r.json().await.unwrap()
 }
 
+/// "Sync now" for account main in us-east-1, in the caller's trace; the
+/// sync job's id.
+async fn sync_in_callers_trace(app: &TestApp) -> String {
+    let body = post_in_callers_trace(
+        app,
+        "/api/v1/syncs/workspaces",
+        json!({"account": "main", "region": "us-east-1"}),
+    )
+    .await;
+    body["jobs"][0]["job"]["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn a_sync_request_is_one_trace_from_the_callers_span_through_redis_to_the_workers_aws_and_sql_spans() {
     let collector = FakeOtlp::start();
@@ -95,13 +107,7 @@ async fn a_sync_request_is_one_trace_from_the_callers_span_through_redis_to_the_
     worker_env.push(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/json".into()));
     let worker = app.logged_worker(WORKER, &["--queues", "sync=1"], &worker_env);
 
-    let body = post_in_callers_trace(
-        &app,
-        "/api/v1/syncs/workspaces",
-        json!({"account": "main", "region": "us-east-1"}),
-    )
-    .await;
-    let id = body["jobs"][0]["job"]["id"].as_str().unwrap().to_owned();
+    let id = sync_in_callers_trace(&app).await;
     let job = app
         .wait_state(&id, JobStatus::Succeeded, Duration::from_secs(60))
         .await;
@@ -230,29 +236,10 @@ async fn at_log_level_warn_a_jobs_warnings_still_carry_its_trace() {
         .spawn()
         .await;
     // AWS on a port nothing listens on: the attempt fails with a warning.
-    let aws_env: Vec<(String, String)> = [
-        (
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", hangar_tests::free_port()),
-        ),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("AWS_CONFIG_FILE", "/dev/null".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-        ("HANGAR_LOG_LEVEL", "warn".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let worker = app.logged_worker(WORKER, &["--queues", "sync=1"], &aws_env);
-    let body = post_in_callers_trace(
-        &app,
-        "/api/v1/syncs/workspaces",
-        json!({"account": "main", "region": "us-east-1"}),
-    )
-    .await;
-    let id = body["jobs"][0]["job"]["id"].as_str().unwrap().to_owned();
+    let mut worker_env = aws_env_at(&format!("http://127.0.0.1:{}", hangar_tests::free_port()));
+    worker_env.push(("HANGAR_LOG_LEVEL".into(), "warn".into()));
+    let worker = app.logged_worker(WORKER, &["--queues", "sync=1"], &worker_env);
+    let id = sync_in_callers_trace(&app).await;
     app.wait_state(&id, JobStatus::Retrying, Duration::from_secs(60))
         .await;
     collector
@@ -608,6 +595,55 @@ async fn each_scheduler_tick_starts_a_trace_its_job_continues_and_a_skipped_tick
     );
     let _ = stop.send(());
     scheduler.await.unwrap().unwrap();
+    drop(traces);
+    app.shutdown().await;
+}
+
+/// An idempotent repeat is answered with the job already recorded: its
+/// `send` span names that job, not the id the repeat would have used.
+#[tokio::test]
+async fn a_repeated_idempotency_key_names_the_existing_job_on_its_send_span() {
+    let collector = FakeOtlp::start();
+    let app = TestApp::builder()
+        .without_worker()
+        .envs(&collector.env())
+        .spawn()
+        .await;
+    let config = app.config();
+    let traces = hangar_shared::telemetry::init(&config.log, &config.traces, "api");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = app
+            .http
+            .post(format!("{}/api/v1/jobs", app.base))
+            .header("idempotency-key", "deploy-2026-12-07")
+            .json(&json!({"kind": "system.noop"}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        ids.push(body["job"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids[0], ids[1], "the repeat is answered with the first job");
+    traces.flush();
+    let spans = collector
+        .wait_until("two send spans", Duration::from_secs(15), |spans| {
+            spans.iter().filter(|s| s.name == "send sync").count() == 2
+        })
+        .await;
+    let sends: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.name == "send sync").collect();
+    assert!(
+        sends.iter().all(|s| s.attr("messaging.message.id") == ids[0]),
+        "{sends:#?}"
+    );
+    assert_eq!(
+        sends
+            .iter()
+            .filter(|s| s.attr("hangar.job.existing") == "true")
+            .count(),
+        1,
+        "{sends:#?}"
+    );
     drop(traces);
     app.shutdown().await;
 }
